@@ -1,0 +1,41 @@
+"""medlab: medical image analysis for Jupyter.
+
+Submodules load on first use, so ``import medlab`` stays fast; heavy optional dependencies
+(TensorFlow/Keras, Dask, napari) are imported only by the functions that need them.
+
+>>> import medlab
+>>> medlab.io  # doctest: +ELLIPSIS
+<module 'medlab.io' from ...>
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from medlab.errors import ChecksumError, DatasetError, ImageIOError, MedlabError
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "io",
+    "datasets",
+    "enhance",
+    "filters",
+    "metrics",
+    "display",
+    "reports",
+)
+
+__all__ = [*_SUBMODULES, "MedlabError", "ImageIOError", "DatasetError", "ChecksumError", "__version__"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        mod = importlib.import_module(f"medlab.{name}")
+        globals()[name] = mod
+        return mod
+    raise AttributeError(f"module 'medlab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,137 @@
+"""The one place where numpy arrays and ``SimpleITK.Image`` are converted.
+
+Conventions (see docs in ARCHITECTURE.md):
+
+* numpy arrays are indexed ``(z, y, x)`` (2D: ``(y, x)``); a ``spacing`` given together with
+  an array is in the same **array axis order**, in mm, as in scikit-image.
+* ``SimpleITK.Image`` geometry (spacing, origin, direction) is in SimpleITK's ``(x, y, z)`` order.
+
+Every public function that takes an image calls :func:`as_sitk` once and hands its result back
+through the returned ``back`` callable, so a caller gets the same kind of object it gave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = ["as_sitk", "to_array", "spacing_zyx", "is_image", "copy_geometry", "check_same_grid"]
+
+
+def is_image(obj) -> bool:
+    return isinstance(obj, sitk.Image)
+
+
+def _check_spacing(spacing, ndim: int, name: str) -> tuple[float, ...]:
+    if np.isscalar(spacing):
+        spacing = (float(spacing),) * ndim
+    spacing = tuple(float(s) for s in spacing)
+    if len(spacing) != ndim:
+        raise ValueError(
+            f"`spacing` for {name} must have {ndim} values (array axis order, mm); got {spacing}"
+        )
+    if not all(s > 0 and np.isfinite(s) for s in spacing):
+        raise ValueError(f"`spacing` values must be positive and finite; got {spacing}")
+    return spacing
+
+
+def as_sitk(
+    image,
+    *,
+    spacing: float | Sequence[float] | None = None,
+    name: str = "image",
+    vector: bool = False,
+) -> tuple[sitk.Image, Callable]:
+    """Return ``(sitk_image, back)`` for a ``SimpleITK.Image`` or a numpy array.
+
+    Parameters
+    ----------
+    image : sitk.Image or (M, N[, P]) ndarray
+        The input. A numpy array is indexed ``(z, y, x)``.
+    spacing : float or sequence of float, optional
+        Voxel size in mm, only for numpy input, in array axis order ``(z, y, x)``.
+        Passing it with a ``SimpleITK.Image`` (which carries its own spacing) is an error.
+    name : str
+        Argument name used in error messages.
+    vector : bool
+        If True, the last axis of a numpy array is taken as components (e.g. RGB).
+
+    Returns
+    -------
+    img : sitk.Image
+    back : callable
+        ``back(result)`` turns a ``sitk.Image`` result into the kind the caller gave: the image
+        itself for SimpleITK input, an array for numpy input. Non-image results pass through.
+    """
+    if isinstance(image, sitk.Image):
+        if spacing is not None:
+            raise ValueError(
+                f"`spacing` is only for numpy input; `{name}` is a SimpleITK.Image "
+                f"with its own spacing {image.GetSpacing()} (x, y, z)"
+            )
+        return image, _identity
+    if isinstance(image, np.ndarray) or hasattr(image, "__array__"):
+        arr = np.asarray(image)
+        if arr.dtype == bool:
+            arr = arr.astype(np.uint8)
+        nd = arr.ndim - (1 if vector else 0)
+        if nd not in (2, 3):
+            raise ValueError(
+                f"`{name}` must be a 2D or 3D array{' with a component axis' if vector else ''}; "
+                f"got shape {arr.shape}"
+            )
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"`{name}` must have a numeric dtype; got {arr.dtype}")
+        img = sitk.GetImageFromArray(arr, isVector=vector)
+        if spacing is not None:
+            img.SetSpacing(_check_spacing(spacing, nd, name)[::-1])
+        return img, _to_array
+    raise TypeError(f"`{name}` must be a SimpleITK.Image or a numpy array; got {type(image).__name__}")
+
+
+def _identity(result):
+    return result
+
+
+def _to_array(result):
+    return sitk.GetArrayFromImage(result) if isinstance(result, sitk.Image) else result
+
+
+def to_array(image) -> np.ndarray:
+    """A numpy copy of ``image`` indexed ``(z, y, x)``; arrays pass through unchanged."""
+    if isinstance(image, sitk.Image):
+        return sitk.GetArrayFromImage(image)
+    return np.asarray(image)
+
+
+def spacing_zyx(image, spacing=None) -> tuple[float, ...]:
+    """Voxel size in mm in array axis order, for either kind of image."""
+    if isinstance(image, sitk.Image):
+        return tuple(image.GetSpacing()[::-1])
+    arr = np.asarray(image)
+    if spacing is None:
+        return (1.0,) * arr.ndim
+    return _check_spacing(spacing, arr.ndim, "image")
+
+
+def copy_geometry(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """A ``sitk.Image`` from ``array`` on the grid of ``reference`` (spacing, origin, direction)."""
+    img = sitk.GetImageFromArray(array, isVector=array.ndim == reference.GetDimension() + 1)
+    img.CopyInformation(reference)
+    return img
+
+
+def check_same_grid(a: sitk.Image, b: sitk.Image, names=("image", "mask"), tol: float = 1e-3):
+    """Raise ValueError unless ``a`` and ``b`` share size, spacing, origin and direction."""
+    if a.GetSize() != b.GetSize():
+        raise ValueError(
+            f"`{names[1]}` (size {b.GetSize()}) must have the same size as `{names[0]}` (size {a.GetSize()})"
+        )
+    for what in ("Spacing", "Origin", "Direction"):
+        va, vb = np.array(getattr(a, "Get" + what)()), np.array(getattr(b, "Get" + what)())
+        if not np.allclose(va, vb, atol=tol):
+            raise ValueError(
+                f"`{names[1]}` {what.lower()} {tuple(vb)} differs from `{names[0]}` {what.lower()} {tuple(va)}"
+            )
