@@ -1,0 +1,267 @@
+"""Run notebooks as reports, and record their headline numbers.
+
+Inside a notebook, :func:`record` stores named results (a Dice, a CNR, a timing) as a
+dedicated output of type ``application/vnd.medlab.records+json``; it also shows them as a small
+table so the HTML report carries them. After a run, :func:`read_records` collects them from the
+executed notebook, so tests and the command line can check a notebook's numbers.
+
+:func:`run_notebook` executes a notebook through papermill with parameters (checked against the
+notebook's ``parameters`` cell) and exports HTML. Outputs are written atomically: a run that
+fails leaves no half-written report, only ``NAME.failed.ipynb`` showing the failing cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medlab.errors import MedlabError
+
+__all__ = ["record", "read_records", "run_notebook", "notebook_parameters", "Report", "RECORDS_MIME"]
+
+RECORDS_MIME = "application/vnd.medlab.records+json"
+
+
+def _jsonable(value, name):
+    """Convert numpy scalars/arrays and paths to plain JSON values; reject what cannot be."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if np is not None:
+        if isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, np.ndarray):
+            value = value.tolist()
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{name}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"record `{name}` must be a number, string, list or dict; got {type(value).__name__}")
+
+
+def record(**values) -> dict:
+    """Record named results of a notebook (its headline numbers).
+
+    Parameters
+    ----------
+    **values
+        Numbers, strings, lists or dicts (numpy scalars and arrays are converted).
+
+    Returns
+    -------
+    dict
+        The recorded values, as stored.
+
+    Examples
+    --------
+    >>> record(dice_mean=0.873, n_cases=10)
+    {'dice_mean': 0.873, 'n_cases': 10}
+    """
+    if not values:
+        raise ValueError("record() needs at least one name=value pair")
+    data = {k: _jsonable(v, k) for k, v in values.items()}
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython ships with every Jupyter install
+        return data
+    if get_ipython() is not None:
+        rows = "".join(
+            f"<tr><td><code>{k}</code></td><td>{_fmt(v)}</td></tr>" for k, v in data.items()
+        )
+        display(
+            {
+                RECORDS_MIME: data,
+                "text/html": f"<table class='medlab-records'><tr><th>result</th><th>value</th></tr>{rows}</table>",
+                "text/plain": "recorded: " + ", ".join(f"{k}={_fmt(v)}" for k, v in data.items()),
+            },
+            raw=True,
+        )
+    return data
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    text = json.dumps(v) if not isinstance(v, str) else v
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def read_records(notebook) -> dict:
+    """All values recorded by :func:`record` in an executed notebook (later ones win).
+
+    Parameters
+    ----------
+    notebook : str, Path or nbformat.NotebookNode
+    """
+    import nbformat
+
+    nb = notebook if not isinstance(notebook, (str, os.PathLike)) else nbformat.read(os.fspath(notebook), as_version=4)
+    out: dict = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            if RECORDS_MIME in data:
+                rec = data[RECORDS_MIME]
+                out.update(json.loads(rec) if isinstance(rec, str) else rec)
+    return out
+
+
+def notebook_parameters(path) -> dict:
+    """Names and default values of a notebook's ``parameters`` cell (as papermill sees them)."""
+    import papermill
+
+    params = papermill.inspect_notebook(os.fspath(path))
+    return {name: p.get("default") for name, p in params.items()}
+
+
+@dataclass
+class Report:
+    """What :func:`run_notebook` produced."""
+
+    notebook: Path
+    html: Path | None
+    records: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _check_parameters(path: Path, parameters: dict) -> None:
+    known = notebook_parameters(path)
+    if not known and parameters:
+        raise ValueError(f"{path.name} has no cell tagged `parameters`; cannot set {sorted(parameters)}")
+    for name in parameters:
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f" By {name!r}, did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"{path.name} has no parameter {name!r}; its parameters are {', '.join(known)}.{hint}"
+            )
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_html(notebook_path, html_path) -> Path:
+    """Export an executed notebook to a standalone HTML file (atomically)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(os.fspath(notebook_path), as_version=4)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    html_path = Path(html_path)
+    _atomic_write_text(html_path, body)
+    return html_path
+
+
+def run_notebook(
+    path,
+    out_dir,
+    parameters: dict | None = None,
+    *,
+    html: bool = True,
+    kernel_name: str | None = None,
+    progress: bool = True,
+    timeout_s: float | None = None,
+) -> Report:
+    """Execute a notebook with papermill and write ``OUT/NAME.ipynb`` (+ ``OUT/NAME.html``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The notebook. It runs with its own folder as working directory.
+    out_dir : str or Path
+        Where the executed notebook and HTML go (created if missing). Must not be the
+        notebook's own folder, so a source notebook is never overwritten.
+    parameters : dict, optional
+        Values for names in the notebook's ``parameters`` cell; an unknown name is an error.
+    html : bool
+        Also export HTML.
+    kernel_name : str, optional
+        Jupyter kernel; default: the notebook's own kernelspec.
+    progress : bool
+        Show papermill's cell progress bar.
+    timeout_s : float, optional
+        Per-cell execution timeout in seconds.
+
+    Returns
+    -------
+    Report
+        Paths of what was written, the recorded values and the run time.
+
+    Raises
+    ------
+    MedlabError
+        When a cell fails; the executed notebook up to the failure is kept as
+        ``OUT/NAME.failed.ipynb`` and no report is written.
+    """
+    import papermill
+
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook not found: {path}")
+    out_dir = Path(out_dir).resolve()
+    if out_dir == path.parent:
+        raise ValueError(f"`out_dir` must differ from the notebook's folder ({path.parent})")
+    parameters = dict(parameters or {})
+    _check_parameters(path, parameters)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final_nb = out_dir / path.name
+    final_html = final_nb.with_suffix(".html")
+    failed = out_dir / f"{path.stem}.failed.ipynb"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.stem}.", suffix=".ipynb")
+    os.close(fd)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            os.fspath(path),
+            tmp,
+            parameters=parameters,
+            kernel_name=kernel_name,
+            progress_bar=progress,
+            cwd=os.fspath(path.parent),
+            execution_timeout=timeout_s,
+        )
+    except papermill.PapermillExecutionError as exc:
+        os.replace(tmp, failed)
+        raise MedlabError(
+            f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
+            f"the executed notebook is in {failed}"
+        ) from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    seconds = time.perf_counter() - t0
+    os.replace(tmp, final_nb)
+    failed.unlink(missing_ok=True)
+    html_path = export_html(final_nb, final_html) if html else None
+    return Report(notebook=final_nb, html=html_path, records=read_records(final_nb), seconds=seconds)
+
+
+def parse_value(text: str):
+    """Parse a command-line parameter value: a Python literal if it is one, else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
