@@ -1,0 +1,360 @@
+"""Checksummed, cached fetch of registered data sets.
+
+Where a file comes from, in order:
+
+1. the cache, ``$MEDLAB_CACHE_DIR`` (default ``~/.cache/medlab``), laid out as ``<root>/<file>``;
+2. a local store, ``$MEDLAB_DATA_STORE``, with the same layout (``<store>/<root>/<file>``);
+   if *every* requested file is there and verified, the store folder itself is returned;
+3. the file's source URL, downloaded into the cache.
+
+Every file is checked against its registered sha256 before it is used. Hashing some 1500
+files on every call would be slow, so a verified file is remembered in
+``<cache>/verified.json`` by (absolute path, size, mtime in ns, sha256); a file that changed
+since is hashed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from medlab.errors import ChecksumError, DatasetError
+
+from . import _registry
+
+__all__ = ["fetch", "cache_dir", "store_dir"]
+
+_CHUNK = 1 << 20
+_TIMEOUT_S = 30
+_MEMO_NAME = "verified.json"
+_BAR_MIN_FILES = 20
+
+
+def cache_dir() -> Path:
+    """The download cache: ``$MEDLAB_CACHE_DIR``, else ``~/.cache/medlab``."""
+    env = os.environ.get("MEDLAB_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "medlab"
+
+
+def store_dir() -> Path | None:
+    """The local store named by ``$MEDLAB_DATA_STORE``, or None when unset."""
+    env = os.environ.get("MEDLAB_DATA_STORE")
+    return Path(env).expanduser() if env else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Memo:
+    """Which files were verified, keyed by (absolute path, size, mtime_ns) -> sha256."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / _MEMO_NAME
+        self.changed = False
+        try:
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(self.data, dict):
+                self.data = {}
+        except (OSError, ValueError):
+            self.data = {}
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, list]:
+        st = path.stat()
+        return str(path.resolve()), [st.st_size, st.st_mtime_ns]
+
+    def check(self, path: Path, sha256: str) -> str:
+        """The actual sha256 of ``path`` (from the memo when the file is unchanged)."""
+        key, stamp = self._key(path)
+        rec = self.data.get(key)
+        if isinstance(rec, list) and rec[:2] == stamp and len(rec) == 3:
+            return rec[2]
+        actual = _sha256(path)
+        if actual == sha256:
+            self.data[key] = [*stamp, actual]
+            self.changed = True
+        return actual
+
+    def record(self, path: Path, sha256: str) -> None:
+        """Remember ``path`` as verified (its content was just hashed)."""
+        key, stamp = self._key(path)
+        self.data[key] = [*stamp, sha256]
+        self.changed = True
+
+    def forget(self, path: Path) -> None:
+        if self.data.pop(str(path.resolve()), None) is not None:
+            self.changed = True
+
+    def save(self) -> None:
+        """Write the memo atomically (temporary file + rename)."""
+        if not self.changed:
+            return
+        tmp = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".verified-", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.data, fh)
+            os.replace(tmp, self.path)
+        except OSError:
+            # The memo only saves time; a read-only cache must not stop a verified fetch.
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        self.changed = False
+
+
+def _stream(url: str, out) -> None:
+    """Write the bytes at ``url`` into the open binary file ``out`` (the only network access)."""
+    with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:  # noqa: S310 - https URLs from the registry
+        shutil.copyfileobj(resp, out, _CHUNK)
+
+
+def _copy_stream(src: Path):
+    def write(_url, out):
+        with open(src, "rb") as fh:
+            shutil.copyfileobj(fh, out, _CHUNK)
+
+    return write
+
+
+def _install(dest: Path, sha256: str, nbytes: int, writer, source: str) -> None:
+    """Write a file through ``writer`` into a temporary file next to ``dest``, verify, rename.
+
+    Nothing is left at ``dest`` (nor a temporary file) unless the content matches ``sha256``.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            writer(source, out)
+        actual = _sha256(Path(tmp))
+        if actual != sha256:
+            size = os.path.getsize(tmp)
+            raise ChecksumError(
+                f"{dest.name} from {source}: sha256 {actual} ({size} bytes) does not match the "
+                f"registered sha256 {sha256} ({nbytes} bytes); the file was discarded"
+            )
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache must stay readable
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _select(ent: dict, files) -> list[str]:
+    allf = list(ent["files"])
+    if files is None:
+        return allf
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    if not isinstance(files, Iterable):
+        raise TypeError(f"`files` must be None or an iterable of relative paths; got {type(files).__name__}")
+    wanted: dict[str, None] = {}
+    for pat in files:
+        pat = os.fspath(pat).replace(os.sep, "/")
+        hits = [f for f in allf if fnmatch.fnmatchcase(f, pat)] if any(c in pat for c in "*?[") else (
+            [pat] if pat in ent["files"] else []
+        )
+        if not hits:
+            _registry.check_member(
+                "files", pat, allf, what=f"files of {ent['name']!r}",
+                hint=f"Patterns use fnmatch syntax, e.g. '*.nii.gz'; see info({ent['name']!r}).",
+            )
+        wanted.update(dict.fromkeys(hits))
+    return list(wanted)
+
+
+def _progress(iterable, *, total: int, desc: str, enabled: bool):
+    # a bar for a handful of files is noise; one for hundreds is what people wait on
+    if not enabled or total < _BAR_MIN_FILES:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="file", leave=False)
+
+
+def _package_root(ent: dict) -> Path:
+    import importlib.util
+
+    pkg = ent["package"]
+    try:
+        spec = importlib.util.find_spec(pkg["module"])
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError(
+            f"Data set {ent['name']!r} ships inside the PyPI package {pkg['pip']!r}, which is not "
+            f"installed. Install it with: pip install {pkg['pip']}  (or pip install 'medlab[data]')"
+        )
+    root = Path(list(spec.submodule_search_locations)[0]) / pkg["subdir"]
+    missing = [f for f in pkg.get("files", ()) if not (root / f).is_file()]
+    if missing:
+        raise DatasetError(
+            f"Data set {ent['name']!r}: the installed package {pkg['pip']!r} lacks {missing} in "
+            f"{root}; reinstall it with: pip install --force-reinstall {pkg['pip']}"
+        )
+    return root
+
+
+def fetch(name: str, files=None, *, progress: bool = True) -> Path:
+    """Make sure the files of a data set are present and verified; return its root folder.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_datasets`.
+    files : iterable of str, optional
+        Paths relative to the data set root, or fnmatch patterns (``'STS_001/*'``,
+        ``'nifti/*.nii.gz'``; ``*`` also matches ``/``). Default: every file of the data set.
+    progress : bool
+        Show a progress bar (tqdm) while verifying, copying or downloading several files.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder holding the requested files, laid out as in the registry: the local store's
+        ``<store>/<root>`` when all of them are there, else ``<cache>/<root>``. For data that ships
+        in a PyPI package, the data folder inside the installed package.
+
+    Raises
+    ------
+    ChecksumError
+        A file's sha256 differs from the registry (the file is never used; a corrupted cached
+        copy is deleted first and fetched again, a corrupted store file is left alone).
+    DatasetError
+        Files are in no store and cannot be downloaded; the message lists them and says how to
+        provide them. Also when a package holding package data is not installed.
+    ValueError
+        ``name`` is unknown (with a suggestion), or an entry of ``files`` matches nothing.
+
+    Notes
+    -----
+    Look-up order: the cache (``$MEDLAB_CACHE_DIR``, default ``~/.cache/medlab``), then the
+    local store (``$MEDLAB_DATA_STORE``), then the source URL. Downloads go to a temporary file
+    in the target folder and are renamed into place only after their sha256 matched.
+
+    Examples
+    --------
+    >>> from medlab import datasets
+    >>> root = datasets.fetch("ibsi_ct_phantom", ["nifti/*"], progress=False)
+    >>> sorted(p.name for p in (root / "nifti").iterdir())
+    ['image.nii.gz', 'mask.nii.gz']
+    """
+    ent = _registry._raw(name)
+    if ent["kind"] == "package":
+        return _package_root(ent)
+    wanted = _select(ent, files)
+    cache = cache_dir()
+    cache_root = cache / ent["root"]
+    memo = _Memo(cache)
+    try:
+        return _fetch_store_kind(ent, wanted, cache_root, memo, progress)
+    finally:
+        memo.save()
+
+
+def _fetch_store_kind(ent, wanted, cache_root: Path, memo: _Memo, progress: bool) -> Path:
+    reg = ent["files"]
+    # 1. the cache
+    absent = {rel for rel in wanted if not (cache_root / rel).is_file()}
+    cached = [rel for rel in wanted if rel not in absent]
+    corrupted = []
+    for rel in _progress(cached, total=len(cached), desc=f"verify {ent['name']} (cache)", enabled=progress):
+        path = cache_root / rel
+        if memo.check(path, reg[rel]["sha256"]) != reg[rel]["sha256"]:
+            # A corrupted cached copy is never used: delete it and fetch it again below.
+            memo.forget(path)
+            path.unlink()
+            corrupted.append(rel)
+    absent.update(corrupted)
+    missing = [rel for rel in wanted if rel in absent]
+    if not missing:
+        return cache_root
+
+    # 2. the local store
+    store = store_dir()
+    in_store: set[str] = set()
+    if store is not None:
+        store_root = store / ent["root"]
+        present = [rel for rel in wanted if (store_root / rel).is_file()]
+        # Everything requested is in the store: use it in place. Otherwise only the files still
+        # missing from the cache are taken from it (copied, so the cache root is complete).
+        present_set = set(present)
+        check = present if len(present) == len(wanted) else [r for r in missing if r in present_set]
+        for rel in _progress(check, total=len(check), desc=f"verify {ent['name']} (store)", enabled=progress):
+            path = store_root / rel
+            actual = memo.check(path, reg[rel]["sha256"])
+            if actual != reg[rel]["sha256"]:
+                raise ChecksumError(
+                    f"{path}: sha256 {actual} does not match the registered sha256 "
+                    f"{reg[rel]['sha256']} of {ent['name']!r} file {rel!r}; the file is not used. "
+                    f"Replace it in the store (MEDLAB_DATA_STORE={store}) with the original."
+                )
+        if len(present) == len(wanted):
+            return store_root
+        in_store = set(check)
+
+    # 3. copy what the store has into the cache, download the rest
+    failed: dict[str, str] = {}
+    network_down = None
+    for rel in _progress(missing, total=len(missing), desc=f"fetch {ent['name']}", enabled=progress):
+        dest = cache_root / rel
+        sha, nbytes = reg[rel]["sha256"], reg[rel]["bytes"]
+        if rel in in_store:
+            src = store / ent["root"] / rel
+            _install(dest, sha, nbytes, _copy_stream(src), str(src))
+            memo.record(dest, sha)
+            continue
+        if network_down is not None:
+            failed[rel] = network_down
+            continue
+        url = _registry.file_url(ent, rel)
+        try:
+            _install(dest, sha, nbytes, _stream, url)
+        except urllib.error.HTTPError as exc:
+            failed[rel] = f"{url}: HTTP {exc.code} {exc.reason}"
+        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            # No network (or a dead host): every further download would fail the same way.
+            network_down = f"{url}: {getattr(exc, 'reason', None) or exc!r}"
+            failed[rel] = network_down
+        else:
+            memo.record(dest, sha)
+    if failed:
+        raise DatasetError(_missing_message(ent, failed, corrupted, cache_root))
+    return cache_root
+
+
+def _missing_message(ent, failed: dict[str, str], corrupted: list[str], cache_root: Path) -> str:
+    names = list(failed)
+    shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    store = store_dir()
+    where = f"MEDLAB_DATA_STORE is {str(store)!r}, which lacks them" if store else "MEDLAB_DATA_STORE is not set"
+    reason = next(iter(failed.values()))
+    msg = (
+        f"Data set {ent['name']!r}: {len(names)} file(s) are missing and could not be downloaded: "
+        f"{shown}. ({where}; download failed: {reason}.) To provide them offline, set "
+        f"MEDLAB_DATA_STORE to a folder that holds '{ent['root']}/<file>' (the layout of the "
+        f"medlab data store), or put the files under {cache_root}."
+    )
+    if corrupted:
+        msg += f" Cached copies of {corrupted[:5]} failed their sha256 check and were deleted."
+    return msg

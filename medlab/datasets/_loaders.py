@@ -1,0 +1,329 @@
+"""One loader per registered data set (``LOADERS``), behind :func:`load` and :func:`cases`.
+
+Images are read with ``SimpleITK.ReadImage`` and keep their physical meaning (CT in HU, PET in
+SUV); masks and label maps come back as ``sitkUInt8``. Optional packages (nilearn, pydicom,
+scikit-image) are imported inside the loaders that need them.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from medlab._image import as_sitk
+from medlab._options import check_choice
+from medlab.errors import DatasetError
+
+from . import _registry
+from ._fetch import fetch
+
+__all__ = ["load", "cases", "LOADERS"]
+
+
+def _read(path: Path) -> sitk.Image:
+    return sitk.ReadImage(str(path))
+
+
+def _as_mask(img: sitk.Image) -> sitk.Image:
+    """Label maps as uint8 (values are checked to fit, never wrapped)."""
+    if img.GetPixelID() == sitk.sitkUInt8:
+        return img
+    arr = sitk.GetArrayViewFromImage(img)
+    if arr.size and (arr.min() < 0 or arr.max() > 255 or not np.array_equal(arr, np.round(arr))):
+        return img
+    return sitk.Cast(img, sitk.sitkUInt8)
+
+
+def _no_case(name: str, case) -> None:
+    if case is not None:
+        raise ValueError(f"`case` is not used by data set {name!r} (it has no cases); got {case!r}")
+
+
+# ---------------------------------------------------------------- store data sets
+
+
+def _ibsi_digital_phantom(case=None, *, progress=True):
+    """``(image, mask)``: the 5x4x4 phantom (grey levels) and its 74-voxel ROI mask."""
+    _no_case("ibsi_digital_phantom", case)
+    root = fetch("ibsi_digital_phantom", progress=progress)
+    return _read(root / "image.nii.gz"), _as_mask(_read(root / "mask.nii.gz"))
+
+
+def _ibsi_ct_phantom(case=None, *, progress=True):
+    """``(image, mask)`` from NIfTI: CT in HU (204x201x60, 0.977x0.977x3 mm) and the GTV mask.
+
+    The DICOM series and RTSTRUCT are in ``fetch('ibsi_ct_phantom') / 'dicom'``.
+    """
+    _no_case("ibsi_ct_phantom", case)
+    root = fetch("ibsi_ct_phantom", ["nifti/*"], progress=progress)
+    return _read(root / "nifti" / "image.nii.gz"), _as_mask(_read(root / "nifti" / "mask.nii.gz"))
+
+
+def _ibsi_reference(case=None, *, progress=True):
+    """Path of ``03_Image_features.rst`` (IBSI consensus values and tolerances)."""
+    _no_case("ibsi_reference", case)
+    return fetch("ibsi_reference", progress=progress) / "03_Image_features.rst"
+
+
+_STS_MODALITIES = ("CT", "MR_T1", "PET")
+
+
+def _sts(case, *, modality="CT", progress=True):
+    """``(image, mask)`` of one patient and modality; CT in HU, PET in SUV, MR normalised.
+
+    ``modality`` is one of 'CT', 'MR_T1', 'PET'.
+    """
+    check_choice("modality", modality, _STS_MODALITIES)
+    files = [f"{case}/{modality}_image.nii.gz", f"{case}/{modality}_mask.nii.gz"]
+    root = fetch("sts", files, progress=progress)
+    return _read(root / files[0]), _as_mask(_read(root / files[1]))
+
+
+def _pyradiomics(case, *, progress=True):
+    """``(image, label)``: MR volume and tumour label map (NRRD)."""
+    files = [f"{case}_image.nrrd", f"{case}_label.nrrd"]
+    root = fetch("pyradiomics", files, progress=progress)
+    return _read(root / files[0]), _as_mask(_read(root / files[1]))
+
+
+_HC18_CSV = "training_set_pixel_size_and_HC.csv"
+
+
+def _hc18(case, *, progress=True):
+    """dict: ``image`` (uint8, 2D, spacing = pixel size), ``mask`` (uint8 0/1, filled head),
+    ``pixel_size_mm`` (float), ``hc_mm`` (sonographer's head circumference, float)."""
+    files = [f"training_set/{case}.png", f"training_set/{case}_Annotation.png", _HC18_CSV]
+    root = fetch("hc18", files, progress=progress)
+    with open(root / _HC18_CSV, newline="", encoding="utf-8") as fh:
+        rows = {r[0]: r for r in csv.reader(fh)}
+    try:
+        _, pixel_size, hc = rows[f"{case}.png"]
+    except KeyError:
+        raise DatasetError(f"{root / _HC18_CSV}: no row for {case}.png") from None
+    pixel_size_mm, hc_mm = float(pixel_size), float(hc)
+    image = _read(root / files[0])
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        image = sitk.VectorIndexSelectionCast(image, 0)
+    ann = _read(root / files[1])
+    if ann.GetNumberOfComponentsPerPixel() > 1:
+        ann = sitk.VectorIndexSelectionCast(ann, 0)
+    mask = sitk.Cast(ann > 0, sitk.sitkUInt8)
+    for img in (image, mask):
+        img.SetSpacing((pixel_size_mm, pixel_size_mm))
+    return {"image": image, "mask": mask, "pixel_size_mm": pixel_size_mm, "hc_mm": hc_mm}
+
+
+def _busi_file(case: str) -> str:
+    m = re.fullmatch(r"(benign|malignant|normal) \(\d+\)", case)
+    if not m:
+        raise DatasetError(f"BUSI case {case!r} does not name a class folder")
+    return f"{m.group(1)}/{case}.png"
+
+
+def _busi(case, *, progress=True):
+    """dict: ``image`` (2D RGB, 256x256, uint8 per channel) and ``label``
+    ('benign', 'malignant' or 'normal', from the folder)."""
+    rel = _busi_file(case)
+    root = fetch("busi", [rel], progress=progress)
+    return {"image": _read(root / rel), "label": rel.split("/")[0]}
+
+
+# ---------------------------------------------------------------- package data sets
+
+
+def _nibabel_to_sitk(img) -> sitk.Image:
+    """A nibabel image as ``sitk.Image``; RAS affine -> LPS spacing, origin, direction."""
+    data = np.asanyarray(img.dataobj)
+    if data.ndim != 3:
+        raise DatasetError(f"expected a 3D image from nilearn, got shape {data.shape}")
+    # nibabel indexes (i, j, k) = (x, y, z); medlab/numpy index (z, y, x).
+    out, _ = as_sitk(np.ascontiguousarray(data.transpose(2, 1, 0)))
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(img.affine, dtype=float)
+    m = affine[:3, :3]
+    spacing = np.linalg.norm(m, axis=0)
+    out.SetSpacing(tuple(float(s) for s in spacing))
+    out.SetDirection(tuple(float(v) for v in (m / spacing).ravel()))
+    out.SetOrigin(tuple(float(v) for v in affine[:3, 3]))
+    return out
+
+
+def _mni152(case=None, *, resolution=1, progress=True):
+    """dict of ``template`` (T1), ``brain_mask``, ``gm_mask``, ``wm_mask`` on one grid.
+
+    ``resolution`` is 1 or 2 (mm). Geometry is in ITK's LPS frame (converted from RAS).
+    """
+    _no_case("mni152", case)
+    if resolution not in (1, 2) or isinstance(resolution, bool):
+        raise ValueError(f"`resolution` must be 1 or 2 (mm); got {resolution!r}")
+    fetch("mni152", progress=progress)  # a clear error when nilearn is missing
+    from nilearn import datasets as nd
+
+    getters = {
+        "template": nd.load_mni152_template,
+        "brain_mask": nd.load_mni152_brain_mask,
+        "gm_mask": nd.load_mni152_gm_mask,
+        "wm_mask": nd.load_mni152_wm_mask,
+    }
+    out = {}
+    for key, get in getters.items():
+        img = _nibabel_to_sitk(get(resolution=resolution))
+        out[key] = img if key == "template" else sitk.Cast(img > 0, sitk.sitkUInt8)
+    return out
+
+
+_DEID_ECHO = "ultrasounds/ultrasound-multiframe.dcm"
+
+
+def _deid_echo(case=None, *, progress=True):
+    """The colour-Doppler echo cine as a 3D RGB ``sitk.Image`` (800x600x30, frames along z)."""
+    _no_case("deid_echo", case)
+    return _read(fetch("deid_echo", progress=progress) / _DEID_ECHO)
+
+
+def _skimage_retina(case=None, *, progress=True):
+    """The fundus photograph as a 2D RGB ``sitk.Image`` (1411x1411, pixel size unknown: 1)."""
+    _no_case("skimage_retina", case)
+    fetch("skimage_retina", progress=progress)
+    from skimage import data
+
+    img, _ = as_sitk(data.retina(), vector=True)
+    return img
+
+
+def _pydicom_folders() -> list[Path]:
+    import pydicom.data
+
+    folders = [Path(pydicom.data.__file__).parent / "test_files"]
+    try:
+        folders.append(fetch("pydicom_data", progress=False))
+    except DatasetError:
+        pass  # pydicom-data not installed: pydicom's own test files are still there
+    return folders
+
+
+def _pydicom_cases() -> list[str]:
+    return sorted({p.name for f in _pydicom_folders() for p in f.glob("*.dcm")})
+
+
+def _pydicom_data(case, *, progress=True):
+    """Path of a pydicom / pydicom-data test file (``pydicom.data.get_testdata_file``)."""
+    import pydicom.data
+
+    path = pydicom.data.get_testdata_file(case)
+    if path is None:
+        raise DatasetError(f"pydicom cannot find test file {case!r}; install pydicom-data")
+    return Path(path)
+
+
+# ---------------------------------------------------------------- table and dispatch
+
+
+@dataclass(frozen=True)
+class _Loader:
+    func: Callable
+    #: case ids, or None for the registry's case_pattern; no cases -> [] from the registry
+    cases: Callable[[], list[str]] | None = None
+    default_case: str | None = None
+
+
+LOADERS: dict[str, _Loader] = {
+    "ibsi_digital_phantom": _Loader(_ibsi_digital_phantom),
+    "ibsi_ct_phantom": _Loader(_ibsi_ct_phantom),
+    "ibsi_reference": _Loader(_ibsi_reference),
+    "sts": _Loader(_sts, default_case="STS_001"),
+    "pyradiomics": _Loader(_pyradiomics, default_case="brain1"),
+    "hc18": _Loader(_hc18, default_case="000_HC"),
+    "busi": _Loader(_busi, default_case="benign (1)"),
+    "mni152": _Loader(_mni152),
+    "deid_echo": _Loader(_deid_echo),
+    "skimage_retina": _Loader(_skimage_retina),
+    "pydicom_data": _Loader(_pydicom_data, cases=_pydicom_cases, default_case="CT_small.dcm"),
+}
+
+
+def cases(name: str) -> list[str]:
+    """Case ids of a data set (empty for single-image data sets).
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_datasets`.
+
+    Returns
+    -------
+    list of str
+        E.g. ``'STS_001'`` for ``sts``, ``'brain1'`` for ``pyradiomics``, ``'000_HC'`` for
+        ``hc18``, ``'benign (1)'`` for ``busi``, file names for ``pydicom_data``.
+
+    Examples
+    --------
+    >>> from medlab import datasets
+    >>> datasets.cases("pyradiomics")
+    ['brain1', 'brain2', 'breast1']
+    """
+    check_choice("name", name, list(LOADERS))
+    loader = LOADERS[name]
+    return loader.cases() if loader.cases else _registry.case_names(name)
+
+
+def load(name: str, case: str | None = None, **kw):
+    """Load a registered data set (fetching and verifying its files first).
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_datasets`.
+    case : str, optional
+        A case id from :func:`cases`. Default: the first case for data sets with cases
+        (``'STS_001'``, ``'brain1'``, ``'000_HC'``, ``'benign (1)'``, ``'CT_small.dcm'``); must be
+        None for single-image data sets.
+    **kw
+        Options of the data set's loader, keyword-only: ``modality`` for ``sts``
+        ({'CT', 'MR_T1', 'PET'}, default 'CT'); ``resolution`` for ``mni152`` ({1, 2} mm,
+        default 1); ``progress`` (bool) for all.
+
+    Returns
+    -------
+    object
+        Per data set, with images as ``SimpleITK.Image`` (geometry in mm, LPS) and masks as
+        ``sitkUInt8``:
+
+        - ``ibsi_digital_phantom``, ``ibsi_ct_phantom`` (NIfTI), ``sts``: ``(image, mask)``
+        - ``pyradiomics``: ``(image, label)``
+        - ``hc18``: dict with ``image``, ``mask``, ``pixel_size_mm``, ``hc_mm``
+        - ``busi``: dict with ``image`` (RGB) and ``label`` (class name)
+        - ``mni152``: dict with ``template``, ``brain_mask``, ``gm_mask``, ``wm_mask``
+        - ``deid_echo``: 3D RGB image (frames along z); ``skimage_retina``: 2D RGB image
+        - ``ibsi_reference``, ``pydicom_data``: ``pathlib.Path`` of the file
+
+    Examples
+    --------
+    >>> from medlab import datasets
+    >>> image, mask = datasets.load("ibsi_ct_phantom", progress=False)
+    >>> image.GetSize()
+    (204, 201, 60)
+    """
+    check_choice("name", name, list(LOADERS))
+    loader = LOADERS[name]
+    params = inspect.signature(loader.func).parameters
+    options = [p for p in params if params[p].kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = [k for k in kw if k not in options]
+    if unknown:
+        raise TypeError(
+            f"load({name!r}) got unknown option(s) {unknown}; its options are {options}"
+        )
+    if loader.default_case is not None:
+        if case is None:
+            case = loader.default_case
+        _registry.check_member(
+            "case", case, cases(name), what=f"cases of {name!r}",
+            hint=f"See medlab.datasets.cases({name!r}).",
+        )
+    return loader.func(case, **kw)
