@@ -13,6 +13,7 @@ fails leaves no half-written report, only ``NAME.failed.ipynb`` showing the fail
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import json
 import math
@@ -175,6 +176,24 @@ def export_html(notebook_path, html_path) -> Path:
     return html_path
 
 
+@contextlib.contextmanager
+def _inline_figures():
+    """Let the kernel use its inline backend even if ``MPLBACKEND`` (e.g. Agg) is set here.
+
+    The kernel inherits this process's environment; with a non-interactive backend its
+    ``plt.show()`` draws nothing and the report would have no figures.
+    """
+    old = os.environ.get("MPLBACKEND")
+    if old is None:
+        yield
+        return
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        yield
+    finally:
+        os.environ["MPLBACKEND"] = old
+
+
 def run_notebook(
     path,
     out_dir,
@@ -234,15 +253,16 @@ def run_notebook(
     os.close(fd)
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            os.fspath(path),
-            tmp,
-            parameters=parameters,
-            kernel_name=kernel_name,
-            progress_bar=progress,
-            cwd=os.fspath(path.parent),
-            execution_timeout=timeout_s,
-        )
+        with _inline_figures():
+            papermill.execute_notebook(
+                os.fspath(path),
+                tmp,
+                parameters=parameters,
+                kernel_name=kernel_name,
+                progress_bar=progress,
+                cwd=os.fspath(path.parent),
+                execution_timeout=timeout_s,
+            )
     except papermill.PapermillExecutionError as exc:
         os.replace(tmp, failed)
         raise MedlabError(

@@ -46,7 +46,6 @@ ensure_env() {
 if [ -z "${MEDLAB_DATA_STORE:-}" ] && [ -d "$ROOT/../shared/data" ]; then
   export MEDLAB_DATA_STORE="$(cd "$ROOT/../shared/data" && pwd)"
 fi
-export MPLBACKEND="${MPLBACKEND:-Agg}"
 
 cmd="${1:-help}"; shift || true
 case "$cmd" in
