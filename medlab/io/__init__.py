@@ -1,0 +1,43 @@
+"""Read and write medical images; DICOM metadata, PET SUV, RTSTRUCT and SEG to labels.
+
+Images are ``SimpleITK.Image`` objects with spacing (mm), origin and direction in SimpleITK's
+(x, y, z) order; as numpy arrays they are indexed (z, y, x). Intensities are physical: CT in
+Hounsfield units, PET in SUV body weight by default. Unreadable data always raise
+:class:`medlab.ImageIOError` naming the path and the reason.
+
+=========================== =================================================================
+:func:`read`                DICOM file, DICOM series folder, multi-frame DICOM, NIfTI, NRRD,
+                            MetaImage, PNG/JPEG/TIFF/BMP -> ``SimpleITK.Image``
+:func:`write`               atomic write by extension; never overwrites unless asked
+:func:`list_series`         the DICOM series in a folder (UID, modality, description, files)
+:func:`metadata`            DICOM header as a plain dict (``identifying=False`` for reports)
+:func:`suv_factor`          PET Bq/mL -> SUV body weight factor from the header
+:func:`rtstruct_rois`       ROI names of an RTSTRUCT
+:func:`rtstruct_to_labels`  RTSTRUCT contours -> label image on a reference grid
+:func:`seg_to_labels`       DICOM SEG -> label image on a reference grid
+=========================== =================================================================
+
+pydicom is imported only by the functions that parse DICOM with it.
+"""
+
+from __future__ import annotations
+
+from medlab.io._labels import rtstruct_rois, rtstruct_to_labels, seg_to_labels
+from medlab.io._meta import IDENTIFYING_KEYS, METADATA_KEYS, PET_UNITS, metadata, suv_factor
+from medlab.io._read import read
+from medlab.io._series import list_series
+from medlab.io._write import write
+
+__all__ = [
+    "read",
+    "write",
+    "list_series",
+    "metadata",
+    "suv_factor",
+    "rtstruct_rois",
+    "rtstruct_to_labels",
+    "seg_to_labels",
+    "METADATA_KEYS",
+    "IDENTIFYING_KEYS",
+    "PET_UNITS",
+]

@@ -1,0 +1,191 @@
+"""Reading one DICOM file (single- or multi-frame) with pydicom as the decoder.
+
+pydicom decodes every transfer syntax it has a handler for: uncompressed (little/big endian,
+implicit/explicit, deflated) natively, RLE natively or with pylibjpeg-rle, JPEG baseline,
+extended and lossless and JPEG-LS with pylibjpeg-libjpeg, JPEG 2000 with pylibjpeg-openjpeg.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from medlab._image import as_sitk
+from medlab.errors import ImageIOError
+from medlab.io._common import warn_if_nonuniform
+from medlab.io._header import find, frame_items, open_dicom
+from medlab.io._meta import metadata, pet_scale
+
+
+def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
+    """Decode one DICOM file into a ``sitk.Image`` in physical units.
+
+    A single frame gives a 2D image; several frames give a 3D image with frames along z.
+    See :func:`medlab.io.read` for the conventions.
+    """
+    ds = open_dicom(path)
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        modality = ds.get("Modality", "?")
+        hint = {
+            "RTSTRUCT": "; use medlab.io.rtstruct_to_labels",
+        }.get(str(modality), "")
+        raise ImageIOError(path, f"no pixel data in this DICOM file (Modality {modality}){hint}")
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # decoder plugins raise many types; all mean undecodable here
+        ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+        name = ts.name if ts else "unknown transfer syntax"
+        raise ImageIOError(path, f"cannot decode the pixel data ({name}): {exc}") from exc
+
+    if not arr.dtype.isnative:  # big endian transfer syntaxes; SimpleITK needs native order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    frames = int(ds.get("NumberOfFrames") or 1)
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        arr = apply_color_lut(arr, ds)
+    vector = arr.ndim == (4 if frames > 1 else 3)
+    if frames == 1:
+        arr = arr[np.newaxis]  # one layout below: (frames, rows, columns[, samples])
+    if photometric == "MONOCHROME1":
+        arr = _invert_monochrome1(arr, ds)
+    if not vector:
+        arr = _modality_lut(arr, ds)
+    if str(ds.get("Modality", "")).upper() == "PT":
+        factor = pet_scale(metadata(ds), pet_units, path)
+        if factor is not None:
+            arr = arr.astype(np.float32) * np.float32(factor)
+
+    spacing_xy = _pixel_spacing_xy(ds)
+    if frames == 1:
+        img, _ = as_sitk(arr[0], vector=vector)
+        img.SetSpacing(spacing_xy)
+        return img
+    order, origin, direction, step = _frame_geometry(ds, frames, path)
+    img, _ = as_sitk(arr[order] if order is not None else arr, vector=vector)
+    img.SetSpacing((*spacing_xy, step))
+    img.SetOrigin(origin)
+    img.SetDirection(direction)
+    return img
+
+
+def _invert_monochrome1(arr: np.ndarray, ds) -> np.ndarray:
+    """Map MONOCHROME1 (low = white) to MONOCHROME2 in the stored range, as GDCM does."""
+    if arr.dtype.kind == "f":
+        return -arr
+    bits = int(ds.get("BitsStored") or arr.dtype.itemsize * 8)
+    if arr.dtype.kind == "i":  # stored range [-2**(b-1), 2**(b-1) - 1]: its sum is -1
+        return (-1 - arr).astype(arr.dtype)
+    return ((1 << bits) - 1 - arr.astype(np.int64)).astype(arr.dtype)
+
+
+def _rescale_params(ds, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (slope, intercept): per-frame functional groups, shared ones, or top level."""
+    items = frame_items(ds, "PixelValueTransformationSequence")
+    if items is not None and len(items) in (1, frames):
+        slopes = [float(it.get("RescaleSlope", 1) or 1) for it in items]
+        intercepts = [float(it.get("RescaleIntercept", 0) or 0) for it in items]
+    else:
+        slopes = [float(ds.get("RescaleSlope", 1) or 1)]
+        intercepts = [float(ds.get("RescaleIntercept", 0) or 0)]
+    if "DoseGridScaling" in ds:  # RTDOSE: stored value * DoseGridScaling = dose in DoseUnits
+        slopes = [s * float(ds.DoseGridScaling) for s in slopes]
+    return np.asarray(slopes), np.asarray(intercepts)
+
+
+def _modality_lut(arr: np.ndarray, ds) -> np.ndarray:
+    """Apply the modality LUT or rescale (CT to HU, PET to its Units, RTDOSE to Gy)."""
+    if "ModalityLUTSequence" in ds:
+        from pydicom.pixels import apply_modality_lut
+
+        return apply_modality_lut(arr, ds)
+    slopes, intercepts = _rescale_params(ds, arr.shape[0])
+    if np.all(slopes == 1) and np.all(intercepts == 0):
+        return arr
+    shape = (-1,) + (1,) * (arr.ndim - 1)
+    slopes, intercepts = slopes.reshape(shape), intercepts.reshape(shape)
+    integral = np.all(slopes == np.round(slopes)) and np.all(intercepts == np.round(intercepts))
+    if integral and arr.dtype.kind in "iu":
+        out = arr.astype(np.int64) * slopes.astype(np.int64) + intercepts.astype(np.int64)
+        for dtype in (np.int16, np.int32):
+            info = np.iinfo(dtype)
+            if out.size == 0 or (out.min() >= info.min and out.max() <= info.max):
+                return out.astype(dtype)
+        return out
+    return (arr.astype(np.float32) * slopes.astype(np.float32) + intercepts.astype(np.float32)).astype(np.float32)
+
+
+def _valid_spacing(value) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        row, col = (float(v) for v in list(value)[:2])
+    except (TypeError, ValueError):
+        return None
+    if row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col):
+        return col, row
+    return None
+
+
+def _pixel_spacing_xy(ds) -> tuple[float, float]:
+    """In-plane spacing (x = column step, y = row step) in mm.
+
+    PixelSpacing (patient plane), else ImagerPixelSpacing (projection radiographs: the
+    detector plane), else the ultrasound region calibration when every 2D region agrees and
+    is in cm, else 1.0 (no physical calibration).
+    """
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        spacing = _valid_spacing(find(ds, keyword))
+        if spacing is not None:
+            return spacing
+    deltas = set()
+    for region in ds.get("SequenceOfUltrasoundRegions") or []:
+        if region.get("RegionSpatialFormat") != 1:  # 1 = 2D tissue or flow image
+            continue
+        if region.get("PhysicalUnitsXDirection") != 3 or region.get("PhysicalUnitsYDirection") != 3:
+            continue  # 3 = cm
+        deltas.add((round(float(region.PhysicalDeltaX) * 10.0, 9), round(float(region.PhysicalDeltaY) * 10.0, 9)))
+    if len(deltas) == 1:
+        dx, dy = deltas.pop()
+        if dx > 0 and dy > 0:
+            return dx, dy
+    return 1.0, 1.0
+
+
+def _frame_geometry(ds, frames: int, path: str):
+    """(frame order or None, origin (x, y, z) mm, direction, z step mm) of a multi-frame file.
+
+    Frames with known positions (enhanced per-frame PlanePositionSequence, or RTDOSE
+    GridFrameOffsetVector) that are distinct along the slice normal are sorted along it and
+    form a volume. Otherwise (cine, time series, multi-frame without geometry) frames stay in
+    file order along z with step 1.0 (frame index), origin 0 and identity direction.
+    """
+    identity = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    plain = None, (0.0, 0.0, 0.0), identity, 1.0
+    iop = find(ds, "ImageOrientationPatient")
+    if iop is None or len(iop) != 6:
+        return plain
+    row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    normal = np.cross(row, col)
+    positions = None
+    items = frame_items(ds, "PlanePositionSequence")
+    if items is not None and len(items) == frames and all("ImagePositionPatient" in it for it in items):
+        positions = np.array([[float(v) for v in it.ImagePositionPatient] for it in items])
+    elif "GridFrameOffsetVector" in ds and "ImagePositionPatient" in ds:
+        offsets = np.asarray([float(v) for v in ds.GridFrameOffsetVector])
+        if len(offsets) == frames:
+            positions = np.asarray([float(v) for v in ds.ImagePositionPatient]) + offsets[:, None] * normal
+    if positions is None:
+        return plain
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    steps = np.diff(along[order])
+    if np.any(steps <= 1e-6 * max(1.0, float(np.abs(along).max()))):
+        return plain  # repeated positions (e.g. a time series): not one volume
+    step = float((along[order[-1]] - along[order[0]]) / (frames - 1))
+    warn_if_nonuniform(steps, path, stacklevel=4)
+    direction = tuple(np.column_stack([row, col, normal]).ravel().tolist())
+    order = None if np.all(order == np.arange(frames)) else order
+    first = positions[order[0] if order is not None else 0]
+    return order, tuple(float(v) for v in first), direction, step

@@ -1,0 +1,138 @@
+"""``medlab.io.read``: one entry point, one read path per kind of input."""
+
+from __future__ import annotations
+
+import os
+
+import SimpleITK as sitk
+
+from medlab._options import check_choice
+from medlab.errors import ImageIOError
+from medlab.io._common import ITK_EXTENSIONS, extension, fspath, itk_reason, require_exists
+from medlab.io._meta import PET_UNITS
+
+
+def read(
+    path,
+    *,
+    series_uid: str | None = None,
+    pet_units: str = "suv",
+    as_gray: bool = False,
+) -> sitk.Image:
+    """Read a medical image into a ``SimpleITK.Image`` with physical geometry and units.
+
+    What is read, and how (one read path per kind of input):
+
+    - **a folder**: a DICOM series. GDCM groups the files by SeriesInstanceUID and sorts them
+      by position along the slice normal; ``sitk.ImageSeriesReader`` (GDCM) decodes them.
+      Result: 3D, with spacing from the slice positions (a UserWarning says when they are not
+      uniform, e.g. a missing slice). A series of a single file is read as that file.
+    - **a file ending in** ``.nii``, ``.nii.gz``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``,
+      ``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff`` or ``.bmp``: SimpleITK's own
+      readers. PNG/JPEG/BMP are 2D; colour stays a vector image (see ``as_gray``).
+    - **any other file**: one DICOM file, decoded by pydicom with the pylibjpeg plugins, so
+      every transfer syntax pydicom can decode works: uncompressed, deflate, RLE, JPEG
+      baseline/extended/lossless, JPEG-LS, JPEG 2000. A single frame gives a **2D image**
+      with spacing from PixelSpacing (else ImagerPixelSpacing, else the ultrasound region
+      calibration, else 1.0), origin (0, 0) and identity direction: the slice's 3D position
+      is in ``metadata(path)``, and reading the folder gives the 3D volume. Several frames
+      give a 3D image with frames along z: frames with positions (enhanced multi-frame,
+      RTDOSE) are sorted along the slice normal with their real origin, direction and
+      spacing; frames without positions (ultrasound cine, NM) keep file order with z step
+      1.0 (frame index; the frame time is ``metadata(path)["frame_time_ms"]``).
+
+    Intensities (DICOM): the modality LUT / RescaleSlope and RescaleIntercept are applied, so
+    CT is in Hounsfield units; RTDOSE is scaled by DoseGridScaling (Gy); PET (Modality 'PT')
+    follows ``pet_units`` and is float32. Colour DICOM (RGB, YBR_* converted to RGB, PALETTE
+    COLOR expanded with its LUT, whose 16-bit entries stay 16-bit) is a 3-component vector
+    image. MONOCHROME1 images are inverted into the stored range, as GDCM does, so larger
+    values are brighter everywhere. Integer results are int16/int32 (or the stored type); a
+    non-integer rescale gives float32 for a file and float64 for a series (GDCM's choice).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File or folder.
+    series_uid : str, optional
+        SeriesInstanceUID to read when the folder holds several series (see
+        :func:`list_series`). Only for folders.
+    pet_units : {'suv', 'bqml', 'stored'}
+        PET only: 'suv' gives SUV body weight (g/mL) using :func:`suv_factor`; 'bqml' gives
+        activity concentration in Bq/mL (requires Units BQML); 'stored' gives the rescaled
+        stored values in whatever Units the file declares.
+    as_gray : bool
+        If True, a colour (vector) image is converted to its luma
+        ``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601, as JPEG and DICOM YBR use) as float32
+        in the same value range; an alpha channel is dropped. Grey images are unchanged.
+
+    Returns
+    -------
+    SimpleITK.Image
+        2D or 3D; spacing in mm in (x, y[, z]) order. As an array
+        (``sitk.GetArrayFromImage``) it is indexed (z, y, x), with a trailing component axis
+        for colour.
+
+    Raises
+    ------
+    ImageIOError
+        When the path is missing, or the data are empty, truncated, not an image, ambiguous
+        (several series without ``series_uid``; the message lists each series' UID, modality,
+        description and number of files) or cannot be decoded; and when the PET header does
+        not allow the requested ``pet_units`` (the message names the missing tags).
+    ValueError
+        For a bad option (``pet_units``, ``series_uid`` with a file).
+
+    Examples
+    --------
+    >>> import pydicom.data, medlab.io
+    >>> ct = medlab.io.read(pydicom.data.get_testdata_file("CT_small.dcm"))
+    >>> ct.GetSize(), ct.GetSpacing()
+    ((128, 128), (0.661468, 0.661468))
+    >>> import SimpleITK as sitk
+    >>> hu = sitk.GetArrayViewFromImage(ct)  # Hounsfield units, indexed (y, x)
+    >>> int(hu.min()), int(hu.max())
+    (-896, 1167)
+    """
+    check_choice("pet_units", pet_units, PET_UNITS)
+    path = fspath(path)
+    require_exists(path)
+    if os.path.isdir(path):
+        from medlab.io._series import read_series
+
+        img = read_series(path, series_uid=series_uid, pet_units=pet_units)
+    else:
+        if series_uid is not None:
+            raise ValueError(f"`series_uid` selects a series in a folder; `path` is a file: {path}")
+        if extension(path) in ITK_EXTENSIONS:
+            img = _read_itk(path)
+        else:
+            from medlab.io._dicom import read_dicom_file
+
+            img = read_dicom_file(path, pet_units=pet_units)
+    return to_gray(img) if as_gray else img
+
+
+def _read_itk(path: str) -> sitk.Image:
+    if os.path.getsize(path) == 0:
+        raise ImageIOError(path, "empty file")
+    try:
+        return sitk.ReadImage(path)
+    except RuntimeError as exc:
+        raise ImageIOError(path, f"cannot read as {extension(path)}: {itk_reason(exc)}") from exc
+
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def to_gray(image: sitk.Image) -> sitk.Image:
+    """Luma of a colour image as float32 (ITU-R BT.601 weights); grey images pass through."""
+    n = image.GetNumberOfComponentsPerPixel()
+    if n == 1:
+        return image
+    if n < 3:  # grey + alpha
+        return sitk.VectorIndexSelectionCast(image, 0, sitk.sitkFloat32)
+    out = None
+    for index, weight in enumerate(_LUMA):
+        channel = sitk.VectorIndexSelectionCast(image, index, sitk.sitkFloat32) * weight
+        out = channel if out is None else out + channel
+    return out
