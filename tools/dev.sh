@@ -58,7 +58,7 @@ case "$cmd" in
     echo "== HTML reports: $out/*.html" ;;
   test)
     ensure_env
-    "$VENV/bin/python" -m pytest -n "${MEDLAB_TEST_WORKERS:-2}" "$@" ;;
+    "$VENV/bin/python" -m pytest -n "${MEDLAB_TEST_WORKERS:-2}" --dist loadscope "$@" ;;
   lab)
     ensure_env
     exec "$VENV/bin/jupyter" lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir="$ROOT/notebooks" "$@" ;;

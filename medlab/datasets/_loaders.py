@@ -1,6 +1,6 @@
 """One loader per registered data set (``LOADERS``), behind :func:`load` and :func:`cases`.
 
-Images are read with ``SimpleITK.ReadImage`` and keep their physical meaning (CT in HU, PET in
+Images are read with :func:`medlab.io.read` and keep their physical meaning (CT in HU, PET in
 SUV); masks and label maps come back as ``sitkUInt8``. Optional packages (nilearn, pydicom,
 scikit-image) are imported inside the loaders that need them.
 """
@@ -28,7 +28,11 @@ __all__ = ["load", "cases", "LOADERS"]
 
 
 def _read(path: Path) -> sitk.Image:
-    return sitk.ReadImage(str(path))
+    # the one read path of medlab (physical units, clear errors); imported here so that
+    # ``import medlab.datasets`` stays light
+    from medlab.io import read
+
+    return read(path)
 
 
 def _as_mask(img: sitk.Image) -> sitk.Image:
