@@ -71,7 +71,6 @@ def bench_dicom_series_read(repeats=15):
 
 
 def bench_window_level_png(repeats=200):
-    import numpy as np
     import SimpleITK as sitk
     from pydicom.data import get_testdata_file
 

@@ -17,23 +17,35 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["as_sitk", "to_array", "spacing_zyx", "is_image", "copy_geometry", "check_same_grid"]
+__all__ = [
+    "as_sitk",
+    "to_array",
+    "spacing_zyx",
+    "is_image",
+    "copy_geometry",
+    "check_same_grid",
+    "check_spacing",
+    "array_shape",
+    "check_scalar",
+    "mask_array",
+]
 
 
 def is_image(obj) -> bool:
     return isinstance(obj, sitk.Image)
 
 
-def _check_spacing(spacing, ndim: int, name: str) -> tuple[float, ...]:
+def check_spacing(spacing, ndim: int, name: str = "the image", *, arg: str = "spacing") -> tuple[float, ...]:
+    """``spacing`` (scalar or ``ndim`` values, mm, array axis order) as a tuple of positive floats."""
     if np.isscalar(spacing):
         spacing = (float(spacing),) * ndim
     spacing = tuple(float(s) for s in spacing)
     if len(spacing) != ndim:
         raise ValueError(
-            f"`spacing` for {name} must have {ndim} values (array axis order, mm); got {spacing}"
+            f"`{arg}` must have {ndim} values (array axis order, mm) for {name}; got {spacing}"
         )
     if not all(s > 0 and np.isfinite(s) for s in spacing):
-        raise ValueError(f"`spacing` values must be positive and finite; got {spacing}")
+        raise ValueError(f"`{arg}` values must be positive and finite; got {spacing}")
     return spacing
 
 
@@ -86,7 +98,7 @@ def as_sitk(
             raise TypeError(f"`{name}` must have a numeric dtype; got {arr.dtype}")
         img = sitk.GetImageFromArray(arr, isVector=vector)
         if spacing is not None:
-            img.SetSpacing(_check_spacing(spacing, nd, name)[::-1])
+            img.SetSpacing(check_spacing(spacing, nd, f"`{name}`")[::-1])
         return img, _to_array
     raise TypeError(f"`{name}` must be a SimpleITK.Image or a numpy array; got {type(image).__name__}")
 
@@ -113,7 +125,7 @@ def spacing_zyx(image, spacing=None) -> tuple[float, ...]:
     arr = np.asarray(image)
     if spacing is None:
         return (1.0,) * arr.ndim
-    return _check_spacing(spacing, arr.ndim, "image")
+    return check_spacing(spacing, arr.ndim)
 
 
 def copy_geometry(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -135,3 +147,49 @@ def check_same_grid(a: sitk.Image, b: sitk.Image, names=("image", "mask"), tol: 
             raise ValueError(
                 f"`{names[1]}` {what.lower()} {tuple(vb)} differs from `{names[0]}` {what.lower()} {tuple(va)}"
             )
+
+
+def array_shape(image) -> tuple[int, ...]:
+    """Array-order shape of an array, a ``sitk.Image`` or a shape tuple, without copying."""
+    if isinstance(image, sitk.Image):
+        return tuple(image.GetSize()[::-1])
+    if isinstance(image, tuple):
+        return image
+    return tuple(np.shape(image))
+
+
+def check_scalar(img: sitk.Image, name: str) -> sitk.Image:
+    """Return ``img`` if it has one component per pixel, else raise ValueError naming it."""
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(
+            f"`{name}` must be a scalar image; got {img.GetNumberOfComponentsPerPixel()} "
+            "components per pixel"
+        )
+    return img
+
+
+def mask_array(mask, image, *, name: str = "mask", image_name: str = "image", nonempty=True):
+    """``mask`` (numpy array or sitk label image, nonzero = inside) as a bool array.
+
+    ``image`` is the caller's image (array or ``sitk.Image``) the mask must match: same shape,
+    and the same grid when both are ``sitk.Image``. Returns None for ``mask=None``.
+    """
+    if mask is None:
+        return None
+    if isinstance(mask, sitk.Image) and isinstance(image, sitk.Image):
+        check_same_grid(image, mask, names=(image_name, name))
+    elif not isinstance(mask, sitk.Image | np.ndarray) and not hasattr(mask, "__array__"):
+        raise TypeError(
+            f"`{name}` must be a numpy array or a SimpleITK.Image; got {type(mask).__name__}"
+        )
+    m = to_array(mask)
+    shape = array_shape(image)
+    if m.shape != shape:
+        raise ValueError(
+            f"`{name}` (shape {m.shape}) must have the same shape as `{image_name}` "
+            f"(shape {shape})"
+        )
+    m = m != 0
+    if nonempty and not m.any():
+        raise ValueError(f"`{name}` selects no voxels")
+    return m

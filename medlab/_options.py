@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+import numpy as np
+
 
 def check_choice(name: str, value, choices: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise a ValueError with a suggestion.
@@ -51,3 +53,13 @@ def require(module: str, *, extra: str, purpose: str):
             f"{purpose} needs the optional package '{module}'. "
             f"Install it with: pip install 'medlab[{extra}]'"
         ) from exc
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def check_int(name: str, value, *, minimum: int) -> int:
+    if not is_int(value) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}")
+    return int(value)

@@ -21,8 +21,8 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import as_sitk, check_same_grid, copy_geometry, to_array
-from medlab._options import check_choice, check_positive
+from medlab._image import as_sitk, check_scalar, copy_geometry, mask_array
+from medlab._options import check_choice, check_int, check_positive, is_int
 
 __all__ = [
     "Preset",
@@ -158,42 +158,6 @@ def _check_percentiles(percentiles) -> tuple[float, float]:
     return lo, hi
 
 
-def _scalar(img: sitk.Image, name: str) -> sitk.Image:
-    if img.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(
-            f"`{name}` must be a scalar image; got {img.GetNumberOfComponentsPerPixel()} "
-            "components per pixel"
-        )
-    return img
-
-
-def _mask_array(mask, image, *, name: str = "mask", image_name: str = "image", nonempty=True):
-    """``mask`` (numpy array or sitk label image, nonzero = inside) as a bool array.
-
-    ``image`` is the caller's image (array or ``sitk.Image``) the mask must match: same shape,
-    and the same grid when both are ``sitk.Image``. Returns None for ``mask=None``.
-    """
-    if mask is None:
-        return None
-    if isinstance(mask, sitk.Image) and isinstance(image, sitk.Image):
-        check_same_grid(image, mask, names=(image_name, name))
-    elif not isinstance(mask, sitk.Image | np.ndarray) and not hasattr(mask, "__array__"):
-        raise TypeError(
-            f"`{name}` must be a numpy array or a SimpleITK.Image; got {type(mask).__name__}"
-        )
-    m = to_array(mask)
-    shape = _shape(image)
-    if m.shape != shape:
-        raise ValueError(
-            f"`{name}` (shape {m.shape}) must have the same shape as `{image_name}` "
-            f"(shape {shape})"
-        )
-    m = m != 0
-    if nonempty and not m.any():
-        raise ValueError(f"`{name}` selects no voxels")
-    return m
-
-
 def auto_window(
     image, *, percentiles: Sequence[float] = _DEFAULT_PERCENTILES, mask=None
 ) -> tuple[float, float]:
@@ -222,8 +186,8 @@ def auto_window(
     """
     lo_p, hi_p = _check_percentiles(percentiles)
     img, _ = as_sitk(image)
-    _scalar(img, "image")
-    return _auto_window(sitk.GetArrayViewFromImage(img), (lo_p, hi_p), _mask_array(mask, image))
+    check_scalar(img, "image")
+    return _auto_window(sitk.GetArrayViewFromImage(img), (lo_p, hi_p), mask_array(mask, image))
 
 
 def _auto_window(arr: np.ndarray, percentiles, m) -> tuple[float, float]:
@@ -266,7 +230,7 @@ def resolve_window(
     (window, level) : tuple of float
     """
     img, _ = as_sitk(image)
-    _scalar(img, "image")
+    check_scalar(img, "image")
     return _resolve(
         sitk.GetArrayViewFromImage(img), image, window, level, preset, percentiles, mask
     )
@@ -288,7 +252,7 @@ def _resolve(arr, image, window, level, preset, percentiles, mask) -> tuple[floa
         preset = "auto"
     check_choice("preset", preset, _PRESETS)
     if preset == "auto":
-        return _auto_window(arr, _check_percentiles(percentiles), _mask_array(mask, image))
+        return _auto_window(arr, _check_percentiles(percentiles), mask_array(mask, image))
     p = _PRESETS[preset]
     return p.window, p.level
 
@@ -337,7 +301,7 @@ def window_level(
     array([[0.23333333, 0.5       , 0.        ]], dtype=float32)
     """
     img, back = as_sitk(image, spacing=spacing)
-    _scalar(img, "image")
+    check_scalar(img, "image")
     arr = sitk.GetArrayViewFromImage(img)
     w, lev = _resolve(arr, image, window, level, preset, percentiles, mask)
     low, high = window_bounds(w, lev)
@@ -367,10 +331,10 @@ def equalize_hist(image, *, nbins: int = 256, mask=None, spacing=None):
     """
     from skimage.exposure import equalize_hist as _eq
 
-    nbins = _check_int("nbins", nbins, minimum=2)
+    nbins = check_int("nbins", nbins, minimum=2)
     img, back = as_sitk(image, spacing=spacing)
-    _scalar(img, "image")
-    m = _mask_array(mask, image)
+    check_scalar(img, "image")
+    m = mask_array(mask, image)
     out = _eq(sitk.GetArrayFromImage(img), nbins=nbins, mask=m)
     return back(copy_geometry(out.astype(np.float32), img))
 
@@ -413,13 +377,13 @@ def clahe(
     clip_limit = check_positive("clip_limit", clip_limit)
     if clip_limit > 1:
         raise ValueError(f"`clip_limit` must be in (0, 1]; got {clip_limit!r}")
-    nbins = _check_int("nbins", nbins, minimum=2)
+    nbins = check_int("nbins", nbins, minimum=2)
     img, back = as_sitk(image, spacing=spacing)
-    _scalar(img, "image")
+    check_scalar(img, "image")
     arr = sitk.GetArrayViewFromImage(img)
     if kernel_size is not None:
         ks = (kernel_size,) * arr.ndim if np.isscalar(kernel_size) else tuple(kernel_size)
-        if len(ks) != arr.ndim or not all(_is_int(k) and k >= 1 for k in ks):
+        if len(ks) != arr.ndim or not all(is_int(k) and k >= 1 for k in ks):
             raise ValueError(
                 f"`kernel_size` must be a positive int or {arr.ndim} positive ints (voxels, "
                 f"array axis order); got {kernel_size!r}"
@@ -462,7 +426,7 @@ def gamma(image, gamma: float, *, in_range: Sequence[float] | None = None, spaci
     """
     g = check_positive("gamma", gamma)
     img, back = as_sitk(image, spacing=spacing)
-    _scalar(img, "image")
+    check_scalar(img, "image")
     arr = sitk.GetArrayViewFromImage(img)
     if in_range is None:
         lo, hi = float(arr.min()), float(arr.max())
@@ -527,9 +491,9 @@ def normalize(
     if method == "percentile":
         lo_p, hi_p = _check_percentiles(percentiles)
     img, back = as_sitk(image, spacing=spacing)
-    _scalar(img, "image")
+    check_scalar(img, "image")
     arr = sitk.GetArrayViewFromImage(img)
-    m = _mask_array(mask, image)
+    m = mask_array(mask, image)
     values = (arr[m] if m is not None else arr.ravel()).astype(np.float64)
     where = "inside `mask`" if m is not None else "in `image`"
     if method == "zscore":
@@ -551,22 +515,3 @@ def normalize(
         if clip:
             np.clip(out, 0.0, 1.0, out=out)
     return back(copy_geometry(out.astype(np.float32), img))
-
-
-def _shape(image) -> tuple[int, ...]:
-    """Array-order shape of an array, a ``sitk.Image`` or a shape tuple, without copying."""
-    if isinstance(image, sitk.Image):
-        return tuple(image.GetSize()[::-1])
-    if isinstance(image, tuple):
-        return image
-    return tuple(np.shape(image))
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool)
-
-
-def _check_int(name: str, value, *, minimum: int) -> int:
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}")
-    return int(value)

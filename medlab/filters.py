@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import as_sitk, copy_geometry
-from medlab._options import check_positive
-from medlab.enhance import _check_int, _is_int, _mask_array, _scalar
+from medlab._image import as_sitk, check_scalar, copy_geometry, mask_array
+from medlab._options import check_int, check_positive, is_int
 
 __all__ = [
     "gaussian",
@@ -47,7 +46,7 @@ _MAD_TO_SIGMA = 0.6744897501960817
 def _float_image(image, spacing, name="image"):
     """``(original sitk image, float32 copy, back)`` for a scalar image."""
     img, back = as_sitk(image, spacing=spacing, name=name)
-    _scalar(img, name)
+    check_scalar(img, name)
     f = img if img.GetPixelID() == sitk.sitkFloat32 else sitk.Cast(img, sitk.sitkFloat32)
     return img, f, back
 
@@ -168,7 +167,7 @@ def median(image, radius_voxels=None, *, radius_mm=None, spacing=None):
         Same pixel type as ``image`` (a median only picks existing values).
     """
     img, back = as_sitk(image, spacing=spacing)
-    _scalar(img, "image")
+    check_scalar(img, "image")
     nd = img.GetDimension()
     if radius_voxels is not None and radius_mm is not None:
         raise ValueError("give `radius_voxels` or `radius_mm`, not both")
@@ -179,7 +178,7 @@ def median(image, radius_voxels=None, *, radius_mm=None, spacing=None):
     else:
         rv = 1 if radius_voxels is None else radius_voxels
         radius = (rv,) * nd if np.isscalar(rv) else tuple(rv)
-        if len(radius) != nd or not all(_is_int(r) and r >= 0 for r in radius):
+        if len(radius) != nd or not all(is_int(r) and r >= 0 for r in radius):
             raise ValueError(
                 f"`radius_voxels` must be an int >= 0 or {nd} of them (array axis order); "
                 f"got {radius_voxels!r}"
@@ -253,7 +252,7 @@ def anisotropic_diffusion(
         If ``progress`` returned False.
     """
     conductance = check_positive("conductance", conductance)
-    iterations = _check_int("iterations", iterations, minimum=1)
+    iterations = check_int("iterations", iterations, minimum=1)
     img, f, back = _float_image(image, spacing)
     limit = min(img.GetSpacing()) / 2 ** (img.GetDimension() + 1)
     if time_step is None:
@@ -300,7 +299,7 @@ def estimate_noise_std(image, *, spacing=None) -> float:
         Noise standard deviation in image intensity units.
     """
     img, _ = as_sitk(image, spacing=spacing)
-    _scalar(img, "image")
+    check_scalar(img, "image")
     _check_min_size(img, 2, "noise estimation")
     arr = sitk.GetArrayViewFromImage(img)
     nd = arr.ndim
@@ -352,12 +351,12 @@ def nl_means(
     """
     from skimage.restoration import denoise_nl_means
 
-    patch_size = _check_int("patch_size", patch_size, minimum=1)
+    patch_size = check_int("patch_size", patch_size, minimum=1)
     img, f, back = _float_image(image, spacing)
     nd = img.GetDimension()
     if patch_distance is None:
         patch_distance = 6 if nd == 2 else 3
-    patch_distance = _check_int("patch_distance", patch_distance, minimum=1)
+    patch_distance = check_int("patch_distance", patch_distance, minimum=1)
     if sigma is None:
         sigma = estimate_noise_std(f)
     else:
@@ -448,19 +447,19 @@ def n4_bias_correction(
     shrink = _per_axis_int("shrink_factor", shrink_factor, nd, minimum=1)[::-1]  # (x, y, z)
     shrink = [max(1, min(s, n // 8)) if n >= 8 else 1 for s, n in zip(shrink, size, strict=True)]
     iterations = list(iterations) if not np.isscalar(iterations) else [iterations]
-    if not iterations or not all(_is_int(i) and i >= 1 for i in iterations):
+    if not iterations or not all(is_int(i) and i >= 1 for i in iterations):
         raise ValueError(
             f"`iterations` must be a non-empty sequence of ints >= 1 (one per level); "
             f"got {iterations!r}"
         )
     convergence_threshold = check_positive("convergence_threshold", convergence_threshold)
-    control_points = _check_int("control_points", control_points, minimum=4)
+    control_points = check_int("control_points", control_points, minimum=4)
 
     arr = sitk.GetArrayViewFromImage(f)
     if mask is None:
         m = sitk.GetArrayViewFromImage(sitk.OtsuThreshold(f, 0, 1, 200)) != 0
     else:
-        m = _mask_array(mask, image)
+        m = mask_array(mask, image)
     m = m & (arr > 0)
     if not m.any():
         raise ValueError("the mask for N4 selects no voxels with intensity > 0")
@@ -493,7 +492,7 @@ def n4_bias_correction(
 
 def _per_axis_int(name, value, ndim, *, minimum):
     vals = (value,) * ndim if np.isscalar(value) else tuple(value)
-    if len(vals) != ndim or not all(_is_int(v) and v >= minimum for v in vals):
+    if len(vals) != ndim or not all(is_int(v) and v >= minimum for v in vals):
         raise ValueError(
             f"`{name}` must be an int >= {minimum} or {ndim} of them (array axis order); "
             f"got {value!r}"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import as_sitk
+from medlab._image import as_sitk, check_spacing
 from medlab._options import check_choice, check_positive
 
 __all__ = ["Phantom", "ct_phantom", "mr_phantom", "pet_phantom", "us_phantom", "xray_phantom"]
@@ -71,16 +71,7 @@ def _check_spacing(spacing_mm, ndim: int, default=None) -> tuple[float, ...]:
     """``spacing_mm`` checked against ``ndim``; None takes the last ``ndim`` values of ``default``."""
     if spacing_mm is None:
         spacing_mm = tuple(default)[-ndim:]
-    if np.isscalar(spacing_mm):
-        spacing_mm = (spacing_mm,) * ndim
-    sp = tuple(float(s) for s in spacing_mm)
-    if len(sp) != ndim:
-        raise ValueError(
-            f"`spacing_mm` must have {ndim} values (array axis order, mm) to match `shape`; got {spacing_mm!r}"
-        )
-    if not all(s > 0 and math.isfinite(s) for s in sp):
-        raise ValueError(f"`spacing_mm` values must be positive and finite; got {spacing_mm!r}")
-    return sp
+    return check_spacing(spacing_mm, ndim, "`shape`", arg="spacing_mm")
 
 
 def _check_count(name: str, value) -> int:

@@ -12,9 +12,8 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import check_same_grid, to_array
-from medlab._options import check_positive
-from medlab.enhance import _check_int, _mask_array
+from medlab._image import check_same_grid, mask_array
+from medlab._options import check_int, check_positive
 
 __all__ = ["snr", "cnr", "mse", "psnr", "ssim"]
 
@@ -84,12 +83,12 @@ def snr(image, signal_mask, background_mask=None, *, ddof: int = 0) -> float:
     10.0
     """
     arr = _image_array(image, "image")
-    ddof = _check_int("ddof", ddof, minimum=0)
-    s = arr[_mask_array(signal_mask, image, name="signal_mask")].astype(np.float64)
+    ddof = check_int("ddof", ddof, minimum=0)
+    s = arr[mask_array(signal_mask, image, name="signal_mask")].astype(np.float64)
     if background_mask is None:
         noise = s
     else:
-        noise = arr[_mask_array(background_mask, image, name="background_mask")]
+        noise = arr[mask_array(background_mask, image, name="background_mask")]
     return _ratio(float(s.mean()), _std(noise, ddof, "noise region"))
 
 
@@ -123,13 +122,13 @@ def cnr(image, mask_a, mask_b, *, noise_mask=None, ddof: int = 0) -> float:
     8.0
     """
     arr = _image_array(image, "image")
-    ddof = _check_int("ddof", ddof, minimum=0)
-    a = arr[_mask_array(mask_a, image, name="mask_a")].astype(np.float64)
-    b = arr[_mask_array(mask_b, image, name="mask_b")].astype(np.float64)
+    ddof = check_int("ddof", ddof, minimum=0)
+    a = arr[mask_array(mask_a, image, name="mask_a")].astype(np.float64)
+    b = arr[mask_array(mask_b, image, name="mask_b")].astype(np.float64)
     if noise_mask is None:
         sigma = math.sqrt((_std(a, ddof, "mask_a") ** 2 + _std(b, ddof, "mask_b") ** 2) / 2)
     else:
-        sigma = _std(arr[_mask_array(noise_mask, image, name="noise_mask")], ddof, "noise")
+        sigma = _std(arr[mask_array(noise_mask, image, name="noise_mask")], ddof, "noise")
     return _ratio(abs(float(a.mean()) - float(b.mean())), sigma)
 
 
@@ -233,7 +232,7 @@ def ssim(
     dr = _data_range(ref, data_range)
     if win_size is None:
         win_size = 11 if gaussian_weights else 7
-    win_size = _check_int("win_size", win_size, minimum=3)
+    win_size = check_int("win_size", win_size, minimum=3)
     if win_size % 2 == 0:
         raise ValueError(f"`win_size` must be odd; got {win_size}")
     need = win_size
