@@ -22,6 +22,7 @@ _SUBMODULES = (
     "enhance",
     "filters",
     "metrics",
+    "segmentation",
     "display",
     "reports",
 )

@@ -21,7 +21,7 @@ def test_import_medlab_loads_no_heavy_dependency():
 
 
 def test_processing_modules_do_not_load_ml_or_ui_stacks():
-    loaded = _loaded_after("import medlab, medlab.io, medlab.enhance, medlab.filters, medlab.datasets, medlab.metrics, medlab.display, medlab.reports")
+    loaded = _loaded_after("import medlab, medlab.io, medlab.enhance, medlab.filters, medlab.datasets, medlab.metrics, medlab.segmentation, medlab.display, medlab.reports")
     assert not set(loaded) & {"tensorflow", "keras", "torch", "jax", "dask", "napari", "ipywidgets"}
 
 

@@ -1,0 +1,1 @@
+"""Classic segmentation: thresholds, region growing, edge-based methods, morphology, label statistics."""
