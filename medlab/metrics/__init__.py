@@ -1,13 +1,28 @@
 """Measurements against ground truth and of image quality.
 
-Image quality (this file's first part): :func:`snr`, :func:`cnr`, :func:`mse`, :func:`psnr`,
-:func:`ssim`. Segmentation and classification metrics (Dice, Hausdorff, surface distances, ...)
-join them here from their own private modules.
+Image quality (``_quality.py``): :func:`snr`, :func:`cnr`, :func:`mse`, :func:`psnr`,
+:func:`ssim`.
+
+Segmentation against ground truth (``_segmentation.py``; definitions of boundary, HD95 and the
+empty-mask cases in its module docstring): :func:`dice`, :func:`jaccard`, :func:`hausdorff`,
+:func:`hd95`, :func:`assd`, :func:`surface_dice`, :func:`volume_difference`, and
+:func:`segmentation_scores` for all of them in one call. Classification metrics join them here
+from their own private module.
 """
 
 from __future__ import annotations
 
 from medlab.metrics._quality import cnr, mse, psnr, snr, ssim
+from medlab.metrics._segmentation import (
+    assd,
+    dice,
+    hausdorff,
+    hd95,
+    jaccard,
+    segmentation_scores,
+    surface_dice,
+    volume_difference,
+)
 
 __all__ = [
     # image quality (_quality.py)
@@ -16,4 +31,13 @@ __all__ = [
     "mse",
     "psnr",
     "ssim",
+    # segmentation against ground truth (_segmentation.py)
+    "dice",
+    "jaccard",
+    "hausdorff",
+    "hd95",
+    "assd",
+    "surface_dice",
+    "volume_difference",
+    "segmentation_scores",
 ]
