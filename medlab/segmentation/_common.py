@@ -1,0 +1,261 @@
+"""Helpers shared by the segmentation modules: seeds, connectivity, masks, pixel ranges."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import SimpleITK as sitk
+
+from medlab._image import (
+    array_shape,
+    as_sitk,
+    check_same_grid,
+    check_scalar,
+    copy_geometry,
+    to_array,
+)
+from medlab._options import check_choice, check_positive
+
+CONNECTIVITY = ("face", "full")
+
+# Value range of each integer pixel type, used to clip an open threshold bound (None) to
+# something SimpleITK can cast to the pixel type without overflow.
+_INT_RANGE = {
+    sitk.sitkUInt8: (0, 2**8 - 1),
+    sitk.sitkInt8: (-(2**7), 2**7 - 1),
+    sitk.sitkUInt16: (0, 2**16 - 1),
+    sitk.sitkInt16: (-(2**15), 2**15 - 1),
+    sitk.sitkUInt32: (0, 2**32 - 1),
+    sitk.sitkInt32: (-(2**31), 2**31 - 1),
+    sitk.sitkUInt64: (0, 2**64 - 1),
+    sitk.sitkInt64: (-(2**63), 2**63 - 1),
+}
+_INTEGER_IDS = frozenset(_INT_RANGE)
+
+
+def scalar_image(image, spacing, name="image"):
+    """``(sitk image, back)`` for a scalar image of either kind."""
+    img, back = as_sitk(image, spacing=spacing, name=name)
+    check_scalar(img, name)
+    return img, back
+
+
+def float_image(img: sitk.Image) -> sitk.Image:
+    return img if img.GetPixelID() == sitk.sitkFloat32 else sitk.Cast(img, sitk.sitkFloat32)
+
+
+def check_connectivity(connectivity) -> bool:
+    """True for full (8/26-neighbour) connectivity, False for face (4/6-neighbour)."""
+    return check_choice("connectivity", connectivity, CONNECTIVITY) == "full"
+
+
+def check_number(name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a number; got {value!r}") from None
+    if math.isnan(v):
+        raise ValueError(f"`{name}` must not be NaN")
+    return v
+
+
+def bounds(img: sitk.Image, lower, upper, *, require_one=True) -> tuple[float, float, bool]:
+    """``(lower, upper, empty)``: an inclusive threshold pair in image units that SimpleITK can
+    cast to the pixel type without changing its meaning, and whether no pixel value can fall
+    in it (so the result is empty whatever the image holds)."""
+    if require_one and lower is None and upper is None:
+        raise ValueError("give `lower`, `upper` or both (image intensity units); got neither")
+    lo = -math.inf if lower is None else check_number("lower", lower)
+    hi = math.inf if upper is None else check_number("upper", upper)
+    if lo > hi:
+        raise ValueError(f"`lower` ({lower!r}) must be <= `upper` ({upper!r})")
+    rng = _INT_RANGE.get(img.GetPixelID())
+    if rng is not None:
+        # ITK casts thresholds to the pixel type (truncating): round inward, clip to the type
+        lo, hi = math.ceil(lo) if math.isfinite(lo) else lo, math.floor(hi) if math.isfinite(hi) else hi
+        tmin, tmax = rng
+    else:
+        big = float(np.finfo(np.float32 if img.GetPixelID() == sitk.sitkFloat32 else np.float64).max)
+        tmin, tmax = -big, big
+    empty = lo > tmax or hi < tmin or lo > hi
+    return float(min(max(lo, tmin), tmax)), float(max(min(hi, tmax), tmin)), empty
+
+
+def empty_like(img: sitk.Image) -> sitk.Image:
+    """A uint8 image of zeros on ``img``'s grid."""
+    out = sitk.Image(img.GetSize(), sitk.sitkUInt8)
+    out.CopyInformation(img)
+    return out
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def _extent_text(img: sitk.Image) -> str:
+    """The image extent in both frames, for error messages."""
+    size = img.GetSize()
+    nd = img.GetDimension()
+    axes = "xyz"[:nd]
+    idx = ", ".join(f"{a} 0..{n - 1}" for a, n in zip(axes[::-1], size[::-1], strict=True))
+    corners = np.array([
+        img.TransformContinuousIndexToPhysicalPoint([c - 0.5 for c in corner])
+        for corner in np.ndindex(*(2,) * nd)
+        for corner in [[(n if b else 0) for b, n in zip(corner, size, strict=True)]]
+    ])
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    mm = ", ".join(f"{a} [{a0:.4g}, {a1:.4g}]" for a, a0, a1 in zip(axes, lo, hi, strict=True))
+    return f"index ({', '.join(axes[::-1])}) {idx}; physical (x, y, z) mm {mm}"
+
+
+def _as_points(name: str, seeds, nd: int, order: str) -> np.ndarray:
+    try:
+        arr = np.asarray(seeds, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a sequence of {order} tuples; got {seeds!r}") from None
+    if arr.ndim == 1 and arr.size == nd:
+        arr = arr.reshape(1, nd)  # one seed given as a flat tuple
+    if arr.ndim != 2 or arr.shape[1] != nd or arr.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` must be one or more {order} tuples with {nd} values each for this "
+            f"{nd}D image; got {seeds!r}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"`{name}` must be finite; got {seeds!r}")
+    return arr
+
+
+def seeds_to_sitk(img: sitk.Image, seeds_index=None, seeds_mm=None, *, names=("seeds_index", "seeds_mm")):
+    """Seeds as a list of SimpleITK indexes ``(x, y[, z])`` inside ``img``.
+
+    Exactly one of ``seeds_index`` (numpy order ``(z, y, x)`` integer indexes) and
+    ``seeds_mm`` (physical ``(x, y, z)`` points in mm, mapped to the voxel that contains them)
+    must be given. A seed outside the image raises ValueError naming it and the image extent.
+    """
+    n_index, n_mm = names
+    if (seeds_index is None) == (seeds_mm is None):
+        got = "both" if seeds_index is not None else "neither"
+        raise ValueError(
+            f"give exactly one of `{n_index}` (numpy indexes (z, y, x)) and `{n_mm}` "
+            f"(physical points (x, y, z) in mm); got {got}"
+        )
+    nd = img.GetDimension()
+    size = img.GetSize()
+    out = []
+    if seeds_index is not None:
+        order = "(z, y, x)" if nd == 3 else "(y, x)"
+        arr = _as_points(n_index, seeds_index, nd, order + " index")
+        if not (arr == np.round(arr)).all():
+            raise ValueError(f"`{n_index}` must be integer voxel indexes {order}; got {seeds_index!r}")
+        for row in arr.astype(np.int64):
+            xyz = tuple(int(v) for v in row[::-1])
+            if any(v < 0 or v >= n for v, n in zip(xyz, size, strict=True)):
+                raise ValueError(
+                    f"seed {tuple(int(v) for v in row)} in `{n_index}` {order} is outside the "
+                    f"image: {_extent_text(img)}"
+                )
+            out.append(xyz)
+    else:
+        arr = _as_points(n_mm, seeds_mm, nd, "(x, y, z) mm" if nd == 3 else "(x, y) mm")
+        for row in arr:
+            cont = img.TransformPhysicalPointToContinuousIndex([float(v) for v in row])
+            xyz = tuple(math.floor(c + 0.5) for c in cont)
+            if any(v < 0 or v >= n for v, n in zip(xyz, size, strict=True)):
+                raise ValueError(
+                    f"seed {tuple(float(v) for v in row)} mm in `{n_mm}` (x, y, z) is outside "
+                    f"the image: {_extent_text(img)}"
+                )
+            out.append(xyz)
+    return out
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def binary_image(mask, spacing, name="mask"):
+    """``(uint8 0/1 sitk image, back)`` from a mask of either kind (nonzero = inside)."""
+    img, back = as_sitk(mask, spacing=spacing, name=name)
+    check_scalar(img, name)
+    if img.GetPixelID() == sitk.sitkUInt8 and not isinstance(mask, sitk.Image):
+        arr = np.asarray(mask)
+        if arr.dtype == bool:
+            return img, back  # as_sitk made it 0/1 already
+    return sitk.NotEqual(img, 0), back
+
+
+def companion(image_img: sitk.Image, other, *, names, given_sitk: bool) -> sitk.Image:
+    """``other`` (array or sitk) as a sitk image on ``image_img``'s grid, shape/grid checked."""
+    if isinstance(other, sitk.Image):
+        if given_sitk:
+            check_same_grid(image_img, other, names=names)
+            return other
+        if array_shape(other) != array_shape(image_img):
+            raise ValueError(
+                f"`{names[1]}` (shape {array_shape(other)}) must have the same shape as "
+                f"`{names[0]}` (shape {array_shape(image_img)})"
+            )
+        out = sitk.Image(other)
+        out.CopyInformation(image_img)
+        return out
+    if not isinstance(other, np.ndarray) and not hasattr(other, "__array__"):
+        raise TypeError(f"`{names[1]}` must be a numpy array or a SimpleITK.Image; got {type(other).__name__}")
+    arr = np.asarray(other)
+    if arr.shape != array_shape(image_img):
+        raise ValueError(
+            f"`{names[1]}` (shape {arr.shape}) must have the same shape as `{names[0]}` "
+            f"(shape {array_shape(image_img)})"
+        )
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    return copy_geometry(arr, image_img)
+
+
+def integer_labels(img: sitk.Image, name: str) -> sitk.Image:
+    """``img`` if it has an integer pixel type; integral floats are cast, others rejected."""
+    if img.GetPixelID() in _INTEGER_IDS:
+        return img
+    arr = sitk.GetArrayViewFromImage(img)
+    if not np.array_equal(arr, np.round(arr)) or (arr.size and arr.min() < 0):
+        raise ValueError(f"`{name}` must hold non-negative integer labels; got dtype {arr.dtype} with non-integer or negative values")
+    top = float(arr.max()) if arr.size else 0.0
+    return sitk.Cast(img, sitk.sitkUInt8 if top < 256 else sitk.sitkUInt16 if top < 65536 else sitk.sitkUInt32)
+
+
+def radius_voxels_from_mm(name: str, radius_mm, spacing_zyx) -> tuple[int, ...]:
+    """Per-axis voxel radius (array axis order) of a physical radius: round(radius / spacing)."""
+    nd = len(spacing_zyx)
+    vals = (radius_mm,) * nd if np.isscalar(radius_mm) else tuple(radius_mm)
+    if len(vals) != nd:
+        raise ValueError(f"`{name}` must be a number or {nd} numbers (array axis order, mm); got {radius_mm!r}")
+    r = tuple(check_positive(name, v, allow_zero=True) for v in vals)
+    vox = tuple(math.floor(v / s + 0.5) for v, s in zip(r, spacing_zyx, strict=True))
+    if not any(vox):
+        raise ValueError(
+            f"`{name}` = {radius_mm!r} mm is less than half a voxel along every axis "
+            f"(spacing {tuple(round(s, 4) for s in spacing_zyx)} mm, array axis order), so it "
+            "would do nothing; use a larger radius"
+        )
+    return vox
+
+
+def view(img: sitk.Image) -> np.ndarray:
+    """A read-only numpy view (z, y, x) of a sitk image; no copy."""
+    return sitk.GetArrayViewFromImage(img)
+
+
+__all__ = [
+    "CONNECTIVITY",
+    "binary_image",
+    "bounds",
+    "check_connectivity",
+    "check_number",
+    "companion",
+    "empty_like",
+    "float_image",
+    "integer_labels",
+    "radius_voxels_from_mm",
+    "scalar_image",
+    "seeds_to_sitk",
+    "to_array",
+    "view",
+]
