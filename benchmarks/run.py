@@ -11,6 +11,11 @@ dicom_series_read   IBSI CT phantom DICOM series (60 slices): medlab.io.read vs 
 window_level_png    a real 512x512 CT slice (pydicom-data 693_J2KI.dcm) to display-ready
                     PNG bytes with medlab.display.png_bytes. Target: median <= 10 ms.
                     Baseline: cv2.imencode alone of the already-windowed 8-bit slice.
+region_grow_3d      connected-threshold region growing of the IBSI CT phantom tumour from one
+                    seed: medlab.segmentation.connected_threshold vs raw SimpleITK
+                    ConnectedThreshold. Target: ratio <= 1.1.
+region_grow_2d      the same on a real 512x512 CT slice (693_J2KI.dcm), the interactive
+                    preview case. Target: median <= 30 ms. Baseline: raw SimpleITK.
 import_time         ``import medlab`` in a fresh interpreter vs ``import numpy`` (baseline);
                     also ``import medlab.io`` and the first submodules a notebook touches.
 """
@@ -106,6 +111,66 @@ def bench_window_level_png(repeats=200):
     }
 
 
+def _region_grow(image, seed_zyx, lower, upper, repeats):
+    import SimpleITK as sitk
+
+    import medlab.segmentation as seg
+
+    seed_xyz = [tuple(int(v) for v in seed_zyx[::-1])]
+
+    def raw():
+        return sitk.ConnectedThreshold(image, seed_xyz, lower, upper, 1)
+
+    def ours():
+        return seg.connected_threshold(image, seeds_index=[seed_zyx], lower=lower, upper=upper)
+
+    n = int(sitk.GetArrayFromImage(ours()).sum())
+    assert n == int(sitk.GetArrayFromImage(raw()).sum()) and n > 0
+    ours(), raw()
+    t_ours, t_raw = _interleaved(ours, raw, repeats)
+    return t_ours, t_raw, n
+
+
+def bench_region_grow_3d(repeats=15):
+    import numpy as np
+    import SimpleITK as sitk
+    from scipy.ndimage import distance_transform_edt
+
+    import medlab.datasets
+
+    ct, gtv = medlab.datasets.load("ibsi_ct_phantom", progress=False)
+    inside = sitk.GetArrayFromImage(gtv) > 0
+    seed = tuple(int(v) for v in np.unravel_index(np.argmax(distance_transform_edt(inside)), inside.shape))
+    t_ours, t_raw, n = _region_grow(ct, seed, -300.0, 300.0, repeats)
+    return {
+        "medlab_ms": 1e3 * t_ours,
+        "baseline_ms": 1e3 * t_raw,
+        "ratio": t_ours / t_raw,
+        "target": "ratio <= 1.1",
+        "ok": t_ours / t_raw <= 1.1,
+        "note": f"IBSI CT phantom 204x201x60, seed (z,y,x)={seed} (deepest GTV voxel), -300..300 HU, {n} voxels grown",
+    }
+
+
+def bench_region_grow_2d(repeats=100):
+    import SimpleITK as sitk
+    from pydicom.data import get_testdata_file
+
+    import medlab.io
+
+    ct = medlab.io.read(get_testdata_file("693_J2KI.dcm"))
+    assert ct.GetSize() == (512, 512), ct.GetSize()
+    t_ours, t_raw, n = _region_grow(ct, (256, 256), -200.0, 200.0, repeats)
+    return {
+        "medlab_ms": 1e3 * t_ours,
+        "baseline_ms": 1e3 * t_raw,
+        "ratio": t_ours / t_raw,
+        "target": "median <= 30 ms",
+        "ok": 1e3 * t_ours <= 30,
+        "note": f"512x512 CT slice (693_J2KI.dcm), seed (y,x)=(256,256), -200..200 HU, {n} pixels grown",
+    }
+
+
 def _import_time(stmt, repeats):
     times = []
     for _ in range(repeats):
@@ -135,6 +200,8 @@ def bench_import_time(repeats=7):
 BENCHMARKS = {
     "dicom_series_read": bench_dicom_series_read,
     "window_level_png": bench_window_level_png,
+    "region_grow_3d": bench_region_grow_3d,
+    "region_grow_2d": bench_region_grow_2d,
     "import_time": bench_import_time,
 }
 
