@@ -58,6 +58,16 @@ def test_threshold_integer_image_fractional_and_out_of_range_bounds():
     assert seg.threshold(a, lower=-1000, upper=1000).sum() == 5
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.int32, np.uint16, np.int8, np.float32])
+def test_open_bounds_on_every_pixel_type(dtype):
+    # an open bound is clipped to the pixel type; for 64-bit integers that must not overflow
+    a = np.array([[0, 9, 9, 0, 9]], dtype)
+    assert seg.threshold(a, lower=5).tolist() == [[0, 1, 1, 0, 1]]
+    assert seg.threshold(a, upper=5).tolist() == [[1, 0, 0, 1, 0]]
+    assert seg.connected_threshold(a, seeds_index=[(0, 1)], lower=5).tolist() == [[0, 1, 1, 0, 0]]
+    assert seg.connected_threshold(a, seeds_index=[(0, 0)], upper=5).tolist() == [[1, 0, 0, 0, 0]]
+
+
 def test_threshold_bad_arguments():
     a = np.zeros((4, 4))
     with pytest.raises(ValueError, match="`lower`, `upper` or both"):
@@ -430,3 +440,12 @@ def test_label_statistics_2d_mask_and_no_image():
         seg.label_statistics(np.full((4, 4), 0.5))
     with pytest.raises(ValueError, match=r"`image` \(shape \(3, 3\)\) must have the same shape as `labels`"):
         seg.label_statistics(m, np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("module", ["_threshold", "_region", "_morphology", "_edges", "_lesion"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"medlab.segmentation.{module}"))
+    assert result.failed == 0

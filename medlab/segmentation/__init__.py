@@ -41,9 +41,10 @@ Morphology and components
 :func:`remove_small_objects`    ``min_voxels``, ``min_volume_ml`` (3D) or ``min_area_mm2`` (2D)
 :func:`label_statistics`        size, centroid (mm), bounding box, intensity per label
 Lesions from one seed
-:func:`segment_pet_tumour`      PET: percent of local SUVmax, SUV 2.5, Otsu in a box, ...
+:func:`segment_pet_tumour`      PET: Otsu in a box, percent of the local SUVmax, or SUV 2.5
 :func:`segment_ct_tumour`       CT: HU-range growing in a measured sphere, opening, closing, fill
 :func:`segment_mr_tumour`       MR: confidence connected + threshold level set, or watershed
+:func:`seed_from_mask`          a seed inside a reference mask (SUVmax or most interior voxel)
 =============================== ==============================================================
 """
 
@@ -58,7 +59,7 @@ from ._edges import (
     threshold_level_set,
     watershed,
 )
-from ._lesion import segment_ct_tumour, segment_mr_tumour, segment_pet_tumour
+from ._lesion import seed_from_mask, segment_ct_tumour, segment_mr_tumour, segment_pet_tumour
 from ._morphology import (
     closing,
     component_at,
@@ -124,4 +125,5 @@ __all__ = [
     "segment_pet_tumour",
     "segment_ct_tumour",
     "segment_mr_tumour",
+    "seed_from_mask",
 ]

@@ -28,8 +28,9 @@ _INT_RANGE = {
     sitk.sitkInt16: (-(2**15), 2**15 - 1),
     sitk.sitkUInt32: (0, 2**32 - 1),
     sitk.sitkInt32: (-(2**31), 2**31 - 1),
-    sitk.sitkUInt64: (0, 2**64 - 1),
-    sitk.sitkInt64: (-(2**63), 2**63 - 1),
+    # the largest doubles that still fit (2**63 - 1 itself rounds up to 2**63 and overflows)
+    sitk.sitkUInt64: (0, 2**64 - 2048),
+    sitk.sitkInt64: (-(2**63), 2**63 - 1024),
 }
 _INTEGER_IDS = frozenset(_INT_RANGE)
 
@@ -239,7 +240,11 @@ def radius_voxels_from_mm(name: str, radius_mm, spacing_zyx) -> tuple[int, ...]:
 
 
 def view(img: sitk.Image) -> np.ndarray:
-    """A read-only numpy view (z, y, x) of a sitk image; no copy."""
+    """A read-only numpy view (z, y, x) of a sitk image; no copy.
+
+    The view does not keep ``img`` alive: call it only on an image the caller holds in a
+    variable, never on a temporary (``view(sitk.Foo(x))``), whose memory is freed at once.
+    """
     return sitk.GetArrayViewFromImage(img)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from medlab._image import copy_geometry
 from medlab._options import check_int, check_positive
 from medlab.filters import _execute, canny
 
@@ -55,16 +56,21 @@ def _gradient(f: sitk.Image, sigma_mm) -> sitk.Image:
 
 def _speed(f: sitk.Image, sigma_mm, edge_scale) -> sitk.Image:
     """``1 / (1 + (|grad| / K) ** 2)`` as float32."""
-    g = _gradient(f, sigma_mm)
+    grad = _gradient(f, sigma_mm)  # keep the image alive while its array view is used
+    g = view(grad).astype(np.float64)
     if edge_scale is None:
         # Perona & Malik (1990): K at 90 % of the cumulative histogram of |gradient|
-        k = float(np.percentile(view(g), 90))
-        if not k > 0:
-            k = 1.0  # a constant image has no edges: any K gives speed 1
+        k = float(np.percentile(g, 90))
+        a = view(f)
+        scale = float(max(abs(a.max()), abs(a.min()))) or 1.0
+        # float32 Gaussian derivatives of a constant image are rounding noise of about
+        # 1e-7 * scale per voxel; anything that small is no edge
+        if not k > 1e-5 * scale / min(f.GetSpacing()):
+            k = scale  # no edges above rounding noise (a constant image): speed 1 everywhere
     else:
         k = check_positive("edge_scale", edge_scale)
-    r = sitk.Square(sitk.Divide(g, k))
-    return sitk.Cast(sitk.Divide(1.0, sitk.Add(r, 1.0)), sitk.sitkFloat32)
+    speed = (1.0 / (1.0 + (g / k) ** 2)).astype(np.float32)
+    return copy_geometry(speed, f)
 
 
 def edge_speed(image, *, sigma_mm=1.0, edge_scale=None, spacing=None):
@@ -173,8 +179,17 @@ def _initial_level_set(img: sitk.Image, initial, given_sitk: bool) -> sitk.Image
     m, _ = binary_image(init, None, "initial")
     if not view(m).any():
         raise ValueError("`initial` selects no voxels: a level set needs a starting region")
-    ls = sitk.SignedMaurerDistanceMap(m, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
-    return sitk.Cast(ls, sitk.sitkFloat32)
+    # Signed distance (mm) whose zero level lies on the voxel faces between the region and the
+    # rest: -(distance to the nearest outside voxel) inside, +(distance to the nearest inside
+    # voxel) outside. (SimpleITK's signed Maurer map is 0 on the region's boundary voxels, so a
+    # thin or ragged region, all boundary, would start with nothing inside and vanish.)
+    def dist(x):
+        d = sitk.SignedMaurerDistanceMap(x, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
+        return sitk.GetArrayFromImage(d)  # a copy: a view would not outlive ``d``
+
+    inside = view(m) != 0
+    ls = np.where(inside, -dist(sitk.Equal(m, 0)), dist(m)).astype(np.float32)
+    return copy_geometry(ls, m)
 
 
 def _run_level_set(filt, inputs, iterations, progress, name, img):
@@ -182,7 +197,8 @@ def _run_level_set(filt, inputs, iterations, progress, name, img):
 
     def describe():
         count[0] += 1
-        return count[0] / iterations, f"iteration {count[0]}/{iterations}, RMS change {filt.GetRMSChange():.3g}"
+        # (SimpleITK updates the RMS change only when Execute returns, so it is not reported)
+        return count[0] / iterations, f"iteration {count[0]}/{iterations}"
 
     ls = _execute(filt, inputs, progress, describe, name)
     out = sitk.Less(ls, 0.0)

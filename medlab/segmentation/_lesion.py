@@ -29,9 +29,13 @@ from ._morphology import closing, component_at, fill_holes, largest_component, o
 from ._region import _FACE, confidence_connected, local_max
 from ._threshold import check_percent, percent_threshold
 
-PET_METHODS = ("percent_suvmax", "suv", "otsu_box")
+PET_METHODS = ("otsu_box", "percent_suvmax", "suv")
+SEED_RULES = ("max", "interior")
 CT_METHODS = ("region_growing", "watershed")
 MR_METHODS = ("confidence_level_set", "watershed")
+
+#: uptake (SUV) below which a voxel is taken as outside the body (air) for the Otsu histogram
+_AIR_SUV = 0.1
 
 
 def _one_seed(img, seed_index, seed_mm):
@@ -105,10 +109,57 @@ def ray_radius_mm(inside: np.ndarray, seed_zyx, spacing_zyx, *, n_rays=256, step
     return float(np.median(r[first]))
 
 
+def seed_from_mask(mask, image=None, *, rule="max", spacing=None) -> tuple[int, ...]:
+    """A seed inside a reference mask, standing in for a reader's click on the lesion.
+
+    For evaluating one-click methods against a reference segmentation: the mask is used only
+    to say where the lesion is, as a clinician would point at it; the segmentation itself
+    never sees the mask.
+
+    Parameters
+    ----------
+    mask : sitk.Image or (M, N[, P]) ndarray
+        Reference mask (nonzero = lesion), not empty.
+    image : sitk.Image or ndarray, optional
+        Intensity image on the same grid; needed for ``rule='max'``.
+    rule : {'max', 'interior'}
+        'max': the brightest voxel of ``image`` inside the mask (PET: the lesion's SUVmax,
+        where a reader clicks on a hot lesion). 'interior': the mask voxel farthest (in mm)
+        from the mask's boundary, its most central point (for lesions without one hottest
+        spot; a non-convex mask may have it off its centroid). Ties go to the first voxel in
+        raster order.
+    spacing : float or sequence of float, optional
+        Voxel size in mm, array axis order, for numpy input (used by 'interior').
+
+    Returns
+    -------
+    tuple of int
+        The seed as a numpy index ``(z, y, x)`` (2D: ``(y, x)``).
+    """
+    from scipy import ndimage as ndi
+
+    from medlab._image import mask_array, spacing_zyx
+
+    rule = check_choice("rule", rule, SEED_RULES)
+    m = mask_array(mask, mask)
+    if rule == "max":
+        if image is None:
+            raise ValueError("`rule='max'` needs the intensity `image`")
+        img, _ = scalar_image(image, spacing)
+        arr = view(img)
+        m = mask_array(mask, image)
+        flat = int(np.argmax(np.where(m, arr, -np.inf)))
+    else:
+        sp = spacing_zyx(mask, spacing)
+        dist = ndi.distance_transform_edt(np.pad(m, 1), sampling=sp)[(slice(1, -1),) * m.ndim]
+        flat = int(np.argmax(dist))
+    return tuple(int(v) for v in np.unravel_index(flat, m.shape))
+
+
 # --------------------------------------------------------------------------- PET
 
 
-def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="percent_suvmax", percent=40.0,
+def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="otsu_box", percent=40.0,
                        suv=2.5, search_radius_mm=10.0, margin_mm=30.0, return_info=False, spacing=None):
     """A PET lesion from one seed (a click on the lesion).
 
@@ -121,9 +172,12 @@ def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="percent_su
     - ``'suv'``: uptake ``>= suv`` (absolute threshold, classically 2.5).
     - ``'otsu_box'``: the ``percent`` % region gives a first extent; Otsu's threshold is
       computed in its bounding box widened by ``margin_mm`` on every side (lesion plus
-      surrounding background), and the region ``>=`` that threshold is grown. Adapts to
+      surrounding background; voxels below 0.1 SUV, outside the body, are left out), and the
+      region ``>=`` that threshold is grown. Adapts to
       lesions whose uptake is heterogeneous, where a fraction of SUVmax keeps only the
-      hottest part.
+      hottest part. The default: on the ten sarcoma PETs of the IBSI validation set it has
+      the best mean Dice against the GTVs (0.74, vs 0.59 for 40 % of SUVmax and 0.66 for
+      SUV 2.5; see ``tests/test_segmentation_real.py``).
 
     Parameters
     ----------
@@ -133,7 +187,7 @@ def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="percent_su
         The seed as a numpy index.
     seed_mm : (x, y, z) or (x, y) tuple of float, optional
         The seed as a physical point in mm. Give exactly one of the two.
-    method : {'percent_suvmax', 'suv', 'otsu_box'}
+    method : {'otsu_box', 'percent_suvmax', 'suv'}
         See above.
     percent : float
         Fraction of SUVmax in percent for 'percent_suvmax' and the first step of 'otsu_box'.
@@ -161,7 +215,7 @@ def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="percent_su
     >>> ph = pet_phantom(n_lesions=1, noise=0, seed=3)
     >>> lesion = ph.truth["lesions"][0]
     >>> mask = segment_pet_tumour(ph.image, seed_index=lesion["centre_index"])
-    >>> int(sitk.GetArrayViewFromImage(mask).sum()) == lesion["n_voxels"]
+    >>> int(sitk.GetArrayFromImage(mask).sum()) == lesion["n_voxels"]
     True
     """
     method = check_choice("method", method, PET_METHODS)
@@ -186,7 +240,9 @@ def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="percent_su
             lo = [int(n.min()) - math.floor(margin / s) for n, s in zip(nz, sp, strict=True)]
             hi = [int(n.max()) + math.floor(margin / s) + 1 for n, s in zip(nz, sp, strict=True)]
             box, sl = _box(img, lo, hi)
-            t = min(auto_threshold(box, "otsu"), suvmax)
+            # voxels outside the body (air, no uptake) would make Otsu split body from air
+            body = sitk.Greater(box, _AIR_SUV)
+            t = min(auto_threshold(box, "otsu", mask=body), suvmax) if view(body).any() else t
             info["box_index"] = tuple(s.start for s in sl)
             info["box_size"] = tuple(s.stop - s.start for s in sl)
     info["threshold"] = t
@@ -204,7 +260,7 @@ def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="percent_su
 
 
 def segment_ct_tumour(ct, *, seed_index=None, seed_mm=None, method="region_growing", lower=-300.0,
-                      upper=250.0, max_radius_mm=None, radius_factor=1.0, opening_mm=5.0,
+                      upper=250.0, max_radius_mm=None, radius_factor=1.0, opening_mm=0.0,
                       closing_mm=3.0, sigma_mm=1.0, return_info=False, spacing=None):
     """A soft-tissue tumour on CT from one seed, e.g. a lung tumour touching the chest wall.
 
@@ -215,10 +271,12 @@ def segment_ct_tumour(ct, *, seed_index=None, seed_mm=None, method="region_growi
     is the sphere radius (:func:`ray_radius_mm`), unless ``max_radius_mm`` is given.
 
     - ``'region_growing'``: voxels in ``[lower, upper]`` HU inside the sphere connected to
-      the seed; an opening of ``opening_mm`` cuts thin bridges (vessels, pleural strands);
-      the component containing the seed is kept (the largest piece if the opening removed
-      the seed's voxel); a closing of ``closing_mm`` and slice-wise hole filling restore
-      the outline and enclosed air or calcifications.
+      the seed; optionally an opening of ``opening_mm`` to cut thin bridges (vessels, pleural
+      strands), keeping the component that contains the seed (the largest piece if the
+      opening removed the seed's voxel, the unopened region if it removed everything); a
+      closing of ``closing_mm`` and slice-wise hole filling restore the outline and enclosed
+      air or calcifications. The sphere already stops the leaks, so the opening is off by
+      default: on the IBSI CT phantom it lowers Dice (0.830 without, 0.807 with 5 mm).
     - ``'watershed'``: marker watershed of the gradient magnitude (``sigma_mm``) between a
       ball of a quarter of the radius around the seed (lesion) and everything beyond the
       sphere (background); then slice-wise hole filling.
@@ -241,7 +299,8 @@ def segment_ct_tumour(ct, *, seed_index=None, seed_mm=None, method="region_growi
     radius_factor : float
         Multiplies the measured radius.
     opening_mm, closing_mm : float
-        Radii (mm) of the opening and closing for 'region_growing'; 0 skips one.
+        Radii (mm) of the opening and closing for 'region_growing'; 0 skips one (the
+        opening is skipped by default).
     sigma_mm : float
         Gradient scale (mm) for 'watershed'.
     return_info : bool
@@ -293,7 +352,10 @@ def segment_ct_tumour(ct, *, seed_index=None, seed_mm=None, method="region_growi
         if opening_mm > 0 and any(math.floor(opening_mm / s + 0.5) for s in sp):
             opened = opening(region, opening_mm)
             kept = component_at(opened, seeds_index=[local[::-1]])
-            region = kept if view(kept).any() else largest_component(opened)
+            if not view(kept).any():
+                kept = largest_component(opened)
+            if view(kept).any():  # else the lesion is thinner than the opening everywhere
+                region = kept
         if closing_mm > 0 and any(math.floor(closing_mm / s + 0.5) for s in sp):
             region = closing(region, closing_mm)
     else:
