@@ -23,6 +23,10 @@ _SUBMODULES = (
     "filters",
     "metrics",
     "segmentation",
+    "registration",
+    "fusion",
+    "features",
+    "privacy",
     "display",
     "reports",
 )

@@ -1,0 +1,1 @@
+"""IBSI-conformant radiomics features; filled by the features issue."""

@@ -1,0 +1,1 @@
+"""Image registration (rigid, affine, B-spline, demons) on SimpleITK; filled by the registration issue."""
