@@ -198,6 +198,8 @@ def bench_import_time(repeats=7):
 
 
 BENCHMARKS = {
+    # foundation and segmentation; topic modules benchmarks/bench_<topic>.py add theirs
+    # through a BENCHMARKS dict of their own (see _discover)
     "dicom_series_read": bench_dicom_series_read,
     "window_level_png": bench_window_level_png,
     "region_grow_3d": bench_region_grow_3d,
@@ -206,7 +208,22 @@ BENCHMARKS = {
 }
 
 
+def _discover():
+    """Add the BENCHMARKS of every ``benchmarks/bench_<topic>.py`` (name clashes are errors)."""
+    import importlib.util
+
+    for path in sorted(HERE.glob("bench_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for name, func in getattr(mod, "BENCHMARKS", {}).items():
+            if name in BENCHMARKS:
+                raise SystemExit(f"benchmark {name!r} of {path.name} is already defined")
+            BENCHMARKS[name] = func
+
+
 def main(argv=None):
+    _discover()
     names = (argv if argv is not None else sys.argv[1:]) or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
