@@ -14,7 +14,6 @@ A Jupyter kernel interrupt also stops them at the next iteration.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -22,6 +21,7 @@ import SimpleITK as sitk
 
 from medlab._image import as_sitk, check_scalar, copy_geometry, mask_array
 from medlab._options import check_int, check_positive, is_int
+from medlab._progress import run_filter
 
 __all__ = [
     "gaussian",
@@ -67,50 +67,6 @@ def _check_min_size(img: sitk.Image, minimum: int, what: str):
         raise ValueError(
             f"`image` (shape {size}) must have at least {minimum} voxels along every axis for {what}"
         )
-
-
-def _quiet_excepthook(*args):
-    pass
-
-
-def _execute(filt, inputs, progress, describe, name: str):
-    """Run a SimpleITK filter object, reporting each iteration and honouring a stop request.
-
-    A Python exception inside a SimpleITK command callback aborts ``Execute`` with a
-    RuntimeError (and SimpleITK prints the traceback through ``sys.excepthook``, which is
-    silenced for that one case); the original exception is re-raised here instead.
-    """
-    state = {}
-    old_hook = sys.excepthook
-
-    def on_iteration():
-        try:
-            if progress is not None:
-                fraction, message = describe()
-                if progress(min(max(fraction, 0.0), 1.0), message) is False:
-                    state["exc"] = InterruptedError(
-                        f"{name} stopped by the `progress` callback ({message})"
-                    )
-                    filt.Abort()  # enough for filters that check the abort flag
-                    raise state["exc"]
-        except BaseException as exc:  # KeyboardInterrupt (kernel interrupt) included
-            state.setdefault("exc", exc)
-            sys.excepthook = _quiet_excepthook
-            raise
-
-    filt.AddCommand(sitk.sitkIterationEvent, on_iteration)
-    try:
-        out = filt.Execute(*inputs)
-    except RuntimeError:
-        if "exc" in state:
-            raise state["exc"] from None
-        raise
-    finally:
-        sys.excepthook = old_hook
-        filt.RemoveAllCommands()
-    if progress is not None:
-        progress(1.0, f"{name} done")
-    return out
 
 
 # --------------------------------------------------------------------------- denoising
@@ -274,7 +230,7 @@ def anisotropic_diffusion(
         count[0] += 1
         return count[0] / iterations, f"iteration {count[0]}/{iterations}"
 
-    return back(_execute(filt, [f], progress, describe, "anisotropic_diffusion"))
+    return back(run_filter(filt, [f], progress, describe, "anisotropic_diffusion"))
 
 
 def estimate_noise_std(image, *, spacing=None) -> float:
@@ -481,7 +437,7 @@ def n4_bias_correction(
             f"convergence {filt.GetCurrentConvergenceMeasurement():.2e}"
         )
 
-    _execute(filt, [small, small_mask], progress, describe, "n4_bias_correction")
+    run_filter(filt, [small, small_mask], progress, describe, "n4_bias_correction")
     field = sitk.Exp(filt.GetLogBiasFieldAsImage(f))
     field = sitk.Cast(field, sitk.sitkFloat32)
     corrected = sitk.Cast(sitk.Divide(f, field), sitk.sitkFloat32)

@@ -14,7 +14,8 @@ import SimpleITK as sitk
 
 from medlab._image import copy_geometry
 from medlab._options import check_int, check_positive
-from medlab.filters import _execute, canny
+from medlab._progress import run_filter
+from medlab.filters import canny
 
 from ._common import (
     binary_image,
@@ -200,7 +201,7 @@ def _run_level_set(filt, inputs, iterations, progress, name, img):
         # (SimpleITK updates the RMS change only when Execute returns, so it is not reported)
         return count[0] / iterations, f"iteration {count[0]}/{iterations}"
 
-    ls = _execute(filt, inputs, progress, describe, name)
+    ls = run_filter(filt, inputs, progress, describe, name)
     out = sitk.Less(ls, 0.0)
     out.CopyInformation(img)
     return out
