@@ -59,7 +59,12 @@ from ._edges import (
     threshold_level_set,
     watershed,
 )
-from ._lesion import seed_from_mask, segment_ct_tumour, segment_mr_tumour, segment_pet_tumour
+from ._lesion import (
+    seed_from_mask,
+    segment_ct_tumour,
+    segment_mr_tumour,
+    segment_pet_tumour,
+)
 from ._morphology import (
     closing,
     component_at,
