@@ -32,7 +32,12 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
         raise ImageIOError(path, f"no pixel data in this DICOM file (Modality {modality}){hint}")
     try:
         arr = ds.pixel_array
-    except Exception as exc:  # decoder plugins raise many types; all mean undecodable here
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    # Decoder plugins raise many types; all mean undecodable here. Rust-based plugins
+    # (pylibjpeg-rle) report corrupt data as pyo3's PanicException, a BaseException: seen on
+    # a corrupted RLE file found by the reader fuzz test (tests/test_fuzz_readers.py).
+    except BaseException as exc:  # noqa: BLE001
         ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
         name = ts.name if ts else "unknown transfer syntax"
         raise ImageIOError(path, f"cannot decode the pixel data ({name}): {exc}") from exc
