@@ -27,6 +27,8 @@ _SUBMODULES = (
     "fusion",
     "features",
     "privacy",
+    "models",
+    "batch",
     "display",
     "reports",
 )

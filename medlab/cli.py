@@ -3,6 +3,11 @@
 ``medlab report NOTEBOOK... --out DIR [-p NAME VALUE ...]``
     Run notebooks through papermill, write executed notebooks and HTML reports, print the
     recorded headline numbers.
+``medlab deid IN OUT [--key KEY] [--profile-options OPTION ...]``
+    De-identify DICOM files (DICOM PS3.15 Basic Profile) into a new folder, with an audit CSV;
+    lists skipped files and the images to review for burned-in text.
+``medlab batch COHORT.csv --task TASK --out DIR [--scheduler ADDRESS] [--workers N]``
+    Run a per-case task over a cohort on Dask (medlab.batch); resumable.
 ``medlab data list | info NAME | fetch NAME``
     The dataset registry: what is registered, where it comes from, and fetching it (from the
     cache, the local store in ``$MEDLAB_DATA_STORE``, or the source URL).
@@ -55,6 +60,60 @@ def _data(args) -> int:
     return 0
 
 
+_DEID_OPTIONS = ("retain-dates", "retain-patient-characteristics", "clean-descriptors", "blank-us-header")
+
+
+def _deid(args) -> int:
+    import os
+
+    from medlab.privacy import deidentify
+
+    if args.key_file:
+        key = Path(args.key_file).read_bytes().strip()
+    else:
+        key = args.key or os.environ.get("MEDLAB_DEID_KEY")
+    if not key:
+        print("medlab deid: give the secret with --key, --key-file or $MEDLAB_DEID_KEY", file=sys.stderr)
+        return 2
+    opts = set(args.profile_options)
+    try:
+        summary = deidentify(
+            args.input,
+            args.output,
+            key=key,
+            retain_dates="shift" if "retain-dates" in opts else False,
+            retain_patient_characteristics="retain-patient-characteristics" in opts,
+            clean_descriptors="clean-descriptors" in opts,
+            blank_us_header="blank-us-header" in opts,
+            us_header_rows=args.us_header_rows,
+            audit_csv=args.audit_csv,
+            progress=not args.quiet,
+        )
+    except (ValueError, TypeError) as exc:
+        print(f"medlab deid: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(summary.files)} file(s) de-identified into {summary.output}; audit: {summary.audit_csv}")
+    for path, reason in summary.skipped:
+        print(f"skipped {path}: {reason}")
+    for path, reason in summary.burned_in:
+        print(f"REVIEW {path}: {reason}")
+    return 0
+
+
+def _batch(args) -> int:
+    from medlab.batch import run_cohort
+
+    res = run_cohort(
+        args.cohort, args.task, args.out, scheduler=args.scheduler, n_workers=args.workers,
+        progress=not args.quiet,
+    )
+    print(f"{len(res.computed)} computed, {len(res.skipped)} skipped, {len(res.failed)} failed "
+          f"in {res.seconds:.1f} s -> {res.results_csv}")
+    for case in res.failed:
+        print(f"    failed: {case} (see {res.out_dir / 'cases' / (case + '.json')})")
+    return 1 if res.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medlab", description="medlab: medical image analysis for Jupyter")
     sub = p.add_subparsers(dest="command", required=True)
@@ -70,10 +129,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_report)
 
+    b = sub.add_parser("batch", help="run a per-case task over a cohort table on Dask")
+    b.add_argument("cohort", help="CSV with a case_id column (+ image, mask paths for the built-in tasks)")
+    b.add_argument("--task", required=True, help="built-in task name or package.module:function")
+    b.add_argument("--out", required=True, help="output folder (cases/*.json, results.csv)")
+    b.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster)")
+    b.add_argument("--workers", type=int, default=2, help="local cluster size (default 2)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_batch)
+
     d = sub.add_parser("data", help="the dataset registry")
     d.add_argument("action", choices=["list", "info", "fetch"])
     d.add_argument("name", nargs="?")
     d.set_defaults(func=_data)
+
+    x = sub.add_parser("deid", help="de-identify DICOM files (PS3.15 Basic Profile) with an audit CSV")
+    x.add_argument("input", help="a DICOM file or a folder (never modified)")
+    x.add_argument("output", help="a new (or empty) folder outside the input folder")
+    x.add_argument("--key", help="secret for pseudonyms, UIDs and date shifts (else $MEDLAB_DEID_KEY)")
+    x.add_argument("--key-file", help="read the secret from this file instead")
+    x.add_argument(
+        "--profile-options", nargs="+", default=[], choices=_DEID_OPTIONS, metavar="OPTION",
+        help="PS3.15 options: " + ", ".join(_DEID_OPTIONS) + " (dates are shifted per patient)",
+    )
+    x.add_argument("--us-header-rows", type=int, help="rows of the ultrasound header band to blank")
+    x.add_argument("--audit-csv", help="audit file (default OUTPUT/deid_audit.csv)")
+    x.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    x.set_defaults(func=_deid)
     return p
 
 
