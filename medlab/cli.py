@@ -1,14 +1,17 @@
 """The ``medlab`` command line.
 
-``medlab report NOTEBOOK... --out DIR [-p NAME VALUE ...]``
-    Run notebooks through papermill, write executed notebooks and HTML reports, print the
-    recorded headline numbers.
+``medlab report NOTEBOOK... --out DIR [-p NAME VALUE ...] [--hide-code]``
+    Run notebooks through papermill, write executed notebooks, HTML reports and the recorded
+    headline numbers (``NAME.records.json``), and print the numbers.
+``medlab report --all --out DIR``
+    Every tutorial and use-case notebook with its defaults, a progress bar, and ``index.html``
+    linking every report with its picture and numbers.
 ``medlab deid IN OUT [--key KEY] [--profile-options OPTION ...]``
     De-identify DICOM files (DICOM PS3.15 Basic Profile) into a new folder, with an audit CSV;
     lists skipped files and the images to review for burned-in text.
 ``medlab batch COHORT.csv --task TASK --out DIR [--scheduler ADDRESS] [--workers N]``
     Run a per-case task over a cohort on Dask (medlab.batch); resumable.
-``medlab data list | info NAME | fetch NAME``
+``medlab data list | info NAME | fetch NAME | verify NAME``
     The dataset registry: what is registered, where it comes from, and fetching it (from the
     cache, the local store in ``$MEDLAB_DATA_STORE``, or the source URL).
 """
@@ -23,13 +26,29 @@ from pathlib import Path
 
 def _report(args) -> int:
     from medlab.errors import MedlabError
-    from medlab.reports import parse_value, run_notebook
+    from medlab.reports import find_notebooks, parse_value, run_all, run_notebook
 
+    if args.all:
+        if args.notebooks or args.parameter:
+            print("medlab report --all runs every notebook with its defaults; give no notebooks or -p",
+                  file=sys.stderr)
+            return 2
+        reports = run_all(args.out, find_notebooks(args.notebooks_dir), hide_code=args.hide_code,
+                          progress=not args.quiet)
+        for rep in reports:
+            state = f"FAILED: {rep.error}" if rep.error else f"{rep.seconds:.1f} s"
+            print(f"{rep.notebook.stem.replace('.failed', '')}: {state}")
+        print(f"index: {Path(args.out).resolve() / 'index.html'}")
+        return 1 if any(r.error for r in reports) else 0
+    if not args.notebooks:
+        print("medlab report: give notebooks, or --all", file=sys.stderr)
+        return 2
     params = {name: parse_value(value) for name, value in args.parameter}
     failed = 0
     for nb in args.notebooks:
         try:
-            rep = run_notebook(nb, args.out, params, html=not args.no_html, progress=not args.quiet)
+            rep = run_notebook(nb, args.out, params, html=not args.no_html, hide_code=args.hide_code,
+                               progress=not args.quiet)
         except (MedlabError, ValueError, FileNotFoundError) as exc:
             print(f"FAILED {nb}: {exc}", file=sys.stderr)
             failed += 1
@@ -54,6 +73,10 @@ def _data(args) -> int:
         return 2
     if args.action == "info":
         print(json.dumps(ds.info(args.name), indent=2, default=str))
+        return 0
+    if args.action == "verify":
+        root = ds.verify(args.name)
+        print(f"{args.name}: every file matches its sha256 ({root})")
         return 0
     root = ds.fetch(args.name)
     print(root)
@@ -119,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("report", help="run notebooks through papermill and write HTML reports")
-    r.add_argument("notebooks", nargs="+", help="notebook files (.ipynb)")
+    r.add_argument("notebooks", nargs="*", help="notebook files (.ipynb)")
+    r.add_argument("--all", action="store_true",
+                   help="run every tutorial and use-case notebook and write OUT/index.html")
+    r.add_argument("--notebooks-dir", help="with --all: the notebooks folder (default: the project's)")
+    r.add_argument("--hide-code", action="store_true", help="leave code out of the HTML reports")
     r.add_argument("--out", required=True, help="output folder for executed notebooks and HTML")
     r.add_argument(
         "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -139,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_batch)
 
     d = sub.add_parser("data", help="the dataset registry")
-    d.add_argument("action", choices=["list", "info", "fetch"])
+    d.add_argument("action", choices=["list", "info", "fetch", "verify"])
     d.add_argument("name", nargs="?")
     d.set_defaults(func=_data)
 

@@ -25,7 +25,18 @@ from pathlib import Path
 
 from medlab.errors import MedlabError
 
-__all__ = ["record", "read_records", "run_notebook", "notebook_parameters", "Report", "RECORDS_MIME"]
+__all__ = [
+    "record",
+    "read_records",
+    "run_notebook",
+    "run_all",
+    "write_index",
+    "find_notebooks",
+    "notebook_parameters",
+    "thumbnail",
+    "Report",
+    "RECORDS_MIME",
+]
 
 RECORDS_MIME = "application/vnd.medlab.records+json"
 
@@ -132,12 +143,15 @@ def notebook_parameters(path) -> dict:
 
 @dataclass
 class Report:
-    """What :func:`run_notebook` produced."""
+    """What :func:`run_notebook` produced (``error`` is set only by :func:`run_all`)."""
 
     notebook: Path
     html: Path | None
     records: dict = field(default_factory=dict)
     seconds: float = 0.0
+    records_json: Path | None = None
+    thumbnail: Path | None = None
+    error: str | None = None
 
 
 def _check_parameters(path: Path, parameters: dict) -> None:
@@ -164,13 +178,19 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def export_html(notebook_path, html_path) -> Path:
-    """Export an executed notebook to a standalone HTML file (atomically)."""
+def export_html(notebook_path, html_path, *, hide_code: bool = False) -> Path:
+    """Export an executed notebook to a standalone HTML file (atomically).
+
+    ``hide_code=True`` leaves out code cells' inputs: a clinical-style report of text,
+    figures and tables.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(os.fspath(notebook_path), as_version=4)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    exporter = HTMLExporter(template_name="lab", exclude_input=hide_code, exclude_input_prompt=hide_code,
+                            exclude_output_prompt=hide_code)
+    body, _ = exporter.from_notebook_node(nb)
     html_path = Path(html_path)
     _atomic_write_text(html_path, body)
     return html_path
@@ -200,11 +220,13 @@ def run_notebook(
     parameters: dict | None = None,
     *,
     html: bool = True,
+    hide_code: bool = False,
     kernel_name: str | None = None,
     progress: bool = True,
     timeout_s: float | None = None,
 ) -> Report:
-    """Execute a notebook with papermill and write ``OUT/NAME.ipynb`` (+ ``OUT/NAME.html``).
+    """Execute a notebook with papermill and write ``OUT/NAME.ipynb``, ``OUT/NAME.html`` and
+    ``OUT/NAME.records.json`` (the recorded numbers).
 
     Parameters
     ----------
@@ -217,6 +239,8 @@ def run_notebook(
         Values for names in the notebook's ``parameters`` cell; an unknown name is an error.
     html : bool
         Also export HTML.
+    hide_code : bool
+        Leave code out of the HTML (a report for readers who do not program).
     kernel_name : str, optional
         Jupyter kernel; default: the notebook's own kernelspec.
     progress : bool
@@ -275,8 +299,116 @@ def run_notebook(
     seconds = time.perf_counter() - t0
     os.replace(tmp, final_nb)
     failed.unlink(missing_ok=True)
-    html_path = export_html(final_nb, final_html) if html else None
-    return Report(notebook=final_nb, html=html_path, records=read_records(final_nb), seconds=seconds)
+    html_path = export_html(final_nb, final_html, hide_code=hide_code) if html else None
+    records = read_records(final_nb)
+    records_json = out_dir / f"{path.stem}.records.json"
+    _atomic_write_text(records_json, json.dumps(records, indent=1))
+    return Report(notebook=final_nb, html=html_path, records=records, seconds=seconds, records_json=records_json)
+
+
+def thumbnail(notebook, out_png, *, width: int = 360) -> Path | None:
+    """Save the first figure of an executed notebook, ``width`` pixels wide, as a PNG.
+
+    Returns None when the notebook shows no figure. The picture is the notebook's own output,
+    so a gallery built from thumbnails shows what the notebooks really produce.
+    """
+    import base64
+    import io
+
+    import nbformat
+    from PIL import Image
+
+    nb = nbformat.read(os.fspath(notebook), as_version=4)
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            data = o.get("data", {}).get("image/png")
+            if data:
+                img = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+                img.thumbnail((width, width * 4))
+                out_png = Path(out_png)
+                buf = io.BytesIO()
+                img.save(buf, format="PNG", optimize=True)
+                fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(buf.getvalue())
+                os.replace(tmp, out_png)
+                return out_png
+    return None
+
+
+def find_notebooks(root=None) -> list[Path]:
+    """Every notebook under ``root/tutorials`` and ``root/usecases`` (default: the project's
+    ``notebooks/`` folder), in name order."""
+    if root is None:
+        root = Path(__file__).resolve().parents[1] / "notebooks"
+        if not root.is_dir():
+            root = Path.cwd() / "notebooks"
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no notebooks folder at {root}; pass the folder explicitly")
+    return sorted(p for sub in ("tutorials", "usecases") for p in (root / sub).glob("*.ipynb"))
+
+
+def run_all(out_dir, notebooks=None, *, hide_code: bool = False, progress: bool = True,
+            timeout_s: float | None = None) -> list[Report]:
+    """Run notebooks one after the other (default: all of :func:`find_notebooks`) with their
+    default parameters, then write ``OUT/index.html`` linking every report.
+
+    A failing notebook does not stop the others: its :class:`Report` has ``error`` set, and the
+    index shows it as failed.
+    """
+    from tqdm.auto import tqdm
+
+    notebooks = [Path(p) for p in (notebooks if notebooks is not None else find_notebooks())]
+    out_dir = Path(out_dir)
+    reports = []
+    bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress)
+    for nb in bar:
+        bar.set_postfix_str(nb.stem)
+        try:
+            rep = run_notebook(nb, out_dir, hide_code=hide_code, progress=False, timeout_s=timeout_s)
+            rep.thumbnail = thumbnail(rep.notebook, out_dir / f"{nb.stem}.png")
+        except MedlabError as exc:
+            rep = Report(notebook=out_dir / f"{nb.stem}.failed.ipynb", html=None, error=str(exc))
+        reports.append(rep)
+    write_index(reports, out_dir)
+    return reports
+
+
+def write_index(reports, out_dir) -> Path:
+    """``OUT/index.html``: one row per report with its picture, run time, status and headline
+    numbers, linking the HTML report and the recorded values."""
+    import html as _html
+
+    out_dir = Path(out_dir)
+    rows = []
+    for rep in reports:
+        name = rep.notebook.name.replace(".failed.ipynb", "").replace(".ipynb", "")
+        if rep.error:
+            status = f"<span style='color:#b00'>failed</span><br><small>{_html.escape(rep.error)}</small>"
+            link, pic, numbers = _html.escape(name), "", ""
+        else:
+            status = "ok"
+            link = f"<a href='{_html.escape(rep.html.name)}'>{_html.escape(name)}</a>" if rep.html else _html.escape(name)
+            pic = f"<img src='{_html.escape(rep.thumbnail.name)}' width='240'>" if rep.thumbnail else ""
+            items = list(rep.records.items())[:8]
+            numbers = "<br>".join(f"<code>{_html.escape(k)}</code> = {_html.escape(_fmt(v))}" for k, v in items)
+            if rep.records_json:
+                numbers += f"<br><a href='{_html.escape(rep.records_json.name)}'>all recorded values</a>"
+        rows.append(f"<tr><td>{link}</td><td>{pic}</td><td>{rep.seconds:.1f} s</td><td>{status}</td><td>{numbers}</td></tr>")
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>medlab reports</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:6px;border-bottom:1px solid #ddd}"
+        "small{color:#666}</style><h1>medlab reports</h1>"
+        f"<p>{sum(not r.error for r in reports)} of {len(reports)} notebooks ran; "
+        f"{sum(r.seconds for r in reports):.0f} s in all.</p>"
+        "<table><tr><th>notebook</th><th>figure</th><th>time</th><th>status</th><th>headline numbers</th></tr>"
+        + "".join(rows) + "</table>"
+    )
+    index = out_dir / "index.html"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(index, page)
+    return index
 
 
 def parse_value(text: str):

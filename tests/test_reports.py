@@ -41,7 +41,7 @@ def test_run_notebook_injects_parameters_and_reads_records(executed):
     assert "medlab-records" in html and "3.5" in html
     assert read_records(executed.notebook) == executed.records
     # nothing else (no temp files) left in the output folder
-    assert sorted(p.name for p in executed.notebook.parent.iterdir()) == ["demo.html", "demo.ipynb"]
+    assert sorted(p.name for p in executed.notebook.parent.iterdir()) == ["demo.html", "demo.ipynb", "demo.records.json"]
 
 
 def test_notebook_parameters_lists_defaults(tmp_path):

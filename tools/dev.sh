@@ -2,7 +2,7 @@
 # medlab developer entry point: every command sets up what it needs on a fresh machine
 # (a virtual environment in .venv from constraints.txt), then does its job.
 #
-#   bash tools/dev.sh report   run the tutorial notebooks through papermill -> reports/*.html
+#   bash tools/dev.sh report   run every notebook through papermill -> reports/index.html
 #   bash tools/dev.sh test     the whole test suite (unit tests + notebooks)
 #   bash tools/dev.sh lab      JupyterLab on notebooks/ (127.0.0.1 only)
 #   bash tools/dev.sh bench    benchmarks -> benchmarks/results/latest.json
@@ -54,8 +54,8 @@ case "$cmd" in
   report)
     ensure_env
     out="${MEDLAB_REPORTS:-$ROOT/reports}"
-    "$VENV/bin/medlab" report notebooks/tutorials/*.ipynb --out "$out" "$@"
-    echo "== HTML reports: $out/*.html" ;;
+    "$VENV/bin/medlab" report --all --out "$out" "$@"
+    echo "== reports: $out/index.html" ;;
   test)
     ensure_env
     "$VENV/bin/python" -m pytest -n "${MEDLAB_TEST_WORKERS:-2}" --dist loadscope "$@" ;;

@@ -11,6 +11,7 @@ repository at a pinned commit, the licence and the citation.
   come from the cache (``$MEDLAB_CACHE_DIR``, default ``~/.cache/medlab``), a local store
   (``$MEDLAB_DATA_STORE``, laid out as ``<store>/<root>/<file>``; used in place when it holds
   everything requested) or their source URL.
+- :func:`verify`: hash every file of a data set again (even files verified before).
 - :func:`load`, :func:`cases`: ready-to-use ``SimpleITK.Image`` objects per data set and case.
 
 Data that ships inside PyPI packages (``pydicom_data``, ``mni152``, ``deid_echo``,
@@ -36,13 +37,14 @@ Examples
 
 from __future__ import annotations
 
-from ._fetch import cache_dir, fetch, store_dir
+from ._fetch import cache_dir, fetch, store_dir, verify
 from ._loaders import cases, load
 from ._phantoms import Phantom, ct_phantom, mr_phantom, pet_phantom, us_phantom, xray_phantom
 from ._registry import info, list_datasets, table
 
 __all__ = [
     "fetch",
+    "verify",
     "load",
     "cases",
     "info",
