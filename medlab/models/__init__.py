@@ -1,0 +1,112 @@
+"""Deep learning on medlab images with Keras 3 (TensorFlow by default; torch and JAX backends too).
+
+``import medlab.models`` is light: Keras and its backend are imported on first use of a name that
+needs them (``pip install 'medlab[dl]'``). Choose another backend with :func:`use_backend` (or
+``KERAS_BACKEND``) before the first model is built.
+
+Networks (:mod:`~medlab.models.networks`)
+    :func:`unet` (2D/3D U-Net), :func:`classifier` (small residual CNN).
+Losses and metrics (:mod:`~medlab.models.losses`)
+    :func:`cross_entropy` (the seed's, ``-sum_i sum_c y_ic log p_ic``), :func:`soft_dice_loss`,
+    :func:`dice_ce_loss`, :func:`focal_loss`, their Keras classes, :class:`DiceScore`.
+Data (:mod:`~medlab.models.data`, no Keras)
+    :func:`resample_to`, :func:`resample_onto`, :func:`to_array`, :func:`labels_to_array`,
+    :func:`normalize`, :class:`Augment`, :func:`sample_patches`, :func:`grouped_split`.
+Training (:mod:`~medlab.models.training`)
+    :func:`train` (progress bar, early stopping, checkpoints, clean stop), :func:`set_seed`.
+Inference (:mod:`~medlab.models.inference`)
+    :func:`segment` (2D whole image, 3D sliding window; result on the input grid),
+    :func:`classify`, :func:`sliding_window`, :func:`gaussian_importance`.
+Explanations (:mod:`~medlab.models.explain`)
+    :func:`grad_cam`, :func:`saliency`, :func:`occlusion`, :func:`mc_dropout`.
+Models on disk (:mod:`~medlab.models.io`)
+    :class:`TrainedModel`, :func:`save`, :func:`load`, :func:`pretrained`, :func:`list_pretrained`.
+Device (:mod:`~medlab.models._backend`)
+    :func:`device_report`, :func:`use_backend`, :func:`backend`.
+Use cases
+    HC18 (:mod:`~medlab.models.hc18`): :func:`fit_ellipse`, :func:`head_circumference`,
+    :func:`hc18_split`, :func:`evaluate_hc18`. BUSI (:mod:`~medlab.models.busi`):
+    :func:`load_busi`, :func:`busi_split`, :func:`evaluate_busi`; :func:`roc_auc_ci`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# name -> submodule; the submodules that import Keras load only when one of their names is used
+_NAMES = {
+    "use_backend": "_backend",
+    "backend": "_backend",
+    "device_report": "_backend",
+    "unet": "networks",
+    "classifier": "networks",
+    "MCDropout": "networks",
+    "cross_entropy": "losses",
+    "soft_dice_loss": "losses",
+    "dice_ce_loss": "losses",
+    "focal_loss": "losses",
+    "CrossEntropy": "losses",
+    "SoftDiceLoss": "losses",
+    "DiceCELoss": "losses",
+    "FocalLoss": "losses",
+    "DiceScore": "losses",
+    "get_loss": "losses",
+    "resample_to": "data",
+    "resample_onto": "data",
+    "to_array": "data",
+    "labels_to_array": "data",
+    "normalize": "data",
+    "Augment": "data",
+    "sample_patches": "data",
+    "grouped_split": "data",
+    "train": "training",
+    "set_seed": "training",
+    "TrainingResult": "training",
+    "ArrayDataset": "training",
+    "segment": "inference",
+    "classify": "inference",
+    "sliding_window": "inference",
+    "gaussian_importance": "inference",
+    "as_trained": "inference",
+    "grad_cam": "explain",
+    "saliency": "explain",
+    "occlusion": "explain",
+    "mc_dropout": "explain",
+    "TrainedModel": "io",
+    "save": "io",
+    "load": "io",
+    "pretrained": "io",
+    "list_pretrained": "io",
+    "roc_auc_ci": "roc",
+    "AUC": "roc",
+    "Ellipse": "hc18",
+    "ELLIPSE_METHODS": "hc18",
+    "HC18_BOUNDARY_OFFSET_PX": "hc18",
+    "fit_ellipse": "hc18",
+    "head_circumference": "hc18",
+    "ellipse_circumference": "hc18",
+    "hc18_split": "hc18",
+    "evaluate_hc18": "hc18",
+    "load_busi": "busi",
+    "busi_split": "busi",
+    "evaluate_busi": "busi",
+}
+
+_SUBMODULES = ("networks", "losses", "data", "training", "inference", "explain", "io", "roc", "hc18", "busi")
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f"medlab.models.{_NAMES[name]}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"medlab.models.{name}")
+    else:
+        raise AttributeError(f"module 'medlab.models' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(__all__) | set(_SUBMODULES))

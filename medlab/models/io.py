@@ -1,0 +1,250 @@
+"""A model with the preprocessing it expects (:class:`TrainedModel`), saving and loading, and the
+pretrained models shipped in ``medlab/models/weights/``.
+
+File formats
+------------
+``save`` writes one ``.keras`` file (Keras' own zip: architecture, weights) with an extra
+``medlab.json`` entry holding the preprocessing (training grid, normalisation, class names).
+It is written without the optimizer state, so a file saved under one backend loads under the
+others. Writing is atomic: a temporary file in the same folder is renamed into place.
+
+Pretrained models are stored as ``NAME.weights.h5`` (weights only) plus ``NAME.json`` (the
+builder call that recreates the architecture, the preprocessing, the data split and the
+numbers the model reached). Rebuilding the architecture from code keeps them loadable across
+Keras versions and backends; ``tools/train_pretrained.py`` writes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medlab._options import check_choice
+
+from ._backend import keras as _keras
+
+__all__ = ["TrainedModel", "save", "load", "pretrained", "list_pretrained", "save_pretrained", "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+_META = "medlab.json"
+TASKS = ("segmentation", "classification")
+
+
+@dataclass
+class TrainedModel:
+    """A Keras model together with the preprocessing its inputs need.
+
+    Attributes
+    ----------
+    model : keras.Model
+        Channels-last network.
+    task : {'segmentation', 'classification'}
+    classes : tuple of str
+        Name of each output channel (segmentation: label 0, 1, ...).
+    input_size : tuple of int or None
+        Training grid size (array axis order) that whole images are resampled to; None: the
+        image's own grid (or ``spacing_mm``).
+    spacing_mm : tuple of float or None
+        Training spacing (array axis order) for volumes (sliding-window inference).
+    patch_size : tuple of int or None
+        Sliding-window patch size for volumes.
+    normalization : {'zscore', 'minmax', 'none'}
+        Per-image intensity normalisation (:func:`medlab.models.normalize`).
+    channels : int
+        Input channels (1: RGB averaged to grey).
+    info : dict
+        Anything else: builder call, data split, measured numbers.
+    """
+
+    model: object
+    task: str = "segmentation"
+    classes: tuple = ()
+    input_size: tuple | None = None
+    spacing_mm: tuple | None = None
+    patch_size: tuple | None = None
+    normalization: str = "zscore"
+    channels: int = 1
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_choice("task", self.task, TASKS)
+        n_out = int(self.model.output_shape[-1])
+        if not self.classes:
+            self.classes = tuple(str(i) for i in range(n_out))
+        self.classes = tuple(self.classes)
+        if len(self.classes) != n_out:
+            raise ValueError(f"`classes` has {len(self.classes)} names but the model has {n_out} outputs")
+        for name in ("input_size", "spacing_mm", "patch_size"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, tuple(value))
+        if self.input_size is None:
+            shape = tuple(self.model.input_shape[1:-1])
+            if all(s is not None for s in shape):
+                self.input_size = tuple(int(s) for s in shape)
+
+    def preprocessing(self) -> dict:
+        """The JSON-able preprocessing fields."""
+        return {
+            "task": self.task,
+            "classes": list(self.classes),
+            "input_size": None if self.input_size is None else list(self.input_size),
+            "spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
+            "patch_size": None if self.patch_size is None else list(self.patch_size),
+            "normalization": self.normalization,
+            "channels": self.channels,
+        }
+
+
+@contextlib.contextmanager
+def _quiet_numpy_copy_warning():
+    # Keras converts TensorFlow variables with np.array(..., copy=False) when writing weights;
+    # numpy 2 warns that TensorFlow's __array__ lacks the copy keyword. Harmless here (a copy is
+    # made either way) and not ours to fix, so it is silenced for the save call only.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword",
+                                category=DeprecationWarning)
+        yield
+
+
+def _atomic_target(path: Path, suffix: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # Keras refuses to overwrite without asking in some versions; start clean
+    return Path(tmp)
+
+
+def save(model, path) -> Path:
+    """Save a model (``keras.Model`` or :class:`TrainedModel`) to one ``.keras`` file, atomically.
+
+    Parameters
+    ----------
+    model : keras.Model or TrainedModel
+    path : str or Path
+        Must end in ``.keras``.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"`path` must end in '.keras'; got {str(path)!r}")
+    trained = model if isinstance(model, TrainedModel) else None
+    net = trained.model if trained else model
+    tmp = _atomic_target(path, ".keras")
+    try:
+        with _quiet_numpy_copy_warning():
+            if getattr(net, "optimizer", None) is not None:
+                # an uncompiled copy: no optimizer state, so the file loads under every backend
+                # (a torch optimizer does not load under TensorFlow)
+                copy = _keras().models.clone_model(net)
+                copy.set_weights(net.get_weights())
+                net = copy
+            net.save(tmp)
+        if trained is not None:
+            with zipfile.ZipFile(tmp, "a") as zf:
+                zf.writestr(_META, json.dumps({**trained.preprocessing(), "info": trained.info}, indent=1))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load(path) -> TrainedModel:
+    """Load a ``.keras`` file written by :func:`save` (or by Keras itself).
+
+    The model is loaded without compiling (train it again with :func:`medlab.models.train`).
+    Files without medlab's preprocessing entry get defaults: the task from the output shape,
+    z-score normalisation, one channel.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {str(path)!r}")
+    keras = _keras()
+    from . import losses, networks  # noqa: F401  (registers medlab's custom layers and losses)
+
+    net = keras.saving.load_model(path, compile=False)
+    meta = {}
+    with zipfile.ZipFile(path) as zf:
+        if _META in zf.namelist():
+            meta = json.loads(zf.read(_META))
+    if not meta:
+        meta = {"task": "segmentation" if len(net.output_shape) > 2 else "classification"}
+    info = meta.pop("info", {})
+    return TrainedModel(net, **meta, info=info)
+
+
+# ------------------------------------------------------------------------------ pretrained
+
+
+def list_pretrained() -> list[str]:
+    """Names of the pretrained models shipped with medlab."""
+    return sorted(p.name[: -len(".json")] for p in WEIGHTS_DIR.glob("*.json"))
+
+
+def pretrained(name: str) -> TrainedModel:
+    """Load a pretrained model shipped inside the package (offline).
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_pretrained`: ``'hc18_unet'`` (fetal head segmentation in HC18
+        ultrasound) or ``'busi_resnet'`` (breast ultrasound: benign / malignant / normal).
+
+    Returns
+    -------
+    TrainedModel
+        ``info`` holds the training recipe, the data split and the numbers measured on it.
+
+    Examples
+    --------
+    >>> from medlab.models import pretrained
+    >>> net = pretrained("hc18_unet")
+    >>> net.task, net.classes
+    ('segmentation', ('background', 'head'))
+    """
+    check_choice("name", name, list_pretrained())
+    meta = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
+    builder = meta.pop("builder")
+    from . import networks
+
+    func = {"unet": networks.unet, "classifier": networks.classifier}[builder["function"]]
+    net = func(**builder["kwargs"], mixed_precision=False)
+    net.load_weights(WEIGHTS_DIR / f"{name}.weights.h5")
+    info = meta.pop("info", {})
+    return TrainedModel(net, **meta, info={**info, "builder": builder, "name": name})
+
+
+def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None) -> tuple[Path, Path]:
+    """Write ``NAME.weights.h5`` and ``NAME.json`` (used by ``tools/train_pretrained.py``).
+
+    ``builder`` is ``{"function": "unet" | "classifier", "kwargs": {...}}``, the call that
+    rebuilds the architecture.
+    """
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    weights = folder / f"{name}.weights.h5"
+    meta = folder / f"{name}.json"
+    tmp = _atomic_target(weights, ".weights.h5")
+    try:
+        with _quiet_numpy_copy_warning():
+            trained.model.save_weights(tmp)
+        os.replace(tmp, weights)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    info = {k: v for k, v in trained.info.items() if k not in ("builder", "name")}
+    text = json.dumps({"builder": builder, **trained.preprocessing(), "info": info}, indent=1)
+    tmp_meta = meta.with_name(f".{meta.name}.tmp")
+    tmp_meta.write_text(text + "\n")
+    os.replace(tmp_meta, meta)
+    return weights, meta
