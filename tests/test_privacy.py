@@ -393,3 +393,18 @@ def test_burned_in_reasons():
     del ds.BurnedInAnnotation
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
     assert "secondary capture" in medlab.privacy.burned_in_reason(ds)
+
+
+def test_compressed_ultrasound_blanked_and_stored_uncompressed(tmp_path):
+    """US1_J2KR: lossless JPEG 2000 (YBR_RCT), no ultrasound regions: the default band is 10%
+    of the rows; the pixels are decoded to RGB, blanked there, and stored uncompressed."""
+    path = pydicom.data.get_testdata_file("US1_J2KR.dcm")
+    original = pydicom.dcmread(path).pixel_array  # (480, 640, 3) RGB
+    s = medlab.privacy.deidentify(path, tmp_path / "out", key=KEY, blank_us_header=True, progress=False)
+    assert s.blanked == [(s.files[0][1], 48)]
+    ds = pydicom.dcmread(s.files[0][1])
+    assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    assert ds.PhotometricInterpretation == "RGB"
+    arr = ds.pixel_array
+    assert original[:48].any() and not arr[:48].any()
+    np.testing.assert_array_equal(arr[48:], original[48:])

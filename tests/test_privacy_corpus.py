@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import datetime as dt
 import hashlib
 import os
 import warnings
@@ -79,7 +80,7 @@ def _open(path):
     return ds
 
 
-def profile_violations(src, out, counts: collections.Counter) -> list:
+def profile_violations(src, out, counts: collections.Counter, exempt=None) -> list:
     """Attributes of ``src`` that the profile removes or replaces but ``out`` keeps.
 
     For every non-empty attribute of the input (nested ones too) with a Table E.1-1 action:
@@ -87,6 +88,7 @@ def profile_violations(src, out, counts: collections.Counter) -> list:
     sequence), empty where Z is allowed, or a value different from the input (unless the
     input already held the dummy value, or a well-known UID that U keeps). PatientID and
     PatientName must hold the pseudonym. No private attribute may remain anywhere.
+    ``exempt(tag, vr)``: attributes an option keeps, left out of the check.
     """
     a, b = _open(src), _open(out)
     bad = []
@@ -96,6 +98,9 @@ def profile_violations(src, out, counts: collections.Counter) -> list:
             continue
         action = "P" if tag in (PATIENT_ID, PATIENT_NAME) else medlab.privacy.profile_action(tag)
         if action is None or _empty(elem.value):
+            continue
+        if exempt is not None and exempt(tag, elem.VR):
+            counts["kept by an option"] += 1
             continue
         counts[action] += 1
         o = _lookup(b, path)
@@ -123,6 +128,16 @@ def profile_violations(src, out, counts: collections.Counter) -> list:
         if pydicom.tag.Tag(path[-1]).is_private:
             bad.append((path, "X", "private attribute present"))
     return bad
+
+
+def _by_option(tag: int, vr: str) -> bool:
+    """Kept (K) or cleaned (C) by one of the three options, per Table E.1-1's option columns."""
+    from medlab.privacy import _profile as t
+
+    longitudinal = vr in ("DA", "DT", "TM") and tag not in t.NOT_LONGITUDINAL
+    return longitudinal or tag in t.CLEAN_DESCRIPTORS or tag in t.PATIENT_CHARACTERISTICS_KEEP or (
+        tag in t.PATIENT_CHARACTERISTICS_CLEAN
+    )
 
 
 def _tree_digest(folder: Path) -> dict:
@@ -177,6 +192,14 @@ def test_corpus_every_file_accounted_for(corpus, capsys):
     assert kinds["DICOMDIR"] >= 5
     outputs = sorted(p for p in corpus["out"].rglob("*.dcm"))
     assert len(outputs) == len(s.files) == len({o for _, o in s.files})
+    # Files of one series (original SeriesInstanceUID) land together in one series folder,
+    # and different series in different folders.
+    folders = collections.defaultdict(set)
+    for src, out in s.files:
+        folders[str(_open(src).get("SeriesInstanceUID", ""))].add(out.parent)
+    assert all(len(f) == 1 for f in folders.values())
+    assert len({f for fs in folders.values() for f in fs}) == len(folders)
+    assert max(len([1 for _, o in s.files if o.parent == next(iter(f))]) for f in folders.values()) >= 10
 
 
 def test_corpus_inputs_unchanged(corpus):
@@ -193,6 +216,38 @@ def test_corpus_profile_applied_to_every_attribute(corpus):
     # X/D 264, Z/D 149, X/Z 76, X/Z/U* 56, D 35).
     for action, floor in {"U": 800, "Z": 800, "X": 500, "P": 300, "X/D": 200, "Z/D": 100, "D": 20}.items():
         assert counts[action] >= floor, (action, counts)
+
+
+def test_corpus_with_all_options(corpus, tmp_path):
+    """With the three options, everything outside their columns is still removed or replaced,
+    and every shiftable date moved by the same whole number of days per patient."""
+    s = medlab.privacy.deidentify(
+        corpus["src"], tmp_path / "out", key=KEY, retain_dates="shift",
+        retain_patient_characteristics=True, clean_descriptors=True, progress=False,
+    )
+    assert len(s.files) == len(corpus["summary"].files)
+    counts = collections.Counter()
+    shifts = collections.defaultdict(set)
+    bad = []
+    for src, out in s.files:
+        bad += [(src.name, *v) for v in profile_violations(src, out, counts, exempt=_by_option)]
+        a, b = _open(src), _open(out)
+        for kw in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+            old, new = str(a.get(kw, "") or ""), str(b.get(kw, "") or "")
+            if len(old) == 8 and old.isdigit() and new:
+                try:
+                    delta = (dt.datetime.strptime(new, "%Y%m%d") - dt.datetime.strptime(old, "%Y%m%d")).days
+                except ValueError:
+                    continue
+                shifts[str(a.get("PatientID", "") or a.get("PatientName", "") or a.get("StudyInstanceUID", ""))].add(delta)
+                counts["dates shifted"] += 1
+        for kw in ("PatientSex", "PatientAge", "PatientWeight", "StudyTime", "SeriesTime"):
+            if kw in a and not _empty(a[kw].value):
+                assert b[kw].value == a[kw].value, (src.name, kw)
+    assert not bad, bad[:20]
+    assert all(len(d) == 1 and -3652 <= next(iter(d)) <= -365 for d in shifts.values()), shifts
+    # measured: 1621 kept by an option, 366 dates shifted over 33 patients
+    assert counts["kept by an option"] > 1400 and counts["dates shifted"] > 300 and len(shifts) > 25, (len(shifts), counts)
 
 
 def test_profile_check_can_fail(corpus):

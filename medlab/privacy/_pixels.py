@@ -88,8 +88,9 @@ def blank_header(ds, rows: int) -> None:
     if photometric.startswith("YBR") and arr.shape[-1] == 3:
         arr[band + (0,)] = 0  # black in YCbCr: no luma, neutral chroma
         arr[band + (slice(1, 3),)] = 1 << (int(ds.BitsStored) - 1)
-    elif photometric == "MONOCHROME1":
-        arr[band] = (1 << int(ds.BitsStored)) - 1 if not int(ds.PixelRepresentation) else 0
+    elif photometric == "MONOCHROME1":  # the largest value is black
+        bits = int(ds.BitsStored) - int(ds.PixelRepresentation)
+        arr[band] = (1 << bits) - 1
     else:
         arr[band] = 0
     if int(ds.get("SamplesPerPixel", 1)) > 1:
