@@ -64,6 +64,7 @@ def test_lab_binds_loopback_with_token(tmp_path):
         base = f"http://127.0.0.1:{port}/api/status"
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(base, timeout=10)
+        err.value.close()  # the error holds the response's socket
         assert err.value.code == 403
         with urllib.request.urlopen(f"{base}?token={info['token']}", timeout=10) as resp:
             assert resp.status == 200

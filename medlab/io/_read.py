@@ -7,7 +7,7 @@ import os
 import SimpleITK as sitk
 
 from medlab._options import check_choice
-from medlab.errors import ImageIOError
+from medlab.errors import ImageIOError, MedlabError
 from medlab.io._common import ITK_EXTENSIONS, extension, fspath, itk_reason, require_exists
 from medlab.io._meta import PET_UNITS
 
@@ -108,7 +108,15 @@ def read(
         else:
             from medlab.io._dicom import read_dicom_file
 
-            img = read_dicom_file(path, pet_units=pet_units)
+            try:
+                img = read_dicom_file(path, pet_units=pet_units)
+            except MedlabError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                # pydicom parses lazily, so a corrupted header can surface as almost any
+                # exception type (NotImplementedError for an unknown VR, struct.error, ...):
+                # all of them mean this file's content is unreadable. Seen by the fuzz test.
+                raise ImageIOError(path, f"corrupted or unsupported DICOM content: {type(exc).__name__}: {exc}") from exc
     return to_gray(img) if as_gray else img
 
 
