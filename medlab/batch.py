@@ -19,7 +19,8 @@ What makes it safe to run on thousands of studies:
   when pyarrow is installed), written atomically.
 
 Tasks are functions ``task(row: dict) -> dict`` of flat, JSON-serialisable values. Built-in ones
-are listed in :data:`TASKS`; any importable function can be named as ``"package.module:function"``.
+are listed in :data:`TASKS` (``features``, ``pet_segmentation``, ``intensity_statistics``); any
+importable function can be named as ``"package.module:function"``.
 """
 
 from __future__ import annotations
@@ -108,7 +109,25 @@ def task_pet_segmentation(row: dict) -> dict:
     return out
 
 
+def task_features(row: dict) -> dict:
+    """IBSI radiomics features (:func:`medlab.features.extract`) of ``image`` inside ``mask``.
+
+    Optional row columns: ``settings`` (an IBSI configuration name for
+    :func:`medlab.features.ibsi_settings`, e.g. ``'C'``) and ``bins`` (fixed bin number).
+    """
+    from medlab import features
+
+    image, mask = _read_pair(row)
+    if mask is None:
+        raise ValueError(f"case {row['case_id']!r} needs a `mask` for feature extraction")
+    settings = features.ibsi_settings(row["settings"]) if row.get("settings") else None
+    changes = {"bins": int(row["bins"])} if row.get("bins") else {}
+    table = features.extract(image, mask, settings, name=row["case_id"], **changes)
+    return table.iloc[0].to_dict()
+
+
 TASKS: dict[str, Callable[[dict], dict]] = {
+    "features": task_features,
     "intensity_statistics": task_intensity_statistics,
     "pet_segmentation": task_pet_segmentation,
 }

@@ -117,3 +117,15 @@ def test_cli_batch(cohort, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "3 computed, 0 skipped, 0 failed" in res.stdout
     assert len(pd.read_csv(tmp_path / "out" / "results.csv")) == 3
+
+
+def test_features_task_matches_direct_extraction(cohort, tmp_path):
+    from medlab import features
+
+    res = batch.run_cohort(cohort.head(2), "features", tmp_path, n_workers=2, progress=False)
+    assert res.failed == []
+    table = res.table.set_index("case_id")
+    image, mask = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    direct = features.extract(image, mask, name="STS_001")
+    for col in ("morph_vol", "stat_mean", "stat_max", "cm_joint_max_3D_avg"):
+        assert table.loc["STS_001", col] == pytest.approx(float(direct.loc["STS_001", col]), rel=1e-9), col
