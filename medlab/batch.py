@@ -376,9 +376,15 @@ def run_cohort(
             if scheduler:
                 client = distributed.Client(scheduler)
             else:
+                # One Dask thread per worker should mean one compute thread: ITK, OpenMP and BLAS
+                # would otherwise each start one thread per core in every worker process and
+                # oversubscribe the machine.
+                threads = str(threads_per_worker)
                 own_cluster = distributed.LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                     dashboard_address=None, host="127.0.0.1",
+                    env={"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": threads, "OMP_NUM_THREADS": threads,
+                         "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
                 )
                 client = distributed.Client(own_cluster)
             own_client = client
