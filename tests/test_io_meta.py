@@ -30,7 +30,7 @@ SUV_90MIN = 3.33971686e-4
 
 
 def test_metadata_of_ct_small():
-    meta = mio.metadata(CT_SMALL)
+    meta = mio.metadata(CT_SMALL, identifying=True)
     assert set(meta) == set(mio.METADATA_KEYS)
     assert meta["modality"] == "CT"
     assert meta["patient_name"] == "CompressedSamples^CT1" and meta["patient_id"] == "1CT1"
@@ -47,6 +47,7 @@ def test_metadata_of_ct_small():
 
 
 def test_metadata_without_identifying_fields():
+    assert mio.metadata(CT_SMALL) == mio.metadata(CT_SMALL, identifying=False)  # private by default
     meta = mio.metadata(CT_SMALL, identifying=False)
     assert not set(meta) & mio.IDENTIFYING_KEYS
     for key in ("patient_name", "patient_id", "patient_birth_date", "institution_name", "station_name",

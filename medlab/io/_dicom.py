@@ -58,7 +58,7 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
     if not vector:
         arr = _modality_lut(arr, ds)
     if str(ds.get("Modality", "")).upper() == "PT":
-        factor = pet_scale(metadata(ds), pet_units, path)
+        factor = pet_scale(metadata(ds, identifying=True), pet_units, path)
         if factor is not None:
             arr = arr.astype(np.float32) * np.float32(factor)
 

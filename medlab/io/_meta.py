@@ -198,7 +198,7 @@ def _field(ds, keyword: str, kind: str):
         return None
 
 
-def metadata(source, *, identifying: bool = True, series_uid: str | None = None) -> dict:
+def metadata(source, *, identifying: bool = False, series_uid: str | None = None) -> dict:
     """DICOM header fields as a plain dict with documented keys and units.
 
     Parameters
@@ -207,10 +207,11 @@ def metadata(source, *, identifying: bool = True, series_uid: str | None = None)
         A DICOM file, a folder holding a DICOM series (its first slice along the slice normal
         is read), or a dataset already parsed with pydicom.
     identifying : bool
-        If False, leave out every key in ``medlab.io.IDENTIFYING_KEYS``: names, IDs, birth
+        Default False: leave out every key in ``medlab.io.IDENTIFYING_KEYS``: names, IDs, birth
         date, addresses, telephone numbers, institution, physicians, operators, station,
         device serial number, accession number, all UIDs and all dates (times of day are
-        kept, so :func:`suv_factor` still works). Use this for reports.
+        kept). So a notebook, report or widget that shows metadata never shows who the patient
+        is unless asked: pass True to get those keys too.
     series_uid : str, optional
         For a folder holding several series: the SeriesInstanceUID to describe.
 
@@ -376,7 +377,7 @@ def suv_factor(meta_or_dataset) -> float:
     if isinstance(meta_or_dataset, Mapping):
         meta = meta_or_dataset
     elif _is_dataset(meta_or_dataset):
-        meta = metadata(meta_or_dataset)
+        meta = metadata(meta_or_dataset, identifying=True)  # dates matter across midnight
     else:
         raise TypeError(
             "`meta_or_dataset` must be a dict from medlab.io.metadata or a pydicom Dataset; "

@@ -197,10 +197,10 @@ def _pet_units(img: sitk.Image, files, pet_units: str, folder: str) -> sitk.Imag
     from medlab.io._header import open_dicom
     from medlab.io._meta import metadata, pet_scale
 
-    meta = metadata(open_dicom(files[0], header_only=True))
+    meta = metadata(open_dicom(files[0], header_only=True), identifying=True)
     if str(meta.get("decay_correction") or "").upper() == "NONE" and pet_units == "suv":
         # Not decay corrected: every slice is corrected from its own acquisition time.
-        factors = [pet_scale(metadata(open_dicom(f, header_only=True)), pet_units, f) for f in files]
+        factors = [pet_scale(metadata(open_dicom(f, header_only=True), identifying=True), pet_units, f) for f in files]
         arr = to_array(img) * np.asarray(factors, np.float32)[:, None, None]
         return copy_geometry(arr.astype(np.float32), img)
     factor = pet_scale(meta, pet_units, folder)
