@@ -259,9 +259,9 @@ def test_profile_check_can_fail(corpus):
 
 
 def test_corpus_pixels_unchanged_and_readable(corpus):
-    """Raw PixelData bytes identical; decoded pixels identical (the first frame of each file,
-    all frames through medlab.io.read for images up to 2e7 samples); every output that medlab
-    read as an input reads too, with the same geometry."""
+    """Raw PixelData bytes and transfer syntax identical for every file; decoded pixels
+    identical: through medlab.io.read (all frames, same geometry) for every output whose input
+    medlab reads (images up to 2e7 samples), else through pydicom (first frame)."""
     counts = collections.Counter()
     for src, out in corpus["summary"].files:
         a, b = _open(src), _open(out)
@@ -270,28 +270,34 @@ def test_corpus_pixels_unchanged_and_readable(corpus):
             continue
         assert a.PixelData == b.PixelData, src.name
         assert a.file_meta.get("TransferSyntaxUID") == b.file_meta.get("TransferSyntaxUID"), src.name
+        try:
+            samples = int(a.Rows) * int(a.Columns) * int(a.get("NumberOfFrames") or 1) * int(a.SamplesPerPixel)
+        except (ValueError, TypeError, AttributeError):  # e.g. NumberOfFrames '1A'
+            samples = float("inf")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            img_a = None
+            if samples <= 2e7:
+                try:
+                    img_a = medlab.io.read(src)
+                except (medlab.ImageIOError, ValueError):
+                    pass
+            if img_a is not None:
+                img_b = medlab.io.read(out)
+                np.testing.assert_array_equal(sitk.GetArrayViewFromImage(img_b), sitk.GetArrayViewFromImage(img_a))
+                assert img_b.GetSpacing() == img_a.GetSpacing() and img_b.GetOrigin() == img_a.GetOrigin()
+                counts["read by medlab"] += 1
+                continue
             try:
                 first = pydicom.pixels.pixel_array(a, index=0)
             except Exception:  # noqa: BLE001 - deliberately broken pixel data in the test set
                 counts["pixels not decodable"] += 1
                 continue
             np.testing.assert_array_equal(pydicom.pixels.pixel_array(b, index=0), first, err_msg=src.name)
-            counts["decoded"] += 1
-            samples = int(a.Rows) * int(a.Columns) * int(a.get("NumberOfFrames") or 1) * int(a.SamplesPerPixel)
-            if samples > 2e7:
-                continue
-            try:
-                img_a = medlab.io.read(src)
-            except (medlab.ImageIOError, ValueError):
-                continue
-            img_b = medlab.io.read(out)
-        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(img_b), sitk.GetArrayViewFromImage(img_a))
-        assert img_b.GetSpacing() == img_a.GetSpacing() and img_b.GetOrigin() == img_a.GetOrigin()
-        counts["read by medlab"] += 1
-    # Measured: 156 decoded, 6 not decodable, 64 without pixels; 150 read by medlab.
-    assert counts["decoded"] >= 150 and counts["read by medlab"] >= 140, counts
+            counts["decoded by pydicom"] += 1
+    # Measured: 155 read by medlab, 1 more (120 frames) decoded by pydicom, 6 not decodable
+    # (deliberately broken), 64 without pixel data.
+    assert counts["read by medlab"] >= 150 and counts["decoded by pydicom"] >= 1, counts
 
 
 def _identifying_values(ds) -> set[str]:
