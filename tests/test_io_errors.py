@@ -122,7 +122,8 @@ def test_two_series_are_listed_then_chosen(two_series):
     np.testing.assert_allclose(a.GetSpacing()[2], 5.0, atol=1e-4)
     listed = {s["series_instance_uid"]: s for s in mio.list_series(folder)}
     assert listed[uid_a]["number_of_files"] == 3 and listed[uid_b]["series_description"] == "second"
-    assert mio.metadata(folder, series_uid=uid_b)["series_description"] == "second"
+    assert mio.metadata(folder, series_uid=uid_b, identifying=True)["series_description"] == "second"
+    assert "series_description" not in mio.metadata(folder, series_uid=uid_b)  # free text: private by default
 
 
 def test_unknown_series_uid_lists_what_is_there(two_series):

@@ -52,9 +52,9 @@ _FIELDS = (
     # study / series
     ("modality", "Modality", "str", False),
     ("sop_class_uid", "SOPClassUID", "str", False),
-    ("study_description", "StudyDescription", "str", False),
-    ("series_description", "SeriesDescription", "str", False),
-    ("protocol_name", "ProtocolName", "str", False),
+    ("study_description", "StudyDescription", "str", True),  # free text: may hold names (PS3.15: X)
+    ("series_description", "SeriesDescription", "str", True),  # free text (PS3.15: X)
+    ("protocol_name", "ProtocolName", "str", True),  # free text (PS3.15: X)
     ("body_part_examined", "BodyPartExamined", "str", False),
     ("series_number", "SeriesNumber", "int", False),
     ("instance_number", "InstanceNumber", "int", False),
@@ -209,8 +209,8 @@ def metadata(source, *, identifying: bool = False, series_uid: str | None = None
     identifying : bool
         Default False: leave out every key in ``medlab.io.IDENTIFYING_KEYS``: names, IDs, birth
         date, addresses, telephone numbers, institution, physicians, operators, station,
-        device serial number, accession number, all UIDs and all dates (times of day are
-        kept). So a notebook, report or widget that shows metadata never shows who the patient
+        device serial number, accession number, all UIDs, all dates and the free-text study and
+        series descriptions and protocol name (times of day are kept). So a notebook, report or widget that shows metadata never shows who the patient
         is unless asked: pass True to get those keys too.
     series_uid : str, optional
         For a folder holding several series: the SeriesInstanceUID to describe.
