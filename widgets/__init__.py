@@ -2,4 +2,39 @@
 
 Installed from the top-level ``widgets/`` folder as the subpackage ``medlab.widgets``.
 ``medlab`` itself never imports this package.
+
+================= ==========================================================================
+:class:`SliceViewer`     2D image or 3D volume: axial/coronal/sagittal, slice slider and mouse
+                         wheel, zoom/pan, label and contour overlays, cursor readout (mm, HU/SUV)
+:class:`WindowLevel`     window/level sliders, modality presets, mouse drag on the image
+:class:`ThresholdSlider` live overlay of a threshold range, Otsu/multi-Otsu, volume in mL
+:class:`SeedPicker`      click seeds (click again to remove), live region growing + statistics
+:class:`Panel`           a viewer and the components attached to it, shown together
+:class:`ImageCanvas`     the browser view (anywidget): PNG, zoom/pan, mouse events
+:func:`view3d`           optional itkwidgets 3D view, online only (never in executed notebooks)
+================= ==========================================================================
+
+Components compose on one viewer (one picture, one renderer: :func:`medlab.display.render`)::
+
+    viewer = SliceViewer(ct, unit="HU", overlay=gtv)
+    Panel(viewer, WindowLevel(viewer, preset="mediastinum"), SeedPicker(viewer, lower=-300, upper=300))
+
+Every component also takes an image directly (``WindowLevel(ct)``) and then shows its own
+viewer. Every widget has a static PNG fallback (``_repr_mimebundle_``) for exported notebooks.
 """
+
+from ._canvas import EVENTS, ImageCanvas
+from ._components import SeedPicker, ThresholdSlider, WindowLevel
+from ._itk import view3d
+from ._viewer import Panel, SliceViewer
+
+__all__ = [
+    "SliceViewer",
+    "WindowLevel",
+    "ThresholdSlider",
+    "SeedPicker",
+    "Panel",
+    "ImageCanvas",
+    "EVENTS",
+    "view3d",
+]

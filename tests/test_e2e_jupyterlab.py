@@ -1,0 +1,244 @@
+"""End to end: medlab.widgets in a real JupyterLab 4 in headless Chromium (Playwright).
+
+Starts JupyterLab on 127.0.0.1 (a free port, a token, fresh config/runtime/settings/workspace
+folders, the settings of PITFALLS.md), opens ``tests/e2e/widgets_e2e.ipynb``, runs its first
+cell (a viewer with window/level and a seed picker), drags the window slider, drags on the
+picture, clicks two seeds, then runs the second cell and asserts from the kernel side that the
+window, the seeds and the grown region changed. Screenshots go to ``tests/artifacts/e2e/``.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` Python package
+(its bundled driver only; ``playwright install`` is never run). Without them the test skips,
+except in CI (``CI=true``), where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "tests" / "e2e" / "widgets_e2e.ipynb"
+ARTIFACTS = ROOT / "tests" / "artifacts" / "e2e"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 60_000  # every wait in the browser is bounded
+
+pytestmark = [pytest.mark.slow]
+
+
+def _missing(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI must run the end-to-end test: .ci/run installs it)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_settings(settings: Path) -> None:
+    for rel, text in (
+        ("@jupyterlab/apputils-extension/notification.jupyterlab-settings", '{"fetchNews": "false"}'),
+        ("@jupyterlab/notebook-extension/tracker.jupyterlab-settings", '{"windowingMode": "none"}'),
+    ):
+        path = settings / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 serving a copy of the e2e notebook; stopped afterwards."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    env = dict(os.environ)
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
+                "JUPYTERLAB_WORKSPACES_DIR", "IPYTHONDIR"):
+        folder = base / var.lower()
+        folder.mkdir()
+        env[var] = str(folder)
+    _write_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
+    port, token = _free_port(), secrets.token_hex(16)
+    log = open(base / "server.log", "w")  # noqa: SIM115 - closed in the teardown
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"JupyterLab did not start: {(base / 'server.log').read_text()[-2000:]}"
+                    ) from None
+                time.sleep(0.2)
+        yield {"url": f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?reset&token={token}",
+               "log": base / "server.log"}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab, tmp_path_factory):
+    if not CHROMIUM.exists():
+        _missing(f"{CHROMIUM} is missing (Debian package 'chromium')")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the 'playwright' Python package is missing (pip install -e '.[test]')")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1300}, timeout=TIMEOUT_MS,
+        )
+        try:
+            context.set_default_timeout(TIMEOUT_MS)
+            pg = context.new_page()
+            errors: list[str] = []
+            pg.on("pageerror", lambda exc: errors.append(str(exc)))
+            pg.errors = errors
+            yield pg
+        finally:
+            context.close()
+
+
+_PROMPT = "document.querySelectorAll('.jp-Notebook .jp-Cell')[{n}].querySelector('.jp-InputArea-prompt').innerText"
+
+
+def _run_cell(page, n: int) -> None:
+    """Run cell ``n`` in place (Ctrl+Enter: no new cell, no scrolling) and wait until the
+    kernel has run it (its prompt shows a new number).
+
+    Right after the page reports an idle kernel, JupyterLab can still drop the keypress (its
+    session is not connected yet): then the prompt stays unchanged and it is pressed again.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    before = page.evaluate(_PROMPT.format(n=n))
+    for _ in range(5):
+        page.locator(".jp-Notebook .jp-Cell").nth(n).locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        try:
+            page.wait_for_function(f"(() => {{ const p = {_PROMPT.format(n=n)};"
+                                   f" return p !== {json.dumps(before)} && !p.includes('*'); }})()",
+                                   timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if "*" in page.evaluate(_PROMPT.format(n=n)):  # queued or running: wait for it
+                page.wait_for_function(f"(() => !{_PROMPT.format(n=n)}.includes('*'))()")
+                return
+    raise AssertionError(f"cell {n} did not run (prompt {before!r})")
+
+
+def _state(page, until=None, timeout_s: float = 30.0) -> dict:
+    """Run the second cell and parse the state it prints; with ``until``, run it again until
+    ``until(state)`` holds (bounded). The kernel handles widget messages concurrently with cell
+    execution, so one run can read the state before the last mouse event was handled."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _run_cell(page, 1)
+        text = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea-output").inner_text()
+        state = json.loads(re.search(r"STATE (\{.*\})", text).group(1))
+        if until is None or until(state) or time.monotonic() > deadline:
+            return state
+        page.wait_for_timeout(250)
+
+
+def _pixel_center(box: dict, shape, row: int, col: int) -> tuple[float, float]:
+    rows, cols = shape
+    return box["x"] + (col + 0.5) * box["width"] / cols, box["y"] + (row + 0.5) * box["height"] / rows
+
+
+def test_widgets_in_jupyterlab(page, lab):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        _drive(page, lab)
+    except Exception:
+        page.screenshot(path=ARTIFACTS / "failure.png")
+        print(f"server log: {lab['log'].read_text()[-3000:]}")
+        raise
+
+
+def _drive(page, lab):
+    t0 = time.monotonic()
+    page.goto(lab["url"])
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    _run_cell(page, 0)
+    page.wait_for_function(
+        "(() => { const i = document.querySelector('.medlab-canvas-img');"
+        " return i && i.complete && i.naturalWidth === 128; })()")
+    canvas = page.locator(".medlab-canvas-box")
+    canvas.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "1_rendered.png")
+    first = _state(page)
+    assert (first["window"], first["level"]) == (1500.0, -600.0) and first["seeds_index"] == [], first
+
+    # drag the window slider's handle to the right
+    canvas.scroll_into_view_if_needed()
+    slider = page.locator(".widget-slider", has=page.locator("label", has_text=re.compile(r"^window$")))
+    handle = slider.locator(".noUi-handle")
+    hb = handle.bounding_box()
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(hb["x"] + hb["width"] / 2 + 60, hb["y"] + hb["height"] / 2, steps=6)
+    page.mouse.up()
+    after_slider = _state(page, until=lambda s: s["window"] != first["window"])
+    assert after_slider["window"] > first["window"]
+    assert after_slider["level"] == first["level"]
+
+    # drag on the picture: down raises the level (window/level by mouse, as radiology viewers do)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 40, box["y"] + 140, steps=8)
+    page.mouse.up()
+    after_drag = _state(page, until=lambda s: s["level"] != after_slider["level"])
+    assert after_drag["level"] > after_slider["level"]
+    assert after_drag["seeds_index"] == []  # a drag is not a click
+
+    # two clicks: the nodule, then lung parenchyma (outside the range: it grows nothing)
+    z, y, x = first["nodule_index"]
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.click(*_pixel_center(box, (128, 128), y, x))
+    page.mouse.click(*_pixel_center(box, (128, 128), 64, 32))
+    state = _state(page, until=lambda s: len(s["seeds_index"]) == 2 and s["voxels"] > 0)
+    page.screenshot(path=ARTIFACTS / "2_after_interaction.png")
+    canvas.screenshot(path=ARTIFACTS / "3_canvas.png")
+    assert state["seeds_index"] == [[z, y, x], [z, 64, 32]]
+    # the grown region is the nodule (60 HU in lung, range 0..200 HU): its size, up to noise
+    assert abs(state["voxels"] - state["nodule_voxels"]) <= 0.3 * state["nodule_voxels"]
+    assert not page.errors, page.errors
+    print(f"e2e: {time.monotonic() - t0:.1f} s in the browser; screenshots in {ARTIFACTS}")

@@ -1,0 +1,397 @@
+"""medlab.widgets without a browser: set values through the public setters and events, assert on
+state, on the medlab result and on the rendered pixels (and the PNG the browser receives)."""
+
+from __future__ import annotations
+
+import base64
+
+import cv2
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from medlab.widgets import (
+    EVENTS,
+    ImageCanvas,
+    Panel,
+    SeedPicker,
+    SliceViewer,
+    ThresholdSlider,
+    WindowLevel,
+    view3d,
+)
+
+import medlab.datasets
+import medlab.display
+import medlab.enhance
+import medlab.segmentation
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return medlab.datasets.ct_phantom(shape=(24, 48, 64), seed=3)
+
+
+@pytest.fixture(scope="module")
+def ct(phantom):
+    return sitk.Cast(sitk.Round(phantom.image), sitk.sitkInt16)
+
+
+def _decode(png: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _nodule(phantom):
+    lesion = max(phantom.truth["lesions"], key=lambda le: le["n_voxels"])
+    return lesion, tuple(int(i) for i in lesion["centre_index"])
+
+
+# --------------------------------------------------------------------------- SliceViewer
+def test_viewer_draws_the_slice_through_medlab_display(ct):
+    v = SliceViewer(ct, window=400, level=40)
+    arr = sitk.GetArrayFromImage(ct)
+    assert v.index == 12 and v.axis == "axial" and v.n_slices == 24
+    expected = medlab.display.render(arr[12], 400, 40)
+    np.testing.assert_array_equal(v.pixels, expected)
+    np.testing.assert_array_equal(_decode(v.canvas.png), expected)  # what the browser receives
+    assert tuple(v.canvas.shape) == (48, 64)
+    v.set_slice(5, "coronal")
+    np.testing.assert_array_equal(v.pixels, medlab.display.render(arr[::-1, 5, :], 400, 40))
+    assert v.canvas.aspect == pytest.approx(2.5 / 2.0)  # z spacing / x spacing: true proportions
+    assert v._slider.max == 47 and v._slider.value == 5 and v._axis_buttons.value == "coronal"
+
+
+def test_viewer_default_window_is_medlab_auto(ct):
+    v = SliceViewer(ct)
+    assert (v.window, v.level) == pytest.approx(medlab.enhance.resolve_window(ct, preset="auto"))
+
+
+def test_viewer_numpy_input_with_spacing_and_2d():
+    arr = np.arange(12 * 10, dtype=np.int16).reshape(12, 10)
+    v = SliceViewer(arr, spacing=(0.5, 0.25), window=120, level=60, unit="a.u.")
+    assert v.ndim == 2 and v.n_slices == 1 and v.pixel_spacing_mm == (0.5, 0.25)
+    assert v.point_mm((2, 3)) == pytest.approx((0.75, 1.0))
+    assert v.index_of_point((0.75, 1.0)) == (2, 3)
+    np.testing.assert_array_equal(v.pixels, medlab.display.render(arr, 120, 60))
+    assert len(v.children) == 4  # title, canvas, status, readout: no slice controls in 2D
+    with pytest.raises(ValueError, match="2D image has only one view"):
+        v.set_slice(0, "sagittal")
+
+
+def test_viewer_index_mapping_round_trip(ct):
+    v = SliceViewer(ct)
+    for axis, index in (("axial", 7), ("coronal", 20), ("sagittal", 33)):
+        v.set_slice(index, axis)
+        for row, col in ((0, 0), (10, 3), (v.canvas.shape[0] - 1, v.canvas.shape[1] - 1)):
+            idx = v.index_of_pixel(row, col)
+            assert v.pixel_of_index(idx) == (row, col)
+            assert v.array[idx] == v.current_slice()[row, col]
+    assert v.pixel_of_index((0, 0, 0)) is None  # not on sagittal slice 33
+
+
+def test_viewer_setters_check_bounds(ct):
+    v = SliceViewer(ct)
+    with pytest.raises(ValueError, match=r"`index` must be in \[0, 23\] for the axial axis; got 24"):
+        v.set_slice(24)
+    with pytest.raises(TypeError, match="`index` must be an int"):
+        v.set_slice(2.5)
+    with pytest.raises(ValueError, match="By 'axil', did you mean 'axial'"):
+        v.set_slice(1, "axil")
+    with pytest.raises(ValueError, match=r"outside the image \(numpy shape \(24, 48, 64\)\)"):
+        v.check_index((0, 48, 0))
+    with pytest.raises(ValueError, match="window"):
+        v.set_window_level(0, 40)
+    with pytest.raises(ValueError, match="zoom"):
+        v.set_view(zoom=0.5)
+    v.set_view(zoom=4, center_index=(12, 10, 20))
+    assert v.canvas.zoom == 4 and v.canvas.center == [10.5, 20.5]
+    with pytest.raises(ValueError, match="not on the shown slice"):
+        v.set_view(zoom=2, center_index=(3, 10, 20))
+
+
+def test_viewer_wheel_move_and_leave_events(ct):
+    v = SliceViewer(ct, unit="HU", index=22)
+    v.canvas.dispatch({"event": "wheel", "delta": 1})
+    assert v.index == 23
+    v.canvas.dispatch({"event": "wheel", "delta": 1})
+    assert v.index == 23  # clamped at the last slice
+    v.canvas.dispatch({"event": "wheel", "delta": -1})
+    assert v.index == 22
+    v.canvas.dispatch({"event": "move", "row": 20, "col": 30})
+    idx = (22, 20, 30)
+    assert v.cursor["index"] == idx
+    assert v.cursor["value"] == sitk.GetArrayViewFromImage(ct)[idx]
+    assert v.cursor["point_mm"] == pytest.approx(ct.TransformIndexToPhysicalPoint(idx[::-1]))
+    assert "HU" in v._readout.value and str(v.cursor["value"]) in v._readout.value
+    v.canvas.dispatch({"event": "leave"})
+    assert v.cursor == {}
+    v.canvas.dispatch({"event": "move", "row": 48, "col": 0})  # off the picture: ignored
+    assert v.cursor == {}
+    with pytest.raises(ValueError, match="unknown canvas event"):
+        v.canvas.dispatch({"event": "tap"})
+
+
+def test_overlays_fill_and_contour_match_medlab_display(ct, phantom):
+    labels = sitk.GetArrayFromImage(phantom.labels)
+    v = SliceViewer(ct, window=1500, level=-600, overlay=phantom.labels, overlay_mode="fill")
+    sl = sitk.GetArrayViewFromImage(ct)[12]
+    np.testing.assert_array_equal(v.pixels, medlab.display.render(sl, 1500, -600, overlay=labels[12]))
+    v.set_overlay("overlay", labels, mode="contour")
+    np.testing.assert_array_equal(
+        v.pixels, medlab.display.render(sl, 1500, -600, overlay=labels[12], overlay_mode="contour"))
+    # fill and contour layers together: the fill, then the outline on top in its colour
+    lung = (labels == 2).astype(np.uint8)
+    v.set_overlay("lung", lung, mode="fill", color=(0, 255, 0))
+    filled = medlab.display.render(sl, 1500, -600, overlay=lung[12], overlay_colors={1: (0, 255, 0)})
+    edge = medlab.display._boundary(labels[12])
+    np.testing.assert_array_equal(v.pixels[~edge], filled[~edge])
+    contour = medlab.display.render(sl, 1500, -600, overlay=labels[12], overlay_mode="contour")
+    np.testing.assert_array_equal(v.pixels[edge], contour[edge])
+    assert v.layers == ("overlay", "lung")
+    v.remove_layer("lung")
+    v.remove_layer("overlay")
+    np.testing.assert_array_equal(v.pixels, medlab.display.render(sl, 1500, -600))
+    with pytest.raises(ValueError, match=r"must have the same shape as `image`"):
+        v.set_overlay("bad", np.zeros((3, 4), np.uint8))
+    with pytest.raises(ValueError, match="integer labels"):
+        v.set_overlay("bad", np.zeros(labels.shape, np.float32))
+
+
+def test_colormap_with_fill_overlay_matches_render():
+    pet = medlab.datasets.pet_phantom(shape=(16, 40, 40), seed=2)
+    lab = sitk.GetArrayFromImage(pet.labels)
+    v = SliceViewer(pet.image, colormap="hot", window=10, level=5, overlay=pet.labels, overlay_mode="fill",
+                    overlay_alpha=0.5, unit="SUV")
+    expected = medlab.display.render(sitk.GetArrayViewFromImage(pet.image)[8], 10, 5, colormap="hot",
+                                     overlay=lab[8], overlay_alpha=0.5)
+    np.testing.assert_array_equal(v.pixels, expected)
+
+
+def test_markers_only_on_their_slice(ct):
+    v = SliceViewer(ct, window=400, level=40)
+    plain = v.pixels.copy()
+    v.set_markers("m", [(12, 24, 32)], color=(255, 0, 255))
+    assert v.pixels.ndim == 3 and tuple(v.pixels[24, 32]) == (255, 0, 255)
+    v.set_slice(11)
+    assert v.pixels.ndim == 2  # the marker is on slice 12 only
+    v.set_slice(12)
+    v.remove_layer("m")
+    np.testing.assert_array_equal(v.pixels, plain)
+
+
+def test_static_png_fallback_is_the_current_picture(ct):
+    v = SliceViewer(ct, window=400, level=40)
+    wl = WindowLevel(v)
+    for w in (v, wl, Panel(v, wl)):
+        bundle = w._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        np.testing.assert_array_equal(_decode(base64.b64decode(bundle["image/png"])), v.pixels)
+    with pytest.raises(TypeError, match="`viewer` must be a SliceViewer"):
+        Panel(wl)
+
+
+def test_canvas_events_and_drag_mode():
+    c = ImageCanvas(shape=(4, 5))
+    got = []
+    assert c.drag_mode == "pan"
+    c.on("drag", got.append)
+    assert c.drag_mode == "events"
+    c.on("click", got.append)
+    c._on_frontend_msg(c, {"event": "click", "row": 1, "col": 2}, [])  # as from the browser
+    c._on_frontend_msg(c, {"something": "else"}, [])
+    c.dispatch({"event": "drag", "phase": "move", "dx": 3, "dy": 4})
+    assert [m["event"] for m in got] == ["click", "drag"] and got[0]["row"] == 1
+    c.on("drag", got.append, remove=True)
+    assert c.drag_mode == "pan"
+    with pytest.raises(ValueError, match="`event` must be one of"):
+        c.on("tap", print)
+    assert set(EVENTS) == {"click", "drag", "wheel", "move", "leave"}
+
+
+# --------------------------------------------------------------------------- WindowLevel
+def test_window_level_presets_sliders_and_drag(ct):
+    wl = WindowLevel(ct, preset="lung", sensitivity=2.0)
+    v = wl.viewer
+    assert wl.children[0] is v  # made its own viewer
+    assert (wl.window, wl.level) == (1500.0, -600.0) == medlab.enhance.presets()["lung"][:2]
+    assert wl._preset.value == "lung"
+    sl = sitk.GetArrayViewFromImage(ct)[12]
+    np.testing.assert_array_equal(v.pixels, medlab.display.render(sl, 1500, -600))
+    # drag: right widens the window, down raises the level (2 HU per screen pixel)
+    wl.drag(50, -20)
+    assert (wl.window, wl.level) == (1600.0, -640.0)
+    assert wl._preset.value == "custom"
+    assert (wl._window.value, wl._level.value) == (1600.0, -640.0)
+    np.testing.assert_array_equal(v.pixels, medlab.display.render(sl, 1600, -640))
+    # the sliders drive the state
+    wl._window.value = 400.0
+    wl._level.value = 40.0
+    assert (v.window, v.level) == (400.0, 40.0)
+    np.testing.assert_array_equal(v.pixels, medlab.display.render(sl, 400, 40))
+    # the dropdown too
+    wl._preset.value = "bone"
+    assert (v.window, v.level) == (1800.0, 400.0)
+    wl.set_window(350, 50)
+    assert wl._preset.value == "custom"
+    with pytest.raises(ValueError, match="window"):
+        wl.set_window(-1, 50)
+    with pytest.raises(ValueError, match="By 'lungs', did you mean 'lung'"):
+        wl.set_preset("lungs")
+    # a drag never makes the window non-positive
+    wl.drag(-10_000, 0)
+    assert wl.window == wl._window.min > 0
+
+
+def test_window_level_auto_preset_and_viewer_kwargs(ct):
+    wl = WindowLevel(ct, preset="auto", axis="sagittal", index=3)
+    assert (wl.window, wl.level) == pytest.approx(medlab.enhance.resolve_window(ct, preset="auto"))
+    assert wl.viewer.axis == "sagittal" and wl.viewer.index == 3
+    with pytest.raises(TypeError, match="only apply when an image is given"):
+        WindowLevel(wl.viewer, axis="coronal")
+
+
+# --------------------------------------------------------------------------- ThresholdSlider
+def test_threshold_slider_mask_volume_and_overlay(ct, phantom):
+    th = ThresholdSlider(ct, lower=-50, upper=300, window=400, level=40)
+    mask = sitk.GetArrayFromImage(medlab.segmentation.threshold(ct, lower=-50, upper=300))
+    np.testing.assert_array_equal(th.mask, mask)
+    voxel_ml = np.prod(ct.GetSpacing()) / 1000.0
+    assert th.statistics["voxels"] == int(mask.sum())
+    assert th.statistics["volume_ml"] == pytest.approx(mask.sum() * voxel_ml)
+    assert f"{th.statistics['volume_ml']:.2f} mL" in th._info.value
+    v = th.viewer
+    sl = sitk.GetArrayViewFromImage(ct)[12]
+    expected = medlab.display.render(sl, 400, 40, overlay=mask[12], overlay_colors={1: (255, 64, 64)})
+    np.testing.assert_array_equal(v.pixels, expected)
+    # the slider drives the state and the picture follows
+    top = th._slider.max
+    assert top >= v.intensity_range[1]
+    th._slider.value = (500.0, top)
+    assert th.range == (500.0, top)
+    bone = sitk.GetArrayFromImage(medlab.segmentation.threshold(ct, lower=500, upper=top))
+    np.testing.assert_array_equal(th.mask, bone)
+    assert th.statistics["voxels"] == int(bone.sum()) < int(mask.sum())
+    with pytest.raises(ValueError, match=r"`lower` \(5.0\) must be <= `upper` \(1.0\)"):
+        th.set_range(5, 1)
+
+
+def test_threshold_slider_otsu_and_multi_otsu(ct):
+    th = ThresholdSlider(ct)
+    t = th.apply_otsu()
+    assert t == medlab.segmentation.auto_threshold(ct, "otsu")
+    assert th.range == (t, th.viewer.intensity_range[1])
+    thresholds = th.apply_multi_otsu(classes=3)
+    _, expected = medlab.segmentation.multi_otsu(ct, 3, return_thresholds=True)
+    assert thresholds == expected and th.range == (expected[1], th.viewer.intensity_range[1])
+    th.apply_multi_otsu(classes=3, otsu_class=2)
+    assert th.range == tuple(expected)
+    with pytest.raises(ValueError, match="otsu_class"):
+        th.apply_multi_otsu(classes=3, otsu_class=4)
+
+
+def test_threshold_slider_2d_reports_area():
+    us = medlab.datasets.us_phantom(shape=(64, 80), seed=1)
+    th = ThresholdSlider(us.image, lower=0.0, upper=0.2)
+    mask = sitk.GetArrayFromImage(medlab.segmentation.threshold(us.image, lower=0.0, upper=0.2))
+    assert th.statistics["area_mm2"] == pytest.approx(mask.sum() * np.prod(us.image.GetSpacing()))
+    assert "mm²" in th._info.value
+
+
+# --------------------------------------------------------------------------- SeedPicker
+def test_seed_picker_setter_grows_the_medlab_region(ct, phantom):
+    lesion, seed = _nodule(phantom)
+    sp = SeedPicker(ct, lower=0, upper=200, seeds_index=[seed])
+    region = sitk.GetArrayFromImage(
+        medlab.segmentation.connected_threshold(ct, seeds_index=[seed], lower=0, upper=200))
+    np.testing.assert_array_equal(sp.region, region)
+    stats = medlab.segmentation.label_statistics(region, ct).iloc[0]
+    for key in ("voxels", "volume_ml", "mean", "std", "min", "max"):
+        assert sp.statistics[key] == pytest.approx(stats[key]), key
+    # the nodule (60 HU in lung) is what grows: its exact voxel count, up to boundary noise
+    assert abs(sp.statistics["voxels"] - lesion["n_voxels"]) <= 0.2 * lesion["n_voxels"]
+    assert sp.seeds_mm == [pytest.approx(ct.TransformIndexToPhysicalPoint(seed[::-1]))]
+    assert "1 seed(s)" in sp._info.value and "mL" in sp._info.value
+
+
+def test_seed_picker_clicks_add_and_remove(ct, phantom):
+    _, seed = _nodule(phantom)
+    v = SliceViewer(ct, window=1500, level=-600, index=seed[0])
+    sp = SeedPicker(v, lower=0, upper=200)
+    assert sp.children[0] is not v and sp.region.sum() == 0 and sp.statistics == {}
+    v.click_index(seed)
+    assert sp.seeds_index == [seed] and sp.statistics["voxels"] > 0
+    assert v.pixels.ndim == 3 and tuple(v.pixels[seed[1], seed[2]]) == (255, 220, 0)  # the marker
+    region_px = (sp.region[seed[0]] > 0) & ~np.isin(np.arange(v.pixels.shape[1]), [seed[2]])[None, :]
+    assert np.any(v.pixels[region_px][:, 2] > v.pixels[region_px][:, 0])  # blue-ish fill drawn
+    # a second seed elsewhere (in the body, outside the range: grows nothing more)
+    other = (seed[0], 2, 2)
+    v.click_index(other)
+    assert sp.seeds_index == [seed, other]
+    # a click within pick_radius of a seed removes it
+    v.click_index((seed[0], seed[1] + 2, seed[2] - 1))
+    assert sp.seeds_index == [other]
+    assert sp.statistics["voxels"] == 0
+    sp.clear_seeds()
+    assert sp.seeds_index == [] and sp.region.sum() == 0 and "region" not in v.layers
+
+
+def test_seed_picker_setters_check_bounds(ct):
+    sp = SeedPicker(ct, lower=-100, upper=100)
+    with pytest.raises(ValueError, match=r"`seeds_index\[1\]` \(0, 0, 64\) is outside the image"):
+        sp.set_seeds_index([(0, 0, 0), (0, 0, 64)])
+    with pytest.raises(ValueError, match=r"`seeds_index\[0\]` must be 3 ints"):
+        sp.set_seeds_index([(1, 2)])
+    with pytest.raises(ValueError, match="outside the image"):
+        sp.set_seeds_mm([(1e4, 0, 0)])
+    with pytest.raises(ValueError, match="no seed at"):
+        sp.remove_seed_index((1, 1, 1))
+    with pytest.raises(ValueError, match="not both"):
+        SeedPicker(ct, seeds_index=[(0, 0, 0)], seeds_mm=[(0, 0, 0)])
+    p = sp.viewer.point_mm((3, 4, 5))
+    sp.set_seeds_mm([p])
+    assert sp.seeds_index == [(3, 4, 5)]
+    sp.set_range(-1000, 1000)
+    assert sp._range.value == (-1000.0, 1000.0) and sp.statistics["voxels"] > 0
+
+
+def test_components_compose_on_one_viewer(ct, phantom):
+    _, seed = _nodule(phantom)
+    v = SliceViewer(ct, index=seed[0], overlay=phantom.labels, overlay_mode="contour")
+    wl = WindowLevel(v, preset="lung")
+    th = ThresholdSlider(v, lower=300, upper=3000)
+    sp = SeedPicker(v, lower=0, upper=200, seeds_index=[seed])
+    panel = Panel(v, wl, th, sp)
+    assert panel.children == (v, wl, th, sp)
+    assert set(v.layers) >= {"overlay", "threshold", "region", "region-seeds"}
+    before = v.pixels.copy()
+    wl.drag(40, 0)
+    assert v.window == 1500 + 40 * wl.sensitivity
+    assert np.any(v.pixels != before)
+    # every layer is still drawn after the window change: the seed marker, the region fill
+    assert tuple(v.pixels[seed[1], seed[2]]) == (255, 220, 0)
+    assert sp.statistics["voxels"] > 0 and th.statistics["voxels"] > 0
+    # a click goes to the seed picker, a drag to the window/level: one canvas, both handlers
+    v.click_index((seed[0], 1, 1))
+    assert len(sp.seeds_index) == 2
+    assert v.canvas.drag_mode == "events"
+
+
+def test_view3d_is_optional_and_says_what_to_install(ct):
+    pytest.importorskip("pytest")
+    try:
+        import itkwidgets  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"pip install 'medlab\[itk\]'"):
+            view3d(ct)
+    else:  # pragma: no cover - itkwidgets is kept out of the test environment
+        pytest.skip("itkwidgets is installed; view3d needs a browser online")
+
+
+def test_medlab_never_imports_the_widgets():
+    import subprocess
+    import sys
+
+    code = ("import sys, medlab, medlab.display, medlab.enhance, medlab.segmentation;"
+            "print([m for m in ('medlab.widgets', 'ipywidgets', 'anywidget') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,320 @@
+"""ImageCanvas: the one browser view of every medlab widget (an anywidget).
+
+The kernel sends a PNG (made by :func:`medlab.display.png_bytes`) and view settings; the
+browser shows it, applies zoom and pan itself (a CSS transform, no kernel round trip), and
+sends mouse events back as image pixel positions ``(row, col)`` of the shown slice.
+
+Why anywidget: its JupyterLab extension ships inside its PyPI wheel and the front-end code
+below is a Python string, so the widget renders offline with no CDN and no build step. ipympl
+would redraw a whole matplotlib figure per interaction (the baseline we measure against);
+ipyevents would need a second widget for the picture; ipycanvas ships more than we need.
+
+Mouse and keyboard (in the browser)
+-----------------------------------
+- click (press and release within 4 screen pixels): ``click`` event
+- left drag: ``drag`` events (``phase`` start/move/end, ``dx``/``dy`` screen pixels since the
+  start) when a kernel handler asked for drags (``drag_mode='events'``), else pan
+- shift + drag, middle or right drag: pan (browser only; ``center`` is synced back)
+- wheel: ``wheel`` event (``delta`` +1/-1, e.g. the next slice); ctrl/cmd + wheel: zoom
+  around the pointer (browser only; ``zoom`` and ``center`` synced back)
+- double click: reset zoom and pan
+- pointer motion: ``move`` events (one per changed pixel, at most one per animation frame),
+  ``leave`` when the pointer leaves the picture
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anywidget
+import traitlets as t
+
+__all__ = ["ImageCanvas", "EVENTS"]
+
+EVENTS = ("click", "drag", "wheel", "move", "leave")
+
+_ESM = r"""
+function render({ model, el }) {
+  el.classList.add("medlab-canvas");
+  const box = document.createElement("div");
+  box.className = "medlab-canvas-box";
+  box.tabIndex = 0;
+  const img = document.createElement("img");
+  img.className = "medlab-canvas-img";
+  img.draggable = false;
+  img.alt = "medlab image";
+  box.appendChild(img);
+  el.appendChild(box);
+
+  let url = null;
+  let local = null;  // zoom/center while the browser is panning or zooming
+
+  function shape() { const s = model.get("shape"); return [s[0], s[1]]; }
+  function view() {
+    if (local) return local;
+    const c = model.get("center");
+    return { zoom: model.get("zoom"), center: [c[0], c[1]] };
+  }
+  function size() {
+    const [rows, cols] = shape();
+    const w = model.get("display_width");
+    const h = Math.max(1, Math.round(w * rows * model.get("aspect") / Math.max(cols, 1)));
+    return [w, h];
+  }
+  function clampCenter(v) {
+    const [rows, cols] = shape();
+    const hr = rows / (2 * v.zoom), hc = cols / (2 * v.zoom);
+    v.center[0] = Math.min(Math.max(v.center[0], hr), rows - hr);
+    v.center[1] = Math.min(Math.max(v.center[1], hc), cols - hc);
+    return v;
+  }
+  function layout() {
+    const [w, h] = size();
+    box.style.width = w + "px";
+    box.style.height = h + "px";
+    img.style.width = w + "px";
+    img.style.height = h + "px";
+    const [rows, cols] = shape();
+    const v = clampCenter(view());
+    const tx = w / 2 - (v.center[1] / cols) * w * v.zoom;
+    const ty = h / 2 - (v.center[0] / rows) * h * v.zoom;
+    img.style.transform = `translate(${tx}px, ${ty}px) scale(${v.zoom})`;
+  }
+  function setPng() {
+    const data = model.get("png");
+    if (!data || data.byteLength === 0) return;
+    const blob = new Blob([data], { type: "image/png" });
+    const old = url;
+    url = URL.createObjectURL(blob);
+    img.src = url;
+    if (old) URL.revokeObjectURL(old);
+  }
+  function pixel(ev) {
+    const r = img.getBoundingClientRect();
+    const [rows, cols] = shape();
+    const col = Math.floor(((ev.clientX - r.left) / r.width) * cols);
+    const row = Math.floor(((ev.clientY - r.top) / r.height) * rows);
+    return [row, col, row >= 0 && row < rows && col >= 0 && col < cols];
+  }
+  function mods(ev) {
+    return { shift: ev.shiftKey, ctrl: ev.ctrlKey || ev.metaKey, alt: ev.altKey };
+  }
+  function saveView(v) {
+    model.set("zoom", v.zoom);
+    model.set("center", [v.center[0], v.center[1]]);
+    model.save_changes();
+  }
+
+  // one message per animation frame at most for motion and drags
+  let pending = null;
+  function sendSoon(msg) {
+    if (pending === null) {
+      requestAnimationFrame(() => { const m = pending; pending = null; if (m) model.send(m); });
+    }
+    pending = msg;
+  }
+  function sendNow(msg) {
+    if (pending !== null) { model.send(pending); pending = null; }
+    model.send(msg);
+  }
+
+  let press = null;
+  let lastHover = null;
+  box.addEventListener("pointerdown", (ev) => {
+    ev.preventDefault();
+    box.focus({ preventScroll: true });
+    box.setPointerCapture(ev.pointerId);
+    const pan = ev.button !== 0 || ev.shiftKey || model.get("drag_mode") !== "events";
+    press = { x: ev.clientX, y: ev.clientY, button: ev.button, pan, dragging: false,
+              view: view(), px: pixel(ev), mods: mods(ev) };
+  });
+  box.addEventListener("pointermove", (ev) => {
+    if (press) {
+      const dx = ev.clientX - press.x, dy = ev.clientY - press.y;
+      if (!press.dragging && Math.abs(dx) + Math.abs(dy) > 4) {
+        press.dragging = true;
+        if (!press.pan) sendNow({ event: "drag", phase: "start", dx: 0, dy: 0,
+                                  row: press.px[0], col: press.px[1], ...press.mods });
+      }
+      if (press.dragging) {
+        if (press.pan) {
+          const [w, h] = size();
+          const [rows, cols] = shape();
+          const v0 = press.view;
+          local = clampCenter({ zoom: v0.zoom, center: [
+            v0.center[0] - (dy / h) * rows / v0.zoom, v0.center[1] - (dx / w) * cols / v0.zoom] });
+          layout();
+        } else {
+          sendSoon({ event: "drag", phase: "move", dx, dy, ...press.mods });
+        }
+      }
+      return;
+    }
+    const [row, col, inside] = pixel(ev);
+    if (!inside) return;
+    const key = row + "," + col;
+    if (key !== lastHover) { lastHover = key; sendSoon({ event: "move", row, col }); }
+  });
+  function release(ev) {
+    if (!press) return;
+    const p = press;
+    press = null;
+    if (p.dragging) {
+      if (p.pan) { if (local) { const v = local; local = null; saveView(v); } }
+      else sendNow({ event: "drag", phase: "end", dx: ev.clientX - p.x, dy: ev.clientY - p.y, ...p.mods });
+      return;
+    }
+    const [row, col, inside] = p.px;
+    if (inside && ev.type === "pointerup") {
+      sendNow({ event: "click", row, col, button: p.button, ...p.mods });
+    }
+  }
+  box.addEventListener("pointerup", release);
+  box.addEventListener("pointercancel", release);
+  box.addEventListener("pointerleave", () => {
+    if (!press && lastHover !== null) { lastHover = null; sendSoon({ event: "leave" }); }
+  });
+  box.addEventListener("contextmenu", (ev) => ev.preventDefault());
+  box.addEventListener("dblclick", (ev) => {
+    ev.preventDefault();
+    const [rows, cols] = shape();
+    saveView({ zoom: 1.0, center: [rows / 2, cols / 2] });
+  });
+  box.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    if (ev.ctrlKey || ev.metaKey) {
+      const v0 = view();
+      const zoom = Math.min(Math.max(v0.zoom * Math.exp(-ev.deltaY * 0.002), 1.0), model.get("max_zoom"));
+      const [row, col] = pixel(ev);
+      // keep the pixel under the pointer where it is
+      const f = v0.zoom / zoom;
+      const center = [row + (v0.center[0] - row) * f, col + (v0.center[1] - col) * f];
+      saveView(clampCenter({ zoom, center }));
+    } else if (ev.deltaY !== 0) {
+      sendNow({ event: "wheel", delta: ev.deltaY > 0 ? 1 : -1, ...mods(ev) });
+    }
+  }, { passive: false });
+
+  model.on("change:png", setPng);
+  for (const name of ["shape", "aspect", "display_width", "zoom", "center"]) {
+    model.on("change:" + name, layout);
+  }
+  setPng();
+  layout();
+  return () => { if (url) URL.revokeObjectURL(url); };
+}
+export default { render };
+"""
+
+_CSS = r"""
+.medlab-canvas-box {
+  position: relative;
+  overflow: hidden;
+  background: #000;
+  cursor: crosshair;
+  touch-action: none;
+  user-select: none;
+  outline: none;
+}
+.medlab-canvas-img {
+  position: absolute;
+  left: 0;
+  top: 0;
+  transform-origin: 0 0;
+  image-rendering: pixelated;
+  pointer-events: none;
+}
+"""
+
+
+class ImageCanvas(anywidget.AnyWidget):
+    """A PNG picture with zoom, pan and mouse events, shown in the browser.
+
+    It holds no image data beyond the PNG: a :class:`~medlab.widgets.SliceViewer` renders the
+    slice with :func:`medlab.display.png_bytes` and sets ``png``; components register event
+    handlers with :meth:`on`.
+
+    Attributes (synced traitlets)
+    -----------------------------
+    png : bytes
+        The picture, one PNG pixel per slice pixel.
+    shape : (int, int)
+        ``(rows, cols)`` of the picture.
+    aspect : float
+        Height of a pixel over its width (row spacing / column spacing, mm), so coronal and
+        sagittal views of thick slices have their true proportions.
+    display_width : int
+        Width on screen in CSS pixels.
+    zoom : float
+        Magnification, >= 1 (1 shows the whole picture).
+    center : [float, float]
+        Picture position ``(row, col)`` shown at the middle of the view, in pixels.
+    drag_mode : {'pan', 'events'}
+        What a plain left drag does: pan, or ``drag`` events for a kernel handler.
+    """
+
+    _esm = _ESM
+    _css = _CSS
+
+    png = t.Bytes(b"").tag(sync=True)
+    shape = t.Tuple(t.Int(), t.Int(), default_value=(1, 1)).tag(sync=True)
+    aspect = t.Float(1.0).tag(sync=True)
+    display_width = t.Int(512).tag(sync=True)
+    zoom = t.Float(1.0).tag(sync=True)
+    max_zoom = t.Float(16.0).tag(sync=True)
+    center = t.List(t.Float(), default_value=[0.5, 0.5], minlen=2, maxlen=2).tag(sync=True)
+    drag_mode = t.Enum(("pan", "events"), default_value="pan").tag(sync=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._handlers: dict[str, list[Callable[[dict], None]]] = {e: [] for e in EVENTS}
+        self.on_msg(self._on_frontend_msg)
+
+    @t.validate("zoom")
+    def _check_zoom(self, proposal):
+        z = float(proposal["value"])
+        if not 1.0 <= z <= self.max_zoom:
+            raise ValueError(f"`zoom` must be in [1, {self.max_zoom}]; got {z}")
+        return z
+
+    def on(self, event: str, handler: Callable[[dict], None], *, remove: bool = False) -> None:
+        """Call ``handler(message)`` for each browser event of a kind (see ``EVENTS``).
+
+        The message is a dict: ``event``; for ``click``/``move`` the pixel ``row`` and
+        ``col`` (ints, inside the picture); for ``drag`` ``phase`` and ``dx``/``dy``; for
+        ``wheel`` ``delta`` (+1 or -1); modifier keys ``shift``, ``ctrl``, ``alt``.
+        """
+        if event not in self._handlers:
+            raise ValueError(f"`event` must be one of {EVENTS}; got {event!r}")
+        handlers = self._handlers[event]
+        if remove:
+            handlers.remove(handler)
+        elif handler not in handlers:
+            handlers.append(handler)
+        if event == "drag":
+            self.drag_mode = "events" if handlers else "pan"
+
+    def dispatch(self, message: dict) -> None:
+        """Handle one event as if the browser had sent it (tests and scripted sessions use it)."""
+        event = message.get("event")
+        if event not in self._handlers:
+            raise ValueError(f"unknown canvas event {event!r}; expected one of {EVENTS}")
+        if event in ("click", "move"):
+            rows, cols = self.shape
+            row, col = int(message["row"]), int(message["col"])
+            if not (0 <= row < rows and 0 <= col < cols):
+                return  # a pointer at the very edge can round outside the picture
+            message = {**message, "row": row, "col": col}
+        for handler in list(self._handlers[event]):
+            handler(message)
+
+    def _on_frontend_msg(self, _widget, content, _buffers):
+        if isinstance(content, dict) and content.get("event") in self._handlers:
+            self.dispatch(content)
+
+    def reset_view(self) -> None:
+        """Zoom 1, centred."""
+        rows, cols = self.shape
+        with self.hold_sync():
+            self.zoom = 1.0
+            self.center = [rows / 2.0, cols / 2.0]

@@ -1,0 +1,493 @@
+"""WindowLevel, ThresholdSlider and SeedPicker: controls that attach to a SliceViewer.
+
+Each takes an image (and then shows a viewer of its own) or an existing
+:class:`~medlab.widgets.SliceViewer` (and then adds only its controls, so several components
+work on one picture). State lives in traitlets; handlers update state and ask the viewer for
+one redraw. Every computation is a ``medlab`` call: :mod:`medlab.enhance` for windows,
+:mod:`medlab.segmentation` for thresholds, region growing and statistics.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+import ipywidgets as widgets
+import numpy as np
+import pandas  # noqa: F401 - label_statistics' table; loaded here so the first click does not wait for it
+import SimpleITK as sitk
+import traitlets as t
+
+import medlab.enhance
+import medlab.segmentation
+
+from ._viewer import SliceViewer, StaticPNG
+
+__all__ = ["WindowLevel", "ThresholdSlider", "SeedPicker"]
+
+
+def _attach(image_or_viewer, viewer_kwargs) -> tuple[SliceViewer, bool]:
+    """The viewer to draw on, and whether the component shows it itself."""
+    if isinstance(image_or_viewer, SliceViewer):
+        if viewer_kwargs:
+            raise TypeError(
+                f"viewer options {sorted(viewer_kwargs)} only apply when an image is given; "
+                "set them on the SliceViewer"
+            )
+        return image_or_viewer, False
+    return SliceViewer(image_or_viewer, **viewer_kwargs), True
+
+
+def _number(name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a number; got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` must be finite; got {value!r}")
+    return v
+
+
+def _range(lower, upper) -> tuple[float, float]:
+    lower, upper = _number("lower", lower), _number("upper", upper)
+    if lower > upper:
+        raise ValueError(f"`lower` ({lower}) must be <= `upper` ({upper})")
+    return lower, upper
+
+
+def _step(viewer: SliceViewer) -> float:
+    lo, hi = viewer.intensity_range
+    if viewer.array.dtype.kind in "iub":
+        return 1.0
+    return float(10 ** np.floor(np.log10(max(hi - lo, 1e-12) / 500)))
+
+
+def _slider(cls, description: str, lo: float, hi: float, step: float, width: str | None = None):
+    """A float (range) slider whose bounds lie on its step grid.
+
+    ``continuous_update=False``: the browser's float slider writes its step-snapped value back
+    while it is drawn when updates are continuous, so showing a value (an Otsu threshold, an
+    'auto' window) would change it; the slider applies on release instead. Dragging on the
+    picture (window/level) stays live.
+    """
+    lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
+    value = (lo, hi) if cls is widgets.FloatRangeSlider else lo
+    layout = widgets.Layout(width=width) if width else widgets.Layout()
+    return cls(description=description, min=lo, max=hi, step=step, value=value, readout_format=".4g",
+               continuous_update=False, layout=layout)
+
+
+def _size_text(row) -> str:
+    if "volume_ml" in row:
+        return f"{row['volume_ml']:.2f} mL"
+    return f"{row['area_mm2']:.1f} mm²"
+
+
+class _Component(StaticPNG, widgets.VBox):
+    def _layout(self, owned: bool, controls: list) -> None:
+        self.children = [self.viewer, *controls] if owned else controls
+
+
+class WindowLevel(_Component):
+    """Window and level sliders, modality presets, and mouse drag on the image.
+
+    Dragging on the picture with the left button changes the window (horizontal: right widens)
+    and the level (vertical: down raises it, so the picture darkens), as radiology viewers do.
+    The state is the viewer's ``window`` and ``level``; the mapping is
+    :func:`medlab.enhance.window_bounds`, the presets :func:`medlab.enhance.presets`.
+
+    Parameters
+    ----------
+    image : sitk.Image, ndarray or SliceViewer
+        What to show; a viewer is shared (only the controls are added here).
+    window, level : float, optional
+        Initial window; or ``preset`` (a :func:`medlab.enhance.presets` name).
+    sensitivity : float, optional
+        Intensity units per screen pixel of drag (default: the intensity range / 1024).
+    **viewer_kwargs
+        :class:`SliceViewer` options when ``image`` is not a viewer.
+    """
+
+    def __init__(self, image, *, window=None, level=None, preset=None, sensitivity=None, **viewer_kwargs):
+        super().__init__()
+        self.viewer, owned = _attach(image, viewer_kwargs)
+        v = self.viewer
+        lo, hi = v.intensity_range
+        span = max(hi - lo, 1e-6)
+        self.sensitivity = span / 1024 if sensitivity is None else _number("sensitivity", sensitivity)
+        if self.sensitivity <= 0:
+            raise ValueError(f"`sensitivity` must be > 0; got {sensitivity!r}")
+        self._presets = medlab.enhance.presets()
+        self._preset_values: dict[str, tuple[float, float]] = {}
+        self._drag_start: tuple[float, float] | None = None
+        step = _step(v)
+        self._window = _slider(widgets.FloatSlider, "window", step, 2 * span, step)
+        self._level = _slider(widgets.FloatSlider, "level", lo - span / 2, hi + span / 2, step)
+        self._preset = widgets.Dropdown(description="preset", options=["custom", *self._presets],
+                                        value="custom")
+        with v.hold_redraw():
+            if preset is not None:
+                self.set_preset(preset)
+            elif window is not None or level is not None:
+                self.set_window(window, level)
+            self._show_state()
+        v.observe(self._on_state, names=["window", "level"])
+        self._window.observe(self._on_slider, names="value")
+        self._level.observe(self._on_slider, names="value")
+        self._preset.observe(self._on_preset, names="value")
+        v.canvas.on("drag", self._on_drag)
+        self._layout(owned, [widgets.HBox([self._window, self._level]), self._preset])
+
+    @property
+    def window(self) -> float:
+        return self.viewer.window
+
+    @property
+    def level(self) -> float:
+        return self.viewer.level
+
+    def set_window(self, window: float, level: float) -> None:
+        """Window width (> 0) and centre, intensity units."""
+        self.viewer.set_window_level(window, level)
+
+    def set_preset(self, name: str) -> None:
+        """Apply a named window (:func:`medlab.enhance.presets`; ``'auto'`` is computed once)."""
+        if name not in self._preset_values:
+            self._preset_values[name] = medlab.enhance.resolve_window(self.viewer.image, preset=name)
+        self.set_window(*self._preset_values[name])
+        self._preset.value = name
+
+    def _show_state(self):
+        v = self.viewer
+        for slider, value in ((self._window, v.window), (self._level, v.level)):
+            slider.max = max(slider.max, value)
+            slider.min = min(slider.min, value)
+            slider.value = value
+        name = self._preset.value
+        if name != "custom" and self._preset_values.get(name) != (v.window, v.level):
+            self._preset.value = "custom"
+
+    def _on_state(self, _change):
+        self._show_state()
+
+    def _on_slider(self, _change):
+        w, lev = self._window.value, self._level.value
+        if (w, lev) != (self.viewer.window, self.viewer.level):
+            self.set_window(w, lev)
+
+    def _on_preset(self, change):
+        if change["new"] != "custom":
+            self.set_preset(change["new"])
+
+    def _on_drag(self, msg):
+        v = self.viewer
+        if msg.get("phase") == "start" or self._drag_start is None:
+            self._drag_start = (v.window, v.level)
+        w0, l0 = self._drag_start
+        w = max(w0 + float(msg.get("dx", 0)) * self.sensitivity, self._window.min)
+        lev = l0 + float(msg.get("dy", 0)) * self.sensitivity
+        self.set_window(w, lev)
+        if msg.get("phase") == "end":
+            self._drag_start = None
+
+    def drag(self, dx: float, dy: float) -> None:
+        """A whole drag of (dx, dy) screen pixels, as the mouse would do it."""
+        c = self.viewer.canvas
+        c.dispatch({"event": "drag", "phase": "start", "dx": 0, "dy": 0})
+        c.dispatch({"event": "drag", "phase": "move", "dx": dx / 2, "dy": dy / 2})
+        c.dispatch({"event": "drag", "phase": "end", "dx": dx, "dy": dy})
+
+
+class ThresholdSlider(_Component):
+    """A live overlay of the intensity range ``lower <= image <= upper`` and its volume.
+
+    The mask is :func:`medlab.segmentation.threshold` of the whole image, its size
+    :func:`medlab.segmentation.label_statistics` (mL in 3D, mm² in 2D); the Otsu and
+    multi-Otsu buttons set the range from :func:`medlab.segmentation.auto_threshold` and
+    :func:`medlab.segmentation.multi_otsu` (the brightest class, or ``otsu_class``).
+
+    Parameters
+    ----------
+    image : sitk.Image, ndarray or SliceViewer
+    lower, upper : float, optional
+        Initial range, intensity units (default: the upper half of the intensity range).
+    classes : int
+        Classes for multi-Otsu (2..5).
+    color : (r, g, b)
+        Overlay colour.
+    layer : str
+        Name of its overlay on the viewer (two thresholds on one viewer need two names).
+    **viewer_kwargs
+        :class:`SliceViewer` options when ``image`` is not a viewer.
+
+    Attributes
+    ----------
+    range : (float, float) (traitlet)
+        ``(lower, upper)``; also the ``lower`` and ``upper`` properties.
+    mask : ndarray of uint8
+        The thresholded image (numpy order, viewer grid).
+    statistics : dict
+        ``voxels`` and ``volume_ml`` (3D) or ``area_mm2`` (2D).
+    thresholds : list of float
+        The last Otsu / multi-Otsu thresholds.
+    """
+
+    range = t.Tuple(t.Float(), t.Float(), default_value=(0.0, 1.0))
+
+    def __init__(self, image, *, lower=None, upper=None, classes: int = 3, color=(255, 64, 64),
+                 layer: str = "threshold", **viewer_kwargs):
+        super().__init__()
+        self.viewer, owned = _attach(image, viewer_kwargs)
+        v = self.viewer
+        lo, hi = v.intensity_range
+        self._layer = layer
+        self._color = color
+        self.mask = np.zeros(v.array.shape, np.uint8)
+        self.statistics: dict = {}
+        self.thresholds: list[float] = []
+        self._slider = _slider(widgets.FloatRangeSlider, "range", lo, hi, _step(v), width="480px")
+        self._classes = widgets.BoundedIntText(value=int(classes), min=2, max=5, description="classes",
+                                               layout=widgets.Layout(width="150px"))
+        self._otsu = widgets.Button(description="Otsu", tooltip="lower = Otsu threshold, upper = max")
+        self._multi = widgets.Button(description="multi-Otsu", tooltip="the brightest multi-Otsu class")
+        self._info = widgets.HTML()
+        mid = lo + (hi - lo) / 2
+        self.set_range(mid if lower is None else lower, hi if upper is None else upper)
+        self._update()
+        self.observe(self._on_state, names="range")
+        self._slider.observe(self._on_slider, names="value")
+        self._otsu.on_click(lambda _b: self.apply_otsu())
+        self._multi.on_click(lambda _b: self.apply_multi_otsu())
+        self._layout(owned, [self._slider, widgets.HBox([self._otsu, self._multi, self._classes]), self._info])
+
+    def set_range(self, lower: float, upper: float) -> None:
+        """Threshold range (inclusive), intensity units; ``lower <= upper``."""
+        self.range = _range(lower, upper)
+
+    @property
+    def lower(self) -> float:
+        return self.range[0]
+
+    @property
+    def upper(self) -> float:
+        return self.range[1]
+
+    def apply_otsu(self) -> float:
+        """Range = (Otsu threshold, maximum); returns the threshold."""
+        th = medlab.segmentation.auto_threshold(self.viewer.image, "otsu")
+        self.thresholds = [th]
+        self.set_range(th, max(th, self.viewer.intensity_range[1]))
+        return th
+
+    def apply_multi_otsu(self, classes: int | None = None, otsu_class: int | None = None) -> list[float]:
+        """Range = one multi-Otsu class (default the brightest); returns the thresholds."""
+        classes = self._classes.value if classes is None else int(classes)
+        _, th = medlab.segmentation.multi_otsu(self.viewer.image, classes, return_thresholds=True)
+        k = classes if otsu_class is None else int(otsu_class)
+        if not 1 <= k <= classes:
+            raise ValueError(f"`otsu_class` must be in [1, {classes}]; got {otsu_class!r}")
+        lo, hi = self.viewer.intensity_range
+        bounds = [lo, *th, hi]
+        self.thresholds = list(th)
+        self._classes.value = classes
+        self.set_range(bounds[k - 1], bounds[k])
+        return list(th)
+
+    def _on_slider(self, change):
+        if tuple(change["new"]) != self.range:
+            self.set_range(*change["new"])
+
+    def _on_state(self, _change):
+        self._update()
+
+    def _update(self):
+        v = self.viewer
+        mask = medlab.segmentation.threshold(v.image, lower=self.lower, upper=self.upper)
+        self.mask = sitk.GetArrayFromImage(mask)
+        stats = medlab.segmentation.label_statistics(mask)
+        key = "volume_ml" if v.ndim == 3 else "area_mm2"
+        row = stats.iloc[0] if len(stats) else {"voxels": 0, key: 0.0}
+        self.statistics = {"voxels": int(row["voxels"]), key: float(row[key])}
+        lo, hi = self._slider.min, self._slider.max
+        self._slider.min, self._slider.max = min(lo, self.lower), max(hi, self.upper)
+        self._slider.value = (self.lower, self.upper)
+        self._info.value = (f"<b>{_size_text(self.statistics)}</b> &nbsp; "
+                            f"({self.statistics['voxels']} voxels in "
+                            f"[{self.lower:.4g}, {self.upper:.4g}] {html.escape(v.unit)})")
+        v.set_overlay(self._layer, self.mask, mode="fill", color=self._color)
+
+
+class SeedPicker(_Component):
+    """Seeds by clicking (click a seed again to remove it) and live region growing.
+
+    The region is :func:`medlab.segmentation.connected_threshold` from the seeds within
+    ``lower <= image <= upper`` (3D for a volume, 2D for an image); its statistics are
+    :func:`medlab.segmentation.label_statistics` with the image (size in mL or mm², mean,
+    std, min, max).
+
+    Parameters
+    ----------
+    image : sitk.Image, ndarray or SliceViewer
+    lower, upper : float
+        Intensity range of the region, intensity units.
+    seeds_index : sequence of (z, y, x) or (y, x), optional
+        Initial seeds, numpy indexes of ``viewer.image`` (or ``seeds_mm``, physical points).
+    connectivity : {'face', 'full'}
+    pick_radius : int
+        A click within this many shown pixels of a seed on the slice removes it.
+    color, seed_color : (r, g, b)
+        Region fill and seed marker colours.
+    layer : str
+        Name of its overlay on the viewer (markers: ``layer + '-seeds'``).
+    **viewer_kwargs
+        :class:`SliceViewer` options when ``image`` is not a viewer.
+
+    Attributes
+    ----------
+    seeds_index : list of tuple (traitlet)
+        Numpy indexes; :attr:`seeds_mm` gives the physical points ``(x, y[, z])``.
+    range : (float, float) (traitlet)
+        ``(lower, upper)``; also the ``lower`` and ``upper`` properties.
+    region : ndarray of uint8
+        The grown region (numpy order, viewer grid).
+    statistics : dict
+        ``voxels``, ``volume_ml`` or ``area_mm2``, ``mean``, ``std``, ``min``, ``max``
+        (empty when there is no seed).
+    """
+
+    seeds_index = t.List()
+    range = t.Tuple(t.Float(), t.Float(), default_value=(0.0, 1.0))
+
+    def __init__(self, image, *, lower=None, upper=None, seeds_index=None, seeds_mm=None,
+                 connectivity: str = "face", pick_radius: int = 3, color=(0, 200, 255),
+                 seed_color=(255, 220, 0), layer: str = "region", **viewer_kwargs):
+        super().__init__()
+        self.viewer, owned = _attach(image, viewer_kwargs)
+        v = self.viewer
+        lo, hi = v.intensity_range
+        self.connectivity = connectivity
+        self.pick_radius = int(pick_radius)
+        self._layer, self._color, self._seed_color = layer, color, seed_color
+        self.region = np.zeros(v.array.shape, np.uint8)
+        self.statistics: dict = {}
+        self._range = _slider(widgets.FloatRangeSlider, "range", lo, hi, _step(v), width="480px")
+        self._clear = widgets.Button(description="clear seeds")
+        self._info = widgets.HTML()
+        with v.hold_redraw():
+            self.set_range(lo if lower is None else lower, hi if upper is None else upper)
+            if seeds_index is not None and seeds_mm is not None:
+                raise ValueError("give `seeds_index` or `seeds_mm`, not both")
+            if seeds_mm is not None:
+                self.set_seeds_mm(seeds_mm)
+            else:
+                self.set_seeds_index(seeds_index or [])
+            self._update()
+        self.observe(self._on_state, names=["seeds_index", "range"])
+        self._range.observe(self._on_range, names="value")
+        self._clear.on_click(lambda _b: self.clear_seeds())
+        v.on_click(self._on_click)
+        self._layout(owned, [widgets.HBox([self._range, self._clear]), self._info])
+
+    # ------------------------------------------------------------------ setters
+    def set_seeds_index(self, seeds_index: Sequence[Sequence[int]]) -> None:
+        """Replace the seeds by numpy indexes (each checked against the image bounds)."""
+        seeds = [self.viewer.check_index(s, f"seeds_index[{i}]") for i, s in enumerate(seeds_index)]
+        self.seeds_index = list(dict.fromkeys(seeds))
+
+    def set_seeds_mm(self, seeds_mm: Sequence[Sequence[float]]) -> None:
+        """Replace the seeds by physical points ``(x, y[, z])`` mm."""
+        self.set_seeds_index([self.viewer.index_of_point(p, f"seeds_mm[{i}]") for i, p in enumerate(seeds_mm)])
+
+    @property
+    def seeds_mm(self) -> list[tuple[float, ...]]:
+        """The seeds as physical points ``(x, y[, z])`` in mm."""
+        return [self.viewer.point_mm(s) for s in self.seeds_index]
+
+    def add_seed_index(self, index: Sequence[int]) -> None:
+        idx = self.viewer.check_index(index, "index")
+        if idx not in self.seeds_index:
+            self.seeds_index = [*self.seeds_index, idx]
+
+    def remove_seed_index(self, index: Sequence[int]) -> None:
+        idx = self.viewer.check_index(index, "index")
+        if idx not in self.seeds_index:
+            raise ValueError(f"no seed at {idx}; seeds are {self.seeds_index}")
+        self.seeds_index = [s for s in self.seeds_index if s != idx]
+
+    def clear_seeds(self) -> None:
+        self.seeds_index = []
+
+    def set_range(self, lower: float, upper: float) -> None:
+        """Intensity range of the region (inclusive), intensity units."""
+        self.range = _range(lower, upper)
+
+    @property
+    def lower(self) -> float:
+        return self.range[0]
+
+    @property
+    def upper(self) -> float:
+        return self.range[1]
+
+    # ------------------------------------------------------------------ events
+    def _on_click(self, index, _msg):
+        """Remove the seed near the click on this slice, or add one."""
+        v = self.viewer
+        px = v.pixel_of_index(index)
+        for seed in self.seeds_index:
+            spx = v.pixel_of_index(seed)
+            if spx is not None and max(abs(spx[0] - px[0]), abs(spx[1] - px[1])) <= self.pick_radius:
+                self.remove_seed_index(seed)
+                return
+        self.add_seed_index(index)
+
+    def _on_range(self, change):
+        if tuple(change["new"]) != self.range:
+            self.set_range(*change["new"])
+
+    def _on_state(self, _change):
+        self._update()
+
+    def _update(self):
+        v = self.viewer
+        with v.hold_redraw():
+            self._range.min = min(self._range.min, self.lower)
+            self._range.max = max(self._range.max, self.upper)
+            self._range.value = (self.lower, self.upper)
+            v.set_markers(f"{self._layer}-seeds", self.seeds_index, color=self._seed_color)
+            if not self.seeds_index:
+                self.region = np.zeros(v.array.shape, np.uint8)
+                self.statistics = {}
+                self._info.value = "<i>click on the image to add a seed</i>"
+                v.remove_layer(self._layer)
+                return
+            region = medlab.segmentation.connected_threshold(
+                v.image, seeds_index=self.seeds_index, lower=self.lower, upper=self.upper,
+                connectivity=self.connectivity)
+            self.region = sitk.GetArrayFromImage(region)
+            self.statistics = self._statistics(region)
+            self._info.value = self._table()
+            v.set_overlay(self._layer, self.region, mode="fill", color=self._color)
+
+    def _statistics(self, region) -> dict:
+        """label_statistics of the region, its intensities measured in its bounding box only
+        (the same voxels; the intensity filter's cost grows with the image it scans)."""
+        v = self.viewer
+        key = "volume_ml" if v.ndim == 3 else "area_mm2"
+        shape = medlab.segmentation.label_statistics(region)
+        if not len(shape):
+            return {"voxels": 0, key: 0.0}
+        row = shape.iloc[0]
+        box = tuple(slice(a, a + n) for a, n in zip(row["bbox_index"], row["bbox_size"], strict=True))
+        spacing = v.image.GetSpacing()[::-1]
+        inten = medlab.segmentation.label_statistics(self.region[box], v.array[box], spacing=spacing).iloc[0]
+        return {"voxels": int(row["voxels"]), key: float(row[key]),
+                **{k: float(inten[k]) for k in ("mean", "std", "min", "max")}}
+
+    def _table(self) -> str:
+        s, unit = self.statistics, html.escape(self.viewer.unit)
+        cells = [f"{len(self.seeds_index)} seed(s)", _size_text(s), f"{s['voxels']} voxels"]
+        if "mean" in s:
+            cells.append(f"mean {s['mean']:.4g} ± {s['std']:.3g} {unit} [{s['min']:.4g}, {s['max']:.4g}]")
+        return "<code>" + " &nbsp;|&nbsp; ".join(cells) + "</code>"

@@ -1,0 +1,634 @@
+"""SliceViewer: the shared image view every medlab component attaches to.
+
+State (traitlets on the viewer: ``axis``, ``index``, ``window``, ``level``, ``cursor``) is
+kept apart from the view (an :class:`~medlab.widgets.ImageCanvas`, a slice slider, an axis
+switch, a readout). Components add *layers* (label overlays drawn filled or as contours,
+point markers) and *event handlers* (click, drag, wheel, move) to a viewer; the viewer
+composes one picture per change through :func:`medlab.display.render` (one lookup table)
+and encodes it once.
+
+Coordinates: ``index`` tuples are numpy indexes ``(z, y, x)`` (2D: ``(y, x)``) into
+``viewer.image``, the input in LPS orientation (the input itself when it is already in
+LPS, as DICOM-ordered CT, PET and NIfTI loaded by medlab are); points are SimpleITK physical
+points ``(x, y[, z])`` in mm. Display pixels ``(row, col)`` are those of the shown slice, in
+:func:`medlab.display.slice_of` orientation.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import ipywidgets as widgets
+import numpy as np
+import SimpleITK as sitk
+import traitlets as t
+
+import medlab.display
+import medlab.enhance
+from medlab._image import as_sitk, check_scalar
+from medlab._options import check_choice
+
+from ._canvas import ImageCanvas
+
+__all__ = ["SliceViewer", "Panel", "StaticPNG"]
+
+AXES = ("axial", "coronal", "sagittal")
+OVERLAY_MODES = ("fill", "contour")
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of display-ready pixels from :func:`medlab.display.render`.
+
+    The encoder :func:`medlab.display.png_bytes` chooses (OpenCV, measured 3-4x faster than
+    Pillow here; see ``medlab.display.ENCODERS``). ``png_bytes`` renders from intensities;
+    the viewer needs to encode a picture it has composed from several layers, hence this.
+    """
+    import cv2
+
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", pixels)
+    if not ok:  # pragma: no cover - OpenCV reports no reason
+        raise RuntimeError("OpenCV could not encode the picture as PNG")
+    return buf.tobytes()
+
+
+def _rgb(color, name: str) -> tuple[int, int, int]:
+    c = tuple(int(v) for v in np.asarray(color).ravel())
+    if len(c) != 3 or not all(0 <= v <= 255 for v in c):
+        raise ValueError(f"`{name}` must be (r, g, b) with values in 0..255; got {color!r}")
+    return c
+
+
+@dataclass
+class _Layer:
+    kind: str  # 'overlay' or 'markers'
+    mode: str = "fill"
+    labels: np.ndarray | None = None  # volume on the viewer grid
+    color: tuple | None = None  # one colour for every label (None: medlab.display palette)
+    points: list = field(default_factory=list)  # markers: volume indexes
+    visible: bool = True
+
+
+class StaticPNG:
+    """Mixin: the widget's current picture as ``image/png`` beside the live widget view.
+
+    JupyterLab shows the live widget; an exporter without the widget's state (nbconvert on a
+    notebook saved from JupyterLab, papermill with ``store_widget_state=False``) shows the PNG.
+    """
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:  # a closed widget
+            return None
+        bundle["image/png"] = self.viewer.png_base64()
+        return bundle
+
+
+class SliceViewer(StaticPNG, widgets.VBox):
+    """A 2D image or a 3D volume (axial, coronal, sagittal) with slice slider, mouse wheel,
+    zoom/pan, label and contour overlays and a cursor readout in physical units.
+
+    Parameters
+    ----------
+    image : sitk.Image or (M, N[, P]) ndarray
+        Scalar 2D image or 3D volume in physical intensity units (HU, SUV, ...). A numpy array
+        is indexed ``(z, y, x)``; a 3D ``sitk.Image`` not in LPS orientation is reoriented
+        once (``sitk.DICOMOrient``).
+    spacing : float or sequence of float, optional
+        Voxel size in mm, array axis order, for numpy input.
+    axis : {'axial', 'coronal', 'sagittal'}
+        Viewing plane (3D only).
+    index : int, optional
+        Slice number along ``axis`` (default: the middle slice).
+    window, level : float, optional
+        Display window (width, centre) in intensity units; or ``preset``
+        (:func:`medlab.enhance.presets`; default ``'auto'``, a percentile window).
+    unit : str
+        Intensity unit shown by the readout (``'HU'``, ``'SUV'``, ...).
+    overlay : sitk.Image or ndarray, optional
+        Label image on the same grid, shown as layer ``'overlay'``.
+    overlay_mode : {'fill', 'contour'}
+    overlay_alpha : float
+        Opacity of filled overlays.
+    colormap : str, optional
+        A matplotlib colormap name for the grey values (e.g. ``'hot'`` for PET).
+    display_width : int
+        Width on screen, CSS pixels.
+    title : str
+        Shown above the picture.
+
+    Attributes
+    ----------
+    axis, index, window, level : traitlets
+        The view state; set them (or use the setters) and the picture follows.
+    cursor : dict
+        Last pointer position: ``index`` (numpy), ``point_mm`` (x, y[, z]), ``value``.
+    image : sitk.Image
+        The image shown (LPS orientation); medlab calls of components run on it.
+    array : ndarray
+        Its voxels, numpy order (a read-only view).
+    canvas : ImageCanvas
+        The browser view; components register event handlers on it.
+    """
+
+    axis = t.Enum(AXES, default_value="axial")
+    index = t.Int(0)
+    window = t.Float(1.0)
+    level = t.Float(0.0)
+    cursor = t.Dict()
+
+    def __init__(
+        self,
+        image,
+        *,
+        spacing=None,
+        axis: str = "axial",
+        index: int | None = None,
+        window: float | None = None,
+        level: float | None = None,
+        preset: str | None = None,
+        unit: str = "",
+        overlay=None,
+        overlay_mode: str = "contour",
+        overlay_alpha: float = 0.4,
+        colormap: str | None = None,
+        display_width: int = 512,
+        title: str = "",
+    ):
+        super().__init__()
+        img, _ = as_sitk(image, spacing=spacing)
+        check_scalar(img, "image")
+        if img.GetDimension() not in (2, 3):
+            raise ValueError(f"`image` must be 2D or 3D; got a {img.GetDimension()}D image")
+        if img.GetDimension() == 3 and not np.allclose(img.GetDirection(), np.eye(3).ravel(), atol=1e-6):
+            img = sitk.DICOMOrient(img, "LPS")
+        self.image = img
+        self.array = sitk.GetArrayViewFromImage(img)
+        self.ndim = self.array.ndim
+        self.unit = str(unit)
+        self.colormap = colormap
+        alpha = float(overlay_alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"`overlay_alpha` must be in [0, 1]; got {overlay_alpha!r}")
+        self.overlay_alpha = alpha
+        finite = self.array[np.isfinite(self.array)] if self.array.dtype.kind == "f" else self.array
+        self.intensity_range = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        self._layers: dict[str, _Layer] = {}
+        self._click_handlers: list[Callable] = []
+        self._hold = 0
+        self._dirty = False
+        self._slice_cache: dict = {}
+        self._table_key = None
+        self._table = None
+        self.pixels = np.zeros((1, 1), np.uint8)
+        self.png = b""
+
+        w, lev = medlab.enhance.resolve_window(img, window, level, preset=preset)
+        self.canvas = ImageCanvas(display_width=int(display_width))
+        self._title = widgets.HTML(f"<b>{title}</b>" if title else "")
+        self._readout = widgets.HTML("&nbsp;", layout=widgets.Layout(min_height="1.6em"))
+        self._status = widgets.HTML("")
+        self._axis_buttons = widgets.ToggleButtons(options=list(AXES), value=axis,
+                                                   style={"button_width": "80px"})
+        self._slider = widgets.IntSlider(description="slice", min=0, max=0, continuous_update=True,
+                                         layout=widgets.Layout(width=f"{max(int(display_width), 300)}px"))
+        with self.hold_redraw():
+            self.axis = check_choice("axis", axis, AXES) if self.ndim == 3 else "axial"
+            self._sync_slider_range()
+            self.index = self.n_slices // 2 if index is None else self._check_index(index)
+            self._slider.value = self.index
+            self.window, self.level = w, lev
+            if overlay is not None:
+                self.set_overlay("overlay", overlay, mode=overlay_mode)
+            self.observe(self._on_state, names=["axis", "index", "window", "level"])
+            self._slider.observe(self._on_slider, names="value")
+            self._axis_buttons.observe(self._on_axis_buttons, names="value")
+            self.canvas.on("wheel", self._on_wheel)
+            self.canvas.on("move", self._on_move)
+            self.canvas.on("leave", self._on_leave)
+            self.canvas.on("click", self._on_click)
+            self._dirty = True
+        controls = [widgets.HBox([self._axis_buttons]), self._slider] if self.ndim == 3 else []
+        self.children = [self._title, self.canvas, *controls, self._status, self._readout]
+
+    @property
+    def viewer(self) -> SliceViewer:
+        """Itself (components and viewers share this attribute)."""
+        return self
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def n_slices(self) -> int:
+        """Number of slices along the current axis (1 for a 2D image)."""
+        if self.ndim == 2:
+            return 1
+        return self.array.shape[{"axial": 0, "coronal": 1, "sagittal": 2}[self.axis]]
+
+    @property
+    def pixel_spacing_mm(self) -> tuple[float, float]:
+        """Size of a shown pixel in mm, ``(row, col)``."""
+        sp = self.image.GetSpacing()
+        if self.ndim == 2:
+            return float(sp[1]), float(sp[0])
+        return {"axial": (sp[1], sp[0]), "coronal": (sp[2], sp[0]), "sagittal": (sp[2], sp[1])}[self.axis]
+
+    def index_of_pixel(self, row: int, col: int) -> tuple[int, ...]:
+        """Numpy index into ``image`` of a pixel ``(row, col)`` of the shown slice."""
+        if self.ndim == 2:
+            return (int(row), int(col))
+        nz = self.array.shape[0]
+        if self.axis == "axial":
+            return (self.index, int(row), int(col))
+        if self.axis == "coronal":
+            return (nz - 1 - int(row), self.index, int(col))
+        return (nz - 1 - int(row), int(col), self.index)
+
+    def pixel_of_index(self, index: Sequence[int]) -> tuple[int, int] | None:
+        """``(row, col)`` of a numpy index on the shown slice, or None when it is on another slice."""
+        idx = tuple(int(i) for i in index)
+        if self.ndim == 2:
+            return idx
+        z, y, x = idx
+        nz = self.array.shape[0]
+        if self.axis == "axial":
+            return (y, x) if z == self.index else None
+        if self.axis == "coronal":
+            return (nz - 1 - z, x) if y == self.index else None
+        return (nz - 1 - z, y) if x == self.index else None
+
+    def check_index(self, index, name: str = "index") -> tuple[int, ...]:
+        """A numpy index inside the image, as a tuple of ints (else a ValueError naming it)."""
+        try:
+            idx = tuple(int(i) for i in index)
+            ok = all(float(i) == int(i) for i in index)
+        except (TypeError, ValueError):
+            raise TypeError(f"`{name}` must be a tuple of {self.ndim} ints; got {index!r}") from None
+        if not ok or len(idx) != self.ndim:
+            raise ValueError(f"`{name}` must be {self.ndim} ints (numpy order); got {index!r}")
+        if not all(0 <= i < n for i, n in zip(idx, self.array.shape, strict=True)):
+            raise ValueError(
+                f"`{name}` {idx} is outside the image (numpy shape {self.array.shape})"
+            )
+        return idx
+
+    def point_mm(self, index: Sequence[int]) -> tuple[float, ...]:
+        """Physical point ``(x, y[, z])`` in mm of a numpy index."""
+        idx = self.check_index(index)
+        return tuple(float(v) for v in self.image.TransformIndexToPhysicalPoint(idx[::-1]))
+
+    def index_of_point(self, point_mm: Sequence[float], name: str = "point_mm") -> tuple[int, ...]:
+        """Numpy index of the voxel containing a physical point ``(x, y[, z])`` mm."""
+        p = tuple(float(v) for v in point_mm)
+        if len(p) != self.ndim:
+            raise ValueError(f"`{name}` must have {self.ndim} coordinates (x, y[, z]) mm; got {point_mm!r}")
+        cont = self.image.TransformPhysicalPointToContinuousIndex(p)
+        idx = tuple(int(np.floor(c + 0.5)) for c in cont)[::-1]
+        return self.check_index(idx, name)
+
+    # ------------------------------------------------------------------ state setters
+    def _check_index(self, index) -> int:
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise TypeError(f"`index` must be an int; got {index!r}")
+        n = self.n_slices
+        if not 0 <= index < n:
+            raise ValueError(f"`index` must be in [0, {n - 1}] for the {self.axis} axis; got {index}")
+        return int(index)
+
+    @t.validate("index")
+    def _validate_index(self, proposal):
+        return self._check_index(proposal["value"])
+
+    @t.validate("window")
+    def _validate_window(self, proposal):
+        w = float(proposal["value"])
+        if not (np.isfinite(w) and w > 0):
+            raise ValueError(f"`window` must be a finite number > 0; got {proposal['value']!r}")
+        return w
+
+    @t.validate("level")
+    def _validate_level(self, proposal):
+        lev = float(proposal["value"])
+        if not np.isfinite(lev):
+            raise ValueError(f"`level` must be finite; got {proposal['value']!r}")
+        return lev
+
+    def set_slice(self, index: int, axis: str | None = None) -> None:
+        """Show slice ``index`` along ``axis`` (default: the current axis)."""
+        with self.hold_redraw():
+            if axis is not None:
+                if self.ndim == 2 and axis != "axial":
+                    raise ValueError("a 2D image has only one view; `axis` must be 'axial' or None")
+                self.axis = check_choice("axis", axis, AXES)
+            self.index = self._check_index(index)
+
+    def set_window_level(self, window: float, level: float) -> None:
+        """Display window: width > 0 and centre, intensity units."""
+        medlab.enhance.window_bounds(window, level)  # validates with the library's messages
+        with self.hold_redraw():
+            self.window, self.level = float(window), float(level)
+
+    def set_view(self, *, zoom: float = 1.0, center_index: Sequence[int] | None = None) -> None:
+        """Zoom (>= 1) around a numpy index on the shown slice (default: the slice centre)."""
+        rows, cols = self.canvas.shape
+        if center_index is None:
+            center = [rows / 2.0, cols / 2.0]
+        else:
+            px = self.pixel_of_index(self.check_index(center_index, "center_index"))
+            if px is None:
+                raise ValueError(f"`center_index` {tuple(center_index)} is not on the shown slice")
+            center = [px[0] + 0.5, px[1] + 0.5]
+        with self.canvas.hold_sync():
+            self.canvas.zoom = float(zoom)
+            self.canvas.center = center
+
+    # ------------------------------------------------------------------ layers
+    def _volume(self, labels, name: str) -> np.ndarray:
+        if isinstance(labels, sitk.Image):
+            if labels.GetSize() != self.image.GetSize():
+                raise ValueError(
+                    f"`{name}` (size {labels.GetSize()}) must have the size of `image` "
+                    f"({self.image.GetSize()}, SimpleITK order)"
+                )
+            if self.ndim == 3 and not np.allclose(labels.GetDirection(), np.eye(3).ravel(), atol=1e-6):
+                labels = sitk.DICOMOrient(labels, "LPS")
+            arr = sitk.GetArrayFromImage(labels)
+        else:
+            arr = np.asarray(labels)
+        if arr.shape != self.array.shape:
+            raise ValueError(
+                f"`{name}` (shape {arr.shape}) must have the same shape as `image` "
+                f"(shape {self.array.shape}, numpy order)"
+            )
+        if arr.dtype == bool:
+            arr = arr.view(np.uint8)
+        if arr.dtype.kind not in "iu":
+            raise ValueError(f"`{name}` must hold integer labels; got dtype {arr.dtype}")
+        return arr
+
+    def set_overlay(self, name: str, labels, *, mode: str = "fill", color=None, visible: bool = True) -> None:
+        """Add or replace a label layer (None removes it).
+
+        Parameters
+        ----------
+        name : str
+            Layer name (components use their own, e.g. ``'threshold'``, ``'region'``).
+        labels : sitk.Image or ndarray of int, or None
+            Label volume on the viewer grid (0 = nothing).
+        mode : {'fill', 'contour'}
+            Translucent fill (``overlay_alpha``) or a 1-pixel outline.
+        color : (r, g, b), optional
+            One colour for all labels; default ``medlab.display``'s label palette.
+        """
+        if labels is None:
+            self.remove_layer(name)
+            return
+        layer = _Layer(
+            kind="overlay",
+            mode=check_choice("mode", mode, OVERLAY_MODES),
+            labels=self._volume(labels, "labels"),
+            color=None if color is None else _rgb(color, "color"),
+            visible=bool(visible),
+        )
+        self._layers[name] = layer
+        self._slice_cache.pop(("layer", name), None)
+        self.redraw()
+
+    def set_markers(self, name: str, points_index, *, color=(255, 220, 0)) -> None:
+        """Add or replace a layer of point markers (crosses) at numpy indexes."""
+        pts = [self.check_index(p, "points_index") for p in points_index]
+        self._layers[name] = _Layer(kind="markers", points=pts, color=_rgb(color, "color"))
+        self.redraw()
+
+    def remove_layer(self, name: str) -> None:
+        if self._layers.pop(name, None) is not None:
+            self._slice_cache.pop(("layer", name), None)
+            self.redraw()
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self._layers)
+
+    # ------------------------------------------------------------------ events for components
+    def on_click(self, handler: Callable[[tuple, dict], None], *, remove: bool = False) -> None:
+        """Call ``handler(index, event)`` on a click; ``index`` is the numpy index clicked."""
+        if remove:
+            self._click_handlers.remove(handler)
+        elif handler not in self._click_handlers:
+            self._click_handlers.append(handler)
+
+    def click_index(self, index: Sequence[int], **modifiers) -> None:
+        """Click a numpy index as the browser would (it must be on the shown slice)."""
+        px = self.pixel_of_index(self.check_index(index))
+        if px is None:
+            raise ValueError(f"`index` {tuple(index)} is not on the shown slice")
+        self.canvas.dispatch({"event": "click", "row": px[0], "col": px[1], "button": 0, **modifiers})
+
+    def _on_click(self, msg):
+        idx = self.index_of_pixel(msg["row"], msg["col"])
+        for handler in list(self._click_handlers):
+            handler(idx, msg)
+
+    def _on_wheel(self, msg):
+        new = min(max(self.index + int(msg.get("delta", 0)), 0), self.n_slices - 1)
+        if new != self.index:
+            self.index = new
+
+    def _on_move(self, msg):
+        idx = self.index_of_pixel(msg["row"], msg["col"])
+        value = self.array[idx]
+        self.cursor = {"index": idx, "point_mm": self.point_mm(idx), "value": value.item()}
+        self._show_readout()
+
+    def _on_leave(self, _msg):
+        self.cursor = {}
+        self._readout.value = "&nbsp;"
+
+    def _show_readout(self):
+        c = self.cursor
+        if not c:
+            return
+        pt = ", ".join(f"{v:.1f}" for v in c["point_mm"])
+        v = c["value"]
+        val = f"{v:.4g}" if isinstance(v, float) else str(v)
+        self._readout.value = (
+            f"<code>({pt}) mm &nbsp; index {tuple(c['index'])} &nbsp; "
+            f"<b>{val} {self.unit}</b></code>"
+        )
+
+    # ------------------------------------------------------------------ drawing
+    @contextlib.contextmanager
+    def hold_redraw(self):
+        """Group state changes into one redraw."""
+        self._hold += 1
+        try:
+            yield
+        finally:
+            self._hold -= 1
+            if self._hold == 0 and self._dirty:
+                self.redraw()
+
+    def _on_state(self, change):
+        if change["name"] == "axis":
+            with self.hold_redraw():
+                self._slice_cache.clear()
+                self._sync_slider_range()
+                self.index = self.n_slices // 2
+                self.canvas.reset_view()
+        if change["name"] in ("axis", "index"):
+            self._slider.value = self.index
+            self._axis_buttons.value = self.axis
+        self.redraw()
+
+    def _sync_slider_range(self):
+        self._slider.max = self.n_slices - 1
+
+    def _on_slider(self, change):
+        if change["new"] != self.index:
+            self.index = change["new"]
+
+    def _on_axis_buttons(self, change):
+        if change["new"] != self.axis:
+            self.axis = change["new"]
+
+    def _slice(self, volume: np.ndarray) -> np.ndarray:
+        if self.ndim == 2:
+            return volume
+        return medlab.display.slice_of(volume, self.index, self.axis)
+
+    def _cached(self, key, volume):
+        pos = (self.axis, self.index)
+        hit = self._slice_cache.get(key)
+        if hit is not None and hit[0] == pos and hit[1] is volume:
+            return hit[2]
+        sl = self._slice(volume)
+        self._slice_cache[key] = (pos, volume, sl)
+        return sl
+
+    def current_slice(self) -> np.ndarray:
+        """The shown slice (intensities, display orientation)."""
+        return self._cached("image", self.array)
+
+    def _merged(self, mode: str):
+        """The visible layers of one mode as one label slice and its colours."""
+        merged, colors, offset = None, {}, 0
+        for name, layer in self._layers.items():
+            if layer.kind != "overlay" or layer.mode != mode or not layer.visible:
+                continue
+            sl = self._cached(("layer", name), layer.labels)
+            top = int(sl.max()) if sl.size else 0
+            if top == 0:
+                continue
+            if merged is None:
+                merged = np.zeros(sl.shape, np.uint16)
+            sel = sl > 0
+            merged[sel] = sl[sel].astype(np.uint16) + offset
+            if layer.color is not None:
+                colors.update({offset + k: layer.color for k in range(1, top + 1)})
+            offset += top
+        return merged, (colors or None)
+
+    def _fill_table(self, n_labels: int, colors) -> np.ndarray:
+        """``table[label * 256 + grey]``: the RGB that :func:`medlab.display.render` gives a pixel
+        of 8-bit grey value ``grey`` under a filled overlay ``label``.
+
+        Made by ``render`` itself, on a ramp of every grey value under every label, so the
+        composed picture is exactly ``render(slice, overlay=labels)`` while a redraw costs one
+        table lookup instead of a floating-point blend (0.5 ms instead of 5-7 on a 512x512 slice).
+        """
+        key = (n_labels, None if colors is None else tuple(sorted(colors.items())),
+               self.overlay_alpha, self.colormap)
+        if self._table_key != key:
+            ramp = np.tile(np.arange(256, dtype=np.uint8), (n_labels + 1, 1))
+            labels = np.repeat(np.arange(n_labels + 1, dtype=np.uint16)[:, None], 256, axis=1)
+            table = medlab.display.render(ramp, 255.0, 127.5, colormap=self.colormap, overlay=labels,
+                                          overlay_mode="fill", overlay_alpha=self.overlay_alpha,
+                                          overlay_colors=colors)
+            self._table, self._table_key = table.reshape(-1, 3), key
+        return self._table
+
+    def compose(self) -> np.ndarray:
+        """The picture of the current state: (M, N) grey or (M, N, 3) RGB uint8.
+
+        Pixel for pixel what :func:`medlab.display.render` draws for the filled layers, then
+        the contour layers' outlines (``render``'s contour mode) and the markers on top.
+        """
+        sl = self.current_slice()
+        fill, fill_colors = self._merged("fill")
+        contour, contour_colors = self._merged("contour")
+        if fill is not None:
+            grey = medlab.display.to_uint8(sl, self.window, self.level)
+            table = self._fill_table(int(fill.max()), fill_colors)
+            idx = fill.astype(np.uint32)
+            idx <<= 8
+            idx |= grey
+            pixels = np.take(table, idx, axis=0)
+        elif contour is not None:  # contours alone: one render call does it
+            pixels = medlab.display.render(sl, self.window, self.level, colormap=self.colormap,
+                                           overlay=contour, overlay_mode="contour",
+                                           overlay_colors=contour_colors)
+            contour = None
+        else:
+            pixels = medlab.display.render(sl, self.window, self.level, colormap=self.colormap)
+        markers = [(lay.color, px) for lay in self._layers.values() if lay.kind == "markers"
+                   for px in (self.pixel_of_index(p) for p in lay.points) if px is not None]
+        if contour is None and not markers:
+            return pixels
+        if pixels.ndim == 2:
+            pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+        if contour is not None:
+            # the outline of medlab.display's contour mode, painted over the filled picture
+            edge = medlab.display._boundary(contour)
+            pal = medlab.display._overlay_palette(int(contour.max()), contour_colors)
+            pixels[edge] = pal[contour[edge]]
+        if markers:
+            import cv2
+
+            size = max(7, min(pixels.shape[:2]) // 24)
+            for color, (row, col) in markers:
+                cv2.drawMarker(pixels, (int(col), int(row)), color, cv2.MARKER_TILTED_CROSS, size, 1)
+        return pixels
+
+    def redraw(self) -> None:
+        """Compose and send the picture (once per ``hold_redraw`` block)."""
+        if self._hold:
+            self._dirty = True
+            return
+        self._dirty = False
+        pixels = self.compose()
+        self.pixels = pixels
+        self.png = encode_png(pixels)
+        rs, cs = self.pixel_spacing_mm
+        with self.canvas.hold_sync():
+            if tuple(self.canvas.shape) != pixels.shape[:2]:
+                self.canvas.shape = pixels.shape[:2]
+                self.canvas.center = [pixels.shape[0] / 2.0, pixels.shape[1] / 2.0]
+            self.canvas.aspect = rs / cs
+            self.canvas.png = self.png
+        where = f"{self.axis} slice {self.index + 1}/{self.n_slices} &nbsp; " if self.ndim == 3 else ""
+        self._status.value = (f"<small>{where}W {self.window:.4g} &nbsp; L {self.level:.4g} "
+                              f"{self.unit}</small>")
+
+    def png_base64(self) -> str:
+        """The current picture as base64 PNG (what ``_repr_mimebundle_`` shows offline)."""
+        return base64.b64encode(self.png).decode("ascii")
+
+
+class Panel(StaticPNG, widgets.VBox):
+    """A viewer and the components attached to it, shown together (one PNG fallback).
+
+    >>> viewer = SliceViewer(ct, unit="HU")                        # doctest: +SKIP
+    >>> Panel(viewer, WindowLevel(viewer), SeedPicker(viewer))     # doctest: +SKIP
+    """
+
+    def __init__(self, viewer: SliceViewer, *components: widgets.Widget):
+        if not isinstance(viewer, SliceViewer):
+            raise TypeError(f"`viewer` must be a SliceViewer; got {type(viewer).__name__}")
+        super().__init__()
+        self.viewer = viewer
+        self.components = components
+        self.children = [viewer, *components]
+
