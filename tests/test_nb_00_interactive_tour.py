@@ -30,6 +30,7 @@ def test_notebook(tmp_path):
                       if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(widget_outputs) == 5  # CT panel, CT viewer, PET panel, STS CT, ultrasound panel
     assert all(o["data"]["image/png"].startswith("iVBORw0KGgo") for o in widget_outputs)  # PNG
+    assert all(o["metadata"]["image/png"]["width"] == 512 for o in widget_outputs)  # shown at screen size
 
     # nbconvert shows the PNG wherever it has no widget state to render the live view from (a
     # notebook saved from JupyterLab by default; papermill with store_widget_state=False)

@@ -183,9 +183,12 @@ def test_static_png_fallback_is_the_current_picture(ct):
     v = SliceViewer(ct, window=400, level=40)
     wl = WindowLevel(v)
     for w in (v, wl, Panel(v, wl)):
-        bundle = w._repr_mimebundle_()
+        bundle, metadata = w._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in bundle
         np.testing.assert_array_equal(_decode(base64.b64decode(bundle["image/png"])), v.pixels)
+        assert metadata["image/png"] == {"width": 512, "height": 384}  # 48x64 pixels shown 512 wide
+    v.set_slice(3, "coronal")  # 24 slices of 2.5 mm over 64 columns of 2 mm
+    assert v._repr_mimebundle_()[1]["image/png"] == {"width": 512, "height": round(512 * 24 * 2.5 / (64 * 2))}
     with pytest.raises(TypeError, match="`viewer` must be a SliceViewer"):
         Panel(wl)
 

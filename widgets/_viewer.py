@@ -77,15 +77,20 @@ class StaticPNG:
     """Mixin: the widget's current picture as ``image/png`` beside the live widget view.
 
     JupyterLab shows the live widget; an exporter without the widget's state (nbconvert on a
-    notebook saved from JupyterLab, papermill with ``store_widget_state=False``) shows the PNG.
+    notebook saved from JupyterLab, papermill with ``store_widget_state=False``) shows the PNG,
+    at the viewer's width on screen and true proportions (PNG metadata ``width``/``height``).
     """
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is None:  # a closed widget
             return None
-        bundle["image/png"] = self.viewer.png_base64()
-        return bundle
+        v = self.viewer
+        bundle["image/png"] = v.png_base64()
+        rows, cols = v.pixels.shape[:2]
+        width = v.canvas.display_width
+        height = max(1, round(width * rows * v.canvas.aspect / max(cols, 1)))
+        return bundle, {"image/png": {"width": width, "height": height}}
 
 
 class SliceViewer(StaticPNG, widgets.VBox):
