@@ -147,6 +147,12 @@ def test_intensity_volume_histogram():
     assert f["ivh_v90"] == pytest.approx(0.1)
     # nu(i) <= 0.1 first at i = 10; <= 0.9 first at i = 2
     assert f["ivh_i10"] == 10 and f["ivh_i90"] == 2
+    # continuous intensities (PET): bin centres 0.5, 1.5, ..., range [0.5, x_max - 0.5] = [0.5, 9.4]
+    img = np.array([0.2, 1.3, 2.7, 3.1, 9.9]).reshape(1, 1, 5)
+    f = _intensity.ivh_features(_prep(img, resegment_range=(0, np.inf), ivh_discretisation="fbs", ivh_bin_width=1.0))
+    # gamma >= 0.1 first at the centre 1.5 (4 of 5 voxels at or above); >= 0.9 at 9.5 (1 of 5)
+    assert f["ivh_v10"] == pytest.approx(0.8) and f["ivh_v90"] == pytest.approx(0.2)
+    assert f["ivh_i90"] == pytest.approx(1.5)
 
 
 def test_local_intensity_peak():

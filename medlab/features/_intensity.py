@@ -128,33 +128,34 @@ def ivh_features(roi: PreparedROI) -> dict[str, float]:
     s = roi.settings
     x = roi.image[roi.inten].astype(np.float64)
     rng = s.resegment_range
+    has_lo = rng is not None and np.isfinite(rng[0])
+    has_hi = rng is not None and np.isfinite(rng[1])
     if s.ivh_discretisation == "none":
-        lo = rng[0] if rng is not None and np.isfinite(rng[0]) else x.min()
-        hi = rng[1] if rng is not None and np.isfinite(rng[1]) else x.max()
+        # discrete intensities: step 1 over the re-segmentation range (or the ROI range)
+        g_min = rng[0] if has_lo else x.min()
+        g_max = rng[1] if has_hi else x.max()
         step = 1.0
-        index = x - lo  # position of each voxel on the intensity axis, in steps
-        n_steps = round(hi - lo)
-        first = lo
+        index = x - g_min  # position of each voxel on the intensity axis, in steps
     elif s.ivh_discretisation == "fbs":
+        # bin centres; range [x_min + w/2, x_max - w/2] from the re-segmentation range or the ROI
         w = s.ivh_bin_width
-        xmin = rng[0] if rng is not None and np.isfinite(rng[0]) else x.min()
-        xmax = rng[1] if rng is not None and np.isfinite(rng[1]) else x.max()
-        index = np.floor((x - xmin) / w)
-        n_steps = round((xmax - xmin) / w) - 1
-        first, step = xmin + 0.5 * w, w
+        x_min = rng[0] if has_lo else x.min()
+        x_max = rng[1] if has_hi else x.max()
+        index = np.floor((x - x_min) / w)
+        g_min, g_max, step = x_min + 0.5 * w, x_max - 0.5 * w, w
     else:
+        # arbitrary units: bin numbers 1..N
         nb = s.ivh_bins
         lo, hi = x.min(), x.max()
-        index = (np.minimum(np.floor(nb * (x - lo) / (hi - lo)), nb - 1) if hi > lo else np.zeros_like(x))
-        n_steps = nb - 1
-        first, step = 1.0, 1.0
-    n_steps = max(n_steps, 1)
+        index = np.minimum(np.floor(nb * (x - lo) / (hi - lo)), nb - 1) if hi > lo else np.zeros_like(x)
+        g_min, g_max, step = 1.0, float(nb), 1.0
+    n_steps = max(math.ceil((g_max - g_min) / step - 1e-9), int(index.max()), 1)
     k = np.arange(n_steps + 1)
     srt = np.sort(index)
     # volume fraction with intensity >= step k
     nu = 1.0 - np.searchsorted(srt, k - 1e-9, side="left") / srt.size
-    gamma = k / n_steps
-    intensity = first + k * step
+    intensity = g_min + k * step
+    gamma = (intensity - g_min) / (g_max - g_min) if g_max > g_min else k / n_steps
 
     def v_at(frac):
         return float(nu[np.argmax(gamma >= frac - 1e-12)])

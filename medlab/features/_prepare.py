@@ -18,7 +18,7 @@ gives the same numbers as working on the whole image.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -73,7 +73,8 @@ class FeatureSettings:
     texture_dims : sequence of {'2D', '2.5D', '3D'}
         Texture matrices per slice and averaged ('2D'), per slice and merged over slices
         ('2.5D'), or volumetric ('3D'). GLCM and GLRLM give two variants each (averaged over
-        directions / merged), see :data:`medlab.features.AGGREGATIONS`.
+        directions / merged), see :data:`medlab.features.AGGREGATIONS`. Slices are planes of
+        the first array axis (z, the axial planes of a ``SimpleITK.Image`` in its stored order).
     distance : int
         Chebyshev neighbourhood distance of GLCM, NGTDM and NGLDM.
     ngldm_alpha : int
@@ -101,7 +102,6 @@ class FeatureSettings:
     distance: int = 1
     ngldm_alpha: int = 0
     families: tuple | None = None
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
         check_choice("interpolation", self.interpolation, list(_INTERP))
@@ -191,8 +191,9 @@ class PreparedROI:
 
     ``image`` holds the (interpolated) intensities of the crop, ``morph`` the morphological mask,
     ``inten`` the re-segmented intensity mask, ``levels`` the discretised grey levels (0 outside
-    the intensity mask), ``n_levels`` the number of grey levels and ``valid`` marks voxels of the
-    crop that lie in the image (all, except where an interpolation grid runs past the border).
+    the intensity mask), ``n_levels`` the number of grey levels, ``spacing`` the voxel size in mm
+    (z, y, x) and ``diagnostics`` voxel counts before and after each step (IBSI diagnostic
+    features). The crop keeps a margin around the ROI wide enough for the 1 cm^3 peak sphere.
     """
 
     image: np.ndarray

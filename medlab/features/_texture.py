@@ -81,13 +81,15 @@ def _glcm_features(counts: np.ndarray, n_levels: int) -> dict[str, np.ndarray]:
     pi = p.sum(axis=2)
     mu = (pi * i).sum(axis=1)
     flat = p.reshape(k_, ng * ng)
-    # diagonal (k = |i - j|) and cross-diagonal (k = i + j) probabilities
+    # diagonal (k = |i - j|) and cross-diagonal (k = i + j) probabilities, one diagonal at a time
     p_diff = np.zeros((k_, ng))
     p_sum = np.zeros((k_, 2 * ng + 1))
-    for col in range(ng):
-        p_diff[:, col] = flat[:, (diff.ravel() == col)].sum(axis=1)
-    for col in range(2, 2 * ng + 1):
-        p_sum[:, col] = flat[:, (summ.ravel() == col)].sum(axis=1)
+    flipped = p[:, :, ::-1]
+    for off in range(ng):
+        p_diff[:, off] = np.diagonal(p, off, 1, 2).sum(axis=-1) * (2 if off else 1)
+    for k in range(2, 2 * ng + 1):
+        # in the column-flipped matrix, i + j = k is the diagonal at offset ng + 1 - k
+        p_sum[:, k] = np.diagonal(flipped, ng + 1 - k, 1, 2).sum(axis=-1)
     kd = np.arange(ng, dtype=np.float64)
     ks = np.arange(2 * ng + 1, dtype=np.float64)
     f = {}
@@ -180,34 +182,39 @@ def _glrlm_counts(levels, ng, dirs, per_slice):
 
 # -------------------------------------------------- features of (grey level x count) matrices
 def _rl_like_features(m: np.ndarray, nv: np.ndarray, names: tuple) -> dict[str, np.ndarray]:
-    """Features shared by GLRLM, GLSZM, GLDZM and NGLDM matrices (K, ng, nj); ``nv`` (K,)."""
+    """Features shared by GLRLM, GLSZM, GLDZM and NGLDM matrices (K, ng, nj); ``nv`` (K,).
+
+    Sums are taken through the marginals and matrix products, so the only temporaries of the
+    matrix' size are those of the entropy and energy.
+    """
     _, ng, nj = m.shape
-    i = np.arange(1, ng + 1, dtype=np.float64)[None, :, None]
-    j = np.arange(1, nj + 1, dtype=np.float64)[None, None, :]
+    i = np.arange(1, ng + 1, dtype=np.float64)
+    j = np.arange(1, nj + 1, dtype=np.float64)
     ns = m.sum(axis=(1, 2))
     ri = m.sum(axis=2)
     rj = m.sum(axis=1)
-    p = m / ns[:, None, None]
-    mu_i = (p * i).sum(axis=(1, 2))
-    mu_j = (p * j).sum(axis=(1, 2))
+    mj_inv = m @ (1.0 / j**2)  # (K, ng): sum_j m_ij / j^2
+    mj_sq = m @ (j**2)
+    mu_i = (ri @ i) / ns
+    mu_j = (rj @ j) / ns
     vals = [
-        (rj / j[0] ** 2).sum(axis=1) / ns,
-        (rj * j[0] ** 2).sum(axis=1) / ns,
-        (ri / i[0, :, 0] ** 2).sum(axis=1) / ns,
-        (ri * i[0, :, 0] ** 2).sum(axis=1) / ns,
-        (m / (i**2 * j**2)).sum(axis=(1, 2)) / ns,
-        (m * i**2 / j**2).sum(axis=(1, 2)) / ns,
-        (m * j**2 / i**2).sum(axis=(1, 2)) / ns,
-        (m * i**2 * j**2).sum(axis=(1, 2)) / ns,
+        (rj @ (1.0 / j**2)) / ns,
+        (rj @ (j**2)) / ns,
+        (ri @ (1.0 / i**2)) / ns,
+        (ri @ (i**2)) / ns,
+        (mj_inv @ (1.0 / i**2)) / ns,
+        (mj_inv @ (i**2)) / ns,
+        (mj_sq @ (1.0 / i**2)) / ns,
+        (mj_sq @ (i**2)) / ns,
         (ri**2).sum(axis=1) / ns,
         (ri**2).sum(axis=1) / ns**2,
         (rj**2).sum(axis=1) / ns,
         (rj**2).sum(axis=1) / ns**2,
         ns / nv,
-        (p * (i - mu_i[:, None, None]) ** 2).sum(axis=(1, 2)),
-        (p * (j - mu_j[:, None, None]) ** 2).sum(axis=(1, 2)),
-        -_log2_terms(p).sum(axis=(1, 2)),
-        (p * p).sum(axis=(1, 2)),
+        (ri * (i[None, :] - mu_i[:, None]) ** 2).sum(axis=1) / ns,
+        (rj * (j[None, :] - mu_j[:, None]) ** 2).sum(axis=1) / ns,
+        -_log2_terms(m / ns[:, None, None]).sum(axis=(1, 2)),
+        ((m * m).sum(axis=(1, 2))) / ns**2,
     ]
     return dict(zip(names, vals, strict=False))
 
