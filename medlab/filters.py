@@ -413,7 +413,8 @@ def n4_bias_correction(
 
     arr = sitk.GetArrayViewFromImage(f)
     if mask is None:
-        m = sitk.GetArrayViewFromImage(sitk.OtsuThreshold(f, 0, 1, 200)) != 0
+        otsu = sitk.OtsuThreshold(f, 0, 1, 200)  # keep a reference: a view of a temporary dangles
+        m = sitk.GetArrayViewFromImage(otsu) != 0
     else:
         m = mask_array(mask, image)
     m = m & (arr > 0)
