@@ -466,24 +466,26 @@ class SeedPicker(_Component):
                 v.image, seeds_index=self.seeds_index, lower=self.lower, upper=self.upper,
                 connectivity=self.connectivity)
             self.region = sitk.GetArrayFromImage(region)
-            self.statistics = self._statistics(region)
+            self.statistics = self._statistics()
             self._info.value = self._table()
             v.set_overlay(self._layer, self.region, mode="fill", color=self._color)
 
-    def _statistics(self, region) -> dict:
-        """label_statistics of the region, its intensities measured in its bounding box only
-        (the same voxels; the intensity filter's cost grows with the image it scans)."""
+    def _statistics(self) -> dict:
+        """:func:`medlab.segmentation.label_statistics` of the region with the image, measured in
+        the region's bounding box (the same voxels, so the same numbers; the intensity filter's
+        cost grows with the size of the image it scans)."""
         v = self.viewer
         key = "volume_ml" if v.ndim == 3 else "area_mm2"
-        shape = medlab.segmentation.label_statistics(region)
-        if not len(shape):
+        region = self.region
+        axes = range(region.ndim)
+        hits = [np.flatnonzero(region.any(axis=tuple(j for j in axes if j != i))) for i in axes]
+        if not hits[0].size:
             return {"voxels": 0, key: 0.0}
-        row = shape.iloc[0]
-        box = tuple(slice(a, a + n) for a, n in zip(row["bbox_index"], row["bbox_size"], strict=True))
+        box = tuple(slice(h[0], h[-1] + 1) for h in hits)
         spacing = v.image.GetSpacing()[::-1]
-        inten = medlab.segmentation.label_statistics(self.region[box], v.array[box], spacing=spacing).iloc[0]
+        row = medlab.segmentation.label_statistics(region[box], v.array[box], spacing=spacing).iloc[0]
         return {"voxels": int(row["voxels"]), key: float(row[key]),
-                **{k: float(inten[k]) for k in ("mean", "std", "min", "max")}}
+                **{k: float(row[k]) for k in ("mean", "std", "min", "max")}}
 
     def _table(self) -> str:
         s, unit = self.statistics, html.escape(self.viewer.unit)
