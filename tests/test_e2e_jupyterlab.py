@@ -3,8 +3,9 @@
 Starts JupyterLab on 127.0.0.1 (a free port, a token, fresh config/runtime/settings/workspace
 folders, the settings of PITFALLS.md), opens ``tests/e2e/widgets_e2e.ipynb``, runs its first
 cell (a viewer with window/level and a seed picker), drags the window slider, drags on the
-picture, clicks two seeds, then runs the second cell and asserts from the kernel side that the
-window, the seeds and the grown region changed. Screenshots go to ``tests/artifacts/e2e/``.
+picture, clicks two seeds, turns the wheel (next slice; with ctrl: zoom), and after each step
+runs the second cell and asserts from the kernel side that the window, the seeds and the grown
+region, the slice and the zoom changed. Screenshots go to ``tests/artifacts/e2e/``.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` Python package
 (its bundled driver only; ``playwright install`` is never run). Without them the test skips,
@@ -240,5 +241,14 @@ def _drive(page, lab):
     assert state["seeds_index"] == [[z, y, x], [z, 64, 32]]
     # the grown region is the nodule (60 HU in lung, range 0..200 HU): its size, up to noise
     assert abs(state["voxels"] - state["nodule_voxels"]) <= 0.3 * state["nodule_voxels"]
+    # the wheel pages to the next slice; ctrl + wheel zooms (in the browser, synced back)
+    page.mouse.move(box["x"] + 256, box["y"] + 256)
+    page.mouse.wheel(0, 120)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -300)
+    page.keyboard.up("Control")
+    wheeled = _state(page, until=lambda s: s["index"] == z + 1 and s["zoom"] > 1)
+    assert wheeled["index"] == z + 1 and wheeled["zoom"] > 1, wheeled
+    page.screenshot(path=ARTIFACTS / "4_next_slice_zoomed.png")
     assert not page.errors, page.errors
     print(f"e2e: {time.monotonic() - t0:.1f} s in the browser; screenshots in {ARTIFACTS}")

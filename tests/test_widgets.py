@@ -74,6 +74,7 @@ def test_viewer_numpy_input_with_spacing_and_2d():
     assert v.index_of_point((0.75, 1.0)) == (2, 3)
     np.testing.assert_array_equal(v.pixels, medlab.display.render(arr, 120, 60))
     assert len(v.children) == 4  # title, canvas, status, readout: no slice controls in 2D
+    assert v.canvas.wheel_events is False  # the wheel scrolls the notebook
     with pytest.raises(ValueError, match="2D image has only one view"):
         v.set_slice(0, "sagittal")
 

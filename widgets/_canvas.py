@@ -15,8 +15,9 @@ Mouse and keyboard (in the browser)
 - left drag: ``drag`` events (``phase`` start/move/end, ``dx``/``dy`` screen pixels since the
   start) when a kernel handler asked for drags (``drag_mode='events'``), else pan
 - shift + drag, middle or right drag: pan (browser only; ``center`` is synced back)
-- wheel: ``wheel`` event (``delta`` +1/-1, e.g. the next slice); ctrl/cmd + wheel: zoom
-  around the pointer (browser only; ``zoom`` and ``center`` synced back)
+- wheel: ``wheel`` event (``delta`` +1/-1, e.g. the next slice) when ``wheel_events`` is on,
+  else the notebook scrolls; ctrl/cmd + wheel: zoom around the pointer (browser only; ``zoom``
+  and ``center`` synced back)
 - double click: reset zoom and pan
 - pointer motion: ``move`` events (one per changed pixel, at most one per animation frame),
   ``leave`` when the pointer leaves the picture
@@ -181,8 +182,8 @@ function render({ model, el }) {
     saveView({ zoom: 1.0, center: [rows / 2, cols / 2] });
   });
   box.addEventListener("wheel", (ev) => {
-    ev.preventDefault();
     if (ev.ctrlKey || ev.metaKey) {
+      ev.preventDefault();
       const v0 = view();
       const zoom = Math.min(Math.max(v0.zoom * Math.exp(-ev.deltaY * 0.002), 1.0), model.get("max_zoom"));
       const [row, col] = pixel(ev);
@@ -190,7 +191,8 @@ function render({ model, el }) {
       const f = v0.zoom / zoom;
       const center = [row + (v0.center[0] - row) * f, col + (v0.center[1] - col) * f];
       saveView(clampCenter({ zoom, center }));
-    } else if (ev.deltaY !== 0) {
+    } else if (model.get("wheel_events") && ev.deltaY !== 0) {
+      ev.preventDefault();  // the wheel pages through slices instead of scrolling the notebook
       sendNow({ event: "wheel", delta: ev.deltaY > 0 ? 1 : -1, ...mods(ev) });
     }
   }, { passive: false });
@@ -251,6 +253,8 @@ class ImageCanvas(anywidget.AnyWidget):
         Picture position ``(row, col)`` shown at the middle of the view, in pixels.
     drag_mode : {'pan', 'events'}
         What a plain left drag does: pan, or ``drag`` events for a kernel handler.
+    wheel_events : bool
+        Whether the wheel (without ctrl) sends ``wheel`` events or scrolls the page.
     """
 
     _esm = _ESM
@@ -264,6 +268,7 @@ class ImageCanvas(anywidget.AnyWidget):
     max_zoom = t.Float(16.0).tag(sync=True)
     center = t.List(t.Float(), default_value=[0.5, 0.5], minlen=2, maxlen=2).tag(sync=True)
     drag_mode = t.Enum(("pan", "events"), default_value="pan").tag(sync=True)
+    wheel_events = t.Bool(True).tag(sync=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

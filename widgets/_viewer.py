@@ -193,7 +193,8 @@ class SliceViewer(StaticPNG, widgets.VBox):
         self.png = b""
 
         w, lev = medlab.enhance.resolve_window(img, window, level, preset=preset)
-        self.canvas = ImageCanvas(display_width=int(display_width))
+        # a 2D image has no slices to page through: the wheel scrolls the notebook
+        self.canvas = ImageCanvas(display_width=int(display_width), wheel_events=self.ndim == 3)
         self._title = widgets.HTML(f"<b>{title}</b>" if title else "")
         self._readout = widgets.HTML("&nbsp;", layout=widgets.Layout(min_height="1.6em"))
         self._status = widgets.HTML("")
