@@ -387,3 +387,8 @@ def test_mc_dropout_of_a_classifier():
     out = mm.mc_dropout(net, _image((16, 16)), samples=5)
     assert out["samples"].shape == (5, 3) and out["mean"].shape == (3,)
     assert out["mean"].sum() == pytest.approx(1.0, abs=1e-5) and out["entropy"] >= 0
+    many = mm.mc_dropout(net, [_image((16, 16)), _image((20, 20))], samples=5)
+    assert many["samples"].shape == (5, 2, 3) and many["entropy"].shape == (2,)
+    np.testing.assert_allclose(many["mean"][0], out["mean"], rtol=1e-5)  # same seed, same masks
+    with pytest.raises(TypeError, match="classification"):
+        mm.mc_dropout(mm.unet(depth=1, base_filters=2, dropout=0.1, input_size=(16, 16)), [_image((16, 16))])

@@ -74,7 +74,7 @@ def train_hc18(args):
     augment = mm.Augment(flip_axes=(0, 1), rotate_deg=20, scale=0.1, elastic_alpha=4, elastic_sigma=10,
                          gamma=0.2, contrast=0.2, brightness=0.1, noise_std=0.05)
     steps = args.epochs * int(np.ceil(len(x) / 8))
-    lr = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.02)
+    lr = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.02)
     result = mm.train(net, x, y, epochs=args.epochs, batch_size=8, loss="dice_ce", learning_rate=lr,
                       augment=augment, seed=0, progress=True)
     print(f"trained {result.epochs} epochs in {result.seconds:.0f} s ({result.images_per_second:.1f} img/s)", flush=True)
@@ -99,7 +99,7 @@ def train_hc18(args):
         "split": {"function": "medlab.models.hc18_split", "seed": 0, "val_fraction": 0.2,
                   "n_train": len(split["train"]), "n_val": len(split["val"])},
         "recipe": {"epochs": result.epochs, "batch_size": 8, "loss": "dice_ce",
-                   "learning_rate": "cosine decay from 1e-3 to 2e-5", "augment": repr(augment), "seed": 0,
+                   "learning_rate": f"cosine decay from {args.lr:g} to {0.02 * args.lr:g}", "augment": repr(augment), "seed": 0,
                    "limit": args.limit},
         "training": {"seconds": round(result.seconds, 1), "images_per_second": round(result.images_per_second, 2),
                      "final_loss": round(result.history["loss"][-1], 4), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -142,8 +142,8 @@ def train_busi(args):
     net = mm.classifier(**builder["kwargs"], mixed_precision=False)
     augment = mm.Augment(flip_axes=(1,), rotate_deg=10, scale=0.15, gamma=0.2, contrast=0.2, noise_std=0.03)
     result = mm.train(net, xs["train"], ys["train"], validation=(xs["val"], ys["val"]), epochs=args.epochs,
-                      batch_size=16, loss="cross_entropy", learning_rate=1e-3, augment=augment, seed=0,
-                      class_weight=class_weight, early_stopping=20, monitor="val_loss", progress=True)
+                      batch_size=16, loss="cross_entropy", learning_rate=args.lr, augment=augment, seed=0,
+                      class_weight=class_weight, early_stopping=args.patience, monitor="val_loss", progress=True)
     print(f"trained {result.epochs} epochs ({result.stop_reason}, best {result.best_epoch}) in "
           f"{result.seconds:.0f} s ({result.images_per_second:.1f} img/s)", flush=True)
     tm = mm.TrainedModel(net, task="classification", classes=CLASSES, input_size=size, normalization="zscore", channels=1)
@@ -172,7 +172,7 @@ def train_busi(args):
         "recipe": {"epochs_max": args.epochs, "epochs": result.epochs, "best_epoch": result.best_epoch,
                    "batch_size": 16, "loss": "cross_entropy (seed's, summed), class weights "
                    + json.dumps({CLASSES[k]: round(v, 3) for k, v in class_weight.items()}),
-                   "learning_rate": 1e-3, "early_stopping": 20, "augment": repr(augment), "seed": 0},
+                   "learning_rate": args.lr, "early_stopping": args.patience, "augment": repr(augment), "seed": 0},
         "training": {"seconds": round(result.seconds, 1), "images_per_second": round(result.images_per_second, 2),
                      "machine": f"{platform.machine()}, {os.cpu_count()} cores", "backend": mm.backend()},
         **summary,
@@ -189,6 +189,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, nargs="+", default=None, help="training grid (y x)")
     parser.add_argument("--base-filters", type=int, default=16, help="U-Net base filters (hc18)")
     parser.add_argument("--filters", type=int, nargs="+", default=[16, 32, 64, 128], help="classifier stages (busi)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (busi; hc18 starts its cosine decay there)")
+    parser.add_argument("--patience", type=int, default=20, help="early stopping patience (busi)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke test)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default medlab/models/weights)")
     parser.add_argument("--csv", type=Path, default=None, help="write the per-case validation table (hc18)")

@@ -43,8 +43,9 @@ def _prepare(model, image, spacing, preprocessing):
     return tm, img, back, grid, x
 
 
-def _on_input(arr: np.ndarray, grid: sitk.Image, img: sitk.Image, back):
-    """A map covering the field of view of ``grid`` (any size) resampled onto ``img``'s grid."""
+def _on_input(arr: np.ndarray, grid: sitk.Image, img: sitk.Image, back, *, unit_max=False):
+    """A map covering the field of view of ``grid`` (any size) resampled onto ``img``'s grid;
+    with ``unit_max``, scaled so that its maximum on that grid is 1 (unless all zero)."""
     arr = np.asarray(arr, np.float32)
     nd = grid.GetDimension()
     small = sitk.GetImageFromArray(arr)
@@ -55,7 +56,12 @@ def _on_input(arr: np.ndarray, grid: sitk.Image, img: sitk.Image, back):
     small.SetSpacing(spacing.tolist())
     small.SetOrigin(origin.tolist())
     small.SetDirection(grid.GetDirection())
-    return back(resample_onto(small, img))
+    out = resample_onto(small, img)
+    if unit_max:
+        peak = float(np.max(sitk.GetArrayViewFromImage(out)))
+        if peak > 0:
+            out = out / peak
+    return back(out)
 
 
 def _score_layer(model):
@@ -130,8 +136,8 @@ def grad_cam(model, image, *, class_index=None, layer=None, spacing=None, **prep
 
     ``relu(sum_k alpha_k A_k)`` with ``A_k`` the feature maps of ``layer`` and ``alpha_k`` the
     spatial mean of the gradient of the explained score (module docstring) with respect to
-    ``A_k``; scaled to a maximum of 1 (all zeros if nothing supports the class), then resampled
-    from the feature grid onto the input grid (linear).
+    ``A_k``, resampled from the feature grid onto the input grid (linear) and scaled to a maximum
+    of 1 there (all zeros if nothing supports the class).
 
     Parameters
     ----------
@@ -168,9 +174,7 @@ def grad_cam(model, image, *, class_index=None, layer=None, spacing=None, **prep
     axes = tuple(range(1, feats.ndim - 1))
     alpha = grads.mean(axis=axes, keepdims=True)
     cam = np.maximum((alpha * feats).sum(axis=-1), 0.0)[0]
-    peak = cam.max()
-    cam = cam / peak if peak > 0 else np.zeros_like(cam)
-    return _on_input(cam, grid, img, back)
+    return _on_input(cam, grid, img, back, unit_max=True)
 
 
 def saliency(model, image, *, class_index=None, samples: int = 0, noise: float = 0.1, seed: int = 0,
@@ -194,9 +198,7 @@ def saliency(model, image, *, class_index=None, samples: int = 0, noise: float =
     else:
         grads = _gradient(sub, x, lambda s: _score(s, c, region), wrt_features=False)[1]
     sal = np.abs(grads[0]).max(axis=-1)
-    peak = sal.max()
-    sal = sal / peak if peak > 0 else sal
-    return _on_input(sal, grid, img, back)
+    return _on_input(sal, grid, img, back, unit_max=True)
 
 
 def occlusion(model, image, *, class_index=None, patch=16, stride=None, baseline: float = 0.0,
@@ -258,7 +260,7 @@ def mc_dropout(model, image, *, samples: int = 20, seed: int = 0, spacing=None, 
     ----------
     model : TrainedModel or keras.Model
         Must contain dropout layers (build with ``dropout > 0``).
-    image : sitk.Image or ndarray
+    image : sitk.Image, ndarray, or a list of them (classification only: one batch)
     samples : int
         Number of stochastic forward passes (>= 2).
     seed : int
@@ -271,27 +273,23 @@ def mc_dropout(model, image, *, samples: int = 20, seed: int = 0, spacing=None, 
         deviation, vector image), ``entropy`` (predictive entropy of the mean, nats) and
         ``labels`` (argmax of the mean), all on the input grid.
         Classification: ``mean`` and ``std`` arrays ``(classes,)``, ``entropy`` (float) and
-        ``samples`` ``(samples, classes)``.
+        ``samples`` ``(samples, classes)``; for a list of ``n`` images the same with a leading
+        image axis (``entropy`` of shape ``(n,)``, ``samples`` of ``(samples, n, classes)``).
     """
     check_int("samples", samples, minimum=2)
+    if not isinstance(image, sitk.Image | np.ndarray):  # a list: classification in one batch
+        tm = as_trained(model, **preprocessing)
+        if tm.task != "classification":
+            raise TypeError("a list of images is supported for classification models; segment one image at a time")
+        items = list(image)
+        grids = [_training_grid(tm, _input_image(tm, it, spacing)[0]) for it in items]
+        x = _network_input(tm, grids)
+        preds = _mc_samples(tm, x, samples, seed)
+        mean, std = preds.mean(axis=0), preds.std(axis=0)
+        entropy = -(mean * np.log(np.clip(mean, 1e-12, 1.0))).sum(axis=-1)
+        return {"mean": mean, "std": std, "entropy": entropy, "samples": preds}
     tm, img, back, grid, x = _prepare(model, image, spacing, preprocessing)
-    drops = [layer for layer in tm.model.layers if isinstance(layer, MCDropout)]
-    if not drops:
-        raise ValueError("`model` has no dropout layers; build it with `dropout` > 0 for MC dropout")
-    check_int("seed", seed, minimum=0)
-    # each dropout layer draws from its own seed generator: start them from `seed` (so the masks
-    # are reproducible) and give the old states back afterwards (training is not disturbed)
-    states = [layer.seed_generator.state for layer in drops]
-    saved = [ops.copy(state.value) for state in states]
-    for k, state in enumerate(states):
-        state.assign(ops.convert_to_tensor(np.array([seed, 1000 * k]), dtype=state.dtype))
-        drops[k].monte_carlo = True
-    try:
-        preds = np.stack([ops.convert_to_numpy(tm.model(x, training=False))[0] for _ in range(samples)])
-    finally:
-        for layer, state, old in zip(drops, states, saved, strict=True):
-            layer.monte_carlo = False
-            state.assign(old)
+    preds = _mc_samples(tm, x, samples, seed)[:, 0]
     mean, std = preds.mean(axis=0), preds.std(axis=0)
     entropy = -(mean * np.log(np.clip(mean, 1e-12, 1.0))).sum(axis=-1)
     if tm.task == "classification":
@@ -305,6 +303,27 @@ def mc_dropout(model, image, *, samples: int = 20, seed: int = 0, spacing=None, 
         "entropy": back(_scalar_on(entropy, grid, img)),
         "labels": back(labels),
     }
+
+
+def _mc_samples(tm, x, samples, seed):
+    """``(samples, n, ...)`` predictions with the dropout layers active, seeded."""
+    drops = [layer for layer in tm.model.layers if isinstance(layer, MCDropout)]
+    if not drops:
+        raise ValueError("`model` has no dropout layers; build it with `dropout` > 0 for MC dropout")
+    check_int("seed", seed, minimum=0)
+    # each dropout layer draws from its own seed generator: start them from `seed` (so the masks
+    # are reproducible) and give the old states back afterwards (training is not disturbed)
+    states = [layer.seed_generator.state for layer in drops]
+    saved = [ops.copy(state.value) for state in states]
+    for k, state in enumerate(states):
+        state.assign(ops.convert_to_tensor(np.array([seed, 1000 * k]), dtype=state.dtype))
+        drops[k].monte_carlo = True
+    try:
+        return np.stack([ops.convert_to_numpy(tm.model(x, training=False)) for _ in range(samples)])
+    finally:
+        for layer, state, old in zip(drops, states, saved, strict=True):
+            layer.monte_carlo = False
+            state.assign(old)
 
 
 def _scalar_on(arr, grid, img):

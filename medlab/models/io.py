@@ -113,6 +113,17 @@ def _quiet_numpy_copy_warning():
         yield
 
 
+def _uncompiled(net):
+    """``net`` itself, or an uncompiled copy when it has an optimizer: files then hold no optimizer
+    state (smaller, and a torch optimizer would not load under TensorFlow)."""
+    if getattr(net, "optimizer", None) is None:
+        return net
+    # (keras.models.clone_model would carry the compilation over)
+    copy = _keras().Model.from_config(net.get_config())
+    copy.set_weights(net.get_weights())
+    return copy
+
+
 def _atomic_target(path: Path, suffix: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -143,13 +154,7 @@ def save(model, path) -> Path:
     tmp = _atomic_target(path, ".keras")
     try:
         with _quiet_numpy_copy_warning():
-            if getattr(net, "optimizer", None) is not None:
-                # an uncompiled copy: no optimizer state, so the file loads under every backend
-                # (a torch optimizer does not load under TensorFlow)
-                copy = _keras().models.clone_model(net)
-                copy.set_weights(net.get_weights())
-                net = copy
-            net.save(tmp)
+            _uncompiled(net).save(tmp)
         if trained is not None:
             with zipfile.ZipFile(tmp, "a") as zf:
                 zf.writestr(_META, json.dumps({**trained.preprocessing(), "info": trained.info}, indent=1))
@@ -237,7 +242,7 @@ def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None
     tmp = _atomic_target(weights, ".weights.h5")
     try:
         with _quiet_numpy_copy_warning():
-            trained.model.save_weights(tmp)
+            _uncompiled(trained.model).save_weights(tmp)
         os.replace(tmp, weights)
     finally:
         if tmp.exists():

@@ -237,7 +237,7 @@ def train(
     validation=None,
     epochs: int = 10,
     batch_size: int = 8,
-    loss="dice_ce",
+    loss=None,
     learning_rate: float = 1e-3,
     metrics=None,
     augment=None,
@@ -263,9 +263,9 @@ def train(
     validation : tuple (x_val, y_val), optional
         Evaluated after every epoch (no augmentation).
     epochs, batch_size : int
-    loss : str or keras loss
+    loss : str or keras loss, optional
         {'dice_ce', 'soft_dice', 'cross_entropy', 'focal'} (see :mod:`medlab.models.losses`) or
-        any Keras loss.
+        any Keras loss. Default: 'dice_ce' for segmentation, 'cross_entropy' for classification.
     learning_rate : float or keras LearningRateSchedule
         Adam learning rate (a schedule, e.g. ``keras.optimizers.schedules.CosineDecay``, too).
     metrics : list, optional
@@ -321,6 +321,8 @@ def train(
     if compile:
         if metrics is None:
             metrics = [DiceScore(name="dice")] if data.segmentation else [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if loss is None:
+            loss = "dice_ce" if data.segmentation else "cross_entropy"
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=get_loss(loss), metrics=metrics)
     monitor = monitor or ("val_loss" if val is not None else "loss")
     mode = "max" if monitor.endswith(("dice", "accuracy", "auc")) else "min"

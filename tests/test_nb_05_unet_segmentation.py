@@ -1,0 +1,24 @@
+"""notebooks/tutorials/05_unet_segmentation.ipynb: the pretrained fetal-head U-Net, fine-tuned for
+one epoch on 8 images, measured on 24 validation images (of subjects never trained on).
+
+Floors are the values measured with the notebook's defaults minus a margin (measured values in
+the comments); tests/test_models_pretrained.py checks the full validation split.
+"""
+
+import pytest
+
+from notebook_support import run
+
+
+@pytest.mark.notebook
+def test_notebook(tmp_path):
+    r = run("tutorials/05_unet_segmentation.ipynb", tmp_path)
+    assert r["backend"] == "tensorflow"
+    assert r["shared_subjects"] == 0
+    assert (r["n_train"], r["n_eval"], r["epochs"]) == (8, 24, 1)
+    assert r["train_images_per_second"] > 0
+    assert r["dice_mean"] >= 0.94  # 0.964
+    assert min(r["mad_mm"].values()) <= 2.2  # 1.57 mm (opencv), 1.74 mm (skimage) on these 24 images
+    assert r["best_fit"] in ("skimage", "opencv")
+    assert max(r["mask_fit_mad_mm"].values()) <= 0.05  # 0.02: the fit itself is exact on the reference masks
+    assert r["reload_identical"] is True
