@@ -168,6 +168,21 @@ def test_colormap_with_fill_overlay_matches_render():
     np.testing.assert_array_equal(v.pixels, expected)
 
 
+def test_set_image_keeps_the_view_and_feeds_the_components(ct):
+    v = SliceViewer(ct, window=400, level=40, index=7)
+    sp = SeedPicker(v, lower=0, upper=10, seeds_index=[(7, 24, 32)])
+    flat = np.full(v.array.shape, 5, np.int16)
+    v.set_image(flat, unit="a.u.")
+    assert v.index == 7 and (v.window, v.level) == (400, 40) and v.unit == "a.u."
+    np.testing.assert_array_equal(v.current_slice(), flat[7])
+    assert v.image.GetSpacing() == ct.GetSpacing()
+    sp.set_range(0, 10)  # the next update grows on the new image: everything is in range
+    sp.set_range(0, 9)
+    assert sp.statistics["voxels"] == flat.size
+    with pytest.raises(ValueError, match="must have the shape of the shown image"):
+        v.set_image(flat[:3])
+
+
 def test_markers_only_on_their_slice(ct):
     v = SliceViewer(ct, window=400, level=40)
     plain = v.pixels.copy()

@@ -7,6 +7,11 @@ point markers) and *event handlers* (click, drag, wheel, move) to a viewer; the 
 composes one picture per change through :func:`medlab.display.render` (one lookup table)
 and encodes it once.
 
+Later components plug in the same way: a registration blender shows its fused intensities
+with :meth:`SliceViewer.set_image` and its landmarks with :meth:`SliceViewer.set_markers`; a
+model runner adds its labels with :meth:`SliceViewer.set_overlay`; input comes from
+:meth:`SliceViewer.on_click` and ``viewer.canvas.on(event, handler)``.
+
 Coordinates: ``index`` tuples are numpy indexes ``(z, y, x)`` (2D: ``(y, x)``) into
 ``viewer.image``, the input in LPS orientation (the input itself when it is already in
 LPS, as DICOM-ordered CT, PET and NIfTI loaded by medlab are); points are SimpleITK physical
@@ -350,6 +355,44 @@ class SliceViewer(StaticPNG, widgets.VBox):
         with self.canvas.hold_sync():
             self.canvas.zoom = float(zoom)
             self.canvas.center = center
+
+    def set_image(self, image, *, unit: str | None = None) -> None:
+        """Show other intensities on the same grid (e.g. a registered, fused or filtered image).
+
+        The slice, the window, the layers, the seeds and the zoom stay; components that compute
+        from the image (thresholds, region growing) use the new one from their next update.
+
+        Parameters
+        ----------
+        image : sitk.Image or ndarray
+            Same size as the current image (numpy: same shape, numpy order, on ``viewer.image``'s
+            grid; it takes that geometry).
+        unit : str, optional
+            New readout unit.
+        """
+        if isinstance(image, sitk.Image):
+            check_scalar(image, "image")
+            if image.GetDimension() == 3 and not np.allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-6):
+                image = sitk.DICOMOrient(image, "LPS")
+            if image.GetSize() != self.image.GetSize():
+                raise ValueError(f"`image` (size {image.GetSize()}) must have the size of the shown image "
+                                 f"({self.image.GetSize()}, SimpleITK order)")
+            img = image
+        else:
+            arr = np.asarray(image)
+            if arr.shape != self.array.shape:
+                raise ValueError(f"`image` (shape {arr.shape}) must have the shape of the shown image "
+                                 f"(shape {self.array.shape}, numpy order)")
+            img = sitk.GetImageFromArray(arr)
+            img.CopyInformation(self.image)
+        self.image = img
+        self.array = sitk.GetArrayViewFromImage(img)
+        finite = self.array[np.isfinite(self.array)] if self.array.dtype.kind == "f" else self.array
+        self.intensity_range = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if unit is not None:
+            self.unit = str(unit)
+        self._slice_cache.pop("image", None)
+        self.redraw()
 
     # ------------------------------------------------------------------ layers
     def _volume(self, labels, name: str) -> np.ndarray:
