@@ -382,7 +382,9 @@ def run_cohort(
                 threads = str(threads_per_worker)
                 own_cluster = distributed.LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                    dashboard_address=None, host="127.0.0.1",
+                    # A free loopback port: the default 8787 may be taken by another cluster
+                    # (and None still binds the scheduler's HTTP server to 8787).
+                    dashboard_address="127.0.0.1:0", host="127.0.0.1",
                     env={"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": threads, "OMP_NUM_THREADS": threads,
                          "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
                 )
