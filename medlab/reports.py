@@ -286,6 +286,9 @@ def run_notebook(
                 progress_bar=progress,
                 cwd=os.fspath(path.parent),
                 execution_timeout=timeout_s,
+                # Without saved widget state the HTML export shows each widget's static PNG
+                # (offline); with it, nbconvert embeds live widgets that need a CDN.
+                store_widget_state=False,
             )
     except papermill.PapermillExecutionError as exc:
         os.replace(tmp, failed)
