@@ -7,13 +7,18 @@ Ramanujan's second approximation (relative error below 1e-9 for a head's axis ra
 
 Ellipse fits compared (``method``):
 
+``'opencv'`` (default)
+    OpenCV's ``fitEllipse``: algebraic least squares (Fitzgibbon & Fisher 1995).
 ``'skimage'``
     scikit-image's ``EllipseModel``: total least squares (Halir & Flusser 1998).
-``'opencv'``
-    OpenCV's ``fitEllipse``: algebraic least squares (Fitzgibbon & Fisher 1995).
 
 ``evaluate_hc18`` reports both, on the reference masks (how well a fit reproduces the
-sonographer's value from a perfect mask) and on the network's predictions.
+sonographer's value from a perfect mask) and on the network's predictions. On the 75 validation
+images with the shipped ``hc18_unet``: on reference masks both reproduce the sonographer's HC to
+0.02 mm; on predictions OpenCV's fit has the smaller mean absolute difference (1.81 vs 1.87 mm)
+and more images within 2 mm (79 vs 75 %), scikit-image's the smaller median (0.98 vs 1.06 mm):
+the algebraic fit is pulled less by the uneven boundaries of the few poor segmentations, which
+dominate the mean. OpenCV is therefore the default.
 
 Boundary offset. The HC18 head masks include the drawn ellipse line, so their boundary lies
 outside the sonographer's ellipse: on the 298 training images of :func:`hc18_split` (seed 0)
@@ -48,7 +53,7 @@ __all__ = [
     "evaluate_hc18",
 ]
 
-ELLIPSE_METHODS = ("skimage", "opencv")
+ELLIPSE_METHODS = ("opencv", "skimage")
 # measured on the training split of hc18_split(seed=0): 1.392 +- 0.079 px (module docstring)
 HC18_BOUNDARY_OFFSET_PX = 1.39
 
@@ -88,7 +93,7 @@ def _boundary_points(arr: np.ndarray, level: float) -> np.ndarray:
     return max(contours, key=len) - 1.0  # undo the padding (closes contours at the border)
 
 
-def fit_ellipse(mask, *, method: str = "skimage", spacing=None, level: float = 0.5) -> Ellipse:
+def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.5) -> Ellipse:
     """Fit an ellipse to the boundary of a 2D mask or probability map, in millimetres.
 
     Parameters
@@ -96,7 +101,7 @@ def fit_ellipse(mask, *, method: str = "skimage", spacing=None, level: float = 0
     mask : sitk.Image or ndarray
         2D mask (nonzero inside) or a probability map in [0, 1] (then the ``level`` contour is
         the boundary, at sub-pixel precision).
-    method : {'skimage', 'opencv'}
+    method : {'opencv', 'skimage'}
         The fitting algorithm (module docstring).
     spacing : sequence of float, optional
         Pixel size of numpy input in mm, ``(y, x)``; a ``sitk.Image`` carries its own.
@@ -151,7 +156,7 @@ def fit_ellipse(mask, *, method: str = "skimage", spacing=None, level: float = 0
     return Ellipse((float(cx), float(cy)), (float(a), float(b)), float(angle % 180.0), ellipse_circumference(a, b))
 
 
-def head_circumference(mask, *, method: str = "skimage", spacing=None, boundary_offset_px: float = 0.0) -> float:
+def head_circumference(mask, *, method: str = "opencv", spacing=None, boundary_offset_px: float = 0.0) -> float:
     """Head circumference in mm: the perimeter of :func:`fit_ellipse` on ``mask``, less
     ``2 pi * boundary_offset_px * pixel size`` (the mask boundary lies that far outside the
     skull's ellipse; :data:`HC18_BOUNDARY_OFFSET_PX` for HC18 masks and models trained on them).
