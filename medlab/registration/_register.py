@@ -1,0 +1,783 @@
+"""``register``: one entry point for rigid, similarity, affine, B-spline and demons registration."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+
+from medlab._image import mask_array
+from medlab._options import check_choice, check_int, check_positive
+from medlab._progress import run_filter
+
+from ._common import (
+    RegistrationError,
+    RegistrationWarning,
+    check_dimensions,
+    check_transform,
+    float_image,
+    image_centre,
+    index_points,
+    inside_fraction,
+    scalar_image,
+)
+from ._landmarks import check_points, landmark_registration
+from ._resample import resample, resample_labels
+from ._transforms import as_affine, compose, save_transform
+
+__all__ = ["register", "RegistrationResult", "TRANSFORMS", "METRICS", "INITS", "DEFAULTS",
+           "default_metric"]
+
+TRANSFORMS = ("rigid", "similarity", "affine", "bspline", "demons", "diffeomorphic_demons")
+LINEAR = ("rigid", "similarity", "affine")
+DEMONS = ("demons", "diffeomorphic_demons")
+METRICS = ("mean_squares", "correlation", "mattes")
+INITS = ("geometry", "moments", "landmarks")
+
+#: Default parameters per transform (``register`` arguments left at None take these).
+#: ``levels`` are shrink factors, coarse to fine; the Gaussian smoothing before shrinking is
+#: ``shrink / 2`` voxels of the finest fixed spacing (0 at shrink 1) unless ``smoothing_mm``
+#: is given. ``iterations`` is per level. Chosen on the sarcoma CT/MR/PET and MNI152 cases
+#: (see ``benchmarks/bench_registration.py``): seconds per registration on 2 cores.
+DEFAULTS = {
+    "rigid": dict(levels=(4, 2, 1), iterations=200, sampling_fraction=0.25, learning_rate=1.0),
+    "similarity": dict(levels=(4, 2, 1), iterations=200, sampling_fraction=0.25, learning_rate=1.0),
+    "affine": dict(levels=(4, 2, 1), iterations=200, sampling_fraction=0.25, learning_rate=1.0),
+    "bspline": dict(levels=(4, 2, 1), iterations=100, sampling_fraction=0.1, learning_rate=None,
+                    mesh_spacing_mm=20.0),
+    "demons": dict(levels=(4, 2, 1), iterations=100, sampling_fraction=None, learning_rate=None,
+                   field_sigma_mm=None),
+    "diffeomorphic_demons": dict(levels=(4, 2, 1), iterations=100, sampling_fraction=None,
+                                 learning_rate=None, field_sigma_mm=None),
+}
+
+Progress = Callable[[float, str], "bool | None"]
+
+
+def default_metric(transform: str = "rigid", modalities: Sequence[str] | None = None) -> str:
+    """The metric :func:`register` uses when ``metric`` is None.
+
+    Demons always compare intensities directly (``'mean_squares'``). Otherwise: Mattes mutual
+    information for two different modalities or when the modalities are not given (it works
+    for both cases), mean squares for CT-CT (Hounsfield units are calibrated), normalised
+    correlation for two images of another same modality (MR-MR, PET-PET: same contrast, scale
+    may differ).
+
+    Examples
+    --------
+    >>> default_metric("rigid", ("CT", "PET"))
+    'mattes'
+    >>> default_metric("affine", ("MR", "MR"))
+    'correlation'
+    """
+    check_choice("transform", transform, TRANSFORMS)
+    if transform in DEMONS:
+        return "mean_squares"
+    if modalities is None:
+        return "mattes"
+    try:
+        a, b = (str(m).upper().split("_")[0] for m in modalities)
+    except ValueError:
+        raise ValueError(f"`modalities` must be a pair like ('CT', 'MR'); got {modalities!r}") from None
+    if a != b:
+        return "mattes"
+    return "mean_squares" if a == "CT" else "correlation"
+
+
+@dataclass
+class RegistrationResult:
+    """What :func:`register` returns.
+
+    Attributes
+    ----------
+    transform : sitk.Transform
+        Fixed -> moving (ITK's convention): a point ``x`` of the fixed image corresponds to
+        ``transform.TransformPoint(x)`` in the moving image. Composable
+        (:func:`medlab.registration.compose`), saveable (:meth:`save`).
+    resampled : sitk.Image or ndarray
+        The moving image resampled onto the fixed grid through ``transform`` (linear,
+        float32), the same kind as the fixed image given.
+    metric_trace : pandas.DataFrame
+        One row per optimiser iteration: ``level`` (0 = coarsest), ``iteration`` (within the
+        level), ``metric`` (lower is better for every metric: mean squares, negative
+        correlation, negative mutual information).
+    initial_metric, final_metric : float
+        The metric at full resolution over all fixed voxels, before and after (comparable).
+    seconds : float
+        Wall time of the registration.
+    stop_reason : str
+        The optimiser's last stop condition (per level for demons).
+    transform_kind, metric : str
+        What was run.
+    levels : tuple of int
+        Shrink factors used, coarse to fine.
+    """
+
+    transform: sitk.Transform
+    resampled: object = field(repr=False)
+    metric_trace: object = field(repr=False)
+    initial_metric: float
+    final_metric: float
+    seconds: float
+    stop_reason: str
+    transform_kind: str
+    metric: str
+    levels: tuple
+    reference: sitk.Image = field(repr=False, default=None)
+
+    @property
+    def iterations(self) -> int:
+        """Total optimiser iterations over all levels."""
+        return len(self.metric_trace)
+
+    def apply(self, image, *, is_label: bool = False, interpolator: str | None = None,
+              reference=None, default_value: float | None = None):
+        """Resample another image of the moving frame (e.g. its mask) onto the fixed grid.
+
+        Parameters
+        ----------
+        image : sitk.Image or ndarray
+            An image or label image on the moving image's physical frame.
+        is_label : bool
+            Labels: nearest neighbour (or ``interpolator='label_gaussian'``), values kept.
+        interpolator : str, optional
+            See :func:`medlab.registration.resample` / :func:`resample_labels`.
+        reference : sitk.Image, optional
+            Another grid in the fixed frame (default: the fixed image's).
+        default_value : float, optional
+            Outside value for images (default: the image minimum).
+        """
+        ref = self.reference if reference is None else reference
+        if is_label:
+            return resample_labels(image, ref, self.transform, interpolator=interpolator or "nearest")
+        return resample(image, ref, self.transform, interpolator=interpolator or "linear",
+                        default_value=default_value)
+
+    def save(self, path, *, overwrite: bool = False):
+        """Write :attr:`transform` as an ITK transform file (atomically); returns the path.
+
+        See :func:`medlab.registration.save_transform` for the formats.
+        """
+        return save_transform(self.transform, path, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _levels(levels, smoothing_mm, spacing_min: float):
+    if isinstance(levels, int | np.integer):
+        levels = (levels,)
+    try:
+        lv = tuple(int(v) for v in levels)
+    except TypeError:
+        raise TypeError(f"`levels` must be a sequence of shrink factors like (4, 2, 1); got {levels!r}") from None
+    if not lv or any(v < 1 for v in lv) or any(int(v) != v for v in levels):
+        raise ValueError(f"`levels` must be integer shrink factors >= 1, coarse to fine; got {levels!r}")
+    if smoothing_mm is None:
+        sm = tuple(0.5 * v * spacing_min if v > 1 else 0.0 for v in lv)
+    else:
+        sm = (smoothing_mm,) * len(lv) if np.isscalar(smoothing_mm) else tuple(smoothing_mm)
+        if len(sm) != len(lv):
+            raise ValueError(
+                f"`smoothing_mm` must have one sigma per level ({len(lv)}); got {smoothing_mm!r}"
+            )
+        sm = tuple(check_positive("smoothing_mm", s, allow_zero=True) for s in sm)
+    return lv, sm
+
+
+def _progress_callable(progress):
+    """``(callback or None, close)`` for ``progress`` = None/False, True (tqdm bar) or a callable."""
+    if progress is None or progress is False:
+        return None, lambda: None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=1000, desc="register", leave=False, bar_format="{l_bar}{bar}| {postfix}")
+
+        def cb(fraction, message):
+            bar.n = int(round(1000 * fraction))
+            bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
+
+        return cb, bar.close
+    if callable(progress):
+        return progress, lambda: None
+    raise TypeError(f"`progress` must be None, True (progress bar) or a callable(fraction, message); got {progress!r}")
+
+
+def _mask_image(mask, image: sitk.Image, name: str, image_name: str) -> sitk.Image | None:
+    m = mask_array(mask, image, name=name, image_name=image_name)
+    if m is None:
+        return None
+    out = sitk.GetImageFromArray(m.astype(np.uint8))
+    out.CopyInformation(image)
+    return out
+
+
+def _linear_transform(kind: str, dim: int) -> sitk.Transform:
+    if kind == "rigid":
+        return sitk.Euler3DTransform() if dim == 3 else sitk.Euler2DTransform()
+    if kind == "similarity":
+        return sitk.Similarity3DTransform() if dim == 3 else sitk.Similarity2DTransform()
+    return sitk.AffineTransform(dim)
+
+
+def _as_kind(initial: sitk.Transform, kind: str, centre) -> sitk.Transform | None:
+    """``initial`` (linear) in the parameterisation of ``kind`` around ``centre``, or None if
+    it cannot be represented (e.g. an affine with shear as a rigid transform)."""
+    aff = as_affine(initial)
+    a = np.asarray(aff.GetMatrix()).reshape(aff.GetDimension(), -1)
+    b = np.asarray(aff.GetTranslation())
+    c = np.asarray(centre, dtype=float)
+    out = _linear_transform(kind, aff.GetDimension())
+    out.SetCenter(tuple(float(v) for v in c))
+    try:
+        out.SetMatrix(tuple(float(v) for v in a.ravel()))
+    except RuntimeError:
+        return None  # not orthogonal (rigid) or not a scaled rotation (similarity)
+    out.SetTranslation(tuple(float(v) for v in a @ c + b - c))
+    if not np.allclose(np.asarray(out.GetMatrix()).reshape(a.shape), a, atol=1e-6):
+        return None
+    return out
+
+
+def _moments_image(img: sitk.Image) -> sitk.Image:
+    # Intensity moments need non-negative weights: CT air is -1000 HU. Shift so the minimum
+    # (the background) weighs 0.
+    low = float(sitk.GetArrayViewFromImage(img).min())
+    return img - low if low != 0 else img
+
+
+def _initial_linear(kind, fixed, moving, init, fixed_landmarks, moving_landmarks, centre):
+    """The starting linear transform of ``kind`` (fixed -> moving)."""
+    dim = fixed.GetDimension()
+    tx = _linear_transform(kind, dim)
+    if init is None:
+        tx.SetCenter(tuple(float(v) for v in centre))
+        return tx
+    if init == "landmarks":
+        fitted = landmark_registration(fixed_landmarks, moving_landmarks, transform=kind)
+        out = _as_kind(fitted, kind, centre)
+        return out if out is not None else fitted  # pragma: no cover - same kind always fits
+    mode = (sitk.CenteredTransformInitializerFilter.GEOMETRY if init == "geometry"
+            else sitk.CenteredTransformInitializerFilter.MOMENTS)
+    f, m = (fixed, moving) if init == "geometry" else (_moments_image(fixed), _moments_image(moving))
+    return sitk.CenteredTransformInitializer(f, m, tx, mode)
+
+
+# --------------------------------------------------------------------------- metric set-up
+
+
+def _set_metric(R, metric, bins, fraction, seed, fixed_mask, moving_mask):
+    if metric == "mattes":
+        R.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
+    elif metric == "correlation":
+        R.SetMetricAsCorrelation()
+    else:
+        R.SetMetricAsMeanSquares()
+    if fraction is None or fraction >= 1.0:
+        R.SetMetricSamplingStrategy(R.NONE)
+    else:
+        # seed + 1: SimpleITK reads seed 0 as "use the wall clock"
+        R.SetMetricSamplingStrategy(R.RANDOM)
+        R.SetMetricSamplingPercentage(float(fraction), int(seed) + 1)
+    if fixed_mask is not None:
+        R.SetMetricFixedMask(fixed_mask)
+    if moving_mask is not None:
+        R.SetMetricMovingMask(moving_mask)
+    R.SetInterpolator(sitk.sitkLinear)
+
+
+def _evaluate(fixed, moving, transform, metric, bins, fixed_mask, moving_mask) -> float:
+    """The metric at full resolution over every fixed voxel (``MetricEvaluate`` does not
+    sample), so values before and after are comparable."""
+    R = sitk.ImageRegistrationMethod()
+    _set_metric(R, metric, bins, None, 0, fixed_mask, moving_mask)
+    R.SetInitialTransform(transform)
+    try:
+        return float(R.MetricEvaluate(fixed, moving))
+    except RuntimeError:
+        return math.nan
+
+
+_OUTSIDE = ("samples map outside moving image", "All samples map outside", "Too many samples")
+
+
+def _outside_error(exc: RuntimeError, where: str) -> RegistrationError | None:
+    text = str(exc)
+    if not any(s in text for s in _OUTSIDE):
+        return None
+    return RegistrationError(
+        f"registration failed {where}: the moving image left the fixed image's field of view "
+        "(too few sample points map inside it). The optimiser diverged or the initial overlap "
+        "is too small: try a smaller `learning_rate`, more `levels`, a better `init` "
+        "('moments', 'landmarks'), or masks. ITK said: " + text.strip().splitlines()[-1]
+    )
+
+
+def _sample_points(fixed: sitk.Image, fixed_mask: sitk.Image | None, n: int = 4096) -> np.ndarray:
+    if fixed_mask is not None:
+        idx = np.argwhere(sitk.GetArrayViewFromImage(fixed_mask) != 0)[:, ::-1]
+    else:
+        size = fixed.GetSize()
+        step = max(1, int(round((np.prod(size) / n) ** (1.0 / len(size)))))
+        grids = np.meshgrid(*[np.arange(0, s, step) for s in size], indexing="ij")
+        idx = np.stack([g.ravel() for g in grids], axis=1)
+    if len(idx) > n:
+        idx = idx[np.random.default_rng(0).choice(len(idx), n, replace=False)]
+    return index_points(fixed, idx)
+
+
+def _check_overlap(fixed, moving, fixed_mask, moving_mask, transform, init):
+    frac = inside_fraction(
+        _sample_points(fixed, fixed_mask), transform, moving,
+        None if moving_mask is None else sitk.GetArrayViewFromImage(moving_mask) != 0)
+    if frac == 0.0:
+        how = f"init={init!r}" if init is not None else "the identity (init=None)"
+        raise ValueError(
+            f"no overlap: after initialisation ({how}) no voxel of the fixed image"
+            f"{' mask' if fixed_mask is not None else ''} maps inside the moving image"
+            f"{' mask' if moving_mask is not None else ''}. Fixed image spans "
+            f"{_extent(fixed)} mm, moving image {_extent(moving)} mm (x, y[, z]). Give "
+            "init='geometry' or 'moments' (or landmarks) when the images are not in one "
+            "physical space."
+        )
+    if frac < 0.1:
+        warnings.warn(
+            f"only {100 * frac:.1f}% of the fixed image maps inside the moving image after "
+            "initialisation; registration may fail (try init='geometry' or 'moments')",
+            RegistrationWarning, stacklevel=3)
+    return frac
+
+
+def _extent(img: sitk.Image) -> str:
+    lo = np.asarray(img.TransformContinuousIndexToPhysicalPoint([-0.5] * img.GetDimension()))
+    hi = np.asarray(img.TransformContinuousIndexToPhysicalPoint([s - 0.5 for s in img.GetSize()]))
+    a, b = np.minimum(lo, hi), np.maximum(lo, hi)
+    return "[" + ", ".join(f"{x:.0f}..{y:.0f}" for x, y in zip(a, b, strict=True)) + "]"
+
+
+# --------------------------------------------------------------------------- runners
+
+
+def _trace_frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["level", "iteration", "metric"])
+
+
+def _run_method(R, fixed, moving, levels, iterations, user_cb, rows, name):
+    n_levels = len(levels)
+
+    def describe():
+        level = R.GetCurrentLevel()
+        it = R.GetOptimizerIteration()
+        value = R.GetMetricValue()
+        rows.append((level, it, value))
+        frac = (level + min(it / max(iterations, 1), 1.0)) / n_levels
+        return frac, f"level {level + 1}/{n_levels}, iteration {it}, metric {value:.5g}"
+
+    def relay(fraction, message):
+        if user_cb is None or message.endswith(" done"):
+            return None  # one "done" at the very end, from register
+        return user_cb(fraction, message)
+
+    try:
+        return run_filter(R, (fixed, moving), relay, describe, name)
+    except RuntimeError as exc:
+        level = rows[-1][0] + 1 if rows else 1
+        err = _outside_error(exc, f"at level {level}/{n_levels}")
+        if err is not None:
+            raise err from None
+        raise
+
+
+def _bspline_mesh(fixed: sitk.Image, mesh_spacing_mm: float, n_levels: int):
+    extent = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
+    final = np.maximum(1, np.round(extent / mesh_spacing_mm)).astype(int)
+    factor = 2 ** (n_levels - 1)
+    initial = np.maximum(1, np.ceil(final / factor)).astype(int)
+    return [int(v) for v in initial], [2**k for k in range(n_levels)]
+
+
+def _register_itk(fixed, moving, kind, metric, start, moving_initial, levels, smoothing, iterations,
+                  fraction, lr, bins, seed, fixed_mask, moving_mask, mesh_spacing_mm, user_cb):
+    R = sitk.ImageRegistrationMethod()
+    _set_metric(R, metric, bins, fraction, seed, fixed_mask, moving_mask)
+    R.SetShrinkFactorsPerLevel(list(levels))
+    R.SetSmoothingSigmasPerLevel(list(smoothing))
+    R.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    if moving_initial is not None:
+        R.SetMovingInitialTransform(moving_initial)
+    if kind == "bspline":
+        mesh, scale_factors = _bspline_mesh(fixed, mesh_spacing_mm, len(levels))
+        tx = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
+        R.SetInitialTransformAsBSpline(tx, inPlace=True, scaleFactors=scale_factors)
+        # as SimpleITK's multi-resolution B-spline example: L-BFGS-B cannot follow a mesh
+        # that is refined between levels (its scales keep the first level's size)
+        R.SetOptimizerAsGradientDescentLineSearch(
+            learningRate=5.0, numberOfIterations=iterations, convergenceMinimumValue=1e-4,
+            convergenceWindowSize=5)
+    else:
+        R.SetInitialTransform(start, inPlace=False)
+        # Gradient descent whose every step moves voxels by at most `lr` mm (the learning rate
+        # is re-estimated each iteration from the physical-shift scales), stopped when the
+        # metric has flattened over the last 10 iterations (ANTs' convergence test). Measured
+        # on the sarcoma CT/MR/PET: regular-step gradient descent, which stops only when its
+        # step has shrunk, kept following shallow slopes of mutual information for hundreds of
+        # iterations and ended tens of mm away on several patients.
+        R.SetOptimizerAsGradientDescent(
+            learningRate=1.0, numberOfIterations=iterations, convergenceMinimumValue=1e-6,
+            convergenceWindowSize=10, estimateLearningRate=R.EachIteration,
+            maximumStepSizeInPhysicalUnits=lr)
+        R.SetOptimizerScalesFromPhysicalShift()
+    rows = []
+    out = _run_method(R, fixed, moving, levels, iterations, user_cb, rows, "register")
+    if kind == "bspline":
+        optimised = tx
+    else:
+        optimised = _unwrap(out)
+    stop = R.GetOptimizerStopConditionDescription()
+    return optimised, rows, stop
+
+
+def _unwrap(t: sitk.Transform) -> sitk.Transform:
+    """``Execute`` returns a one-element composite; give back the concrete transform."""
+    if t.GetName() == "CompositeTransform":
+        c = sitk.CompositeTransform(t)
+        if c.GetNumberOfTransforms() == 1:
+            inner = c.GetNthTransform(0)
+            cls = getattr(sitk, inner.GetName(), None)
+            return cls(inner) if isinstance(cls, type) else inner
+    return t
+
+
+def _pyramid(img: sitk.Image, shrink: int, sigma_mm: float) -> sitk.Image:
+    out = sitk.SmoothingRecursiveGaussian(img, sigma_mm) if sigma_mm > 0 else img
+    return sitk.Shrink(out, [shrink] * img.GetDimension()) if shrink > 1 else out
+
+
+def _register_demons(fixed, moving_on_fixed, kind, levels, smoothing, iterations, field_sigma_mm,
+                     user_cb):
+    """Multi-resolution (diffeomorphic) demons; returns a displacement field on ``fixed``."""
+    n_levels = len(levels)
+    fine_spacing = np.asarray(fixed.GetSpacing())
+    # the field smoothing is a number of voxels (ITK's demons smooth in index units); it is
+    # set from mm at the finest level and kept in voxels at coarser ones, as usual for demons
+    sigma_vox = [float(v) for v in field_sigma_mm / fine_spacing]
+    field = None
+    rows, stops = [], []
+    for li, (shrink, sigma) in enumerate(zip(levels, smoothing, strict=True)):
+        f = _pyramid(fixed, shrink, sigma)
+        m = _pyramid(moving_on_fixed, shrink, sigma)
+        if field is None:
+            init = sitk.Image(f.GetSize(), sitk.sitkVectorFloat64, f.GetDimension())
+            init.CopyInformation(f)
+        else:
+            init = sitk.Resample(field, f, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64)
+        filt = (sitk.DiffeomorphicDemonsRegistrationFilter() if kind == "diffeomorphic_demons"
+                else sitk.DemonsRegistrationFilter())
+        filt.SetNumberOfIterations(iterations)
+        filt.SetSmoothDisplacementField(True)
+        filt.SetStandardDeviations(sigma_vox)
+
+        def describe(filt=filt, li=li):
+            it = filt.GetElapsedIterations()
+            value = filt.GetMetric()
+            rows.append((li, it, value))
+            frac = (li + min(it / iterations, 1.0)) / n_levels
+            return frac, f"level {li + 1}/{n_levels}, iteration {it}, mean squares {value:.5g}"
+
+        def relay(fraction, message):
+            if user_cb is None or message.endswith(" done"):
+                return None  # one "done" at the very end, from register
+            return user_cb(fraction, message)
+
+        field = run_filter(filt, [f, m, init], relay, describe, "register")
+        stops.append(f"level {li + 1}: {filt.GetElapsedIterations()} iterations, "
+                     f"RMS change {filt.GetRMSChange():.3g}")
+    if field.GetSize() != fixed.GetSize():
+        field = sitk.Resample(field, fixed, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64)
+    return field, rows, "; ".join(stops)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def register(
+    fixed,
+    moving,
+    *,
+    transform: str = "rigid",
+    metric: str | None = None,
+    modalities: Sequence[str] | None = None,
+    init: str | None = None,
+    fixed_landmarks_mm=None,
+    moving_landmarks_mm=None,
+    initial_transform=None,
+    levels: Sequence[int] | None = None,
+    smoothing_mm: float | Sequence[float] | None = None,
+    iterations: int | None = None,
+    learning_rate: float | None = None,
+    sampling_fraction: float | None = None,
+    histogram_bins: int = 32,
+    mesh_spacing_mm: float | None = None,
+    field_sigma_mm: float | None = None,
+    match_histograms: bool = True,
+    fixed_mask=None,
+    moving_mask=None,
+    seed: int = 0,
+    spacing=None,
+    progress=None,
+) -> RegistrationResult:
+    """Register ``moving`` to ``fixed``: find the transform mapping fixed points to moving points.
+
+    One call for every transform model, with a multi-resolution pyramid, a choice of metric,
+    initialisation, masks, progress and stop. Chain stages (rigid -> affine -> B-spline) with
+    ``initial_transform=previous_result``.
+
+    Parameters
+    ----------
+    fixed, moving : sitk.Image or (M, N[, P]) ndarray
+        Scalar images of the same dimension (2D or 3D), any grids: registration works in
+        physical space (mm). numpy arrays are indexed (z, y, x), with ``spacing``.
+    transform : {'rigid', 'similarity', 'affine', 'bspline', 'demons', 'diffeomorphic_demons'}
+        Rigid (Euler angles + translation), similarity (+ isotropic scale), affine, B-spline
+        free-form deformation (control points every ``mesh_spacing_mm`` at the finest level),
+        demons or diffeomorphic demons (a dense displacement field; same-modality images
+        only: they compare intensities directly).
+    metric : {'mean_squares', 'correlation', 'mattes'}, optional
+        Mean squares (same modality, same intensity scale), normalised correlation (same
+        modality, linear intensity relation), Mattes mutual information (any two modalities).
+        Default: :func:`default_metric` of ``transform`` and ``modalities``.
+    modalities : (str, str), optional
+        ``(fixed, moving)`` modalities, e.g. ``('CT', 'PET')``, to choose the default metric.
+    init : {'geometry', 'moments', 'landmarks'}, optional
+        How to start. None (default): the identity, i.e. the images' physical coordinates are
+        trusted (scans of one patient from one scanner or session, as in PET/CT, or a data set
+        resampled into one space). ``'geometry'`` aligns the centres of the two image grids,
+        ``'moments'`` the intensity centres of mass (above each image's minimum),
+        ``'landmarks'`` fits ``fixed_landmarks_mm`` onto ``moving_landmarks_mm`` (see
+        :func:`landmark_registration`). With ``initial_transform``, leave it None.
+    fixed_landmarks_mm, moving_landmarks_mm : (N, dim) array_like, optional
+        Paired physical points (x, y[, z], mm) for ``init='landmarks'``.
+    initial_transform : sitk.Transform or RegistrationResult, optional
+        A previous fixed -> moving result to start from. A linear transform seeds a linear
+        stage directly when it fits the model (rigid into affine); otherwise the new stage is
+        found on top of it and the result is ``compose(initial, new)``.
+    levels : sequence of int, optional
+        Shrink factors of the multi-resolution pyramid, coarse to fine (default ``(4, 2, 1)``).
+    smoothing_mm : float or sequence of float, optional
+        Gaussian sigma (mm) per level before shrinking (default ``shrink / 2`` voxels of the
+        finest fixed spacing; 0 at full resolution).
+    iterations : int, optional
+        Maximum optimiser iterations per level (defaults in ``DEFAULTS``).
+    learning_rate : float, optional
+        Linear transforms: the step of the gradient descent, as the largest motion of any
+        voxel per iteration in mm (parameter scales are estimated from physical shifts).
+        Default 1 mm. Each level stops when the metric has flattened over 10 iterations, or
+        after ``iterations``.
+    sampling_fraction : float, optional
+        Fraction of fixed voxels sampled (randomly, seeded) for the metric; 1 = all voxels.
+    histogram_bins : int
+        Bins of the joint histogram for Mattes mutual information.
+    mesh_spacing_mm : float, optional
+        B-spline control point spacing at the finest level (default 20 mm); the mesh doubles
+        from level to level.
+    field_sigma_mm : float, optional
+        Demons: Gaussian smoothing of the displacement field, mm at the finest level (default
+        1.5 x the largest fixed voxel size).
+    match_histograms : bool
+        Demons: match the moving histogram to the fixed one first (default True).
+    fixed_mask, moving_mask : sitk.Image or ndarray, optional
+        Only voxels inside (nonzero) count in the metric; same grid as their image. Not used
+        by demons.
+    seed : int
+        Seed of the random metric sampling: the same seed gives the same result.
+    spacing : sequence of float, optional
+        Voxel size in mm (array axis order) for numpy inputs.
+    progress : None, True or callable
+        ``progress(fraction, message)`` after every iteration (return False to stop: then
+        :class:`InterruptedError` is raised); True shows a progress bar. A Jupyter kernel
+        interrupt also stops it.
+
+    Returns
+    -------
+    RegistrationResult
+        ``transform`` (fixed -> moving), ``resampled`` (moving on the fixed grid),
+        ``metric_trace``, ``initial_metric``, ``final_metric``, ``seconds``, ``stop_reason``;
+        ``.apply(image, is_label=...)`` and ``.save(path)``.
+
+    Raises
+    ------
+    ValueError
+        Images of different dimension, no overlap after initialisation, bad options.
+    RegistrationError
+        The optimiser moved the moving image out of view (diverged).
+    InterruptedError
+        Stopped by ``progress``.
+
+    Warns
+    -----
+    RegistrationWarning
+        The metric at the end is worse than at the start (the optimiser diverged), or the
+        initial overlap is below 10%.
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> from medlab import datasets
+    >>> fixed = datasets.mr_phantom(shape=(24, 48, 48), seed=1).image
+    >>> moving = sitk.Resample(fixed, sitk.TranslationTransform(3, (2.0, -1.0, 0.5)))
+    >>> result = register(fixed, moving, transform="rigid", metric="mean_squares")
+    >>> [round(v, 1) for v in result.transform.GetTranslation()]
+    [-2.0, 1.0, -0.5]
+    """
+    t0 = time.perf_counter()
+    kind = check_choice("transform", transform, TRANSFORMS)
+    fimg, back = scalar_image(fixed, spacing, "fixed")
+    mimg, _ = scalar_image(moving, spacing, "moving")
+    dim = check_dimensions(fimg, mimg)
+    metric = default_metric(kind, modalities) if metric is None else check_choice("metric", metric, METRICS)
+    if kind in DEMONS and metric != "mean_squares":
+        raise ValueError(
+            f"`metric` must be 'mean_squares' for {kind}: demons compare intensities directly "
+            f"(same modality only); got {metric!r}. For two modalities use transform='bspline' "
+            "with metric='mattes'."
+        )
+    if init is not None:
+        check_choice("init", init, INITS)
+    if (fixed_landmarks_mm is None) != (moving_landmarks_mm is None):
+        raise ValueError("give both `fixed_landmarks_mm` and `moving_landmarks_mm` or neither")
+    if init == "landmarks":
+        if fixed_landmarks_mm is None:
+            raise ValueError("init='landmarks' needs `fixed_landmarks_mm` and `moving_landmarks_mm`")
+        check_points(fixed_landmarks_mm, "fixed_landmarks_mm", dim)
+        check_points(moving_landmarks_mm, "moving_landmarks_mm", dim)
+    elif fixed_landmarks_mm is not None:
+        raise ValueError(f"landmarks are given but init={init!r}; pass init='landmarks'")
+    if initial_transform is not None:
+        if isinstance(initial_transform, RegistrationResult):
+            initial_transform = initial_transform.transform
+        check_transform(initial_transform, dim, "initial_transform")
+        if init is not None:
+            raise ValueError(f"give either `initial_transform` or `init` ({init!r}), not both")
+
+    d = DEFAULTS[kind]
+    spacing_min = float(min(fimg.GetSpacing()))
+    lv, sm = _levels(d["levels"] if levels is None else levels, smoothing_mm, spacing_min)
+    iters = check_int("iterations", d["iterations"] if iterations is None else iterations, minimum=1)
+    fraction = d["sampling_fraction"] if sampling_fraction is None else sampling_fraction
+    if fraction is not None:
+        fraction = check_positive("sampling_fraction", fraction)
+        if fraction > 1:
+            raise ValueError(f"`sampling_fraction` must be in (0, 1]; got {sampling_fraction!r}")
+    lr = check_positive("learning_rate", d["learning_rate"] if learning_rate is None else learning_rate) \
+        if kind in LINEAR else None
+    if learning_rate is not None and kind not in LINEAR:
+        raise ValueError(f"`learning_rate` is for linear transforms; {kind} sets its own steps")
+    bins = check_int("histogram_bins", histogram_bins, minimum=4)
+    seed = check_int("seed", seed, minimum=0)
+    mesh = check_positive("mesh_spacing_mm", mesh_spacing_mm if mesh_spacing_mm is not None
+                          else DEFAULTS["bspline"]["mesh_spacing_mm"])
+    fsig = check_positive("field_sigma_mm", field_sigma_mm) if field_sigma_mm is not None else \
+        1.5 * float(max(fimg.GetSpacing()))
+    for name, size in (("fixed", fimg.GetSize()), ("moving", mimg.GetSize())):
+        if min(size) < 4:
+            raise ValueError(f"`{name}` (size {size}) must have at least 4 voxels along every axis")
+
+    fmask = _mask_image(fixed_mask, fimg, "fixed_mask", "fixed")
+    mmask = _mask_image(moving_mask, mimg, "moving_mask", "moving")
+    if kind in DEMONS and (fmask is not None or mmask is not None):
+        raise ValueError(f"masks are not used by {kind}; crop the images instead, or use 'bspline'")
+
+    f32, m32 = float_image(fimg), float_image(mimg)
+    user_cb, close = _progress_callable(progress)
+    try:
+        # ---- the starting transform (fixed -> moving)
+        if fmask is not None:
+            stats = sitk.LabelShapeStatisticsImageFilter()
+            stats.Execute(fmask)
+            centre = stats.GetCentroid(1)
+        else:
+            centre = image_centre(fimg)
+        moving_initial = None
+        start = None
+        if kind in LINEAR:
+            if initial_transform is not None:
+                start = _as_kind(initial_transform, kind, centre) if initial_transform.IsLinear() else None
+                if start is None:
+                    moving_initial = initial_transform
+                    start = _initial_linear(kind, fimg, mimg, None, None, None, centre)
+            else:
+                start = _initial_linear(kind, f32, m32, init, fixed_landmarks_mm, moving_landmarks_mm, centre)
+            begin = start if moving_initial is None else compose(moving_initial, start)
+        else:
+            if initial_transform is not None:
+                moving_initial = initial_transform
+            elif init is not None:
+                moving_initial = _initial_linear("affine" if init == "landmarks" else "rigid", f32, m32, init,
+                                                 fixed_landmarks_mm, moving_landmarks_mm, centre)
+            begin = moving_initial if moving_initial is not None else sitk.Transform(dim, sitk.sitkIdentity)
+        _check_overlap(fimg, mimg, fmask, mmask, begin, init)
+
+        # ---- optimise
+        if kind in DEMONS:
+            moving_on_fixed = resample(m32, f32, begin)
+            if match_histograms:
+                moving_on_fixed = sitk.HistogramMatching(moving_on_fixed, f32, 256, 7, True)
+            field_img, rows, stop = _register_demons(f32, moving_on_fixed, kind, lv, sm, iters,
+                                                     fsig, user_cb)
+            dft = sitk.DisplacementFieldTransform(field_img)
+            final = dft if moving_initial is None else compose(moving_initial, dft)
+            eval_moving = None
+        else:
+            optimised, rows, stop = _register_itk(
+                f32, m32, kind, metric, start, moving_initial, lv, sm, iters, fraction, lr, bins,
+                seed, fmask, mmask, mesh, user_cb)
+            final = optimised if moving_initial is None else compose(moving_initial, optimised)
+            eval_moving = m32
+        params = np.asarray(final.GetParameters()) if final.GetName() != "CompositeTransform" else np.zeros(1)
+        if not np.all(np.isfinite(params)):
+            raise RegistrationError(
+                "registration diverged: the transform parameters are not finite. Try a smaller "
+                "`learning_rate` or more `levels`.")
+
+        # ---- the metric before and after, at full resolution with the same samples
+        if eval_moving is None:
+            initial_metric = _evaluate(f32, moving_on_fixed, sitk.Transform(dim, sitk.sitkIdentity),
+                                       "mean_squares", bins, None, None)
+            final_metric = _evaluate(f32, moving_on_fixed, dft, "mean_squares", bins, None, None)
+        else:
+            initial_metric = _evaluate(f32, m32, begin, metric, bins, fmask, mmask)
+            final_metric = _evaluate(f32, m32, final, metric, bins, fmask, mmask)
+        if math.isfinite(initial_metric) and (not math.isfinite(final_metric) or
+                                              final_metric > initial_metric + 1e-9 * abs(initial_metric)):
+            warnings.warn(
+                f"the {metric} metric got worse during registration ({initial_metric:.6g} -> "
+                f"{final_metric:.6g}): the optimiser probably diverged. Try a smaller "
+                "`learning_rate`, more `levels`, a better `init`, or masks around the anatomy "
+                "of interest.", RegistrationWarning, stacklevel=2)
+        if user_cb is not None:
+            user_cb(1.0, f"register done ({kind}, {metric})")
+        resampled = resample(m32, fimg, final)
+    finally:
+        close()
+    return RegistrationResult(
+        transform=final,
+        resampled=back(resampled),
+        metric_trace=_trace_frame(rows),
+        initial_metric=initial_metric,
+        final_metric=final_metric,
+        seconds=time.perf_counter() - t0,
+        stop_reason=stop,
+        transform_kind=kind,
+        metric=metric,
+        levels=lv,
+        reference=fimg,
+    )
