@@ -45,6 +45,8 @@ Lesions from one seed
 :func:`segment_ct_tumour`       CT: HU-range growing in a measured sphere, opening, closing, fill
 :func:`segment_mr_tumour`       MR: confidence connected + threshold level set, or watershed
 :func:`seed_from_mask`          a seed inside a reference mask (SUVmax or most interior voxel)
+Measurement
+:func:`longest_diameter`        RECIST-style longest in-plane (axial) diameter in mm
 =============================== ==============================================================
 """
 
@@ -65,6 +67,7 @@ from ._lesion import (
     segment_mr_tumour,
     segment_pet_tumour,
 )
+from ._measure import Diameter, longest_diameter
 from ._morphology import (
     closing,
     component_at,
@@ -131,4 +134,7 @@ __all__ = [
     "segment_ct_tumour",
     "segment_mr_tumour",
     "seed_from_mask",
+    # measurement (_measure.py)
+    "longest_diameter",
+    "Diameter",
 ]
