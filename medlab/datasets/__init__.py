@@ -40,6 +40,7 @@ from __future__ import annotations
 from ._fetch import cache_dir, fetch, store_dir, verify
 from ._loaders import cases, load
 from ._phantoms import Phantom, ct_phantom, mr_phantom, pet_phantom, us_phantom, xray_phantom
+from ._phantoms_anatomy import echo_cine_phantom, head_ct_phantom, vessel_phantom
 from ._registry import info, list_datasets, table
 
 __all__ = [
@@ -58,4 +59,7 @@ __all__ = [
     "pet_phantom",
     "us_phantom",
     "xray_phantom",
+    "vessel_phantom",
+    "echo_cine_phantom",
+    "head_ct_phantom",
 ]
