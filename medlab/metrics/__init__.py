@@ -8,10 +8,14 @@ empty-mask cases in its module docstring): :func:`dice`, :func:`jaccard`, :func:
 :func:`hd95`, :func:`assd`, :func:`surface_dice`, :func:`volume_difference`, and
 :func:`segmentation_scores` for all of them in one call. Classification metrics join them here
 from their own private module.
+
+Agreement of two measurement methods (``_agreement.py``): :func:`bland_altman` (bias, limits of
+agreement and their confidence intervals).
 """
 
 from __future__ import annotations
 
+from medlab.metrics._agreement import BlandAltman, bland_altman
 from medlab.metrics._quality import cnr, mse, psnr, snr, ssim
 from medlab.metrics._segmentation import (
     assd,
@@ -40,4 +44,7 @@ __all__ = [
     "surface_dice",
     "volume_difference",
     "segmentation_scores",
+    # agreement of two methods (_agreement.py)
+    "bland_altman",
+    "BlandAltman",
 ]
