@@ -26,6 +26,7 @@ _SUBMODULES = (
     "registration",
     "fusion",
     "features",
+    "classification",
     "privacy",
     "models",
     "batch",

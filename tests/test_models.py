@@ -243,7 +243,7 @@ def test_use_backend_refuses_to_switch_after_import():
         mm.use_backend("pytorch")
 
 
-@pytest.mark.parametrize("module", ["medlab.dedup", "medlab.models.data", "medlab.models.hc18", "medlab.models.roc",
+@pytest.mark.parametrize("module", ["medlab.dedup", "medlab.models.data", "medlab.models.hc18", "medlab.metrics._classification",
                                     "medlab.models.networks", "medlab.models._backend"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))

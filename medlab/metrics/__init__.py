@@ -6,8 +6,12 @@ Image quality (``_quality.py``): :func:`snr`, :func:`cnr`, :func:`mse`, :func:`p
 Segmentation against ground truth (``_segmentation.py``; definitions of boundary, HD95 and the
 empty-mask cases in its module docstring): :func:`dice`, :func:`jaccard`, :func:`hausdorff`,
 :func:`hd95`, :func:`assd`, :func:`surface_dice`, :func:`volume_difference`, and
-:func:`segmentation_scores` for all of them in one call. Classification metrics join them here
-from their own private module.
+:func:`segmentation_scores` for all of them in one call.
+
+Classification (``_classification.py``): :func:`roc_auc_ci` (ROC AUC with DeLong or bootstrap
+interval; :class:`AUC`), :func:`calibration` (reliability curve and Brier score),
+:func:`confusion` (confusion matrix, sensitivity, specificity). Pipelines and cross-validation
+that produce the scores are in :mod:`medlab.classification`.
 
 Agreement of two measurement methods (``_agreement.py``): :func:`bland_altman` (bias, limits of
 agreement and their confidence intervals).
@@ -16,6 +20,14 @@ agreement and their confidence intervals).
 from __future__ import annotations
 
 from medlab.metrics._agreement import BlandAltman, bland_altman
+from medlab.metrics._classification import (
+    AUC,
+    Calibration,
+    Confusion,
+    calibration,
+    confusion,
+    roc_auc_ci,
+)
 from medlab.metrics._quality import cnr, mse, psnr, snr, ssim
 from medlab.metrics._segmentation import (
     assd,
@@ -44,6 +56,13 @@ __all__ = [
     "surface_dice",
     "volume_difference",
     "segmentation_scores",
+    # classification (_classification.py)
+    "roc_auc_ci",
+    "AUC",
+    "calibration",
+    "Calibration",
+    "confusion",
+    "Confusion",
     # agreement of two methods (_agreement.py)
     "bland_altman",
     "BlandAltman",

@@ -1,7 +1,12 @@
-"""ROC AUC with a confidence interval (DeLong's method or a stratified bootstrap).
+"""Classification metrics: ROC AUC with a confidence interval, calibration, confusion matrix.
 
-Placed here until medlab.metrics has its classification metrics; the definition is scikit-learn's
-``roc_auc_score`` (ties count one half), which the tests check against.
+- :func:`roc_auc_ci`: ROC AUC with DeLong's or a stratified bootstrap interval. The AUC is
+  scikit-learn's ``roc_auc_score`` (ties count one half), which the tests check against.
+- :func:`calibration`: reliability curve (observed frequency against mean predicted probability
+  per bin, as ``sklearn.calibration.calibration_curve``) and the Brier score.
+- :func:`confusion`: confusion matrix with sensitivity, specificity, accuracy.
+
+numpy and SciPy only (no scikit-learn import), so ``medlab.metrics`` stays light.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from scipy import stats
 
 from medlab._options import check_choice, check_int
 
-__all__ = ["AUC", "roc_auc_ci"]
+__all__ = ["AUC", "roc_auc_ci", "Calibration", "calibration", "Confusion", "confusion"]
 
 
 class AUC(NamedTuple):
@@ -48,6 +53,29 @@ def _delong(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
     return float(auc), float(var)
 
 
+def _bootstrap_aucs(pos: np.ndarray, neg: np.ndarray, rng, n: int) -> np.ndarray:
+    """AUCs of ``n`` resamples drawn with replacement within positives and within negatives.
+
+    A positive's share of negatives below it (ties one half) is looked up in the sorted resampled
+    negatives, so each resample costs O((m + k) log k), not a rank of the pooled scores."""
+    out = np.empty(n)
+    for b in range(n):
+        p = pos[rng.integers(len(pos), size=len(pos))]
+        q = np.sort(neg[rng.integers(len(neg), size=len(neg))])
+        below = np.searchsorted(q, p, side="left") + np.searchsorted(q, p, side="right")
+        out[b] = below.sum() / (2.0 * len(p) * len(q))
+    return out
+
+
+def _binary_truth(y_true, name: str = "y_true") -> np.ndarray:
+    y = np.asarray(y_true)
+    if y.ndim != 1:
+        raise ValueError(f"`{name}` must be 1D; got shape {y.shape}")
+    if not np.isin(y, [0, 1]).all():
+        raise ValueError(f"`{name}` must hold only 0/1 (or False/True); got values {np.unique(y)[:5].tolist()}")
+    return y.astype(bool)
+
+
 def roc_auc_ci(y_true, scores, *, confidence: float = 0.95, method: str = "delong",
                n_bootstrap: int = 2000, seed: int = 0) -> AUC:
     """ROC AUC of ``scores`` for the binary truth ``y_true``, with a confidence interval.
@@ -74,7 +102,7 @@ def roc_auc_ci(y_true, scores, *, confidence: float = 0.95, method: str = "delon
 
     Examples
     --------
-    >>> from medlab.models import roc_auc_ci
+    >>> from medlab.metrics import roc_auc_ci
     >>> r = roc_auc_ci([0, 0, 1, 1, 0, 1], [0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
     >>> round(r.auc, 4)
     0.8889
@@ -99,8 +127,120 @@ def roc_auc_ci(y_true, scores, *, confidence: float = 0.95, method: str = "delon
     else:
         check_int("n_bootstrap", n_bootstrap, minimum=10)
         rng = np.random.default_rng(seed)
-        aucs = np.array([
-            _delong(rng.choice(pos, len(pos)), rng.choice(neg, len(neg)))[0] for _ in range(n_bootstrap)
-        ])
+        aucs = _bootstrap_aucs(pos, neg, rng, n_bootstrap)
         low, high = np.quantile(aucs, [0.5 - confidence / 2, 0.5 + confidence / 2])
     return AUC(auc, float(low), float(high), float(confidence), method, len(pos), len(neg))
+
+
+class Calibration(NamedTuple):
+    """Reliability curve and Brier score of predicted probabilities.
+
+    ``prob_true`` (observed share of positives), ``prob_pred`` (mean predicted probability) and
+    ``count`` (cases) per non-empty bin; ``brier`` = mean of (p - y)^2 over all cases."""
+
+    prob_true: np.ndarray
+    prob_pred: np.ndarray
+    count: np.ndarray
+    brier: float
+    n_bins: int
+    strategy: str
+
+
+def calibration(y_true, probabilities, *, n_bins: int = 10, strategy: str = "uniform") -> Calibration:
+    """Reliability curve (calibration curve) and Brier score.
+
+    Parameters
+    ----------
+    y_true : (n,) sequence of bool or {0, 1}
+        1 (True) for positives.
+    probabilities : (n,) sequence of float in [0, 1]
+        Predicted probability of the positive class.
+    n_bins : int
+        Number of bins of the predicted probability.
+    strategy : {'uniform', 'quantile'}
+        Bins of equal width on [0, 1], or with equal numbers of cases (as scikit-learn's
+        ``calibration_curve``; empty bins are left out).
+
+    Returns
+    -------
+    Calibration
+        ``prob_true``, ``prob_pred``, ``count`` per non-empty bin, ``brier``, ``n_bins``,
+        ``strategy``. A perfectly calibrated model has ``prob_true == prob_pred``.
+
+    Examples
+    --------
+    >>> from medlab.metrics import calibration
+    >>> c = calibration([0, 0, 1, 1], [0.1, 0.3, 0.7, 0.9], n_bins=2)
+    >>> c.prob_true.tolist(), round(c.brier, 3)
+    ([0.0, 1.0], 0.05)
+    """
+    check_choice("strategy", strategy, ("uniform", "quantile"))
+    check_int("n_bins", n_bins, minimum=1)
+    y = _binary_truth(y_true)
+    p = np.asarray(probabilities, float)
+    if p.shape != y.shape:
+        raise ValueError(f"`probabilities` (shape {p.shape}) must match `y_true` (shape {y.shape})")
+    if len(p) == 0:
+        raise ValueError("`y_true` and `probabilities` are empty")
+    if not (np.isfinite(p).all() and p.min() >= 0 and p.max() <= 1):
+        raise ValueError(f"`probabilities` must lie in [0, 1]; got range {np.nanmin(p):g}..{np.nanmax(p):g}")
+    if strategy == "quantile":
+        edges = np.quantile(p, np.linspace(0, 1, n_bins + 1))
+    else:
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # the same binning as scikit-learn: inner edges, right-closed searchsorted
+    which = np.searchsorted(edges[1:-1], p, side="right")
+    count = np.bincount(which, minlength=len(edges) - 1)
+    sum_p = np.bincount(which, weights=p, minlength=len(edges) - 1)
+    sum_y = np.bincount(which, weights=y.astype(float), minlength=len(edges) - 1)
+    keep = count > 0
+    return Calibration(sum_y[keep] / count[keep], sum_p[keep] / count[keep], count[keep],
+                       float(np.mean((p - y) ** 2)), int(n_bins), strategy)
+
+
+class Confusion(NamedTuple):
+    """Binary confusion matrix ``matrix = [[tn, fp], [fn, tp]]`` (rows: truth 0/1, columns:
+    prediction 0/1, as scikit-learn's ``confusion_matrix``) and the rates derived from it."""
+
+    matrix: np.ndarray
+    sensitivity: float
+    specificity: float
+    accuracy: float
+    balanced_accuracy: float
+    ppv: float
+    npv: float
+
+
+def _ratio(a, b) -> float:
+    return float(a / b) if b else float("nan")
+
+
+def confusion(y_true, y_pred) -> Confusion:
+    """Binary confusion matrix and sensitivity, specificity, (balanced) accuracy, PPV, NPV.
+
+    Parameters
+    ----------
+    y_true, y_pred : (n,) sequences of bool or {0, 1}
+        Truth and decision (e.g. ``probability >= 0.5``); 1 is positive.
+
+    Returns
+    -------
+    Confusion
+        A rate whose denominator is 0 is NaN.
+
+    Examples
+    --------
+    >>> from medlab.metrics import confusion
+    >>> c = confusion([0, 0, 1, 1, 1], [0, 1, 1, 1, 0])
+    >>> c.matrix.tolist(), round(c.sensitivity, 3), c.specificity
+    ([[1, 1], [1, 2]], 0.667, 0.5)
+    """
+    y = _binary_truth(y_true)
+    d = _binary_truth(y_pred, "y_pred")
+    if d.shape != y.shape:
+        raise ValueError(f"`y_pred` (shape {d.shape}) must match `y_true` (shape {y.shape})")
+    tp, fn = int((y & d).sum()), int((y & ~d).sum())
+    tn, fp = int((~y & ~d).sum()), int((~y & d).sum())
+    sens, spec = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
+    return Confusion(np.array([[tn, fp], [fn, tp]]), sens, spec, _ratio(tp + tn, len(y)),
+                     (sens + spec) / 2, _ratio(tp, tp + fp), _ratio(tn, tn + fn))

@@ -26,7 +26,8 @@ Device (:mod:`~medlab.models._backend`)
 Use cases
     HC18 (:mod:`~medlab.models.hc18`): :func:`fit_ellipse`, :func:`head_circumference`,
     :func:`hc18_split`, :func:`evaluate_hc18`. BUSI (:mod:`~medlab.models.busi`):
-    :func:`load_busi`, :func:`busi_split`, :func:`evaluate_busi`; :func:`roc_auc_ci`.
+    :func:`load_busi`, :func:`busi_split`, :func:`evaluate_busi`; :func:`roc_auc_ci` (the one in
+    :mod:`medlab.metrics`, re-exported).
 """
 
 from __future__ import annotations
