@@ -41,6 +41,7 @@ from ._fetch import cache_dir, fetch, store_dir, verify
 from ._loaders import cases, load
 from ._phantoms import Phantom, ct_phantom, mr_phantom, pet_phantom, us_phantom, xray_phantom
 from ._phantoms_anatomy import echo_cine_phantom, head_ct_phantom, vessel_phantom
+from ._phantoms_lesions import nodule_ct_phantom
 from ._registry import info, list_datasets, table
 
 __all__ = [
@@ -62,4 +63,5 @@ __all__ = [
     "vessel_phantom",
     "echo_cine_phantom",
     "head_ct_phantom",
+    "nodule_ct_phantom",
 ]
