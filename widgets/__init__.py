@@ -9,6 +9,12 @@ Installed from the top-level ``widgets/`` folder as the subpackage ``medlab.widg
 :class:`WindowLevel`     window/level sliders, modality presets, mouse drag on the image
 :class:`ThresholdSlider` live overlay of a threshold range, Otsu/multi-Otsu, volume in mL
 :class:`SeedPicker`      click seeds (click again to remove), live region growing + statistics
+:class:`RegistrationBlender` fixed + moving: alpha blend, checkerboard, difference, flicker
+                         (medlab.fusion); runs medlab.registration in the background, live
+                         metric plot, progress, stop
+:class:`ModelRunner`     pretrained or session models (medlab.models): device and backend,
+                         training in the background with a live loss curve and a stop button,
+                         inference overlay and Grad-CAM
 :class:`Panel`           a viewer and the components attached to it, shown together
 :class:`ImageCanvas`     the browser view (anywidget): PNG, zoom/pan, mouse events
 :func:`view3d`           optional itkwidgets 3D view, online only (never in executed notebooks)
@@ -23,6 +29,7 @@ Every component also takes an image directly (``WindowLevel(ct)``) and then show
 viewer. Every widget has a static PNG fallback (``_repr_mimebundle_``) for exported notebooks.
 """
 
+from ._blender import BLEND_MODES, RegistrationBlender
 from ._canvas import EVENTS, ImageCanvas
 from ._components import SeedPicker, ThresholdSlider, WindowLevel
 from ._itk import view3d
@@ -33,6 +40,8 @@ __all__ = [
     "WindowLevel",
     "ThresholdSlider",
     "SeedPicker",
+    "RegistrationBlender",
+    "BLEND_MODES",
     "Panel",
     "ImageCanvas",
     "EVENTS",
