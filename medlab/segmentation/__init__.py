@@ -47,11 +47,14 @@ Lesions from one seed
 :func:`seed_from_mask`          a seed inside a reference mask (SUVmax or most interior voxel)
 Measurement
 :func:`longest_diameter`        RECIST-style longest in-plane (axial) diameter in mm
+Chest radiographs
+:func:`lung_fields`             the two lung fields: threshold, border air out, morphology
 =============================== ==============================================================
 """
 
 from __future__ import annotations
 
+from ._chest import lung_fields
 from ._edges import (
     canny,
     canny_regions,
@@ -137,4 +140,6 @@ __all__ = [
     # measurement (_measure.py)
     "longest_diameter",
     "Diameter",
+    # chest radiographs (_chest.py)
+    "lung_fields",
 ]
