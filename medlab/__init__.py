@@ -27,6 +27,7 @@ _SUBMODULES = (
     "fusion",
     "features",
     "classification",
+    "detection",
     "privacy",
     "models",
     "batch",
