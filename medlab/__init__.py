@@ -33,6 +33,9 @@ _SUBMODULES = (
     "batch",
     "display",
     "reports",
+    "cardiac",
+    "vessels",
+    "neuro",
 )
 
 __all__ = [*_SUBMODULES, "MedlabError", "ImageIOError", "DatasetError", "ChecksumError", "__version__"]
