@@ -33,6 +33,7 @@ from ._blender import BLEND_MODES, RegistrationBlender
 from ._canvas import EVENTS, ImageCanvas
 from ._components import SeedPicker, ThresholdSlider, WindowLevel
 from ._itk import view3d
+from ._runner import ModelRunner, device_text
 from ._viewer import Panel, SliceViewer
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "SeedPicker",
     "RegistrationBlender",
     "BLEND_MODES",
+    "ModelRunner",
+    "device_text",
     "Panel",
     "ImageCanvas",
     "EVENTS",
