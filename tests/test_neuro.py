@@ -1,0 +1,150 @@
+"""medlab.neuro: exact answers on the head-CT phantom and on hand-built volumes, measured floors
+on the MNI152 template (nilearn)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from medlab import datasets, metrics, neuro
+
+
+def arr(img):
+    return sitk.GetArrayFromImage(img)
+
+
+@pytest.fixture(scope="module")
+def mni():
+    return datasets.load("mni152", resolution=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def mni_brain(mni):
+    return neuro.brain_extraction(mni["template"])
+
+
+# ------------------------------------------------------------------ head CT phantom
+
+
+def test_head_ct_phantom_truth():
+    ph = datasets.head_ct_phantom(n_haemorrhages=3, seed=2, noise_hu=0.0)
+    t, lab, img = ph.truth, arr(ph.labels), arr(ph.image)
+    assert t["synthetic"] is True and t["units"] == "HU"
+    assert t["values"][2] == 1000.0 and t["values"][5] == 5.0
+    assert 30.0 <= t["values"][3] <= 40.0 and 30.0 <= t["values"][4] <= 40.0
+    assert len(t["lesions"]) == 3
+    for les in t["lesions"]:
+        m = lab == les["label"]
+        assert m.sum() == les["n_voxels"]
+        assert les["volume_ml"] == pytest.approx(m.sum() * 4 * 2 * 2 / 1000)
+        assert 60.0 <= les["hu"] <= 85.0 and np.all(img[m] == np.float32(les["hu"]))
+        # the centroid of a ball centred on a voxel centre is that voxel
+        assert np.allclose(np.argwhere(m).mean(axis=0), les["centre_index"])
+        z, y, x = les["centre_index"]
+        assert les["centre_mm"] == (x * 2.0, y * 2.0, z * 4.0)
+    assert np.array_equal(arr(datasets.head_ct_phantom(seed=5).image),
+                          arr(datasets.head_ct_phantom(seed=5).image))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_haemorrhages_detected_exactly(seed):
+    ph = datasets.head_ct_phantom(n_haemorrhages=3, seed=seed)
+    table = neuro.detect_haemorrhage(ph.image)
+    match = neuro.match_detections(table, ph.truth["lesions"])
+    assert match.attrs["false_positives"] == 0
+    assert match["detected"].all()
+    # each haemorrhage's voxels exactly (noise 3 HU is 4 sigma from the 50 HU window)
+    assert np.allclose(match["volume_ml"], match["true_volume_ml"])
+    assert np.allclose(match["distance_mm"], 0.0, atol=1e-6)
+    assert np.all(np.abs(match["mean_hu"] - match["true_hu"]) < 1.0)
+    lab = arr(table.attrs["mask"])
+    assert lab.max() == 3 and (arr(table.attrs["intracranial"]) > 0).sum() > 0
+
+
+def test_no_haemorrhage_no_detection():
+    ph = datasets.head_ct_phantom(n_haemorrhages=0, seed=0)
+    table = neuro.detect_haemorrhage(ph.image)
+    assert len(table) == 0
+    assert neuro.match_detections(table, []).attrs["false_positives"] == 0
+
+
+def test_detection_numpy_input_and_window():
+    ph = datasets.head_ct_phantom(n_haemorrhages=2, seed=4)
+    table = neuro.detect_haemorrhage(arr(ph.image), spacing=(4.0, 2.0, 2.0))
+    assert isinstance(table.attrs["mask"], np.ndarray) and len(table) == 2
+    # a window above the haemorrhages' HU finds nothing
+    assert len(neuro.detect_haemorrhage(ph.image, hu_range=(95, 120))) == 0
+    with pytest.raises(ValueError, match="hu_range"):
+        neuro.detect_haemorrhage(ph.image, hu_range=(90, 50))
+    with pytest.raises(ValueError, match="bone"):
+        neuro.detect_haemorrhage(ph.image, skull_hu=5000)
+
+
+# ------------------------------------------------------------------ hand-built volumes
+
+
+def test_simulate_atrophy_removes_the_exact_layer():
+    region = np.zeros((20, 20, 20), np.uint8)
+    region[5:15, 5:15, 5:15] = 1
+    image = region * 100.0
+    out = neuro.simulate_atrophy(image, region, depth_mm=1.0, fill_value=7.0)
+    # with 1 mm voxels the 1 mm layer is the cube's surface voxels: 10^3 - 8^3
+    assert out["n_voxels"] == 1000 - 512 and out["volume_ml"] == pytest.approx(0.488)
+    assert np.all(out["image"][out["removed"] == 1] == 7.0)
+    assert image.max() == 100.0  # input untouched
+    tissue = np.zeros_like(region)
+    tissue[:, :, :10] = 1
+    half = neuro.simulate_atrophy(image, region, depth_mm=1.0, tissue=tissue, fill_value=0.0)
+    assert half["n_voxels"] == int(((region == 1) & (tissue == 1) & (out["removed"] == 1)).sum())
+    with pytest.raises(ValueError, match="no voxel"):
+        neuro.simulate_atrophy(image, region, depth_mm=1.0, tissue=np.zeros_like(region))
+
+
+def test_tissue_segmentation_on_three_known_classes():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(1, 4, size=(16, 16, 16)).astype(np.uint8)
+    image = np.choose(truth, [0.0, 300.0, 600.0, 850.0]) + rng.normal(0, 10, truth.shape)
+    brain = np.ones_like(truth)
+    for method in ("gmm", "kmeans", "multi_otsu"):
+        lab = neuro.tissue_segmentation(image, brain, method=method)
+        assert np.array_equal(lab, truth), method  # multi-Otsu thresholds 366, 662: 6+ sigma from each class
+    vols = neuro.tissue_volumes(truth, spacing=2.0)
+    assert vols["csf"] == pytest.approx((truth == 1).sum() * 8 / 1000)
+
+
+# ------------------------------------------------------------------ MNI152
+
+
+def test_brain_extraction_on_mni152(mni, mni_brain):
+    # measured Dice 0.9929 against nilearn's brain mask
+    assert metrics.dice(mni_brain, mni["brain_mask"]) > 0.98
+
+
+@pytest.mark.parametrize("method, gm_floor, wm_floor", [
+    ("kmeans", 0.68, 0.75),  # measured GM 0.702, WM 0.780
+    ("gmm", 0.73, 0.67),  # measured GM 0.762, WM 0.700
+    ("multi_otsu", 0.68, 0.76),  # measured GM 0.702, WM 0.791
+])
+def test_tissue_dice_on_mni152(mni, mni_brain, method, gm_floor, wm_floor):
+    lab = arr(neuro.tissue_segmentation(mni["template"], mni_brain, method=method))
+    assert metrics.dice(lab == 2, mni["gm_mask"]) > gm_floor
+    assert metrics.dice(lab == 3, mni["wm_mask"]) > wm_floor
+
+
+def test_atrophy_measured_on_mni152(mni, mni_brain):
+    base = arr(mni_brain).sum() * 8 / 1000
+    # whole-brain atrophy: a 2 mm outer layer of the brain replaced by background
+    shrink = neuro.simulate_atrophy(mni["template"], mni_brain, depth_mm=2.0, fill_value=0.0)
+    after = arr(neuro.brain_extraction(shrink["image"])).sum() * 8 / 1000
+    # measured loss 145.2 mL for a true 141.8 mL (+2.4 %)
+    assert (base - after) == pytest.approx(shrink["volume_ml"], rel=0.06)
+    # cortical thinning: grey matter in the 2 mm outer layer replaced by CSF
+    lab = neuro.tissue_segmentation(mni["template"], mni_brain, method="kmeans")
+    a, t = arr(lab), arr(mni["template"])
+    thin = neuro.simulate_atrophy(mni["template"], mni_brain, depth_mm=2.0,
+                                  tissue=(a == 2).astype(np.uint8), fill_value=float(t[a == 1].mean()))
+    lab2 = neuro.tissue_segmentation(thin["image"], mni_brain, method="kmeans")
+    loss = neuro.tissue_volumes(lab)["gm"] - neuro.tissue_volumes(lab2)["gm"]
+    # measured GM loss 46.9 mL for a true 57.7 mL (-19 %)
+    assert 0.7 * thin["volume_ml"] < loss < 1.3 * thin["volume_ml"]
