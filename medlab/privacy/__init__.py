@@ -9,6 +9,7 @@
 :func:`profile_action`          the Table E.1-1 action (X, Z, D, U, X/Z, ...) of a tag
 :func:`profile_table`           every single-tag entry of Table E.1-1 used
 :func:`burned_in_reason`        why a dataset's pixels may show identifying text (or None)
+:func:`compare`                 before/after states of one file's attributes (never values)
 =============================== ==============================================================
 
 The table is DICOM PS3.15 Table E.1-1 (release ``TABLE_VERSION``) as shipped by the
@@ -19,6 +20,7 @@ same across runs and studies with the same key. pydicom is imported only when us
 from __future__ import annotations
 
 from medlab.privacy import _keys
+from medlab.privacy._compare import COMPARE_COLUMNS, compare
 from medlab.privacy._deid import AUDIT_COLUMNS, DeidSummary, deidentify
 from medlab.privacy._pixels import burned_in_reason
 from medlab.privacy._profile import TABLE_VERSION, profile_action, profile_table
@@ -54,6 +56,8 @@ __all__ = [
     "profile_action",
     "profile_table",
     "burned_in_reason",
+    "compare",
+    "COMPARE_COLUMNS",
     "TABLE_VERSION",
     "AUDIT_COLUMNS",
 ]
