@@ -184,7 +184,7 @@ def feature_matrix(table: pd.DataFrame, *, drop_constant: bool = True) -> tuple[
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"`table` must be a pandas DataFrame; got {type(table).__name__}")
     num = table.select_dtypes(include=[np.number, bool]).astype(float)
-    arr = num.to_numpy()
+    arr = num.to_numpy(dtype=float, copy=True)
     arr[~np.isfinite(arr)] = np.nan
     keep = ~np.isnan(arr).all(axis=0)
     if drop_constant:

@@ -44,6 +44,7 @@ Lesions from one seed
 :func:`segment_pet_tumour`      PET: Otsu in a box, percent of the local SUVmax, or SUV 2.5
 :func:`segment_ct_tumour`       CT: HU-range growing in a measured sphere, opening, closing, fill
 :func:`segment_mr_tumour`       MR: confidence connected + threshold level set, or watershed
+:func:`segment_us_lesion`       ultrasound: hypoechoic region nearest a seed (default centre)
 :func:`seed_from_mask`          a seed inside a reference mask (SUVmax or most interior voxel)
 Measurement
 :func:`longest_diameter`        RECIST-style longest in-plane (axial) diameter in mm
@@ -98,6 +99,7 @@ from ._threshold import (
     suv_threshold,
     threshold,
 )
+from ._ultrasound import segment_us_lesion
 
 __all__ = [
     # thresholds (_threshold.py)
@@ -137,6 +139,8 @@ __all__ = [
     "segment_ct_tumour",
     "segment_mr_tumour",
     "seed_from_mask",
+    # ultrasound lesion (_ultrasound.py)
+    "segment_us_lesion",
     # measurement (_measure.py)
     "longest_diameter",
     "Diameter",
