@@ -46,7 +46,7 @@ def test_cavity_on_phantom(kw):
     assert np.all(np.abs(res["areas_mm2"] / truth - 1) < 0.06)
     phases = cardiac.cardiac_phases(res["areas_mm2"])
     tphases = cardiac.cardiac_phases(truth)
-    assert abs(phases["fac"] - ph.truth["fac"]) < 0.03  # measured 0.003-0.02
+    assert abs(phases["fac"] - ph.truth["fac"]) < 0.03  # measured 0.002-0.011
     # ED/ES frames exact, or a frame whose true area is within 1 % of the extreme (flat top)
     for key in ("ed_frame", "es_frame"):
         assert abs(truth[phases[key]] / truth[tphases[key]] - 1) < 0.01
