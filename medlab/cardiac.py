@@ -256,19 +256,24 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
             "threshold": threshold, "pixel_spacing_mm": (dy, dx)}
 
 
-def cardiac_phases(areas_mm2) -> dict:
+def cardiac_phases(areas_mm2, *, frame_time_ms=None) -> dict:
     """End-diastole, end-systole and fractional area change of an area-time curve.
 
     Parameters
     ----------
     areas_mm2 : (T,) sequence of float
         Cavity area per frame (any area unit; FAC is a ratio).
+    frame_time_ms : float, optional
+        Time between frames (DICOM FrameTime); gives the heart rate from the systoles.
 
     Returns
     -------
     dict
-        ``ed_frame`` (largest area), ``es_frame`` (smallest), ``ed_area``, ``es_area`` and
-        ``fac = (ed_area - es_area) / ed_area``.
+        ``ed_frame`` (largest area), ``es_frame`` (smallest), ``ed_area``, ``es_area``,
+        ``fac = (ed_area - es_area) / ed_area``; ``systole_frames``: every local minimum of
+        the curve below the midpoint of its range (one per beat); ``diastole_frames``: every
+        local maximum above it; with ``frame_time_ms``, ``heart_rate_bpm`` from the mean
+        interval between consecutive systoles (None with fewer than two).
     """
     a = np.asarray(areas_mm2, dtype=np.float64)
     if a.ndim != 1 or a.size < 2:
@@ -276,5 +281,15 @@ def cardiac_phases(areas_mm2) -> dict:
     if not np.all(np.isfinite(a)) or a.min() < 0 or a.max() <= 0:
         raise ValueError("`areas_mm2` must be finite, >= 0 and not all 0")
     ed, es = int(np.argmax(a)), int(np.argmin(a))
-    return {"ed_frame": ed, "es_frame": es, "ed_area": float(a[ed]), "es_area": float(a[es]),
-            "fac": float((a[ed] - a[es]) / a[ed])}
+    mid = (a.max() + a.min()) / 2
+    inner = range(1, a.size - 1)
+    minima = [k for k in inner if a[k] < mid and a[k] <= a[k - 1] and a[k] < a[k + 1]]
+    maxima = [k for k in inner if a[k] > mid and a[k] >= a[k - 1] and a[k] > a[k + 1]]
+    out = {"ed_frame": ed, "es_frame": es, "ed_area": float(a[ed]), "es_area": float(a[es]),
+           "fac": float((a[ed] - a[es]) / a[ed]), "systole_frames": minima,
+           "diastole_frames": maxima}
+    if frame_time_ms is not None:
+        ft = check_positive("frame_time_ms", frame_time_ms)
+        out["heart_rate_bpm"] = (60000.0 / (float(np.mean(np.diff(minima))) * ft)
+                                 if len(minima) >= 2 else None)
+    return out
