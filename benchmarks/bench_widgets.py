@@ -11,6 +11,7 @@ interleaved; medians. Target: median <= 15 ms per interaction.
 widget_window_level    WindowLevel drag step (window and level change) with a contour overlay
 widget_threshold       ThresholdSlider range change (threshold, area, fill overlay)
 widget_seed_click      SeedPicker click: 2D region growing, label statistics, overlay, marker
+widget_blend_alpha     RegistrationBlender alpha change: medlab.fusion.alpha_blend, new picture
 """
 
 from __future__ import annotations
@@ -191,8 +192,42 @@ def bench_widget_seed_click(repeats=N_REPEATS):
                    f"512x512 CT slice, seed (y,x)={seed}, -200..200 HU, 2D connected threshold, {n} pixels")
 
 
+def bench_widget_blend_alpha(repeats=N_REPEATS):
+    import numpy as np
+    import SimpleITK as sitk
+    from medlab.widgets import RegistrationBlender
+
+    import medlab.fusion
+
+    ct = _ct_slice()
+    moved = sitk.GetImageFromArray(np.roll(sitk.GetArrayFromImage(ct), (6, -4), axis=(0, 1)))
+    moved.CopyInformation(ct)
+    win = ((400.0, 50.0), (400.0, 50.0))
+    blender = RegistrationBlender(ct, moved, window1=win[0], window2=win[1])
+    mpl = _MatplotlibView(blender.fused)
+    steps = iter(range(10**9))
+
+    def alpha():  # a new alpha every time: no cached picture
+        return 0.2 + (next(steps) % 600) / 1000
+
+    def ours():
+        blender.set_alpha(alpha())
+
+    def baseline():
+        mpl.array = sitk.GetArrayViewFromImage(
+            medlab.fusion.alpha_blend(ct, moved, alpha(), window1=win[0], window2=win[1]))
+        mpl.redraw(1.0, 0.5)
+
+    ours(), baseline()
+    ta, tb = _interleaved(ours, baseline, repeats)
+    mpl.close()
+    assert blender.viewer.pixels.shape == (512, 512)
+    return _result(ta, tb, "512x512 CT slice and a shifted copy, alpha change (alpha blend of the windowed images)")
+
+
 BENCHMARKS = {
     "widget_window_level": bench_widget_window_level,
     "widget_threshold": bench_widget_threshold,
     "widget_seed_click": bench_widget_seed_click,
+    "widget_blend_alpha": bench_widget_blend_alpha,
 }

@@ -24,11 +24,21 @@ def test_notebook(tmp_path):
     assert r["us_thresholds"] == [28.0, 82.0]
     assert r["us_bright_area_mm2"] == pytest.approx(209.48, abs=0.01)
     assert r["us_region_mm2"] > 5 * r["us_head_mm2"]  # 1197 vs 159 mm²: the leak the notebook shows
+    # RegistrationBlender: a background registration of the MR moved by a known rigid motion
+    assert r["reg_status"] == "done" and 0 < r["reg_iterations"] <= 50
+    assert r["tre_start_mm"] > 5.0  # MEASURED_START: the known motion, over the tumour
+    assert r["tre_mm"] < 1.0  # MEASURED_TRE: registered back
+    # ModelRunner: the pretrained U-Net on the case, a session model trained in the background
+    assert r["model_device"] in ("CPU", "GPU")
+    assert r["model_dice"] >= 0.92  # 0.936 on 000_HC
+    assert r["session_epochs"] == 2 and r["session_stop_reason"] == "completed"
+    assert r["session_models"] == ["busi_resnet", "hc18_unet", "small U-Net (session)"]
 
     nb = nbformat.read(tmp_path / "00_interactive_tour.ipynb", as_version=4)
     widget_outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                       if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(widget_outputs) == 5  # CT panel, CT viewer, PET panel, STS CT, ultrasound panel
+    # CT panel, CT viewer, PET panel, STS CT, ultrasound panel, registration blender, model runner
+    assert len(widget_outputs) == 7
     assert all(o["data"]["image/png"].startswith("iVBORw0KGgo") for o in widget_outputs)  # PNG
     assert all(o["metadata"]["image/png"]["width"] == 512 for o in widget_outputs)  # shown at screen size
 
@@ -38,4 +48,4 @@ def test_notebook(tmp_path):
 
     nb.metadata.pop("widgets", None)
     html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    assert html.count('src="data:image/png;base64,iVBORw0KGgo') >= 5
+    assert html.count('src="data:image/png;base64,iVBORw0KGgo') >= 7

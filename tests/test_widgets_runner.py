@@ -87,6 +87,7 @@ def test_pretrained_unet_inference_and_grad_cam_on_hc18(us):
     np.testing.assert_array_equal(r.cam_pixels, medlab.fusion.colour_overlay(
         v.current_slice(), r.cam, window=100, level=50, colormap="jet", overlay_range=(0, 1), alpha=0.5))
     assert "mm²" in r._result.value
+    assert r.model_names == ["busi_resnet", "hc18_unet"]  # a loaded pretrained model is listed once
     bundle, meta = r._repr_mimebundle_()  # static PNG fallback: the viewer's picture
     png = cv2.imdecode(np.frombuffer(base64.b64decode(bundle["image/png"]), np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(cv2.cvtColor(png, cv2.COLOR_BGR2RGB), v.pixels)

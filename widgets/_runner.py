@@ -109,7 +109,8 @@ class ModelRunner(StaticPNG, widgets.VBox):
             raise ValueError(f"`cam_alpha` must be in [0, 1]; got {cam_alpha!r}")
         self.overlay_mode = overlay_mode
         self._pretrained = list(medlab.models.list_pretrained())
-        self._models: dict = {}
+        self._models: dict = {}  # session models
+        self._loaded: dict = {}  # pretrained models, loaded on first use
         self._lock = threading.RLock()
         self.prediction = None
         self.probabilities = None
@@ -173,9 +174,11 @@ class ModelRunner(StaticPNG, widgets.VBox):
         """The selected :class:`~medlab.models.TrainedModel` (a pretrained one loads on first use)."""
         name = self.model_name
         with self._lock:
-            if name not in self._models:
-                self._models[name] = medlab.models.pretrained(name)
-            return self._models[name]
+            if name in self._models:
+                return self._models[name]
+            if name not in self._loaded:
+                self._loaded[name] = medlab.models.pretrained(name)
+            return self._loaded[name]
 
     # ------------------------------------------------------------------ inference
     def infer(self) -> dict:
