@@ -152,6 +152,7 @@ class Report:
     records_json: Path | None = None
     thumbnail: Path | None = None
     error: str | None = None
+    group: str | None = None  # the source folder ('tutorials', 'usecases'); the index groups by it
 
 
 def _check_parameters(path: Path, parameters: dict) -> None:
@@ -363,6 +364,10 @@ def run_all(out_dir, notebooks=None, *, hide_code: bool = False, progress: bool 
     from tqdm.auto import tqdm
 
     notebooks = [Path(p) for p in (notebooks if notebooks is not None else find_notebooks())]
+    stems = [p.stem for p in notebooks]
+    if len(set(stems)) < len(stems):  # reports are written flat into out_dir, named by stem
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        raise ValueError(f"notebooks in different folders share a name, their reports would collide: {twice}")
     out_dir = Path(out_dir)
     reports = []
     bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress)
@@ -373,18 +378,24 @@ def run_all(out_dir, notebooks=None, *, hide_code: bool = False, progress: bool 
             rep.thumbnail = thumbnail(rep.notebook, out_dir / f"{nb.stem}.png")
         except MedlabError as exc:
             rep = Report(notebook=out_dir / f"{nb.stem}.failed.ipynb", html=None, error=str(exc))
+        rep.group = nb.parent.name
         reports.append(rep)
     write_index(reports, out_dir)
     return reports
 
 
+#: headings of the index page per notebook folder, in this order; other folders follow by name
+GROUP_TITLES = {"tutorials": "Tutorials", "usecases": "Use cases"}
+
+
 def write_index(reports, out_dir) -> Path:
-    """``OUT/index.html``: one row per report with its picture, run time, status and headline
-    numbers, linking the HTML report and the recorded values."""
+    """``OUT/index.html``: the reports grouped by their folder (tutorials, then use cases), one
+    row per report with its picture, run time, status and headline numbers, linking the HTML
+    report and the recorded values."""
     import html as _html
 
     out_dir = Path(out_dir)
-    rows = []
+    groups: dict[str, list[str]] = {}
     for rep in reports:
         name = rep.notebook.name.replace(".failed.ipynb", "").replace(".ipynb", "")
         if rep.error:
@@ -398,15 +409,23 @@ def write_index(reports, out_dir) -> Path:
             numbers = "<br>".join(f"<code>{_html.escape(k)}</code> = {_html.escape(_fmt(v))}" for k, v in items)
             if rep.records_json:
                 numbers += f"<br><a href='{_html.escape(rep.records_json.name)}'>all recorded values</a>"
-        rows.append(f"<tr><td>{link}</td><td>{pic}</td><td>{rep.seconds:.1f} s</td><td>{status}</td><td>{numbers}</td></tr>")
+        groups.setdefault(rep.group or "", []).append(
+            f"<tr><td>{link}</td><td>{pic}</td><td>{rep.seconds:.1f} s</td><td>{status}</td><td>{numbers}</td></tr>")
+    order = [g for g in GROUP_TITLES if g in groups] + sorted(g for g in groups if g not in GROUP_TITLES)
+    header = "<tr><th>notebook</th><th>figure</th><th>time</th><th>status</th><th>headline numbers</th></tr>"
+    sections = []
+    for g in order:
+        title = GROUP_TITLES.get(g, g or "Other notebooks")
+        ran = sum(1 for rep in reports if (rep.group or "") == g and not rep.error)
+        sections.append(f"<h2 id='{_html.escape(g or 'other')}'>{_html.escape(title)}</h2>"
+                        f"<p>{ran} of {len(groups[g])} ran.</p><table>{header}{''.join(groups[g])}</table>")
     page = (
         "<!doctype html><meta charset='utf-8'><title>medlab reports</title>"
         "<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:6px;border-bottom:1px solid #ddd}"
         "small{color:#666}</style><h1>medlab reports</h1>"
         f"<p>{sum(not r.error for r in reports)} of {len(reports)} notebooks ran; "
         f"{sum(r.seconds for r in reports):.0f} s in all.</p>"
-        "<table><tr><th>notebook</th><th>figure</th><th>time</th><th>status</th><th>headline numbers</th></tr>"
-        + "".join(rows) + "</table>"
+        + "".join(sections)
     )
     index = out_dir / "index.html"
     out_dir.mkdir(parents=True, exist_ok=True)
