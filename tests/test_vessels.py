@@ -130,8 +130,9 @@ def test_vesselness_agrees_with_scikit_image(phantom50):
     ours = arr(vessels.vesselness(ph.image, sigmas_mm=sig))
     ref = arr(vessels.vesselness(ph.image, sigmas_mm=sig, method="skimage"))
     assert ours.max() == pytest.approx(1.0) and ref.max() == pytest.approx(1.0)
-    # voxelwise agreement (measured Pearson r 0.959)
-    assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.93
+    # multiscale: scikit-image neither normalises the Hessian by sigma^2 nor recomputes gamma per
+    # scale, so the maxima over scales differ somewhat (measured Pearson r 0.932)
+    assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.9
     lab = arr(ph.labels) == 1
     for v in (ours, ref):
         assert v[lab].mean() > 50 * v[~lab].mean()  # measured 430x (SimpleITK), 1700x (skimage)
@@ -145,6 +146,15 @@ def test_vesselness_agrees_with_scikit_image(phantom50):
             w = v[:, :, ix] ** 2
             y, z = (yy * w).sum() / w.sum(), (zz * w).sum() / w.sum()
             assert abs(y - y_true) < 1.0 and abs(z - (lab.shape[0] - 1) / 2) < 1.0
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1.5, 2.0])
+def test_vesselness_one_scale_is_frangi_as_in_scikit_image(phantom50, sigma):
+    # one scale: the same measure (scaling the Hessian by sigma^2 scales gamma with it)
+    ours = arr(vessels.vesselness(phantom50.image, sigmas_mm=(sigma,)))
+    ref = arr(vessels.vesselness(phantom50.image, sigmas_mm=(sigma,), method="skimage"))
+    assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] > 0.995  # measured 0.997-0.999
+    assert np.abs(ours - ref).mean() < 0.01
 
 
 def test_vesselness_dark_vessels_and_numpy():
