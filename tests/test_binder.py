@@ -10,7 +10,6 @@ import tomllib
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
-
 from test_pins import ROOT, _installed_extras
 
 BINDER = ROOT / "binder"

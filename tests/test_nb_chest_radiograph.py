@@ -3,7 +3,6 @@ measured areas); papermill run on the lossless JPEG 2000 copy of the same radiog
 threshold."""
 
 import pytest
-
 from notebook_support import run
 
 

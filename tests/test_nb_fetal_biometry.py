@@ -3,7 +3,6 @@ held-out split, Bland-Altman against the sonographer; papermill run with the sci
 20 images."""
 
 import pytest
-
 from notebook_support import run
 
 

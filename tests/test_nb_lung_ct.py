@@ -2,7 +2,6 @@
 diameter and volume, IBSI features; papermill run with the watershed method and 3D features."""
 
 import pytest
-
 from notebook_support import run
 
 

@@ -2,7 +2,6 @@
 what changed; papermill run on the chest CR of pydicom-data with dates shifted."""
 
 import pytest
-
 from notebook_support import run
 
 

@@ -46,7 +46,7 @@ def test_a_kept_value_is_found(tmp_path, ct_pair):
     # a copy of the original compared with itself: everything 'kept', and every text value found
     t = privacy.compare(ct_pair[0], ct_pair[0]).set_index("keyword")
     assert (t["after"] == "kept").all()
-    assert t.loc["PatientName", "old_value_found"] == True  # noqa: E712
+    assert t.loc["PatientName", "old_value_found"] is True
 
 
 def test_bad_arguments(tmp_path, ct_pair):

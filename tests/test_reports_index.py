@@ -7,9 +7,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_support import NB_DIR
 
 from medlab.reports import Report, find_notebooks, run_all, write_index
-from notebook_support import NB_DIR
 
 
 def test_the_project_use_cases_are_found():

@@ -48,7 +48,7 @@ def test_two_lungs_found_filled_and_ordered(threshold, min_dice, area_rtol):
 
 
 def test_numpy_in_numpy_out_and_no_lungs():
-    image, left, _ = _radiograph(seed=1)
+    image, _, _ = _radiograph(seed=1)
     arr = sitk.GetArrayFromImage(image)
     lab = lung_fields(arr, spacing=(0.5, 0.5))
     assert isinstance(lab, np.ndarray) and lab.dtype == np.uint8 and set(np.unique(lab)) == {0, 1, 2}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["compare", "COMPARE_COLUMNS", "MIN_SEARCH_CHARS"]
+__all__ = ["COMPARE_COLUMNS", "MIN_SEARCH_CHARS", "compare"]
 
 COMPARE_COLUMNS = ("tag", "keyword", "profile_action", "before", "after", "old_value_found")
 #: shorter old values (e.g. a PatientID "1") would match unrelated bytes by chance
