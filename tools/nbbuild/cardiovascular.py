@@ -79,7 +79,7 @@ CELLS = [
         ax.set_title(f"frame {k} (t = {k * frame_ms:.0f} ms), seed +")
     plt.tight_layout()
     plt.show()
-    print(f"colour (Doppler) pixels: {100 * sitk.GetArrayViewFromImage(colour).mean():.1f} %")
+    print(f"colour (Doppler) pixels: {100 * sitk.GetArrayFromImage(colour).mean():.1f} %")
     """),
     ("md", """
     ## Cavity per frame
