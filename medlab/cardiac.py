@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from medlab._image import as_sitk, check_scalar
 from medlab._options import check_choice, check_int, check_positive
 
-__all__ = ["echo_grey", "segment_cavity", "cardiac_phases"]
+__all__ = ["cardiac_phases", "echo_grey", "segment_cavity"]
 
 
 def _cine(cine, spacing, *, vector):
@@ -106,7 +106,7 @@ def _disc(shape, centre, radius_px):
 
 
 def _ball_px(radius_mm, sp):
-    r = max(1, int(round(radius_mm / sp)))
+    r = max(1, round(radius_mm / sp))
     yy, xx = np.ogrid[-r : r + 1, -r : r + 1]
     return (yy**2 + xx**2) <= r * r
 
@@ -188,7 +188,7 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
     f = check_int("shrink", shrink, minimum=1)
 
     # crop (a multiple of ``f`` pixels) around the seed
-    hy, hx = int(math.ceil(win / dy / f)) * f, int(math.ceil(win / dx / f)) * f
+    hy, hx = math.ceil(win / dy / f) * f, math.ceil(win / dx / f) * f
     y0, x0 = max(sy - hy, 0), max(sx - hx, 0)
     y1, x1 = min(sy + hy, Y), min(sx + hx, X)
     y1, x1 = y0 + (y1 - y0) // f * f, x0 + (x1 - x0) // f * f
@@ -216,7 +216,7 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
     iso = (py + px) / 2
     grow = _ball_px(step, iso)
     open_st = _ball_px(opening, iso) if opening > 0 else None
-    erode_px = max(1, int(round(2.0 / iso)))
+    erode_px = max(1, round(2.0 / iso))
     prev = _disc(sm.shape[1:], seed, 5.0 / iso)
     lower = float(min(sm.min(), 0.0)) - 1.0  # blood: everything below ``threshold``
     masks = np.zeros(sm.shape, bool)

@@ -36,13 +36,13 @@ from medlab._image import as_sitk, check_scalar, mask_array, spacing_zyx
 from medlab._options import check_choice, check_int, check_positive
 
 __all__ = [
+    "TISSUE_NAMES",
     "brain_extraction",
-    "tissue_segmentation",
-    "simulate_atrophy",
-    "tissue_volumes",
     "detect_haemorrhage",
     "match_detections",
-    "TISSUE_NAMES",
+    "simulate_atrophy",
+    "tissue_segmentation",
+    "tissue_volumes",
 ]
 
 #: labels of :func:`tissue_segmentation`
@@ -296,7 +296,7 @@ def detect_haemorrhage(ct, *, hu_range=(50.0, 90.0), skull_hu=300.0, inner_margi
         "median_radius_mm", median_radius_mm, allow_zero=True)
     filt = arr
     if r > 0:
-        rad = [int(round(r / s)) for s in sp]
+        rad = [round(r / s) for s in sp]
         if any(rad):
             filt = ndimage.median_filter(arr, size=[2 * k + 1 for k in rad], mode="nearest")
     cand = inside & (filt >= lo) & (filt <= hi)

@@ -39,7 +39,7 @@ import SimpleITK as sitk
 from medlab._image import as_sitk, check_scalar, mask_array, spacing_zyx
 from medlab._options import check_choice, check_positive
 
-__all__ = ["vesselness", "segment_lumen", "centreline", "diameter_profile", "stenosis"]
+__all__ = ["centreline", "diameter_profile", "segment_lumen", "stenosis", "vesselness"]
 
 _METHODS = ("sitk", "skimage")
 
@@ -255,7 +255,7 @@ def centreline(mask, *, smooth_mm=1.0, spacing=None) -> dict:
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0) * sp, axis=1))])
     pts_mm = np.array([img.TransformContinuousIndexToPhysicalPoint(tuple(p[::-1])) for p in pts])
     return {"points_index": pts, "points_mm": pts_mm, "arc_length_mm": arc,
-            "spacing": tuple(sp), "n_skeleton_voxels": int(len(coords))}
+            "spacing": tuple(sp), "n_skeleton_voxels": len(coords)}
 
 
 def _tangents(pts_mm: np.ndarray) -> np.ndarray:

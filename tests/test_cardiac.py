@@ -102,7 +102,7 @@ def test_echo_grey(echo):
 
 
 def test_echo_cavity_is_plausible_and_consistent(echo):
-    cine, grey, _ = echo
+    _cine, grey, _ = echo
     res = cardiac.segment_cavity(grey, seed_index=ECHO_SEED, threshold=50.0, shrink=2)
     m = arr(res["mask"]).astype(bool)
     areas_cm2 = res["areas_mm2"] / 100
@@ -111,7 +111,7 @@ def test_echo_cavity_is_plausible_and_consistent(echo):
     # a cardiac chamber in this view: 1-20 cm^2 in every frame (measured 2.3-11.4 cm^2)
     assert np.all((areas_cm2 > 1.0) & (areas_cm2 < 20.0))
     for k in range(m.shape[0]):
-        lab, n = ndimage.label(m[k])
+        _lab, n = ndimage.label(m[k])
         assert n == 1, f"frame {k}: {n} components"
         assert m[k][res["seeds_index"][k]]
     # temporal consistency: no jump between frames above 25 % of the largest area (measured 17 %)

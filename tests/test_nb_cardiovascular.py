@@ -3,7 +3,6 @@ cine (plausibility, no ground truth), the same method on the beating-ellipse pha
 stenosis on the vessel phantom; papermill run with another stenosis, noise and threshold."""
 
 import pytest
-
 from notebook_support import run
 
 

@@ -4,7 +4,6 @@ synthetic head CT (exact); papermill run with the Gaussian mixture, a thicker at
 another head."""
 
 import pytest
-
 from notebook_support import run
 
 

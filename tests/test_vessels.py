@@ -70,7 +70,7 @@ def test_phantom_bad_arguments(kw, match):
 @pytest.mark.parametrize("percent", [30.0, 50.0, 70.0])
 def test_stenosis_and_diameters_recovered(percent):
     ph = datasets.vessel_phantom(stenosis_percent=percent, seed=1)
-    lumen, line, prof, res = _analyse(ph)
+    lumen, _line, _prof, res = _analyse(ph)
     assert metrics.dice(lumen, ph.labels) > 0.97  # measured 0.981
     # diameter stenosis within 3 percentage points (measured errors 0.9-1.5 points)
     assert abs(res["stenosis_percent"] - percent) < 3.0
@@ -84,7 +84,7 @@ def test_stenosis_and_diameters_recovered(percent):
 
 def test_diameter_profile_follows_the_true_profile(phantom50):
     ph = phantom50
-    lumen, line, prof, _ = _analyse(ph)
+    _lumen, line, prof, _ = _analyse(ph)
     # the true radius at the centreline point nearest to each measured point
     c = ph.truth["centreline_mm"]
     near = np.argmin(np.linalg.norm(prof["points_mm"][:, None, :] - c[None], axis=2), axis=1)

@@ -29,7 +29,7 @@ from ._phantoms import (
     _place_balls,
 )
 
-__all__ = ["vessel_phantom", "echo_cine_phantom", "head_ct_phantom"]
+__all__ = ["echo_cine_phantom", "head_ct_phantom", "vessel_phantom"]
 
 
 def _fraction(name: str, value, *, high: float) -> float:
@@ -262,8 +262,8 @@ def echo_cine_phantom(*, n_frames=24, shape=(160, 160), spacing_mm=None, semi_ax
         "label_names": {1: "tissue", 2: "cavity"}, "values": {1: float(tissue), 2: float(blood)},
         "lesions": [], "areas_mm2": areas.tolist(), "area_px": px.tolist(),
         "ed_frame": ed, "es_frame": es, "fac": float((px[ed] - px[es]) / px[ed]),
-        "fac_continuous": fac, "centre_index": (int(round(cy / grid.spacing[0])),
-                                                int(round(cx / grid.spacing[1]))),
+        "fac_continuous": fac, "centre_index": (round(cy / grid.spacing[0]),
+                                                round(cx / grid.spacing[1])),
         "centre_mm": (cx, cy), "pixel_spacing_mm": grid.spacing,
         "speckle": "rayleigh" if speckle else None,
     }
