@@ -15,7 +15,8 @@ Volumes are in mL, points ``centroid_mm`` physical ``(x, y, z)`` in mm.
 :func:`tissue_volumes`          volume (mL) per label
 :func:`detect_haemorrhage`      intracranial voxels in an HU window (acute blood 50-90 HU),
                                 components, table of centroid (mm), volume (mL), mean HU
-:func:`match_detections`        detections against true lesions (nearest centroid)
+:func:`match_detections`        detections against true lesions (hit criterion of
+                                :func:`medlab.detection.match`), truth beside measurement
 =============================== ==============================================================
 
 Examples
@@ -261,10 +262,13 @@ def detect_haemorrhage(ct, *, hu_range=(50.0, 90.0), skull_hu=300.0, inner_margi
     Returns
     -------
     pandas.DataFrame
-        One row per candidate, largest first: ``label``, ``voxels``, ``volume_ml``,
-        ``centroid_mm`` (x, y, z), ``bbox_index``, ``bbox_size``, ``mean_hu``, ``max_hu``
-        (of the unfiltered CT). ``attrs['mask']`` holds the label image of the candidates
-        (same kind as ``ct``) and ``attrs['intracranial']`` the intracranial mask.
+        A candidate table as in :mod:`medlab.detection` (so :func:`medlab.detection.match` and
+        :func:`~medlab.detection.froc` take it), one row per candidate, largest first:
+        ``label`` (in ``attrs['mask']``), ``x_mm``, ``y_mm``, ``z_mm`` (centroid),
+        ``volume_ml``, ``score`` (= ``volume_ml``), ``voxels``, ``centroid_mm`` (x, y, z),
+        ``bbox_index``, ``bbox_size``, ``mean_hu``, ``max_hu`` (of the unfiltered CT).
+        ``attrs['mask']`` holds the label image of the candidates (same kind as ``ct``) and
+        ``attrs['intracranial']`` the intracranial mask.
     """
     from scipy import ndimage
 
@@ -315,65 +319,79 @@ def detect_haemorrhage(ct, *, hu_range=(50.0, 90.0), skull_hu=300.0, inner_margi
     labels = relabel[lab]
     lab_img = sitk.GetImageFromArray(labels)
     lab_img.CopyInformation(img)
+    columns = ["label", "x_mm", "y_mm", "z_mm", "volume_ml", "score", "voxels", "centroid_mm",
+               "bbox_index", "bbox_size", "mean_hu", "max_hu"]
     if keep:
         table = seg.label_statistics(lab_img, img)
         table = table.rename(columns={"mean": "mean_hu", "max": "max_hu"})
-        table = table.drop(columns=["std", "min"]).reset_index(drop=True)
+        cent = np.array(table["centroid_mm"].tolist(), dtype=np.float64).reshape(-1, 3)
+        table["x_mm"], table["y_mm"], table["z_mm"] = cent.T
+        table["score"] = table["volume_ml"]
+        table = table[columns].reset_index(drop=True)
     else:
         import pandas as pd
 
-        table = pd.DataFrame(columns=["label", "voxels", "volume_ml", "centroid_mm", "bbox_index",
-                                      "bbox_size", "mean_hu", "max_hu"])
+        table = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
     table.attrs["mask"] = back(lab_img)
     table.attrs["intracranial"] = _like(inside.astype(np.uint8), img, back)
     return table
 
 
-def match_detections(detections, truth, *, max_distance_mm=10.0):
-    """Pair true lesions with detections (nearest centroid within ``max_distance_mm``).
+def match_detections(detections, truth, lesions, *, tolerance_mm=0.0):
+    """Detections against true lesions: :func:`medlab.detection.match`'s hit criterion, with
+    each lesion's true and measured centroid, volume and HU side by side.
 
     Parameters
     ----------
     detections : pandas.DataFrame
-        From :func:`detect_haemorrhage` (``centroid_mm``, ``volume_ml``, ``mean_hu``).
-    truth : list of dict
-        True lesions with ``centre_mm`` (x, y, z) and ``volume_ml`` (and optionally ``hu``),
-        e.g. ``head_ct_phantom(...).truth['lesions']``.
-    max_distance_mm : float
-        A detection farther than this from a lesion does not match it.
+        From :func:`detect_haemorrhage`.
+    truth : sitk.Image or ndarray
+        Label image on the CT's grid in which each lesion has its own label (e.g. a phantom's
+        ``labels``; labels not listed in ``lesions`` are ignored).
+    lesions : list of dict
+        The true lesions: ``label``, ``centre_mm`` (x, y, z), ``volume_ml`` and optionally
+        ``hu``, e.g. ``head_ct_phantom(...).truth['lesions']``.
+    tolerance_mm : float
+        As in :func:`medlab.detection.match`: 0 means the voxel nearest to the detection's
+        centroid must belong to the lesion.
 
     Returns
     -------
     pandas.DataFrame
-        One row per true lesion: ``true_centre_mm``, ``true_volume_ml``, ``true_hu``,
-        ``detected`` (bool), ``centroid_mm``, ``distance_mm``, ``volume_ml``,
+        One row per lesion: ``label``, ``true_centre_mm``, ``true_volume_ml``, ``true_hu``,
+        ``detected``, ``centroid_mm``, ``distance_mm``, ``volume_ml``,
         ``volume_error_percent``, ``mean_hu``. ``attrs['false_positives']`` counts the
-        detections that matched no lesion.
+        detections that hit no lesion.
     """
     import pandas as pd
 
-    dmax = check_positive("max_distance_mm", max_distance_mm)
-    cents = [np.asarray(c, float) for c in detections["centroid_mm"]] if len(detections) else []
-    used = set()
+    from medlab import detection
+
+    img, _ = as_sitk(truth, name="truth")
+    arr = sitk.GetArrayFromImage(img)
+    wanted = [int(les["label"]) for les in lesions]
+    only = np.where(np.isin(arr, wanted), arr, 0).astype(np.int64)
+    truth_img = sitk.GetImageFromArray(only)
+    truth_img.CopyInformation(img)
+    cands, _ = detection.match(detections, truth_img, tolerance_mm=tolerance_mm, labelled=True)
     rows = []
-    for les in truth:
+    for les in lesions:
         c = np.asarray(les["centre_mm"], float)
-        best, bd = None, np.inf
-        for i, d in enumerate(cents):
-            dist = float(np.linalg.norm(d - c))
-            if i not in used and dist < bd:
-                best, bd = i, dist
-        row = {"true_centre_mm": tuple(float(v) for v in c), "true_volume_ml": float(les["volume_ml"]),
-               "true_hu": float(les.get("hu", np.nan)), "detected": best is not None and bd <= dmax,
-               "centroid_mm": None, "distance_mm": np.nan, "volume_ml": np.nan,
+        row = {"label": int(les["label"]), "true_centre_mm": tuple(float(v) for v in c),
+               "true_volume_ml": float(les["volume_ml"]), "true_hu": float(les.get("hu", np.nan)),
+               "detected": False, "centroid_mm": None, "distance_mm": np.nan, "volume_ml": np.nan,
                "volume_error_percent": np.nan, "mean_hu": np.nan}
-        if row["detected"]:
-            used.add(best)
-            det = detections.iloc[best]
-            row.update(centroid_mm=tuple(float(v) for v in det["centroid_mm"]), distance_mm=bd,
-                       volume_ml=float(det["volume_ml"]), mean_hu=float(det["mean_hu"]),
+        tp = cands[(cands["lesion"] == row["label"]) & (cands["outcome"] == "TP")]
+        if len(tp):
+            det = tp.iloc[0]
+            p = np.array([det["x_mm"], det["y_mm"], det["z_mm"]], float)
+            row.update(detected=True, centroid_mm=tuple(float(v) for v in p),
+                       distance_mm=float(np.linalg.norm(p - c)), volume_ml=float(det["volume_ml"]),
+                       mean_hu=float(det["mean_hu"]),
                        volume_error_percent=100.0 * (float(det["volume_ml"]) / row["true_volume_ml"] - 1))
         rows.append(row)
-    out = pd.DataFrame(rows)
-    out.attrs["false_positives"] = len(cents) - len(used)
+    out = pd.DataFrame(rows, columns=["label", "true_centre_mm", "true_volume_ml", "true_hu", "detected",
+                                      "centroid_mm", "distance_mm", "volume_ml",
+                                      "volume_error_percent", "mean_hu"])
+    out.attrs["false_positives"] = int((cands["outcome"] == "FP").sum()) if len(cands) else 0
     return out

@@ -51,7 +51,7 @@ def test_head_ct_phantom_truth():
 def test_haemorrhages_detected_exactly(seed):
     ph = datasets.head_ct_phantom(n_haemorrhages=3, seed=seed)
     table = neuro.detect_haemorrhage(ph.image)
-    match = neuro.match_detections(table, ph.truth["lesions"])
+    match = neuro.match_detections(table, ph.labels, ph.truth["lesions"])
     assert match.attrs["false_positives"] == 0
     assert match["detected"].all()
     # each haemorrhage's voxels exactly (noise 3 HU is 4 sigma from the 50 HU window)
@@ -60,13 +60,27 @@ def test_haemorrhages_detected_exactly(seed):
     assert np.all(np.abs(match["mean_hu"] - match["true_hu"]) < 1.0)
     lab = arr(table.attrs["mask"])
     assert lab.max() == 3 and (arr(table.attrs["intracranial"]) > 0).sum() > 0
+    # a candidate table of medlab.detection: FROC over the phantom gives sensitivity 1 at 0 FP
+    from medlab import detection
+
+    les = arr(ph.labels) * (arr(ph.labels) >= 6)
+    result = detection.froc([table], [les], labelled=True, spacing=(4.0, 2.0, 2.0))
+    assert result.max_sensitivity == 1.0 and result.fp_per_image[-1] == 0
+
+
+def test_false_positive_is_counted():
+    ph = datasets.head_ct_phantom(n_haemorrhages=2, seed=1)
+    table = neuro.detect_haemorrhage(ph.image)
+    # drop the first lesion from the truth: its detection becomes a false positive
+    match = neuro.match_detections(table, ph.labels, ph.truth["lesions"][1:])
+    assert len(match) == 1 and match["detected"].all() and match.attrs["false_positives"] == 1
 
 
 def test_no_haemorrhage_no_detection():
     ph = datasets.head_ct_phantom(n_haemorrhages=0, seed=0)
     table = neuro.detect_haemorrhage(ph.image)
     assert len(table) == 0
-    assert neuro.match_detections(table, []).attrs["false_positives"] == 0
+    assert neuro.match_detections(table, ph.labels, []).attrs["false_positives"] == 0
 
 
 def test_detection_numpy_input_and_window():

@@ -162,7 +162,7 @@ CELLS = [
     t0 = time.perf_counter()
     detections = neuro.detect_haemorrhage(ct.image, hu_range=HU_RANGE)
     detect_seconds = time.perf_counter() - t0
-    match = neuro.match_detections(detections, ct.truth["lesions"])
+    match = neuro.match_detections(detections, ct.labels, ct.truth["lesions"])
     fmt = lambda p: "(" + ", ".join(f"{v:.1f}" for v in p) + ")" if p is not None else "-"
     table = pd.DataFrame({
         "true centre (mm)": match["true_centre_mm"].map(fmt),
