@@ -131,3 +131,21 @@ def test_cardiac_phases_exact():
     assert p["systole_frames"] == [3, 9] and p["diastole_frames"] == [6]
     assert p["heart_rate_bpm"] == pytest.approx(60000 / (6 * 50))
     assert cardiac.cardiac_phases([3.0, 2.0, 3.0], frame_time_ms=40)["heart_rate_bpm"] is None
+
+
+def test_doctests():
+    import doctest
+
+    result = doctest.testmod(cardiac)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"n_frames": 3}, "n_frames"),
+    ({"fac": 1.0}, "fac"),
+    ({"semi_axes_mm": (30.0, 12.0)}, "do not fit"),
+    ({"semi_axes_mm": (-1.0, 12.0)}, "semi_axes_mm"),
+])
+def test_cine_phantom_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.echo_cine_phantom(**kw)

@@ -162,3 +162,21 @@ def test_atrophy_measured_on_mni152(mni, mni_brain):
     loss = neuro.tissue_volumes(lab)["gm"] - neuro.tissue_volumes(lab2)["gm"]
     # measured GM loss 46.9 mL for a true 57.7 mL (-19 %)
     assert 0.7 * thin["volume_ml"] < loss < 1.3 * thin["volume_ml"]
+
+
+def test_doctests():
+    import doctest
+
+    result = doctest.testmod(neuro)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"n_haemorrhages": 40, "radius_mm": (12.0, 14.0)}, "could not place"),
+    ({"haemorrhage_hu": (90.0, 50.0)}, "haemorrhage_hu"),
+    ({"hu": {"skul": 900}}, "did you mean 'skull'"),
+    ({"shape": (64, 64)}, "shape"),
+])
+def test_head_ct_phantom_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.head_ct_phantom(**kw)

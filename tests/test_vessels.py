@@ -178,3 +178,13 @@ def test_vesselness_errors(phantom50):
         vessels.vesselness(np.zeros((32, 32), np.float32))
     with pytest.raises(ValueError, match="fewer than 2"):
         vessels.centreline(np.pad(np.ones((1, 1, 1), np.uint8), 3))
+
+
+def test_doctests():
+    import doctest
+
+    import medlab.datasets._phantoms_anatomy as anatomy
+
+    for module in (vessels, anatomy):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
