@@ -18,7 +18,6 @@ import re
 import threading
 
 import ipywidgets as widgets
-import numpy as np
 import SimpleITK as sitk
 import traitlets as t
 

@@ -1,0 +1,35 @@
+"""napari sample data from medlab.datasets (offline: the phantom is synthetic, the real data come
+from the dataset registry's store)."""
+
+from __future__ import annotations
+
+from ._layers import image_to_layer
+
+__all__ = ["ct_phantom", "hc18_ultrasound", "ibsi_ct_phantom"]
+
+
+def ct_phantom():
+    """A seeded synthetic CT (HU) with its lesion labels (exact ground truth)."""
+    import medlab.datasets
+
+    ph = medlab.datasets.ct_phantom(shape=(48, 128, 128), seed=0)
+    layers = [image_to_layer(ph.image, "CT phantom (HU)", contrast_limits=(-1000.0, 1000.0))]
+    if ph.labels is not None:
+        layers.append(image_to_layer(ph.labels, "phantom labels", "labels"))
+    return layers
+
+
+def ibsi_ct_phantom():
+    """The IBSI CT radiomics phantom (HU) with its GTV."""
+    import medlab.datasets
+
+    ct, gtv = medlab.datasets.load("ibsi_ct_phantom", progress=False)
+    return [image_to_layer(ct, "IBSI CT phantom (HU)"), image_to_layer(gtv, "GTV", "labels")]
+
+
+def hc18_ultrasound():
+    """An HC18 fetal head ultrasound (2D) with its head mask."""
+    import medlab.datasets
+
+    case = medlab.datasets.load("hc18", case="000_HC", progress=False)
+    return [image_to_layer(case["image"], "HC18 000_HC"), image_to_layer(case["mask"], "head", "labels")]
