@@ -9,10 +9,12 @@ Pipelines
 :func:`make_pipeline`               impute -> drop constant -> scale -> select k best -> model
 ``MODELS``                          'svm' (RBF SVC), 'random_forest', 'logistic'
 :func:`feature_matrix`              a feature table -> finite float matrix and column names
+:func:`image_feature_table`         IBSI features of whole 2D images and of their lesion masks
 Leakage guard
 :func:`leakage_groups`              near-duplicate images (:mod:`medlab.dedup`) joined with any
                                     known groups (patient, lesion) -> one group id per item
 :func:`check_no_leakage`            ValueError naming the groups found in train and test
+:func:`straddling_groups`           the groups found in train and test (to count them)
 :func:`grouped_folds`               StratifiedGroupKFold folds, checked by the guard
 Evaluation
 :func:`cross_validate`              out-of-fold probabilities, per-fold AUC, fitted folds
@@ -45,8 +47,10 @@ __all__ = [
     "MODELS",
     "make_pipeline",
     "feature_matrix",
+    "image_feature_table",
     "leakage_groups",
     "check_no_leakage",
+    "straddling_groups",
     "grouped_folds",
     "cross_validate",
     "CVResult",
@@ -194,6 +198,82 @@ def feature_matrix(table: pd.DataFrame, *, drop_constant: bool = True) -> tuple[
     return arr[:, keep], [str(c) for c in num.columns[keep]]
 
 
+def _grey(image):
+    import SimpleITK as sitk
+
+    if isinstance(image, sitk.Image) and image.GetNumberOfComponentsPerPixel() > 1:
+        channels = [sitk.VectorIndexSelectionCast(image, k, sitk.sitkFloat32)
+                    for k in range(min(3, image.GetNumberOfComponentsPerPixel()))]
+        return sum(channels[1:], channels[0]) / len(channels)
+    return image
+
+
+def image_feature_table(images: Sequence, masks: Sequence | None = None, *, names: Sequence[str] | None = None,
+                        image_families: Sequence[str] | None = ("stat", "ih", "cm", "rlm", "szm", "ngt"),
+                        mask_families: Sequence[str] | None = ("morph", "stat", "ih", "cm", "szm"),
+                        progress: Callable | None = None, **settings) -> pd.DataFrame:
+    """IBSI features (:mod:`medlab.features`) of 2D images: of the whole frame and of a mask.
+
+    Parameters
+    ----------
+    images : sequence of sitk.Image
+        2D images, grey or RGB (channels averaged).
+    masks : sequence of sitk.Image, optional
+        A region per image (e.g. the lesion, :func:`medlab.segmentation.segment_us_lesion`).
+    names : sequence of str, optional
+        Row names (default ``0, 1, ...``).
+    image_families, mask_families : sequence of str or None
+        Feature families of the whole frame (columns ``image_*``) and of the mask (``lesion_*``);
+        an empty sequence leaves that part out.
+    progress : callable, optional
+        ``progress(fraction, message)`` after each image; False stops with InterruptedError.
+    **settings
+        :class:`medlab.features.FeatureSettings` fields (``resample_mm``, ``bins``, ...);
+        texture is computed in 2D (``texture_dims=('2D',)``) unless given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image (index ``case``); ``image_<feature>`` and ``lesion_<feature>``
+        columns.
+    """
+    import SimpleITK as sitk
+
+    from medlab import features
+
+    images = list(images)
+    names = [str(i) for i in range(len(images))] if names is None else [str(n) for n in names]
+    if len(names) != len(images):
+        raise ValueError(f"`names` has {len(names)} entries but `images` has {len(images)}")
+    if masks is not None:
+        masks = list(masks)
+        if len(masks) != len(images):
+            raise ValueError(f"`masks` has {len(masks)} entries but `images` has {len(images)}")
+    parts = [("image", image_families)] + ([("lesion", mask_families)] if masks is not None else [])
+    parts = [(prefix, fams) for prefix, fams in parts if fams is None or len(fams)]
+    if not parts:
+        raise ValueError("no features asked for: `image_families` and `mask_families` (with `masks`) are empty")
+    settings = {"texture_dims": ("2D",), **settings}
+    rows = []
+    for k, (name, image) in enumerate(zip(names, images, strict=True)):
+        grey = _grey(image)
+        if not isinstance(grey, sitk.Image) or grey.GetDimension() != 2:
+            raise ValueError(f"`images` must hold 2D SimpleITK images; item {k} ({name!r}) is not one")
+        row = {}
+        for prefix, fams in parts:
+            if prefix == "image":
+                roi = sitk.Image(grey.GetSize(), sitk.sitkUInt8) + 1
+                roi.CopyInformation(grey)
+            else:
+                roi = masks[k]
+            t = features.extract(grey, roi, families=None if fams is None else list(fams), name=name, **settings)
+            row.update({f"{prefix}_{c}": v for c, v in t.iloc[0].items()})
+        rows.append(row)
+        if progress is not None and progress((k + 1) / len(images), f"features of {name}") is False:
+            raise InterruptedError(f"image_feature_table stopped by the `progress` callback after {name!r}")
+    return pd.DataFrame(rows, index=pd.Index(names, name="case"))
+
+
 # ---------------------------------------------------------------------------- leakage guard
 
 
@@ -262,6 +342,12 @@ def leakage_groups(images: Sequence | None = None, *, groups=None, hashes=None, 
     return _union(dup, known)
 
 
+def straddling_groups(groups, train_idx, test_idx) -> np.ndarray:
+    """The group ids that have items in both ``train_idx`` and ``test_idx`` (sorted)."""
+    g = np.asarray(groups)
+    return np.intersect1d(g[np.asarray(train_idx, int)], g[np.asarray(test_idx, int)])
+
+
 def check_no_leakage(groups, train_idx, test_idx) -> None:
     """Raise ValueError if any group has items in both ``train_idx`` and ``test_idx``, or the two
     parts share an item.
@@ -278,7 +364,7 @@ def check_no_leakage(groups, train_idx, test_idx) -> None:
     both = np.intersect1d(tr, te)
     if both.size:
         raise ValueError(f"items {both[:10].tolist()} are in both the training and the test part")
-    shared = np.intersect1d(g[tr], g[te])
+    shared = straddling_groups(g, tr, te)
     if shared.size:
         raise ValueError(
             f"leakage: {shared.size} group(s) straddle training and test (e.g. group(s) "
@@ -450,6 +536,17 @@ def evaluate(y_true, probability, *, threshold: float = 0.5, confidence: float =
                       float(threshold))
 
 
+def _selected(estimator, X: np.ndarray):
+    """(indices of the input columns that reach the model, the model, X transformed up to it)."""
+    kept = np.arange(X.shape[1])
+    if not hasattr(estimator, "named_steps"):
+        return kept, estimator, X
+    for step in ("constant", "select"):
+        if step in estimator.named_steps:
+            kept = kept[estimator.named_steps[step].get_support()]
+    return kept, estimator.steps[-1][1], estimator[:-1].transform(X)
+
+
 def feature_importance(estimator, X, y, *, names: Sequence[str] | None = None, method: str = "permutation",
                        n_repeats: int = 10, seed: int = 0) -> pd.DataFrame:
     """Feature importance of a fitted pipeline.
@@ -465,6 +562,7 @@ def feature_importance(estimator, X, y, *, names: Sequence[str] | None = None, m
     method : {'permutation', 'impurity'}
         'permutation': mean drop of ROC AUC when one input column is shuffled
         (``sklearn.inspection.permutation_importance``, ``n_repeats``, seeded), for any model;
+        only the columns that reach the model are shuffled (the others get 0);
         'impurity': mean decrease of impurity of a random forest, mapped back through the
         pipeline's constant removal and selection (unselected features get 0).
 
@@ -484,18 +582,19 @@ def feature_importance(estimator, X, y, *, names: Sequence[str] | None = None, m
         from sklearn.inspection import permutation_importance
 
         yy = _labels(y)
-        r = permutation_importance(estimator, Xa, yy, scoring="roc_auc", n_repeats=n_repeats, random_state=seed)
-        imp, std = r.importances_mean, r.importances_std
+        kept, model, Xt = _selected(estimator, Xa)
+        # Shuffling a column the pipeline drops changes nothing, and the steps before the model
+        # act column by column (impute, scale, select), so shuffling a kept column after them is
+        # the same as shuffling it in X: permute only the columns that reach the model.
+        r = permutation_importance(model, Xt, yy, scoring="roc_auc", n_repeats=n_repeats, random_state=seed)
+        imp, std = np.zeros(Xa.shape[1]), np.zeros(Xa.shape[1])
+        imp[kept], std[kept] = r.importances_mean, r.importances_std
     else:
         model = estimator.named_steps["model"] if hasattr(estimator, "named_steps") else estimator
         if not hasattr(model, "feature_importances_"):
             raise ValueError(f"method='impurity' needs a tree ensemble; the model is {type(model).__name__}"
                              " (use method='permutation')")
-        kept = np.arange(Xa.shape[1])
-        if hasattr(estimator, "named_steps"):
-            for step in ("constant", "select"):
-                if step in estimator.named_steps:
-                    kept = kept[estimator.named_steps[step].get_support()]
+        kept, _, _ = _selected(estimator, Xa)
         imp = np.zeros(Xa.shape[1])
         imp[kept] = model.feature_importances_
         std = np.zeros(Xa.shape[1])

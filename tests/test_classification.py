@@ -152,6 +152,19 @@ def test_feature_importance_ranks_the_informative_feature_first():
         mc.feature_importance(svm, X[te], y[te], method="impurity")
 
 
+def test_permutation_importance_matches_sklearn_on_the_whole_pipeline():
+    from sklearn.inspection import permutation_importance
+
+    X, y, groups = _data(n=150, p=7, informative=2, seed=8)
+    tr, te = np.arange(100), np.arange(100, 150)
+    est, _ = mc.fit_predict(mc.make_pipeline("logistic", k_best=3), X, y, tr, te)
+    ours = mc.feature_importance(est, X[te], y[te], n_repeats=4, seed=2)
+    ref = permutation_importance(est, X[te], y[te], scoring="roc_auc", n_repeats=4, random_state=2)
+    names = [f"f{i}" for i in range(7)]
+    np.testing.assert_allclose(ours.loc[names, "importance"], ref.importances_mean, atol=1e-12)
+    np.testing.assert_allclose(ours.loc[names, "std"], ref.importances_std, atol=1e-12)
+
+
 def test_feature_matrix_drops_text_empty_and_constant_columns():
     t = pd.DataFrame({"a": [1.0, 2.0, np.inf], "b": [np.nan] * 3, "c": [5.0] * 3, "d": ["x", "y", "z"],
                       "e": [0, 1, 1]})

@@ -11,10 +11,21 @@ the lesion region that classical features are computed in when no drawn mask exi
    ``'midpoint'``, halfway between the median within ``smoothing_mm`` of the seed and the median
    of the central part (good for a small lesion with a seed on it);
 3. the dark side ``< threshold``, without the top ``skin`` fraction of the rows (skin and
-   subcutaneous layer at the transducer);
-4. among its connected components, the one with the largest ``area * exp(-(d / reach_mm)^2)``,
+   subcutaneous layer at the transducer) and, with ``window``, only inside the central ellipse
+   whose semi-axes are ``window`` times the frame's height and width (deep tissue and acoustic
+   shadow fill the bottom of the frame and are dark too);
+4. a morphological opening with a disc of radius ``opening_mm``, which cuts the thin dark
+   bridges joining the lesion to the shadow below it;
+5. among its connected components, the one with the largest ``area * exp(-(d / reach_mm)^2)``,
    ``d`` the distance of its centroid from the seed (default: the image centre);
-5. holes filled.
+6. holes filled.
+
+The defaults (``smoothing_mm=4``, ``opening_mm=8``, ``window=0.35``) were chosen on BUSI (frames
+256 x 256 at a nominal 1 mm): of the variants tried, they gave the lesion features with the best
+grouped cross-validated AUC (logistic 0.78, random forest 0.76 on morphology, statistics and
+histogram features; whole frame without window or opening: 0.75, 0.71). For a small lesion with a
+seed on it, ``method='midpoint'`` with small ``opening_mm`` and ``window=None`` is the better
+choice (the phantom tests).
 """
 
 from __future__ import annotations
@@ -39,7 +50,8 @@ def _grey(img: sitk.Image) -> np.ndarray:
 
 
 def segment_us_lesion(image, *, seed_index=None, seed_mm=None, method: str = "otsu", smoothing_mm: float = 4.0,
-                      reach_mm=None, border: float = 0.125, skin: float = 0.1, spacing=None):
+                      opening_mm: float = 8.0, window: float | None = 0.35, reach_mm=None, border: float = 0.125,
+                      skin: float = 0.1, spacing=None):
     """Hypoechoic lesion region of a 2D ultrasound image (recipe in the module docstring).
 
     Parameters
@@ -53,6 +65,11 @@ def segment_us_lesion(image, *, seed_index=None, seed_mm=None, method: str = "ot
         Threshold (module docstring).
     smoothing_mm : float
         Gaussian sigma in mm.
+    opening_mm : float
+        Radius (mm) of the opening disc; 0 for none.
+    window : float in (0, 0.5] or None
+        Semi-axes of the central elliptic window as fractions of the frame; None for the whole
+        frame.
     reach_mm : float, optional
         How fast a component's weight falls with its distance from the seed; default a quarter
         of the image diagonal.
@@ -73,7 +90,7 @@ def segment_us_lesion(image, *, seed_index=None, seed_mm=None, method: str = "ot
     >>> from medlab.segmentation import segment_us_lesion
     >>> ph = us_phantom(shape=(128, 128), n_cysts=1, n_inclusions=0, seed=1)
     >>> mask = segment_us_lesion(ph.image, seed_mm=ph.truth["lesions"][0]["centre_mm"], method="midpoint",
-    ...                          smoothing_mm=1.5)
+    ...                          smoothing_mm=1.5, opening_mm=0.5, window=None)
     >>> from medlab.metrics import dice
     >>> bool(dice(mask, ph.labels == 2) > 0.85)
     True
@@ -84,6 +101,9 @@ def segment_us_lesion(image, *, seed_index=None, seed_mm=None, method: str = "ot
         raise ValueError(f"`image` must be a 2D ultrasound image; got {img.GetDimension()}D")
     check_choice("method", method, ("otsu", "midpoint"))
     sigma = check_positive("smoothing_mm", smoothing_mm)
+    check_positive("opening_mm", opening_mm, allow_zero=True)
+    if window is not None and not 0 < window <= 0.5:
+        raise ValueError(f"`window` must be in (0, 0.5] or None; got {window!r}")
     for name, v in (("border", border), ("skin", skin)):
         if not 0 <= v < 0.5:
             raise ValueError(f"`{name}` must be in [0, 0.5); got {v!r}")
@@ -116,6 +136,18 @@ def segment_us_lesion(image, *, seed_index=None, seed_mm=None, method: str = "ot
     top = int(skin * h)
     if dark[top:].any():
         dark[:top] = False
+    if window is not None:
+        yy, xx = np.ogrid[:h, :w]
+        inside = ((yy - (h - 1) / 2) / (window * h)) ** 2 + ((xx - (w - 1) / 2) / (window * w)) ** 2 <= 1
+        if (dark & inside).any():
+            dark &= inside
+    if opening_mm > 0:
+        ry, rx = (max(int(opening_mm / d), 0) for d in sp)
+        yy, xx = np.ogrid[-ry:ry + 1, -rx:rx + 1]
+        disc = (yy * sp[0]) ** 2 + (xx * sp[1]) ** 2 <= opening_mm**2
+        opened = ndimage.binary_opening(dark, structure=disc)
+        if opened.any():
+            dark = opened
     labels, n = ndimage.label(dark)
     idx = np.arange(1, n + 1)
     area = ndimage.sum_labels(np.ones_like(labels), labels, idx)
