@@ -48,6 +48,7 @@ Lesions from one seed
 :func:`seed_from_mask`          a seed inside a reference mask (SUVmax or most interior voxel)
 Measurement
 :func:`longest_diameter`        RECIST-style longest in-plane (axial) diameter in mm
+:func:`suv_metrics`             PET: SUVmax, SUVmean, SUVpeak, metabolic volume (mL), TLG
 Chest radiographs
 :func:`lung_fields`             the two lung fields: threshold, border air out, morphology
 =============================== ==============================================================
@@ -100,6 +101,7 @@ from ._threshold import (
     threshold,
 )
 from ._ultrasound import segment_us_lesion
+from ._uptake import suv_metrics
 
 __all__ = [
     # thresholds (_threshold.py)
@@ -144,6 +146,8 @@ __all__ = [
     # measurement (_measure.py)
     "longest_diameter",
     "Diameter",
+    # PET uptake of a lesion (_uptake.py)
+    "suv_metrics",
     # chest radiographs (_chest.py)
     "lung_fields",
 ]
