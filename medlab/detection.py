@@ -424,7 +424,7 @@ def match(candidates: pd.DataFrame, truth, *, tolerance_mm: float = 0.0, labelle
     t = candidates.copy()
     hit = np.zeros(len(t), np.int64)
     if tolerance_mm > 0 and lab.any():
-        dist, nearest = ndimage.distance_transform_edt(lab == 0, sampling=img.GetSpacing()[::-1],
+        _, nearest = ndimage.distance_transform_edt(lab == 0, sampling=img.GetSpacing()[::-1],
                                                        return_indices=True)
     for k, pt in enumerate(t[coords].to_numpy(float)):
         cidx = np.array(img.TransformPhysicalPointToContinuousIndex([float(v) for v in pt]))[::-1]

@@ -128,14 +128,14 @@ def test_grouped_folds_never_straddle_and_are_stratified():
 
 
 def test_k_best_is_capped_at_the_available_features():
-    X, y, groups = _data(p=3)
+    X, y, _ = _data(p=3)
     X = np.c_[X, np.ones(len(X))]  # a constant column is dropped before selection
     est, prob = mc.fit_predict(mc.make_pipeline("logistic", k_best=50), X, y, np.arange(80), np.arange(80, 120))
     assert est.named_steps["select"].k == 3 and prob.shape == (40,)
 
 
 def test_feature_importance_ranks_the_informative_feature_first():
-    X, y, groups = _data(n=200, p=6, informative=1, shift=2.5, seed=7)
+    X, y, _ = _data(n=200, p=6, informative=1, shift=2.5, seed=7)
     names = [f"feat{i}" for i in range(6)]
     tr, te = np.arange(140), np.arange(140, 200)
     rf, _ = mc.fit_predict(mc.make_pipeline("random_forest", k_best=4, n_estimators=100), X, y, tr, te)
@@ -155,7 +155,7 @@ def test_feature_importance_ranks_the_informative_feature_first():
 def test_permutation_importance_matches_sklearn_on_the_whole_pipeline():
     from sklearn.inspection import permutation_importance
 
-    X, y, groups = _data(n=150, p=7, informative=2, seed=8)
+    X, y, _ = _data(n=150, p=7, informative=2, seed=8)
     tr, te = np.arange(100), np.arange(100, 150)
     est, _ = mc.fit_predict(mc.make_pipeline("logistic", k_best=3), X, y, tr, te)
     ours = mc.feature_importance(est, X[te], y[te], n_repeats=4, seed=2)

@@ -15,15 +15,15 @@ from medlab._options import check_positive
 from ._phantoms import (
     _CT_HU,
     _CT_NAMES,
-    _chest,
+    Phantom,
     _check_count,
     _check_range,
     _check_seed,
     _check_shape,
     _check_spacing,
+    _chest,
     _finish,
     _Grid,
-    Phantom,
 )
 
 __all__ = ["nodule_ct_phantom"]
