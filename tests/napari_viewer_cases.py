@@ -79,7 +79,7 @@ def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
     assert viewer.layers["ct region"].data.sum() > 10
 
 
-def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer, phantom):
+def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer, phantom, qtbot):
     img = phantom[0]
     shift = (4.0, -2.0, 0.0)
     moved = medlab.registration.move_image(img, sitk.TranslationTransform(3, shift))
@@ -90,7 +90,9 @@ def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer,
     _, w = viewer.window.add_plugin_dock_widget("medlab", "Registration blend")
     w.fixed.value, w.moving.value = fixed_layer, moving_layer
     w.mode.value, w.register.value, w.metric.value, w.iterations.value = "difference", True, "mean_squares", 60
-    w()
+    worker = w()  # registers on a thread worker: the viewer stays responsive
+    qtbot.waitUntil(lambda: "blend (difference)" in viewer.layers, timeout=120_000)
+    assert worker.abort_requested is False
     blend = viewer.layers["blend (difference)"].data
     on_fixed = viewer.layers["moving on fixed"].data
     assert blend.shape == on_fixed.shape == fixed_layer.data.shape
@@ -99,7 +101,7 @@ def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer,
     assert np.abs(blend).mean() < 0.5 * np.abs(before).mean()  # registered: the difference shrank
 
 
-def test_model_runner_dock_widget(make_napari_viewer):
+def test_model_runner_dock_widget(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("medlab", "hc18")
     _, w = viewer.window.add_plugin_dock_widget("medlab", "Model runner")
@@ -107,11 +109,14 @@ def test_model_runner_dock_widget(make_napari_viewer):
     w._image.value = layers[0]
     w._model.value = "hc18_unet"
     w.run()
+    qtbot.waitUntil(lambda: "model labels" in viewer.layers, timeout=180_000)
     want = np.load(Path(os.environ["MEDLAB_TEST_EXPECTED"]) / "hc18_unet_000_HC.npy")  # medlab.models.segment
     np.testing.assert_array_equal(viewer.layers["model labels"].data, want)
     cam = viewer.layers["Grad-CAM"]
     assert cam.data.shape == want.shape and cam.data.max() == pytest.approx(1.0)
     w._model.value = "busi_resnet"
-    info = w.run()
+    w.run()
+    qtbot.waitUntil(lambda: "probabilities" in w.info, timeout=180_000)
+    info = w.info
     assert set(info["probabilities"]) == {"benign", "malignant", "normal"} and "benign" in w._result.value
     assert "tensorflow" not in __import__("sys").modules  # it ran in the worker process

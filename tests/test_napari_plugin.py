@@ -79,7 +79,8 @@ def test_manifest_is_valid_and_discovered_through_the_entry_point():
     pm = npe2.PluginManager.instance()
     pm.discover()
     found = pm.get_manifest("medlab")
-    assert found.name == "medlab" and {c.id for c in found.contributions.commands} == {c.id for c in mf.contributions.commands}
+    assert found.name == "medlab"
+    assert {c.id for c in found.contributions.commands} == {c.id for c in mf.contributions.commands}
     assert [w.display_name for w in mf.contributions.widgets] == ["Threshold", "Region growing", "Registration blend",
                                                                  "Model runner"]
     assert {s.key for s in mf.contributions.sample_data} == {"ct_phantom", "ibsi_ct_phantom", "hc18"}
@@ -123,7 +124,8 @@ def test_pure_functions_are_the_medlab_results(phantom):
     img, labels, ph = phantom
     data, kw, kind = _layers.threshold_layer(img, 100, 3000)
     assert kind == "labels"
-    np.testing.assert_array_equal(data, sitk.GetArrayFromImage(medlab.segmentation.threshold(img, lower=100, upper=3000)))
+    want = medlab.segmentation.threshold(img, lower=100, upper=3000)
+    np.testing.assert_array_equal(data, sitk.GetArrayFromImage(want))
     lesion = max(ph.truth["lesions"], key=lambda le: le["n_voxels"])
     seed = tuple(int(i) for i in lesion["centre_index"])
     world = np.asarray(seed) * kw["scale"] + kw["translate"]

@@ -177,7 +177,8 @@ class RegistrationBlender(StaticPNG, widgets.VBox):
             try:
                 w, lev = (float(v) for v in spec)
             except (TypeError, ValueError):
-                raise TypeError(f"`{name}` must be None, a preset name or a (window, level) pair; got {spec!r}") from None
+                raise TypeError(f"`{name}` must be None, a preset name or a (window, level) pair; "
+                                f"got {spec!r}") from None
         self._resolved = getattr(self, "_resolved", {})
         self._resolved[name] = (float(w), float(lev))
         return sitk.GetArrayFromImage(medlab.enhance.window_level(img, window=w, level=lev))

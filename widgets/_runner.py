@@ -124,12 +124,15 @@ class ModelRunner(StaticPNG, widgets.VBox):
 
         self._device = widgets.HTML(f"<code>{html.escape(self.device_text)}</code>")
         self._pick = widgets.Dropdown(description="model", options=list(self._pretrained))
-        self._infer = widgets.Button(description="infer", icon="play", tooltip="segment / classify the image and explain it")
-        self._stop = widgets.Button(description="stop", icon="stop", disabled=True, tooltip="stop training after this batch")
+        self._infer = widgets.Button(description="infer", icon="play",
+                                     tooltip="segment / classify the image and explain it")
+        self._stop = widgets.Button(description="stop", icon="stop", disabled=True,
+                                    tooltip="stop training after this batch")
         self._progress = widgets.FloatProgress(min=0.0, max=1.0, value=0.0, description="training")
         self._status = widgets.HTML("")
         self._result = widgets.HTML("")
-        self._cam_view = widgets.Image(format="png", layout=widgets.Layout(width=f"{self.viewer.canvas.display_width // 2}px"))
+        cam_width = f"{self.viewer.canvas.display_width // 2}px"
+        self._cam_view = widgets.Image(format="png", layout=widgets.Layout(width=cam_width))
         self.plot = LinePlot(xlabel="epoch", ylabel="loss", title="training loss")
         for name, m in (models or {}).items():
             self.add_model(name, m, select=False)

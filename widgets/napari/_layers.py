@@ -79,7 +79,8 @@ def points_to_index(points, scale, translate, shape) -> list[tuple[int, ...]]:
     out = []
     for p in idx:
         if not all(0 <= i < n for i, n in zip(p, shape, strict=True)):
-            raise ValueError(f"seed point {tuple(int(i) for i in p)} (index) is outside the image (shape {tuple(shape)})")
+            raise ValueError(f"seed point {tuple(int(i) for i in p)} (index) is outside the image "
+                             f"(shape {tuple(shape)})")
         out.append(tuple(int(i) for i in p))
     return out
 

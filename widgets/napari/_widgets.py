@@ -62,20 +62,41 @@ def region_growing_widget(image: napari.layers.Image, seeds: napari.layers.Point
                                 name=f"{image.name} region")
 
 
+def _show(viewer, layers) -> None:
+    """Add (or replace, by name) LayerDataTuples in the viewer."""
+    for data, kwargs, kind in layers:
+        if kwargs["name"] in viewer.layers:
+            viewer.layers.remove(kwargs["name"])
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+
 @magic_factory(call_button="blend", mode={"choices": list(BLEND_MODES)},
                alpha={"widget_type": "FloatSlider", "min": 0.0, "max": 1.0, "step": 0.05},
                tiles={"min": 1, "max": 32}, transform={"choices": ["rigid", "similarity", "affine"]},
                metric={"choices": ["mattes", "correlation", "mean_squares"]}, iterations={"min": 1, "max": 1000})
-def registration_blend_widget(fixed: napari.layers.Image, moving: napari.layers.Image,
+def registration_blend_widget(viewer: napari.Viewer, fixed: napari.layers.Image, moving: napari.layers.Image,
                               mode: str = "checkerboard", alpha: float = 0.5, tiles: int = 6,
                               register: bool = False, transform: str = "rigid", metric: str = "mattes",
-                              iterations: int = 100) -> list[napari.types.LayerDataTuple]:
+                              iterations: int = 100):
     """The moving image resampled on the fixed grid (registered first when ``register`` is on:
-    medlab.registration.register), blended with medlab.fusion."""
-    layers, _ = registration_blend_layers(_image(fixed), _image(moving), mode=mode, alpha=alpha, tiles=tiles,
-                                          register=register, transform=transform, metric=metric,
-                                          iterations=iterations)
-    return layers
+    medlab.registration.register), blended with medlab.fusion.
+
+    The work runs on a napari thread worker (the viewer stays responsive during a registration);
+    the layers are added when it returns. Returns the worker (started).
+    """
+    from napari.qt.threading import create_worker
+
+    fimg, mimg = _image(fixed), _image(moving)
+
+    def work():
+        layers, _ = registration_blend_layers(fimg, mimg, mode=mode, alpha=alpha, tiles=tiles, register=register,
+                                              transform=transform, metric=metric, iterations=iterations)
+        return layers
+
+    worker = create_worker(work)
+    worker.returned.connect(lambda layers: _show(viewer, layers))
+    worker.start()
+    return worker
 
 
 class ModelRunnerWidget(Container):
@@ -95,6 +116,7 @@ class ModelRunnerWidget(Container):
 
         super().__init__()
         self._viewer = napari_viewer
+        self.info: dict = {}  # the last run's extra results (a classifier's probabilities)
         self.device = _model_process.device_report()
         self._image = create_widget(annotation="napari.layers.Image", label="image")
         self._model = ComboBox(choices=medlab.models.list_pretrained(), value="hc18_unet", label="model")
@@ -105,20 +127,30 @@ class ModelRunnerWidget(Container):
         self._run.changed.connect(self.run)
         self.extend([self._device, self._image, self._model, self._cam, self._run, self._result])
 
-    def run(self) -> dict:
+    def run(self):
+        """Run the selected model on the image layer, on a thread worker (which waits for the
+        model process); the layers are added when it returns. Returns the worker (started)."""
         from . import _model_process
 
         layer = self._image.value
         if layer is None:
             raise ValueError("choose an image layer")
-        name = self._model.value
-        layers, info = _model_process.run_model(name, _image(layer), grad_cam=self._cam.value)
-        for data, kwargs, kind in layers:
-            if kwargs["name"] in self._viewer.layers:
-                self._viewer.layers.remove(kwargs["name"])
-            getattr(self._viewer, f"add_{kind}")(data, **kwargs)
+        from napari.qt.threading import create_worker
+
+        name, image, cam = self._model.value, _image(layer), self._cam.value
+        worker = create_worker(_model_process.run_model, name, image, grad_cam=cam)
+        worker.returned.connect(self._shown)
+        self._run.enabled = False
+        self._result.value = f"running {name}…"
+        worker.finished.connect(lambda: setattr(self._run, "enabled", True))
+        worker.start()
+        return worker
+
+    def _shown(self, result) -> None:
+        layers, info = result
+        _show(self._viewer, layers)
+        self.info = info
         if "probabilities" in info:
             self._result.value = ", ".join(f"{c} {p:.3f}" for c, p in info["probabilities"].items())
         else:
-            self._result.value = f"{name}: labels added"
-        return info
+            self._result.value = f"{self._model.value}: labels added"
