@@ -248,3 +248,28 @@ def test_errors_name_the_argument():
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_image_feature_table_agrees_with_features_extract():
+    import SimpleITK as sitk
+
+    from medlab import features
+
+    rng = np.random.default_rng(3)
+    grey = ndimage.gaussian_filter(rng.random((48, 64)), 2) * 200
+    rgb = sitk.GetImageFromArray(np.repeat(grey[..., None], 3, axis=-1).astype(np.float32), isVector=True)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:45] = 1
+    mask_img = sitk.GetImageFromArray(mask)
+    t = mc.image_feature_table([rgb], [mask_img], names=["a"], image_families=["stat"], mask_families=["morph", "stat"])
+    ref_img = features.extract(grey.astype(np.float32), np.ones_like(mask), families=["stat"], spacing=1.0,
+                               texture_dims=("2D",))
+    ref_les = features.extract(grey.astype(np.float32), mask, families=["morph", "stat"], spacing=1.0, texture_dims=("2D",))
+    assert list(t.index) == ["a"]
+    np.testing.assert_allclose(t[[f"image_{c}" for c in ref_img.columns]].to_numpy(), ref_img.to_numpy(), rtol=1e-4)
+    np.testing.assert_allclose(t[[f"lesion_{c}" for c in ref_les.columns]].to_numpy(), ref_les.to_numpy(), rtol=1e-4)  # float32 channel mean
+    assert t.loc["a", "lesion_morph_approx_vol"] == 20 * 25  # 500 pixels of 1 x 1 x 1 mm
+    with pytest.raises(ValueError, match="`masks` has 0 entries"):
+        mc.image_feature_table([rgb], [])
+    with pytest.raises(ValueError, match="no features asked for"):
+        mc.image_feature_table([rgb], image_families=[])

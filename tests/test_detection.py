@@ -215,3 +215,19 @@ def test_pet_hot_spots_against_the_gtv(sts_pet):
     assert det.sensitivity_at(comp, [0.5])[0.5] >= 0.9
     hits = comp.candidates[comp.candidates["outcome"] == "TP"]
     assert (hits["max"] >= 2.5).all() and len(hits) == 10
+
+
+def test_nodule_phantom_truth_is_exact_and_seeded():
+    ph = datasets.nodule_ct_phantom(n_nodules=4, seed=5)
+    again = datasets.nodule_ct_phantom(n_nodules=4, seed=5)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(ph.image), sitk.GetArrayFromImage(again.image))
+    lab = sitk.GetArrayFromImage(ph.labels)
+    voxel_ml = float(np.prod(ph.image.GetSpacing())) / 1000
+    assert ph.truth["synthetic"] is True and len(ph.truth["lesions"]) == 4
+    for les in ph.truth["lesions"]:
+        inside = np.argwhere(lab == les["label"])
+        assert len(inside) == les["n_voxels"]
+        assert les["volume_ml"] == pytest.approx(les["n_voxels"] * voxel_ml)
+        np.testing.assert_allclose(inside.mean(axis=0), les["centre_index"])  # symmetric ball
+        assert 5.0 <= les["diameter_mm"] <= 14.0
+    assert (lab == 250).any() and ph.truth["label_names"][250] == "vessel"
