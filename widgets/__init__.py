@@ -20,6 +20,9 @@ Installed from the top-level ``widgets/`` folder as the subpackage ``medlab.widg
 :func:`view3d`           optional itkwidgets 3D view, online only (never in executed notebooks)
 ================= ==========================================================================
 
+The napari plugin (readers, sample data, dock widgets) is :mod:`medlab.widgets.napari`, found by
+napari through its ``napari.manifest`` entry point (``pip install 'medlab[napari]'``).
+
 Components compose on one viewer (one picture, one renderer: :func:`medlab.display.render`)::
 
     viewer = SliceViewer(ct, unit="HU", overlay=gtv)
