@@ -199,6 +199,17 @@ CELLS = [
         plt.show()
     seconds = time.perf_counter() - t_start
     """),
+    ("md", """
+    ## What to take home
+
+    On all images (`-p N_DEV_PER_CLASS 0 -p N_TEST_PER_CLASS 0`: 403 development, 100 test, about
+    a minute) we measured a test AUC of 0.78 (95 % CI 0.69-0.87) for the CNN against 0.61
+    (0.49-0.73) for both feature models; at the 90 % sensitivity operating point the CNN still
+    spares about half of the benign lesions a biopsy (specificity 0.53), the feature models
+    almost none (0.04-0.12). The rough automatic lesion region is the feature models' weak point:
+    where it misses the lesion, every lesion feature describes the wrong tissue, a failure the
+    CNN, which sees the whole frame, does not share. Drawn masks would be the first improvement.
+    """),
     ("md", "## Summary"),
     ("code", """
     record(
