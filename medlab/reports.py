@@ -358,8 +358,8 @@ def run_all(out_dir, notebooks=None, *, hide_code: bool = False, progress: bool 
     """Run notebooks one after the other (default: all of :func:`find_notebooks`) with their
     default parameters, then write ``OUT/index.html`` linking every report.
 
-    A failing notebook does not stop the others: its :class:`Report` has ``error`` set, and the
-    index shows it as failed.
+    A failing notebook (a failing cell, or any other error while running it) does not stop the
+    others: its :class:`Report` has ``error`` set, and the index shows it as failed.
     """
     from tqdm.auto import tqdm
 
@@ -378,6 +378,9 @@ def run_all(out_dir, notebooks=None, *, hide_code: bool = False, progress: bool 
             rep.thumbnail = thumbnail(rep.notebook, out_dir / f"{nb.stem}.png")
         except MedlabError as exc:
             rep = Report(notebook=out_dir / f"{nb.stem}.failed.ipynb", html=None, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a dead kernel, a timeout, a broken export: this one fails, not the run
+            rep = Report(notebook=out_dir / f"{nb.stem}.failed.ipynb", html=None,
+                         error=f"{nb.name}: {type(exc).__name__}: {exc}")
         rep.group = nb.parent.name
         reports.append(rep)
     write_index(reports, out_dir)

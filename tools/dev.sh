@@ -3,6 +3,7 @@
 # (a virtual environment in .venv from constraints.txt), then does its job.
 #
 #   bash tools/dev.sh report   run every notebook through papermill -> reports/index.html
+#   bash tools/dev.sh gallery  the same, then the README's notebook gallery and table
 #   bash tools/dev.sh test     the whole test suite (unit tests + notebooks)
 #   bash tools/dev.sh lab      JupyterLab on notebooks/ (127.0.0.1 only)
 #   bash tools/dev.sh bench    benchmarks -> benchmarks/results/latest.json
@@ -56,6 +57,9 @@ case "$cmd" in
     out="${MEDLAB_REPORTS:-$ROOT/reports}"
     "$VENV/bin/medlab" report --all --out "$out" "$@"
     echo "== reports: $out/index.html" ;;
+  gallery)
+    ensure_env
+    "$VENV/bin/python" tools/make_gallery.py --run --reports "${MEDLAB_REPORTS:-$ROOT/reports}" "$@" ;;
   test)
     ensure_env
     "$VENV/bin/python" -m pytest -n "${MEDLAB_TEST_WORKERS:-2}" --dist loadscope "$@" ;;
@@ -66,5 +70,5 @@ case "$cmd" in
     ensure_env
     "$VENV/bin/python" benchmarks/run.py "$@" ;;
   *)
-    sed -n '2,10p' "$0"; [ "$cmd" = help ] ;;
+    sed -n '2,11p' "$0"; [ "$cmd" = help ] ;;
 esac
