@@ -310,11 +310,12 @@ def run_notebook(
     return Report(notebook=final_nb, html=html_path, records=records, seconds=seconds, records_json=records_json)
 
 
-def thumbnail(notebook, out_png, *, width: int = 360) -> Path | None:
-    """Save the first figure of an executed notebook, ``width`` pixels wide, as a PNG.
+def thumbnail(notebook, out_png, *, width: int = 360, index: int = 0) -> Path | None:
+    """Save the first figure (or the ``index``-th, from 0) of an executed notebook, ``width``
+    pixels wide, as a PNG.
 
-    Returns None when the notebook shows no figure. The picture is the notebook's own output,
-    so a gallery built from thumbnails shows what the notebooks really produce.
+    Returns None when the notebook shows no such figure. The picture is the notebook's own
+    output, so a gallery built from thumbnails shows what the notebooks really produce.
     """
     import base64
     import io
@@ -323,20 +324,21 @@ def thumbnail(notebook, out_png, *, width: int = 360) -> Path | None:
     from PIL import Image
 
     nb = nbformat.read(os.fspath(notebook), as_version=4)
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            data = o.get("data", {}).get("image/png")
-            if data:
-                img = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
-                img.thumbnail((width, width * 4))
-                out_png = Path(out_png)
-                buf = io.BytesIO()
-                img.save(buf, format="PNG", optimize=True)
-                fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(buf.getvalue())
-                os.replace(tmp, out_png)
-                return out_png
+    figures = (o["data"]["image/png"] for cell in nb.cells for o in cell.get("outputs", [])
+               if o.get("data", {}).get("image/png"))
+    for k, data in enumerate(figures):
+        if k != index:
+            continue
+        img = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+        img.thumbnail((width, width * 4))
+        out_png = Path(out_png)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", optimize=True)
+        fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, out_png)
+        return out_png
     return None
 
 

@@ -86,11 +86,12 @@ def _source(path, title, intro):
     nbformat.write(nb, path)
 
 
-def _executed(path, *, figure=True, duration=12.3, error=None):
+def _executed(path, *, figure=True, duration=12.3, error=None, colours=((200, 30, 30),)):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("plot()")
     if figure:
-        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "fig"})]
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": _png(colour=c), "text/plain": "fig"})
+                        for c in colours]
     if error:
         cell.outputs.append(nbformat.v4.new_output("error", ename="ValueError", evalue=error, traceback=[]))
     nb.cells = [cell]
@@ -219,3 +220,15 @@ def test_run_survives_an_error_outside_a_cell(project, monkeypatch):
     assert [e.status for e in entries] == ["failed"] * 3
     assert entries[0].error == "01_a.ipynb: RuntimeError: kernel died in 01_a.ipynb"
     assert "(01_a, bad, new failed)" in project["readme"].read_text()
+
+
+@pytest.mark.parametrize(("index", "expected"), [(None, (200, 30, 30)), (1, (30, 30, 200)), (5, (200, 30, 30))])
+def test_figure_choice(project, monkeypatch, index, expected):
+    """FIGURE picks another figure of the notebook; one it does not have falls back to the first."""
+    _executed(project["reports"] / "01_a.ipynb", colours=((200, 30, 30), (30, 30, 200)))
+    if index is not None:
+        monkeypatch.setitem(gallery.FIGURE, "01_a", index)
+    _build(project)
+    with Image.open(project["gallery"] / "01_a.png") as img:
+        centre = img.convert("RGB").getpixel((gallery.WIDTH // 2, gallery.WIDTH // 4))
+    assert centre == expected

@@ -13,7 +13,8 @@ report``) already wrote::
 For every notebook under ``notebooks/tutorials`` and ``notebooks/usecases`` it writes
 
 - ``docs/gallery/<stem>.png``: the first figure of the executed notebook (its own output,
-  :func:`medlab.reports.thumbnail`), shrunk to a few tens of KB;
+  :func:`medlab.reports.thumbnail`; another one where ``FIGURE`` says so), shrunk to a few
+  tens of KB;
 - a row of the table between the ``<!-- gallery -->`` markers of README.md: picture, notebook,
   what it teaches (title and first sentence of its introduction), headline numbers (from its
   ``medlab.reports.record`` call) and run time (papermill's wall time of the whole notebook,
@@ -72,6 +73,13 @@ HEADLINES = {
     "neurological": ["brain_dice", "gm_dice", "wm_dice", "pbvc", "pbvc_true"],
     "privacy": ["n_files", "audit_rows", "old_values_found", "pixels_identical"],
     "sarcoma_pet_ct_mr": ["suvmax", "suvpeak", "mtv_ml", "tlg", "dice"],
+}
+#: which figure of a notebook the gallery shows (0: the first, the default): one that says what
+#: the notebook is about where its first figure is a detail
+FIGURE = {
+    "01_images_and_modalities": 5,  # the chest radiograph, not the CT histogram
+    "03_classic_segmentation": 3,   # Dice of the PET methods on the ten sarcoma patients
+    "07_radiomics_features": 1,     # sarcoma PET with SUVmax/SUVpeak, not the 5x4x4 digital phantom
 }
 #: records that are parameters echoed back or timings, not results
 _NOT_HEADLINE = re.compile(r"(seconds|_s|_ms|seed|case|patient|method|config|rule)$")
@@ -212,15 +220,17 @@ def headlines(stem: str, records: dict) -> list[str]:
     return [f"`{k}` = {_fmt(v)}" for k, v in pairs[:MAX_HEADLINES]]
 
 
-def picture(executed: Path, out_png: Path) -> Path | None:
-    """The first figure of an executed notebook as a small palette PNG (None: no figure)."""
+def picture(executed: Path, out_png: Path, index: int = 0) -> Path | None:
+    """The ``index``-th figure (the first if it has fewer) of an executed notebook as a small
+    palette PNG (None: no figure)."""
     from PIL import Image
 
     from medlab.reports import thumbnail
 
     tmp = out_png.with_name(f".{out_png.stem}.full.png")
     try:
-        if thumbnail(executed, tmp, width=WIDTH) is None:
+        if thumbnail(executed, tmp, width=WIDTH, index=index) is None and (
+                index == 0 or thumbnail(executed, tmp, width=WIDTH) is None):
             return None
         with Image.open(tmp) as full:
             img = full.convert("RGB")
@@ -242,7 +252,7 @@ def write_pictures(entries: list[Entry], gallery: Path, root: Path = ROOT) -> No
     for e in entries:
         if e.status != "ok" or e.executed is None:
             continue
-        png = picture(e.executed, gallery / f"{e.stem}.png")
+        png = picture(e.executed, gallery / f"{e.stem}.png", FIGURE.get(e.stem, 0))
         if png is not None:
             keep.add(png.name)
             e.picture = png.relative_to(root).as_posix()

@@ -61,12 +61,12 @@ CELLS = [
     resampling, the MR and PET copies should coincide with the CT one (the PET copy less exactly:
     its 4.7 mm voxels are coarser).
 
-    **The MR comes from another session.** It was acquired on another day, in another posture;
-    the IBSI data set resampled (rigidly registered) it onto the CT *around the tumour*. Near the
-    tumour the anatomy matches; away from it, bone and leg posture differ by up to about 2 cm. The
-    CT/MR checkerboard below shows it: the femur and the skin line jump at the tile borders. A
+    **The MR comes from another session.** It was acquired in another session, in another
+    posture; the IBSI data set resampled it onto the CT *around the tumour*. Near the tumour the
+    anatomy matches; away from it, bone and leg posture differ by up to about 2 cm. The CT/MR
+    checkerboard below shows it: the femur and the skin line jump at the tile borders. A
     deformable registration (`medlab.registration`: B-spline or demons) would be needed to fuse
-    the whole leg; for the tumour, the rigid alignment the data set provides is what counts.
+    the whole leg; for the tumour, the alignment the data set provides is what counts.
     """),
     ("code", """
     t0 = time.perf_counter()
