@@ -48,7 +48,7 @@ DEFAULTS = {
     "rigid": dict(levels=(4, 2, 1), iterations=200, sampling_fraction=0.25, learning_rate=1.0),
     "similarity": dict(levels=(4, 2, 1), iterations=200, sampling_fraction=0.25, learning_rate=1.0),
     "affine": dict(levels=(4, 2, 1), iterations=200, sampling_fraction=0.25, learning_rate=1.0),
-    "bspline": dict(levels=(4, 2, 1), iterations=100, sampling_fraction=0.1, learning_rate=None,
+    "bspline": dict(levels=(2, 1), iterations=30, sampling_fraction=0.05, learning_rate=None,
                     mesh_spacing_mm=20.0),
     "demons": dict(levels=(4, 2, 1), iterations=100, sampling_fraction=None, learning_rate=None,
                    field_sigma_mm=None),
@@ -365,17 +365,37 @@ def _extent(img: sitk.Image) -> str:
 # --------------------------------------------------------------------------- runners
 
 
+#: A similarity or affine result that scales any axis outside these bounds is reported: real
+#: scans of one patient differ in scale by a few percent. Mutual information on a small field
+#: of view can reward shrinking the fixed image onto part of the moving one (seen on the
+#: sarcoma CT/PET crops: scales down to 0.3).
+SCALE_BOUNDS = (0.7, 1.4)
+
+
+def _check_scale(aff: sitk.AffineTransform, kind: str) -> None:
+    dim = aff.GetDimension()
+    sv = np.linalg.svd(np.asarray(aff.GetMatrix()).reshape(dim, dim), compute_uv=False)
+    lo, hi = SCALE_BOUNDS
+    if sv.min() < lo or sv.max() > hi:
+        warnings.warn(
+            f"the {kind} result scales the image by {sv.min():.2f}-{sv.max():.2f} along its "
+            f"principal axes (outside {lo}-{hi}): it has probably collapsed onto part of the "
+            "moving image. Try 'rigid' first (then initial_transform=), a fixed mask over the "
+            "anatomy, more histogram bins or sampling_fraction=1.", RegistrationWarning,
+            stacklevel=3)
+
+
 def _trace_frame(rows):
     import pandas as pd
 
     return pd.DataFrame(rows, columns=["level", "iteration", "metric"])
 
 
-def _run_method(R, fixed, moving, levels, iterations, user_cb, rows, name):
+def _run_method(R, fixed, moving, levels, iterations, user_cb, rows, name, level_offset=0):
     n_levels = len(levels)
 
     def describe():
-        level = R.GetCurrentLevel()
+        level = R.GetCurrentLevel() + level_offset
         it = R.GetOptimizerIteration()
         value = R.GetMetricValue()
         rows.append((level, it, value))
@@ -407,14 +427,19 @@ def _bspline_mesh(fixed: sitk.Image, mesh_spacing_mm: float, n_levels: int):
 
 def _register_itk(fixed, moving, kind, metric, start, moving_initial, levels, smoothing, iterations,
                   fraction, lr, bins, seed, fixed_mask, moving_mask, mesh_spacing_mm, user_cb):
-    R = sitk.ImageRegistrationMethod()
-    _set_metric(R, metric, bins, fraction, seed, fixed_mask, moving_mask)
-    R.SetShrinkFactorsPerLevel(list(levels))
-    R.SetSmoothingSigmasPerLevel(list(smoothing))
-    R.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    if moving_initial is not None:
-        R.SetMovingInitialTransform(moving_initial)
+    def method(shrinks, sigmas):
+        R = sitk.ImageRegistrationMethod()
+        _set_metric(R, metric, bins, fraction, seed, fixed_mask, moving_mask)
+        R.SetShrinkFactorsPerLevel(list(shrinks))
+        R.SetSmoothingSigmasPerLevel(list(sigmas))
+        R.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+        if moving_initial is not None:
+            R.SetMovingInitialTransform(moving_initial)
+        return R
+
+    rows = []
     if kind == "bspline":
+        R = method(levels, smoothing)
         mesh, scale_factors = _bspline_mesh(fixed, mesh_spacing_mm, len(levels))
         tx = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
         R.SetInitialTransformAsBSpline(tx, inPlace=True, scaleFactors=scale_factors)
@@ -423,27 +448,31 @@ def _register_itk(fixed, moving, kind, metric, start, moving_initial, levels, sm
         R.SetOptimizerAsGradientDescentLineSearch(
             learningRate=5.0, numberOfIterations=iterations, convergenceMinimumValue=1e-4,
             convergenceWindowSize=5)
-    else:
-        R.SetInitialTransform(start, inPlace=False)
-        # Gradient descent whose every step moves voxels by at most `lr` mm (the learning rate
-        # is re-estimated each iteration from the physical-shift scales), stopped when the
-        # metric has flattened over the last 10 iterations (ANTs' convergence test). Measured
-        # on the sarcoma CT/MR/PET: regular-step gradient descent, which stops only when its
-        # step has shrunk, kept following shallow slopes of mutual information for hundreds of
-        # iterations and ended tens of mm away on several patients.
-        R.SetOptimizerAsGradientDescent(
+        _run_method(R, fixed, moving, levels, iterations, user_cb, rows, "register")
+        return tx, rows, R.GetOptimizerStopConditionDescription()
+    # Linear: one registration per pyramid level, each starting where the last one ended, by
+    # conjugate gradients with a golden-section line search whose first trial step moves
+    # voxels by at most `lr` mm at the coarsest level (halving with the voxel size), stopped
+    # when the metric has flattened over the last 10 iterations (ANTs' convergence test).
+    # Measured on a rotated and shifted MR phantom (tests/test_registration.py): plain
+    # gradient descent with a step re-estimated every iteration circles the optimum at the
+    # step's distance (1-2 mm TRE), regular-step gradient descent stops early when random
+    # sampling flips the gradient (0.3-0.5 mm) and, on the sarcoma CT/MR, follows shallow
+    # slopes of mutual information for tens of mm; conjugate gradients reach 0.01-0.07 mm.
+    current = start
+    stop = ""
+    for k, (shrink, sigma) in enumerate(zip(levels, smoothing, strict=True)):
+        R = method((shrink,), (sigma,))
+        R.SetInitialTransform(current, inPlace=False)
+        R.SetOptimizerAsConjugateGradientLineSearch(
             learningRate=1.0, numberOfIterations=iterations, convergenceMinimumValue=1e-6,
-            convergenceWindowSize=10, estimateLearningRate=R.EachIteration,
-            maximumStepSizeInPhysicalUnits=lr)
+            convergenceWindowSize=10, estimateLearningRate=R.Once,
+            maximumStepSizeInPhysicalUnits=lr * shrink / levels[0])
         R.SetOptimizerScalesFromPhysicalShift()
-    rows = []
-    out = _run_method(R, fixed, moving, levels, iterations, user_cb, rows, "register")
-    if kind == "bspline":
-        optimised = tx
-    else:
-        optimised = _unwrap(out)
-    stop = R.GetOptimizerStopConditionDescription()
-    return optimised, rows, stop
+        current = _unwrap(_run_method(R, fixed, moving, levels, iterations, user_cb, rows,
+                                      "register", level_offset=k))
+        stop = R.GetOptimizerStopConditionDescription()
+    return current, rows, stop
 
 
 def _unwrap(t: sitk.Transform) -> sitk.Transform:
@@ -528,7 +557,7 @@ def register(
     histogram_bins: int = 32,
     mesh_spacing_mm: float | None = None,
     field_sigma_mm: float | None = None,
-    match_histograms: bool = True,
+    match_histograms: bool = False,
     fixed_mask=None,
     moving_mask=None,
     seed: int = 0,
@@ -571,15 +600,17 @@ def register(
         stage directly when it fits the model (rigid into affine); otherwise the new stage is
         found on top of it and the result is ``compose(initial, new)``.
     levels : sequence of int, optional
-        Shrink factors of the multi-resolution pyramid, coarse to fine (default ``(4, 2, 1)``).
+        Shrink factors of the multi-resolution pyramid, coarse to fine (default ``(4, 2, 1)``;
+        ``(2, 1)`` for B-spline).
     smoothing_mm : float or sequence of float, optional
         Gaussian sigma (mm) per level before shrinking (default ``shrink / 2`` voxels of the
         finest fixed spacing; 0 at full resolution).
     iterations : int, optional
         Maximum optimiser iterations per level (defaults in ``DEFAULTS``).
     learning_rate : float, optional
-        Linear transforms: the step of the gradient descent, as the largest motion of any
-        voxel per iteration in mm (parameter scales are estimated from physical shifts).
+        Linear transforms: the first trial step of the conjugate-gradient line search at the
+        coarsest level, as the largest motion of any voxel in mm (parameter scales are
+        estimated from physical shifts); it halves with the voxel size at each finer level.
         Default 1 mm. Each level stops when the metric has flattened over 10 iterations, or
         after ``iterations``.
     sampling_fraction : float, optional
@@ -593,7 +624,10 @@ def register(
         Demons: Gaussian smoothing of the displacement field, mm at the finest level (default
         1.5 x the largest fixed voxel size).
     match_histograms : bool
-        Demons: match the moving histogram to the fixed one first (default True).
+        Demons: match the moving histogram to the fixed one first, for two scans of one
+        modality whose intensities differ (e.g. MR from two sessions). Default False: on images
+        with one intensity scale it distorts them (measured: demons TRE on the MNI152 with a
+        known deformation 0.78 mm with matching, 0.69 mm without).
     fixed_mask, moving_mask : sitk.Image or ndarray, optional
         Only voxels inside (nonzero) count in the metric; same grid as their image. Not used
         by demons.
@@ -635,8 +669,9 @@ def register(
     >>> fixed = datasets.mr_phantom(shape=(24, 48, 48), seed=1).image
     >>> moving = sitk.Resample(fixed, sitk.TranslationTransform(3, (2.0, -1.0, 0.5)))
     >>> result = register(fixed, moving, transform="rigid", metric="mean_squares")
-    >>> [round(v, 1) for v in result.transform.GetTranslation()]
-    [-2.0, 1.0, -0.5]
+    >>> import numpy as np
+    >>> np.allclose(result.transform.GetTranslation(), (-2.0, 1.0, -0.5), atol=0.2)
+    True
     """
     t0 = time.perf_counter()
     kind = check_choice("transform", transform, TRANSFORMS)
@@ -763,6 +798,8 @@ def register(
                 f"{final_metric:.6g}): the optimiser probably diverged. Try a smaller "
                 "`learning_rate`, more `levels`, a better `init`, or masks around the anatomy "
                 "of interest.", RegistrationWarning, stacklevel=2)
+        if kind in ("similarity", "affine"):
+            _check_scale(as_affine(optimised), kind)
         if user_cb is not None:
             user_cb(1.0, f"register done ({kind}, {metric})")
         resampled = resample(m32, fimg, final)
