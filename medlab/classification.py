@@ -280,27 +280,18 @@ def image_feature_table(images: Sequence, masks: Sequence | None = None, *, name
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Join two groupings: items sharing a group in ``a`` or in ``b`` end in one group
     (connected components), numbered 0.. in order of first appearance."""
-    n = len(a)
-    parent = np.arange(n)
+    from medlab.dedup import linked_groups
 
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    pairs = []
     for g in (a, b):
-        first = {}
-        for i, key in enumerate(g.tolist()):
-            if key in first:
-                ri, rj = find(i), find(first[key])
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
-            else:
+        _, inverse = np.unique(np.asarray(g), return_inverse=True)
+        first = np.full(inverse.max() + 1 if len(inverse) else 0, -1)
+        for i, key in enumerate(inverse):
+            if first[key] < 0:
                 first[key] = i
-    roots = [find(i) for i in range(n)]
-    order: dict[int, int] = {}
-    return np.array([order.setdefault(r, len(order)) for r in roots])
+            else:
+                pairs.append((first[key], i))
+    return linked_groups(len(a), pairs)
 
 
 def leakage_groups(images: Sequence | None = None, *, groups=None, hashes=None, method: str = "phash",

@@ -33,7 +33,7 @@ from scipy.fft import dctn
 
 from medlab._options import check_choice, check_int
 
-__all__ = ["image_hash", "hash_distances", "near_duplicate_groups", "METHODS"]
+__all__ = ["image_hash", "hash_distances", "near_duplicate_groups", "linked_groups", "METHODS"]
 
 METHODS = ("dhash", "phash")
 
@@ -148,19 +148,23 @@ def near_duplicate_groups(images: Sequence, *, method: str = "phash", max_distan
     if n == 0:
         return np.zeros(0, int)
     close = hash_distances(hashes) <= max_distance
-    parent = np.arange(n)
+    return linked_groups(n, np.argwhere(np.triu(close, 1)))
 
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
 
-    for i, j in zip(*np.nonzero(np.triu(close, 1)), strict=True):
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    roots = np.array([find(i) for i in range(n)])
-    _, first = np.unique(roots, return_index=True)
-    order = {root: k for k, root in enumerate(roots[np.sort(first)])}
-    return np.array([order[r] for r in roots])
+def linked_groups(n: int, pairs) -> np.ndarray:
+    """Group ids of ``n`` items linked by ``pairs`` (``(i, j)`` rows), transitively: the
+    connected components, numbered 0.. in order of first appearance.
+
+    >>> linked_groups(5, [(3, 1), (4, 3)]).tolist()
+    [0, 1, 2, 1, 1]
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pairs = np.asarray(pairs, dtype=int).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    _, first = np.unique(comp, return_index=True)
+    order = np.empty(len(first), dtype=int)
+    order[np.argsort(first)] = np.arange(len(first))
+    return order[comp]
