@@ -41,7 +41,14 @@ import numpy as np
 import pandas as pd
 
 from medlab._options import check_choice, check_int
-from medlab.metrics import AUC, Calibration, Confusion, calibration, confusion, roc_auc_ci
+from medlab.metrics import (
+    AUC,
+    Calibration,
+    Confusion,
+    calibration,
+    confusion,
+    roc_auc_ci,
+)
 
 __all__ = [
     "MODELS",

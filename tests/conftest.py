@@ -11,3 +11,14 @@ def ibsi_ct():
     import medlab.datasets
 
     return medlab.datasets.fetch("ibsi_ct_phantom", progress=False)
+
+
+@pytest.fixture
+def no_leaked_threads():
+    """Fails a test that leaves a widget's background job (a ``medlab-`` thread) running."""
+    import threading
+
+    before = set(threading.enumerate())
+    yield
+    left = [th for th in threading.enumerate() if th not in before and th.name.startswith("medlab-")]
+    assert left == [], f"background jobs left running: {left}"

@@ -10,8 +10,8 @@ import pytest
 import SimpleITK as sitk
 
 from medlab import datasets
-from medlab.errors import ImageIOError
 from medlab import registration as reg
+from medlab.errors import ImageIOError
 from medlab.registration._common import image_centre
 
 

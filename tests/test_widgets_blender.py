@@ -4,7 +4,6 @@ a medlab.registration job on a background thread (live trace, progress, stop), a
 from __future__ import annotations
 
 import base64
-import threading
 import time
 
 import cv2
@@ -22,12 +21,7 @@ W1, W2 = (1.0, 0.5), (1.2, 0.4)  # explicit (window, level) of the fixed and the
 SHIFT_MM = (2.0, -1.5, 0.0)  # fixed -> moving translation of the test pair
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads():
-    before = set(threading.enumerate())
-    yield
-    left = [th for th in threading.enumerate() if th not in before and th.name.startswith("medlab-")]
-    assert left == [], f"background jobs left running: {left}"
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 @pytest.fixture(scope="module")

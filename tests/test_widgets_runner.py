@@ -5,7 +5,6 @@ medlab.fusion, training on a background thread with a live loss curve, and the S
 from __future__ import annotations
 
 import base64
-import threading
 
 import cv2
 import numpy as np
@@ -18,13 +17,7 @@ import medlab.fusion
 import medlab.metrics
 import medlab.models
 
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads():
-    before = set(threading.enumerate())
-    yield
-    left = [th for th in threading.enumerate() if th not in before and th.name.startswith("medlab-")]
-    assert left == [], f"background jobs left running: {left}"
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ import medlab.registration
 from medlab._image import as_sitk, check_scalar
 from medlab._options import check_choice
 
-from ._jobs import BackgroundJob
+from ._jobs import BackgroundJob, JobOwner
 from ._plot import LinePlot
 from ._viewer import SliceViewer, StaticPNG
 
@@ -51,7 +51,7 @@ def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
             and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-6))
 
 
-class RegistrationBlender(StaticPNG, widgets.VBox):
+class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
     """A fixed and a moving image on the fixed grid: alpha blend, checkerboard, difference, flicker.
 
     Parameters
@@ -331,17 +331,6 @@ class RegistrationBlender(StaticPNG, widgets.VBox):
         if wait:
             job.join()
         return job
-
-    def stop(self) -> None:
-        """Stop the running registration at its next iteration (the Stop button)."""
-        if self.job is not None:
-            self.job.stop()
-
-    def wait(self, timeout: float | None = None):
-        """Join the registration job; returns its RegistrationResult (None if stopped)."""
-        if self.job is None:
-            return None
-        return self.job.wait(timeout)
 
     def _registration_ended(self, job: BackgroundJob):
         self.plot.set_series("metric", range(len(self.trace)), [r["metric"] for r in self.trace], force=True)

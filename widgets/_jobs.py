@@ -111,3 +111,21 @@ class BackgroundJob:
         if self.error is not None:
             raise self.error
         return self.result
+
+
+class JobOwner:
+    """Mixin for a component that runs one :class:`BackgroundJob` at a time in ``self.job``:
+    the Stop button's :meth:`stop` and the notebook's :meth:`wait`."""
+
+    job: BackgroundJob | None = None
+
+    def stop(self) -> None:
+        """Stop the running job at its next progress report (the Stop button)."""
+        if self.job is not None:
+            self.job.stop()
+
+    def wait(self, timeout: float | None = None):
+        """Join the running job; returns its result (None when there is none)."""
+        if self.job is None:
+            return None
+        return self.job.wait(timeout)

@@ -26,7 +26,7 @@ import medlab.fusion
 import medlab.models
 import medlab.segmentation
 
-from ._jobs import BackgroundJob
+from ._jobs import BackgroundJob, JobOwner
 from ._plot import LinePlot
 from ._viewer import SliceViewer, StaticPNG, encode_png
 
@@ -49,7 +49,7 @@ def device_text(report: dict) -> str:
     return f"{where} · backend {backend} · Keras {report.get('keras_version', '?')}"
 
 
-class ModelRunner(StaticPNG, widgets.VBox):
+class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
     """Pick a model, see the device, train with a live loss curve, infer and show Grad-CAM.
 
     Parameters
@@ -317,14 +317,3 @@ class ModelRunner(StaticPNG, widgets.VBox):
         if wait:
             job.join()
         return job
-
-    def stop(self) -> None:
-        """Stop training after the current batch (the Stop button)."""
-        if self.job is not None:
-            self.job.stop()
-
-    def wait(self, timeout: float | None = None):
-        """Join the training job; returns its TrainingResult."""
-        if self.job is None:
-            return None
-        return self.job.wait(timeout)

@@ -74,8 +74,19 @@ from ._resample import (
     resample,
     resample_labels,
 )
-from ._transforms import TRANSFORM_EXTENSIONS, as_affine, compose, read_transform, save_transform
-from ._validation import random_affine, random_deformation, random_rigid, registration_scores
+from ._transforms import (
+    TRANSFORM_EXTENSIONS,
+    as_affine,
+    compose,
+    read_transform,
+    save_transform,
+)
+from ._validation import (
+    random_affine,
+    random_deformation,
+    random_rigid,
+    registration_scores,
+)
 
 __all__ = [
     "register",
