@@ -58,6 +58,7 @@ HEADLINES = {
     "02_enhancement_and_filtering": ["ct_cnr_original", "ct_cnr_bilateral", "ct_ssim_nl_means", "mr_cv_before_n4",
                                      "mr_cv_after_n4"],
     "03_classic_segmentation": ["ct_dice", "ct_gac_dice", "ct_hd95_mm", "pet_dice_mean.Otsu in box"],
+    "04_registration": ["tre_start_mm", "tre_mean_mm", "dice_after", "drift_mm", "deformable_error_mm"],
     "05_unet_segmentation": ["dice_mean", "within_2mm", "mad_mm.opencv"],
     "06_cnn_classification_and_explanations": ["auc_malignant_vs_benign", "accuracy", "random_split_leak_fraction",
                                                "n_duplicates"],
