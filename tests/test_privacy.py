@@ -305,6 +305,16 @@ def test_summary_repr_names_no_file(inputs, tmp_path):
     assert str(inputs) not in text and not any(src.name in text for src, _ in s.files)
 
 
+def test_summary_names_inputs_as_given_through_a_link(inputs, tmp_path):
+    """A caller that lists its input files itself finds each of them in ``summary.files``,
+    also when ``src`` is reached through a symbolic link (data stores often are)."""
+    link = tmp_path / "linked"
+    link.symlink_to(inputs, target_is_directory=True)
+    s = medlab.privacy.deidentify(link, tmp_path / "out", key=KEY, progress=False)
+    pairs = dict(s.files)
+    assert sorted(pairs) == sorted(link.rglob("*.dcm"))
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -57,7 +57,8 @@ class DeidSummary:
     audit_csv : pathlib.Path
         The audit file.
     files : list of (pathlib.Path, pathlib.Path)
-        (input file, output file) for every file written.
+        (input file, output file) for every file written; input files are under ``src`` as
+        given (not resolved), output files under the resolved output folder.
     skipped : list of (pathlib.Path, str)
         (input file, reason) for every file not written: not DICOM, unreadable, DICOMDIR.
     burned_in : list of (pathlib.Path, str)
@@ -369,6 +370,11 @@ def deidentify(
         "us_header_rows": us_header_rows,
     }
     files = _inputs(src_r)
+    given = Path(os.fspath(src))
+
+    def as_given(path: Path) -> Path:  # report inputs under `src` as the caller wrote it
+        return given / path.relative_to(src_r) if src_r.is_dir() else given
+
     summary = DeidSummary(output=dst_r, audit_csv=audit_path or dst_r / DEFAULT_AUDIT_NAME)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst_r.name}.medlab-deid-", dir=dst_r.parent))
@@ -387,11 +393,11 @@ def deidentify(
             for i, path in enumerate(files):
                 result = _one_file(path, tmp, raw_key, options, i, used)
                 if isinstance(result, str):
-                    summary.skipped.append((path, result))
+                    summary.skipped.append((as_given(path), result))
                 else:
                     rel, rows, flag, blanked = result
                     out = dst_r / rel
-                    summary.files.append((path, out))
+                    summary.files.append((as_given(path), out))
                     if flag:
                         summary.burned_in.append((out, flag))
                     if blanked:
