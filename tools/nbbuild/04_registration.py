@@ -169,6 +169,14 @@ CELLS = [
                "Dice through the truth": scores["dice_truth"]}).round(3).to_frame(f"{PATIENT} CT-{MODALITY} {TRANSFORM}")
     """),
     ("md", """
+    **Similarity and affine** (`TRANSFORM`): more parameters are not free. On this CT-PET pair
+    (STS_001, seed 1, `LEVELS` (4, 2)) similarity ends at 6.8 mm, and affine with the default 32
+    histogram bins *collapses* (scales 0.3-0.8, TRE 37 mm): mutual information on this small field
+    of view rewards shrinking the CT onto part of the PET. `register` warns
+    (`RegistrationWarning`) when a result scales the image that much. Starting from the rigid
+    result (`initial_transform=result`) with a finer joint histogram (`histogram_bins=64`) brings
+    affine back to 4.3 mm (similarity: 2.9 mm). For one patient's PET/CT, rigid is the right model.
+
     The result is a `sitk.Transform`: it composes with others (`registration.compose`) and is
     saved as an ITK transform file that ITK, SimpleITK, 3D Slicer or ANTs read back.
     """),
@@ -241,7 +249,9 @@ CELLS = [
     Demons (Thirion's) pushes each voxel along the intensity gradient where the images differ and
     smooths the field; the **diffeomorphic** variant composes small exponential updates, so the
     result stays invertible. B-spline moves a grid of control points (every 20 mm) under any
-    metric. Demons compares intensities directly: one modality only.
+    metric. Demons compares intensities directly: one modality only. Measured on the 2 mm template
+    (seed 1, 2 shared cores): diffeomorphic demons 1.59 -> 0.43 mm in 20-40 s, B-spline
+    1.59 -> 0.37 mm in about 70 s, neither folding.
 
     The error is the mean distance between the found and the true displacement over the brain
     mask. The **Jacobian determinant** of the transform says how it changes volume locally (> 1
