@@ -295,6 +295,16 @@ def test_sarcoma_ct_pet_rigid_known_transform():
 
 
 @pytest.mark.slow
+def test_a_flat_masked_metric_says_what_to_do():
+    """The tumour mask alone as fixed mask leaves mutual information flat (-0.0002): the
+    error names the masks and the remedy."""
+    ct, mask = datasets.load("sts", case="STS_001", modality="CT", progress=False)
+    mr, _ = datasets.load("sts", case="STS_001", modality="MR_T1", progress=False)
+    with pytest.raises(reg.RegistrationError, match="Dilate"):
+        reg.register(ct, mr, transform="rigid", fixed_mask=mask, levels=(2,))
+
+
+@pytest.mark.slow
 def test_mni152_demons_recovers_a_known_deformation():
     d = datasets.load("mni152", resolution=2, progress=False)
     t1, brain_mask = d["template"], d["brain_mask"]

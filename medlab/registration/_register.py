@@ -772,9 +772,21 @@ def register(
             final = dft if moving_initial is None else compose(moving_initial, dft)
             eval_moving = None
         else:
-            optimised, rows, stop = _register_itk(
-                f32, m32, kind, metric, start, moving_initial, lv, sm, iters, fraction, lr, bins,
-                seed, fmask, mmask, mesh, user_cb)
+            try:
+                optimised, rows, stop = _register_itk(
+                    f32, m32, kind, metric, start, moving_initial, lv, sm, iters, fraction, lr,
+                    bins, seed, fmask, mmask, mesh, user_cb)
+            except RegistrationError as exc:
+                if fmask is None and mmask is None:
+                    raise
+                # Measured on the sarcoma CT/MR with the tumour mask as fixed mask: Mattes MI
+                # inside it was -0.0002 (-0.26 over the whole image), a flat metric whose
+                # line search leaves the image.
+                raise RegistrationError(
+                    f"{exc} With masks: the metric only sees the voxels inside them; a mask over "
+                    "one uniform structure (e.g. a tumour) leaves an almost flat metric. Dilate "
+                    "it to take in the surrounding anatomy (e.g. 20 mm)."
+                ) from exc
             final = optimised if moving_initial is None else compose(moving_initial, optimised)
             eval_moving = m32
         params = np.asarray(final.GetParameters()) if final.GetName() != "CompositeTransform" else np.zeros(1)
