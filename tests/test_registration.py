@@ -290,7 +290,7 @@ def test_sarcoma_ct_pet_rigid_known_transform():
     s = reg.registration_scores(result.transform, truth, target_mask=mask, fixed_mask=mask,
                                 moving_mask=reg.move_image(pet_mask, truth, is_label=True))
     assert s["tre_start_mean_mm"] > 10
-    assert s["tre_mean_mm"] < 4.5  # measured 2.97 mm
+    assert s["tre_mean_mm"] < 4.5  # measured 3.2 mm (2.7 mm of it: the unperturbed pair drifts that far)
     assert s["dice"] > 0.88  # measured 0.934 (0.953 through the true transform)
 
 
