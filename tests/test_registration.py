@@ -262,6 +262,52 @@ def test_diverging_optimiser_is_reported(brain):
     assert any(issubclass(w.category, reg.RegistrationWarning) for w in caught)
 
 
+def test_a_moving_crop_inside_the_fixed_image_is_sampled_on_the_moving_image(brain):
+    """``sample_on='auto'``: a moving image that is a crop of the fixed one's field of view is
+    sampled (every sample stays inside the other image); the result is still fixed -> moving."""
+    image, labels = brain
+    truth = reg.random_rigid(seed=5, max_angle_deg=6, max_translation_mm=6, center_mm=image_centre(image))
+    moved = reg.move_image(image, truth)
+    size = moved.GetSize()
+    crop = sitk.RegionOfInterest(moved, [size[0] // 2, size[1] // 2, size[2] - 8],
+                                 [size[0] // 4, size[1] // 4, 4])
+    result = reg.register(image, crop, transform="rigid", metric="mean_squares")
+    assert result.sampled_on == "moving"
+    s = reg.registration_scores(result.transform, truth, target_mask=labels > 1)
+    assert s["tre_start_mean_mm"] > 4 and s["tre_mean_mm"] < 0.5  # measured 0.1 mm
+    forced = reg.register(image, crop, transform="rigid", metric="mean_squares", sample_on="fixed")
+    assert forced.sampled_on == "fixed"
+    # the whole fixed image against a same-size moving one: sampled on the fixed image
+    assert reg.register(image, moved, transform="rigid", metric="mean_squares", iterations=3).sampled_on == "fixed"
+
+
+def test_affine_runs_a_rigid_stage_first(brain):
+    image, labels = brain
+    truth = reg.random_affine(seed=6, max_angle_deg=6, max_translation_mm=6, center_mm=image_centre(image))
+    moving = reg.move_image(image, truth)
+    staged = reg.register(image, moving, transform="affine", metric="mean_squares")
+    trace = staged.metric_trace
+    assert list(trace["stage"].unique()) == ["rigid", "affine"]
+    assert staged.levels == (4, 2, 1, 4, 2, 1) and trace["level"].max() == 5
+    assert staged.transform.GetName() == "AffineTransform"
+    s = reg.registration_scores(staged.transform, truth, target_mask=labels > 1)
+    assert s["tre_mean_mm"] < 0.5
+    direct = reg.register(image, moving, transform="affine", metric="mean_squares", rigid_first=False)
+    assert "stage" not in direct.metric_trace and direct.levels == (4, 2, 1)
+
+
+def test_new_options_are_checked(brain):
+    image, _ = brain
+    with pytest.raises(ValueError, match="sample_on"):
+        reg.register(image, image, sample_on="both")
+    with pytest.raises(ValueError, match="linear"):
+        reg.register(image, image, transform="bspline", sample_on="moving")
+    with pytest.raises(ValueError, match="percentiles"):
+        reg.register(image, image, winsorize=(99, 1))
+    with pytest.raises(TypeError, match="winsorize"):
+        reg.register(image, image, winsorize="yes")
+
+
 def test_result_apply_and_save(tmp_path, brain):
     image, labels = brain
     truth = reg.random_rigid(seed=4, max_angle_deg=5, max_translation_mm=5, center_mm=image_centre(image))
@@ -292,6 +338,24 @@ def test_sarcoma_ct_pet_rigid_known_transform():
     assert s["tre_start_mean_mm"] > 10
     assert s["tre_mean_mm"] < 4.5  # measured 3.2 mm (2.7 mm of it: the unperturbed pair drifts that far)
     assert s["dice"] > 0.88  # measured 0.934 (0.953 through the true transform)
+
+
+@pytest.mark.slow
+def test_a_collapsing_affine_stage_is_rejected():
+    """STS_006 CT/PET: mutual information prefers mapping the whole CT onto a small part of the
+    PET (measured MI 0.78 collapsed vs 0.36 at the true alignment). The rigid stage is kept,
+    with a warning, instead of an affine with scales of 0.1-0.5."""
+    ct, mask = datasets.load("sts", case="STS_006", modality="CT", progress=False)
+    pet, _ = datasets.load("sts", case="STS_006", modality="PET", progress=False)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(mask)
+    truth = reg.random_affine(center_mm=stats.GetCentroid(1), seed=205)  # bench_registration's case
+    moving = reg.move_image(pet, truth)
+    with pytest.warns(reg.RegistrationWarning, match="kept the rigid stage"):
+        result = reg.register(ct, moving, transform="affine", modalities=("CT", "PET"))
+    assert result.transform.GetName() == "AffineTransform" and "rejected" in result.stop_reason
+    s = reg.registration_scores(result.transform, truth, target_mask=mask)
+    assert s["tre_start_mean_mm"] > 10 and s["tre_mean_mm"] < 10  # measured 6.1 mm (collapsed: 34-47 mm)
 
 
 @pytest.mark.slow

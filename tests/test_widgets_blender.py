@@ -176,7 +176,9 @@ def test_stop_button_stops_the_registration(pair):
     b._register_kwargs.update(iterations=2)
     b._run.click()
     b.wait(timeout=120)
-    assert b.job.status == "done" and b.result.iterations == 2
+    # affine runs a rigid stage first (rigid_first): 2 iterations in each stage
+    assert b.job.status == "done" and b.result.iterations == 4
+    assert list(b.result.metric_trace["stage"]) == ["rigid"] * 2 + ["affine"] * 2
 
 
 def test_a_failed_registration_is_reported_not_lost(pair):
