@@ -331,7 +331,8 @@ def _scores(tx, truth, ct_mask, moved_mask, own_optimum):
 WHO = ("medlab", "direct", "ants", "antsid")
 
 
-def run_case(case, case_index, mod, *, kinds=LINEAR_TRUTHS, direct=True, use_ants=True, log=print):
+def run_case(case, case_index, mod, *, kinds=LINEAR_TRUTHS, direct=True, use_ants=True, log=print,
+             register_kwargs=None):
     """All registrations of one patient and modality -> list of row dicts (one per truth)."""
     import SimpleITK as sitk
 
@@ -354,7 +355,7 @@ def run_case(case, case_index, mod, *, kinds=LINEAR_TRUTHS, direct=True, use_ant
         row = {"patient": case, "modality": mod, "transform": kind, "truth_seed": seed}
 
         def med(mov, k=kind, **kw):
-            return register(ct, mov, transform=k, modalities=("CT", mod), **kw).transform
+            return register(ct, mov, transform=k, modalities=("CT", mod), **{**(register_kwargs or {}), **kw}).transform
 
 
         def ants_run(mov, **kw):
@@ -605,6 +606,8 @@ def main(argv=None):
     p.add_argument("--transforms", nargs="*", default=list(LINEAR_TRUTHS), choices=LINEAR_TRUTHS)
     p.add_argument("--no-direct", action="store_true", help="skip the affine without its rigid stage")
     p.add_argument("--no-ants", action="store_true")
+    p.add_argument("--search-mm", type=float, default=0.0,
+                   help="medlab register(search_mm=...): multi-start over +-this many mm (default 0: off)")
     p.add_argument("--no-check", action="store_true", help="skip the conversion check")
     p.add_argument("--parts", nargs="*", default=["sarcoma", "mni"], choices=["sarcoma", "mni"],
                    help="which parts, in this order (default: sarcoma then mni)")
@@ -632,6 +635,7 @@ def main(argv=None):
         for mod in args.modalities:
             results["rows"].extend(run_case(case, all_cases.index(case), mod, kinds=tuple(args.transforms),
                                             direct=not args.no_direct, use_ants=not args.no_ants,
+                                            register_kwargs={"search_mm": args.search_mm} if args.search_mm else None,
                                             log=lambda s: print(s, flush=True)))
             _write(results, args.out)
 

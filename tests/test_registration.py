@@ -306,6 +306,22 @@ def test_new_options_are_checked(brain):
         reg.register(image, image, winsorize=(99, 1))
     with pytest.raises(TypeError, match="winsorize"):
         reg.register(image, image, winsorize="yes")
+    with pytest.raises(ValueError, match="search_mm"):
+        reg.register(image, image, transform="demons", search_mm=5.0)
+
+
+def test_multi_start_search_keeps_the_best_start(brain):
+    image, labels = brain
+    truth = reg.random_rigid(seed=1, max_angle_deg=8, max_translation_mm=8, center_mm=image_centre(image))
+    moving = reg.move_image(image, truth)
+    seen = []
+    result = reg.register(image, moving, transform="rigid", metric="mean_squares", search_mm=6.0,
+                          progress=lambda f, m: seen.append(m))
+    s = reg.registration_scores(result.transform, truth, target_mask=labels > 1)
+    assert s["tre_mean_mm"] < 0.5  # measured 0.04 mm
+    level0 = [m for m in seen if m.startswith("level 1/")]
+    trace0 = result.metric_trace[result.metric_trace["level"] == 0]
+    assert len(level0) > len(trace0) > 0  # 7 starts ran; the trace keeps the chosen one
 
 
 def test_result_apply_and_save(tmp_path, brain):

@@ -485,17 +485,22 @@ def _staged(kind: str, args: dict) -> RegistrationResult:
         first = register(**{**args, "transform": "rigid", "progress": part(0.0, 0.5)})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            second = register(**{**args, "initial_transform": first.transform, "init": None,
-                                 "sample_on": first.sampled_on, "rigid_first": False,
-                                 "progress": part(0.5, 1.0)})
+            try:
+                second = register(**{**args, "initial_transform": first.transform, "init": None,
+                                     "sample_on": first.sampled_on, "rigid_first": False,
+                                     "search_mm": 0.0, "progress": part(0.5, 1.0)})
+                collapse = _collapsed(second.transform)
+            except RegistrationError as exc:
+                # seen on unperturbed sarcoma CT/PET pairs: the affine stage runs off the image
+                second, collapse = None, f"failed ({str(exc).split(': the')[0]})"
     finally:
         close()
-    collapse = _collapsed(second.transform)
     for w in caught:
         if collapse is None or "collapsed" not in str(w.message):
             warnings.warn(w.message, w.category, stacklevel=3)
     trace = _concat_traces([first.metric_trace.assign(stage="rigid"),
-                            second.metric_trace.assign(stage=kind)], len(first.levels))
+                            None if second is None else second.metric_trace.assign(stage=kind)],
+                           len(first.levels))
     if collapse is None:
         chosen, stop = second, second.stop_reason
     else:
@@ -511,13 +516,17 @@ def _staged(kind: str, args: dict) -> RegistrationResult:
         transform=transform, resampled=chosen.resampled, metric_trace=trace,
         initial_metric=first.initial_metric, final_metric=chosen.final_metric,
         seconds=time.perf_counter() - t0, stop_reason=stop, transform_kind=kind,
-        metric=second.metric, levels=first.levels + second.levels, reference=second.reference,
-        sampled_on=first.sampled_on)
+        metric=first.metric, levels=first.levels * (1 if second is None else 2),
+        reference=first.reference, sampled_on=first.sampled_on)
 
 
 def _concat_traces(traces, offset: int):
+    """The rigid stage's trace, then the second stage's (None: it failed) with its levels
+    numbered after the first's."""
     import pandas as pd
 
+    if traces[1] is None:
+        return traces[0].reset_index(drop=True)
     second = traces[1].assign(level=traces[1]["level"] + offset)
     return pd.concat([traces[0], second], ignore_index=True)
 
@@ -564,7 +573,7 @@ def _bspline_mesh(fixed: sitk.Image, mesh_spacing_mm: float, n_levels: int):
 
 def _register_itk(fixed, moving, kind, metric, start, moving_initial, levels, smoothing, iterations,
                   fraction, lr, bins, seed, fixed_mask, moving_mask, mesh_spacing_mm, user_cb,
-                  cap_samples=False):
+                  cap_samples=False, search_mm=0.0):
     def method(shrinks, sigmas):
         R = sitk.ImageRegistrationMethod()
         _set_metric(R, metric, bins, fraction, seed, fixed_mask, moving_mask)
@@ -597,9 +606,8 @@ def _register_itk(fixed, moving, kind, metric, start, moving_initial, levels, sm
     # step's distance (1-2 mm TRE), regular-step gradient descent stops early when random
     # sampling flips the gradient (0.3-0.5 mm) and, on the sarcoma CT/MR, follows shallow
     # slopes of mutual information for tens of mm; conjugate gradients reach 0.01-0.07 mm.
-    current = start
-    stop = ""
-    for k, (shrink, sigma) in enumerate(zip(levels, smoothing, strict=True)):
+    def level_run(k, initial, out_rows):
+        shrink, sigma = levels[k], smoothing[k]
         n_vox = float(np.prod([max(1, s // shrink) for s in fixed.GetSize()]))
         frac_k = fraction if not cap_samples else min(fraction, MAX_SAMPLES / n_vox)
         R = sitk.ImageRegistrationMethod()
@@ -609,16 +617,53 @@ def _register_itk(fixed, moving, kind, metric, start, moving_initial, levels, sm
         R.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
         if moving_initial is not None:
             R.SetMovingInitialTransform(moving_initial)
-        R.SetInitialTransform(current, inPlace=False)
+        R.SetInitialTransform(initial, inPlace=False)
         R.SetOptimizerAsConjugateGradientLineSearch(
             learningRate=1.0, numberOfIterations=iterations, convergenceMinimumValue=1e-6,
             convergenceWindowSize=10, estimateLearningRate=R.Once,
             maximumStepSizeInPhysicalUnits=lr * shrink / levels[0])
         R.SetOptimizerScalesFromPhysicalShift()
-        current = _unwrap(_run_method(R, fixed, moving, levels, iterations, user_cb, rows,
-                                      "register", level_offset=k))
-        stop = R.GetOptimizerStopConditionDescription()
+        out = _unwrap(_run_method(R, fixed, moving, levels, iterations, user_cb, out_rows,
+                                  "register", level_offset=k))
+        return out, R.GetOptimizerStopConditionDescription()
+
+    current, stop = start, ""
+    for k in range(len(levels)):
+        if k > 0 or not search_mm:
+            current, stop = level_run(k, current, rows)
+            continue
+        # multi-start: the coarsest level from the start and from the start shifted by
+        # +-search_mm along each axis; go on from the lowest final metric (same samples: the
+        # sampling is seeded, so the values compare)
+        best, first_error = None, None
+        for candidate in _shifted(start, search_mm):
+            candidate_rows = []
+            try:
+                tx, st = level_run(k, candidate, candidate_rows)
+            except RegistrationError as exc:
+                first_error = first_error or exc
+                continue
+            value = candidate_rows[-1][2] if candidate_rows else math.inf
+            if best is None or value < best[0]:
+                best = (value, tx, st, candidate_rows)
+        if best is None:
+            raise first_error
+        _, current, stop, best_rows = best
+        rows.extend(best_rows)
     return current, rows, stop
+
+
+def _shifted(start: sitk.Transform, distance_mm: float) -> list:
+    """``start`` and copies of it translated by +-``distance_mm`` along each physical axis."""
+    out = [start]
+    for axis in range(start.GetDimension()):
+        for sign in (-1.0, 1.0):
+            t = type(start)(start)
+            offset = list(t.GetTranslation())
+            offset[axis] += sign * distance_mm
+            t.SetTranslation(tuple(offset))
+            out.append(t)
+    return out
 
 
 def _unwrap(t: sitk.Transform) -> sitk.Transform:
@@ -709,6 +754,7 @@ def register(
     sample_on: str = "auto",
     winsorize: Sequence[float] | None = None,
     rigid_first: bool = True,
+    search_mm: float = 0.0,
     seed: int = 0,
     spacing=None,
     progress=None,
@@ -801,11 +847,20 @@ def register(
         Similarity and affine started from ``init`` (not from landmarks or an
         ``initial_transform``): register rigidly first over the whole pyramid, then the full
         model from there (ANTs' rigid -> affine practice). If that stage scales outside
-        ``SCALE_BOUNDS`` (0.8-1.25; a collapse that mutual information can prefer) it is
-        rejected with a :class:`RegistrationWarning` and the rigid stage is returned, as a
+        ``SCALE_BOUNDS`` (0.8-1.25; a collapse that mutual information can prefer), or runs
+        off the image, it is rejected with a :class:`RegistrationWarning` and the rigid stage
+        is returned, as a
         transform of the kind asked. The trace has a ``stage`` column and the second stage's
         levels follow the first's. Measured on the sarcoma CT/PET with known affine motions
         (benchmarks/bench_registration.py): see its results.
+    search_mm : float
+        Linear transforms: a multi-start search. The coarsest level is run from the start and
+        from the start shifted by +-``search_mm`` along each axis (7 starts in 3D), and the
+        finer levels go on from the one that ends with the lowest metric. 0 (default): one
+        start. (With ``rigid_first`` only the rigid stage searches.) Measured with 10 mm on the
+        10 sarcoma patients with known rigid motions: TRE against the method's own unperturbed
+        optimum CT/PET 4.2 -> 3.3 mm, CT/MR 6.4 -> 6.2 mm, TRE against the truth unchanged
+        (5.0 -> 4.9, 10.0 -> 10.5 mm), 1.6x the time; hence off by default.
     seed : int
         Seed of the random metric sampling: the same seed gives the same result.
     spacing : sequence of float, optional
@@ -903,6 +958,9 @@ def register(
             f"(the result is inverted); got transform={kind!r}"
             + ("" if kind not in LINEAR else " with a non-linear initial_transform"))
     clip = _check_winsorize(winsorize) if metric == "mattes" else None
+    search = check_positive("search_mm", search_mm, allow_zero=True)
+    if search and kind not in LINEAR:
+        raise ValueError(f"`search_mm` is for linear transforms; got transform={kind!r}")
     seed = check_int("seed", seed, minimum=0)
     mesh = check_positive("mesh_spacing_mm", mesh_spacing_mm if mesh_spacing_mm is not None
                           else DEFAULTS["bspline"]["mesh_spacing_mm"])
@@ -965,13 +1023,13 @@ def register(
                     reverse, rows, stop = _register_itk(
                         m_metric, f_metric, kind, metric, back_start, None, lv_m, sm_m, iters,
                         fraction, lr, bins, seed, mmask, fmask, mesh, user_cb,
-                        cap_samples=sampling_fraction is None)
+                        cap_samples=sampling_fraction is None, search_mm=search)
                     optimised = _as_kind(as_affine(reverse).GetInverse(), kind, centre)
                 else:
                     optimised, rows, stop = _register_itk(
                         f_metric, m_metric, kind, metric, start, moving_initial, lv, sm, iters,
                         fraction, lr, bins, seed, fmask, mmask, mesh, user_cb,
-                        cap_samples=sampling_fraction is None)
+                        cap_samples=sampling_fraction is None, search_mm=search)
             except RegistrationError as exc:
                 if fmask is None and mmask is None:
                     raise
