@@ -244,7 +244,7 @@ def test_use_backend_refuses_to_switch_after_import():
 
 
 @pytest.mark.parametrize("module", ["medlab.dedup", "medlab.models.data", "medlab.models.hc18", "medlab.metrics._classification",
-                                    "medlab.models.networks", "medlab.models._backend"])
+                                    "medlab.models.networks", "medlab.models._backend", "medlab.models.busi"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0

@@ -26,7 +26,7 @@ Device (:mod:`~medlab.models._backend`)
 Use cases
     HC18 (:mod:`~medlab.models.hc18`): :func:`fit_ellipse`, :func:`head_circumference`,
     :func:`hc18_split`, :func:`evaluate_hc18`. BUSI (:mod:`~medlab.models.busi`):
-    :func:`load_busi`, :func:`busi_split`, :func:`evaluate_busi`; :func:`roc_auc_ci` (the one in
+    :func:`load_busi`, :func:`busi_split`, :func:`busi_subset`, :func:`evaluate_busi`; :func:`roc_auc_ci` (the one in
     :mod:`medlab.metrics`, re-exported).
 """
 
@@ -90,6 +90,7 @@ _NAMES = {
     "evaluate_hc18": "hc18",
     "load_busi": "busi",
     "busi_split": "busi",
+    "busi_subset": "busi",
     "evaluate_busi": "busi",
 }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medlab._options import check_int
+from medlab._options import check_choice, check_int
 
 __all__ = ["CLASSES", "load_busi", "busi_split", "evaluate_busi"]
 
@@ -61,6 +61,7 @@ def busi_split(images=None, cases=None, labels=None, *, fractions=(0.6, 0.2, 0.2
     -------
     dict
         ``train``, ``val``, ``test``: lists of case ids; ``groups``: ``{case: group id}``;
+        ``labels``: ``{case: label}``;
         ``max_distance``;
         ``n_groups``, ``n_duplicate_groups`` (groups of 2 or more images), ``n_duplicates``
         (images beyond the first of their group), ``conflicts`` (list of lists of case ids
@@ -88,6 +89,7 @@ def busi_split(images=None, cases=None, labels=None, *, fractions=(0.6, 0.2, 0.2
     out = {name: sorted(kept[idx].tolist()) for name, idx in zip(("train", "val", "test"), parts, strict=True)}
     out.update(
         groups={str(c): int(g) for c, g in zip(cases, groups, strict=True)},
+        labels={str(c): str(lbl) for c, lbl in zip(cases, labels, strict=True)},
         max_distance=int(max_distance),
         n_groups=int(len(sizes)),
         n_duplicate_groups=int((sizes > 1).sum()),
@@ -95,6 +97,40 @@ def busi_split(images=None, cases=None, labels=None, *, fractions=(0.6, 0.2, 0.2
         conflicts=[sorted(cases[groups == k].tolist()) for k in conflicts],
     )
     return out
+
+
+def busi_subset(split: dict, part: str, n_per_class: int = 0, *,
+                classes=("benign", "malignant")) -> list:
+    """Case ids of one part of a :func:`busi_split`, class by class.
+
+    Parameters
+    ----------
+    split : dict
+        From :func:`busi_split`.
+    part : {'train', 'val', 'test'}
+    n_per_class : int
+        0: every case of each class; otherwise at most this many per class, spread evenly over
+        the part's (sorted) cases, so a smaller run keeps the same mix.
+    classes : sequence of str
+        Which classes, in this order (default the lesions: benign, then malignant).
+
+    Examples
+    --------
+    >>> split = {"train": ["benign (1)", "benign (2)", "benign (3)", "malignant (1)", "normal (1)"],
+    ...          "labels": {"benign (1)": "benign", "benign (2)": "benign", "benign (3)": "benign",
+    ...                     "malignant (1)": "malignant", "normal (1)": "normal"}}
+    >>> busi_subset(split, "train", 2)
+    ['benign (1)', 'benign (3)', 'malignant (1)']
+    """
+    check_choice("part", part, ("train", "val", "test"))
+    n = check_int("n_per_class", n_per_class, minimum=0)
+    chosen = []
+    for cls in classes:
+        cases = [c for c in split[part] if split["labels"][c] == cls]
+        if n and cases:
+            cases = [cases[i] for i in np.linspace(0, len(cases) - 1, min(n, len(cases))).astype(int)]
+        chosen += cases
+    return chosen
 
 
 def evaluate_busi(model, cases, *, images=None, batch_size: int = 32):

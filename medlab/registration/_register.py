@@ -505,7 +505,8 @@ def _staged(kind: str, args: dict) -> RegistrationResult:
         chosen, stop = second, second.stop_reason
     else:
         warnings.warn(
-            f"the {kind} stage {collapse}; kept the rigid stage (returned as a {kind} transform). "
+            f"the {kind} stage {collapse}; kept the rigid stage (returned as {_article(kind)} {kind} "
+            "transform). "
             "Mutual information can prefer such a collapse; give a fixed mask over the anatomy "
             "or use the rigid result.", RegistrationWarning, stacklevel=3)
         chosen = first
@@ -518,6 +519,10 @@ def _staged(kind: str, args: dict) -> RegistrationResult:
         seconds=time.perf_counter() - t0, stop_reason=stop, transform_kind=kind,
         metric=first.metric, levels=first.levels * (1 if second is None else 2),
         reference=first.reference, sampled_on=first.sampled_on)
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _concat_traces(traces, offset: int):

@@ -61,21 +61,11 @@ CELLS = [
     index = {c: i for i, c in enumerate(data["cases"])}
 
 
-    def lesions_of(part, n_per_class):
-        # benign and malignant images of a split part, n per class spread over the part (0: all)
-        chosen = []
-        for cls in ("benign", "malignant"):
-            cases = [c for c in split[part] if data["labels"][index[c]] == cls]
-            if n_per_class:
-                cases = [cases[i] for i in np.linspace(0, len(cases) - 1, min(n_per_class, len(cases))).astype(int)]
-            chosen += cases
-        return chosen
-
-
-    dev_cases = lesions_of("train", 0) + lesions_of("val", 0)
+    # benign, then malignant cases of a split part; n per class spread over the part (0: all)
+    dev_cases = models.busi_subset(split, "train", 0) + models.busi_subset(split, "val", 0)
     if N_DEV_PER_CLASS:
-        dev_cases = lesions_of("train", N_DEV_PER_CLASS * 3 // 4) + lesions_of("val", N_DEV_PER_CLASS // 4)
-    test_cases = lesions_of("test", N_TEST_PER_CLASS)
+        dev_cases = models.busi_subset(split, "train", N_DEV_PER_CLASS * 3 // 4) + models.busi_subset(split, "val", N_DEV_PER_CLASS // 4)
+    test_cases = models.busi_subset(split, "test", N_TEST_PER_CLASS)
     cases = dev_cases + test_cases
     images = [data["images"][index[c]] for c in cases]
     y = np.array([data["labels"][index[c]] == "malignant" for c in cases], int)

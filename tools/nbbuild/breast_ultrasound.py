@@ -53,20 +53,10 @@ CELLS = [
     index = {c: i for i, c in enumerate(data["cases"])}
 
 
-    def lesions_of(part, n_per_class):
-        # benign and malignant images of a split part, n per class spread over the part (0: all)
-        chosen = []
-        for cls in ("benign", "malignant"):
-            cases = [c for c in split[part] if data["labels"][index[c]] == cls]
-            if n_per_class:
-                cases = [cases[i] for i in np.linspace(0, len(cases) - 1, min(n_per_class, len(cases))).astype(int)]
-            chosen += cases
-        return chosen
-
-
+    # benign, then malignant cases of a split part; n per class spread over the part (0: all)
     n_dev = N_DEV_PER_CLASS
-    dev_cases = lesions_of("train", n_dev * 3 // 4) + lesions_of("val", n_dev // 4) if n_dev else lesions_of("train", 0) + lesions_of("val", 0)
-    test_cases = lesions_of("test", N_TEST_PER_CLASS)
+    dev_cases = models.busi_subset(split, "train", n_dev * 3 // 4) + models.busi_subset(split, "val", n_dev // 4) if n_dev else models.busi_subset(split, "train", 0) + models.busi_subset(split, "val", 0)
+    test_cases = models.busi_subset(split, "test", N_TEST_PER_CLASS)
     cases = dev_cases + test_cases
     images = [data["images"][index[c]] for c in cases]
     y = np.array([data["labels"][index[c]] == "malignant" for c in cases], int)
@@ -105,7 +95,7 @@ CELLS = [
 
     net = models.pretrained("busi_resnet")
     cnn_test = models.evaluate_busi(net, [cases[i] for i in test], images=[images[i] for i in test])
-    val_cases = lesions_of("val", 0)
+    val_cases = models.busi_subset(split, "val", 0)
     cnn_val = models.evaluate_busi(net, val_cases, images=[data["images"][index[c]] for c in val_cases])
     prob["cnn"] = cnn_test["p_malignant"].to_numpy()
     thresholds["cnn"] = threshold_for((cnn_val["label"] == "malignant").to_numpy(int), cnn_val["p_malignant"].to_numpy(),
