@@ -31,7 +31,7 @@ from ._resample import resample, resample_labels
 from ._transforms import as_affine, compose, save_transform
 
 __all__ = ["register", "RegistrationResult", "TRANSFORMS", "METRICS", "INITS", "DEFAULTS",
-           "SAMPLE_ON", "WINSORIZE", "default_metric"]
+           "SAMPLE_ON", "SAMPLE_MARGIN", "SCALE_BOUNDS", "WINSORIZE", "default_metric"]
 
 TRANSFORMS = ("rigid", "similarity", "affine", "bspline", "demons", "diffeomorphic_demons")
 LINEAR = ("rigid", "similarity", "affine")
@@ -504,11 +504,11 @@ def _staged(kind: str, args: dict) -> RegistrationResult:
     if collapse is None:
         chosen, stop = second, second.stop_reason
     else:
+        why = ("Mutual information can prefer such a collapse; give a fixed mask over the anatomy "
+               "or use the rigid result." if second is not None else "")
         warnings.warn(
-            f"the {kind} stage {collapse}; kept the rigid stage (returned as {_article(kind)} {kind} "
-            "transform). "
-            "Mutual information can prefer such a collapse; give a fixed mask over the anatomy "
-            "or use the rigid result.", RegistrationWarning, stacklevel=3)
+            f"the {kind} stage {collapse}; kept the rigid stage (returned as {_article(kind)} "
+            f"{kind} transform). {why}".rstrip(), RegistrationWarning, stacklevel=3)
         chosen = first
         stop = f"{kind} stage rejected ({collapse}); rigid stage kept. {first.stop_reason}"
     transform = chosen.transform if chosen is second else \
@@ -854,10 +854,10 @@ def register(
         model from there (ANTs' rigid -> affine practice). If that stage scales outside
         ``SCALE_BOUNDS`` (0.8-1.25; a collapse that mutual information can prefer), or runs
         off the image, it is rejected with a :class:`RegistrationWarning` and the rigid stage
-        is returned, as a
-        transform of the kind asked. The trace has a ``stage`` column and the second stage's
-        levels follow the first's. Measured on the sarcoma CT/PET with known affine motions
-        (benchmarks/bench_registration.py): see its results.
+        is returned, as a transform of the kind asked. The trace has a ``stage`` column and
+        the second stage's levels follow the first's. Measured on the 10 sarcoma patients
+        with known affine motions (``benchmarks/results/registration.md``): mean TRE CT/PET
+        14.3 -> 6.3 mm (2 of 10 failed before, none after), CT/MR 8.6 -> 9.2 mm.
     search_mm : float
         Linear transforms: a multi-start search. The coarsest level is run from the start and
         from the start shifted by +-``search_mm`` along each axis (7 starts in 3D), and the
@@ -962,7 +962,9 @@ def register(
             f"sample_on='moving' needs a linear registration started from a linear transform "
             f"(the result is inverted); got transform={kind!r}"
             + ("" if kind not in LINEAR else " with a non-linear initial_transform"))
-    clip = _check_winsorize(winsorize) if metric == "mattes" else None
+    clip = _check_winsorize(winsorize)
+    if metric != "mattes":
+        clip = None  # only mutual information bins intensities
     search = check_positive("search_mm", search_mm, allow_zero=True)
     if search and kind not in LINEAR:
         raise ValueError(f"`search_mm` is for linear transforms; got transform={kind!r}")
