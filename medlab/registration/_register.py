@@ -579,9 +579,9 @@ def _bspline_mesh(fixed: sitk.Image, mesh_spacing_mm: float, n_levels: int):
 def _register_itk(fixed, moving, kind, metric, start, moving_initial, levels, smoothing, iterations,
                   fraction, lr, bins, seed, fixed_mask, moving_mask, mesh_spacing_mm, user_cb,
                   cap_samples=False, search_mm=0.0):
-    def method(shrinks, sigmas):
+    def method(shrinks, sigmas, sampled=fraction):
         R = sitk.ImageRegistrationMethod()
-        _set_metric(R, metric, bins, fraction, seed, fixed_mask, moving_mask)
+        _set_metric(R, metric, bins, sampled, seed, fixed_mask, moving_mask)
         R.SetShrinkFactorsPerLevel(list(shrinks))
         R.SetSmoothingSigmasPerLevel(list(sigmas))
         R.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
@@ -614,14 +614,7 @@ def _register_itk(fixed, moving, kind, metric, start, moving_initial, levels, sm
     def level_run(k, initial, out_rows):
         shrink, sigma = levels[k], smoothing[k]
         n_vox = float(np.prod([max(1, s // shrink) for s in fixed.GetSize()]))
-        frac_k = fraction if not cap_samples else min(fraction, MAX_SAMPLES / n_vox)
-        R = sitk.ImageRegistrationMethod()
-        _set_metric(R, metric, bins, frac_k, seed, fixed_mask, moving_mask)
-        R.SetShrinkFactorsPerLevel([shrink])
-        R.SetSmoothingSigmasPerLevel([sigma])
-        R.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        if moving_initial is not None:
-            R.SetMovingInitialTransform(moving_initial)
+        R = method([shrink], [sigma], fraction if not cap_samples else min(fraction, MAX_SAMPLES / n_vox))
         R.SetInitialTransform(initial, inPlace=False)
         R.SetOptimizerAsConjugateGradientLineSearch(
             learningRate=1.0, numberOfIterations=iterations, convergenceMinimumValue=1e-6,
