@@ -26,7 +26,7 @@ needs_store = pytest.mark.skipif(
     STORE is None or not (STORE / "MANIFEST.csv").is_file(), reason="local data store not available"
 )
 
-STORE_SETS = ["ibsi_digital_phantom", "ibsi_ct_phantom", "ibsi_reference", "sts", "pyradiomics", "hc18", "busi"]
+STORE_SETS = ["ibsi_digital_phantom", "ibsi_ct_phantom", "ibsi_reference", "sts", "pyradiomics", "hc18", "busi", "dcm_qa_nih"]
 PACKAGE_SETS = ["pydicom_data", "mni152", "deid_echo", "skimage_retina"]
 
 
@@ -124,7 +124,7 @@ def test_info_is_a_copy():
 def test_table_has_a_row_per_data_set():
     df = datasets.table()
     assert list(df.index) == datasets.list_datasets()
-    assert df.loc["hc18", "n_files"] == 747
+    assert df.loc["hc18", "n_files"] == 1747
 
 
 @needs_store
@@ -175,7 +175,7 @@ def test_cases():
     assert datasets.cases("sts") == [f"STS_{i:03d}" for i in (1, 2, 3, 4, 5, 6, 8, 10, 12, 14)]
     assert datasets.cases("pyradiomics") == ["brain1", "brain2", "breast1"]
     hc = datasets.cases("hc18")
-    assert len(hc) == 373 and "000_HC" in hc and "010_2HC" in hc
+    assert len(hc) == 873 and "000_HC" in hc and "010_2HC" in hc
     assert not any("Annotation" in c for c in hc)
     busi = datasets.cases("busi")
     assert len(busi) == 625 and "benign (1)" in busi

@@ -186,10 +186,13 @@ DATASETS: dict[str, dict] = {
     "hc18": {
         "kind": "store",
         "root": "hc18",
-        "title": "HC18 fetal head circumference (training subset)",
+        "title": "HC18 fetal head circumference (training subset, all trimesters)",
         "description": (
-            "2D fetal-head ultrasound (800x540 PNG) of subjects 000-299, 373 images, with a "
-            "filled head annotation per image; the CSV gives the pixel size (mm) and the "
+            "2D fetal-head ultrasound (800x540 PNG), 873 images: all of subjects 000-299 and, "
+            "of subjects 300-805, those whose number is not a multiple of 5 (the others are "
+            "kept back as an unseen benchmark). The set is ordered by gestational age: head "
+            "circumference rises from 44 mm (subject 000) to 346 mm (subject 805). A filled "
+            "head annotation per image; the CSV gives the pixel size (mm) and the "
             "sonographer's head circumference (mm)."
         ),
         "modality": ["US"],
@@ -233,6 +236,36 @@ DATASETS: dict[str, dict] = {
         },
         "url_note": None,
         "case_pattern": r"^(?:benign|malignant|normal)/(.+)\.png$",
+    },
+    "dcm_qa_nih": {
+        "kind": "store",
+        "root": "dcm_qa_nih",
+        "title": "dcm2niix validation corpus: GE and Siemens MR DICOM (dcm_qa_nih)",
+        "description": (
+            "The same phantom scanned on a GE MR scanner (In/20180918GE/mr_000N: EPI series of "
+            "151 single-slice files, 15 slices x 10 volumes) and on a Siemens MR scanner "
+            "(In/20180918Si/mr_000N: mosaic EPI, 2 files = 2 volumes each), with dcm2niix's reference "
+            "conversions (Ref/*.nii: voxels and world geometry; Ref/*.json: BIDS sidecars with "
+            "slice timing and phase encoding)."
+        ),
+        "modality": ["MR"],
+        "ground_truth": "reference NIfTI volumes and BIDS sidecars written by dcm2niix",
+        "licence": "BSD-2-Clause (dcm_qa_nih/LICENSE); images acquired by the NIH",
+        "licence_file": "dcm_qa_nih/LICENSE",
+        "citation": (
+            "Li X, Morgan PS, Ashburner J, Smith J, Rorden C. The first step for neuroimaging "
+            "data analysis: DICOM to NIfTI conversion. J Neurosci Methods. 2016;264:47-56. "
+            "doi:10.1016/j.jneumeth.2016.03.001. Data: github.com/neurolabusc/dcm_qa_nih"
+        ),
+        "source": {
+            "repository": "https://github.com/neurolabusc/dcm_qa_nih",
+            "commit": "d302d6e241dd",
+            "upstream": {"": ""},
+        },
+        "url_note": (
+            "Only the abbreviated commit d302d6e241dd is known; the raw URL uses it as given."
+        ),
+        "case_pattern": r"^In/(\d{8}(?:GE|Si)/mr_\d{4})/",
     },
     # ---- data that ships inside PyPI packages (nothing to download) ----
     "pydicom_data": {

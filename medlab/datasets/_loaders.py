@@ -226,6 +226,28 @@ def _pydicom_data(case, *, progress=True):
     return Path(path)
 
 
+def _dcm_qa_nih(case, *, progress=True):
+    """dict: ``series`` (Path of the DICOM series folder, ``In/<study>/<series>``),
+    ``reference`` (Path of dcm2niix's reference NIfTI) and ``sidecar`` (Path of its BIDS JSON).
+
+    The reference of a series is the ``Ref`` file of its vendor whose name ends in the series
+    number: GE ``mr_0004`` -> ``DCM2NIIX_regression_test_4``, Siemens ``mr_0003`` ->
+    ``EPI_PE=AP_3``.
+    """
+    study, series = case.split("/")
+    number = int(series.split("_")[1])
+    prefix = "DCM2NIIX_regression_test_" if study.endswith("GE") else "EPI_PE="
+    refs = [rel for rel in _registry._raw("dcm_qa_nih")["files"]
+            if rel.startswith("Ref/" + prefix) and rel.endswith(f"_{number}.nii")]
+    if len(refs) != 1:
+        raise DatasetError(f"dcm_qa_nih: no single reference volume for {case!r} (found {refs})")
+    ref = refs[0]
+    files = [f"In/{case}/*", ref, ref[:-len(".nii")] + ".json"]
+    root = fetch("dcm_qa_nih", files, progress=progress)
+    return {"series": root / "In" / study / series, "reference": root / ref,
+            "sidecar": root / (ref[:-len(".nii")] + ".json")}
+
+
 # ---------------------------------------------------------------- table and dispatch
 
 
@@ -245,6 +267,7 @@ LOADERS: dict[str, _Loader] = {
     "pyradiomics": _Loader(_pyradiomics, default_case="brain1"),
     "hc18": _Loader(_hc18, default_case="000_HC"),
     "busi": _Loader(_busi, default_case="benign (1)"),
+    "dcm_qa_nih": _Loader(_dcm_qa_nih, default_case="20180918GE/mr_0004"),
     "mni152": _Loader(_mni152),
     "deid_echo": _Loader(_deid_echo),
     "skimage_retina": _Loader(_skimage_retina),
@@ -303,6 +326,8 @@ def load(name: str, case: str | None = None, **kw):
         - ``pyradiomics``: ``(image, label)``
         - ``hc18``: dict with ``image``, ``mask``, ``pixel_size_mm``, ``hc_mm``
         - ``busi``: dict with ``image`` (RGB) and ``label`` (class name)
+        - ``dcm_qa_nih``: dict with ``series`` (DICOM folder), ``reference`` (dcm2niix's NIfTI)
+          and ``sidecar`` (its BIDS JSON), all ``pathlib.Path``
         - ``mni152``: dict with ``template``, ``brain_mask``, ``gm_mask``, ``wm_mask``
         - ``deid_echo``: 3D RGB image (frames along z); ``skimage_retina``: 2D RGB image
         - ``ibsi_reference``, ``pydicom_data``: ``pathlib.Path`` of the file
