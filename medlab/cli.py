@@ -13,7 +13,14 @@
     Run a per-case task over a cohort on Dask (medlab.batch); resumable.
 ``medlab data list | info NAME | fetch NAME | verify NAME``
     The dataset registry: what is registered, where it comes from, and fetching it (from the
-    cache, the local store in ``$MEDLAB_DATA_STORE``, or the source URL).
+    cache, the local store in ``$MEDLAB_DATA_STORE``, the embedded sample, or the source URL).
+``medlab notebooks DIR``
+    Copy the tutorial and use-case notebooks that ship with the package into ``DIR``
+    (``DIR/tutorials``, ``DIR/usecases``), to open in JupyterLab or run with
+    ``medlab report --all --notebooks-dir DIR``.
+
+Every error is one line on stderr and a non-zero exit code (2: bad usage, 1: the job failed);
+``medlab --debug ...`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -24,19 +31,53 @@ import sys
 from pathlib import Path
 
 
+class UsageError(Exception):
+    """A command line that cannot work (a bad path, a missing argument): exit code 2."""
+
+
+def _writable_folder(path, what: str) -> Path:
+    """Check that folder ``path`` can be created and written *before* any work starts.
+
+    The nearest existing folder on the way must be a folder in which a file can be created
+    (probed with a temporary file, which also catches read-only file systems).
+    """
+    import tempfile
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {str(path)!r} is a file, not a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what} {str(path)!r} cannot be created: {str(probe)!r} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what} {str(path)!r} is not writable ({str(probe)!r}: {exc.strerror or exc})") from None
+    return path
+
+
 def _report(args) -> int:
     from medlab.errors import MedlabError
-    from medlab.reports import find_notebooks, parse_value, run_all, run_notebook
+    from medlab.reports import describe_data, find_notebooks, parse_value, run_all, run_notebook
 
+    _writable_folder(args.out, "--out")
     if args.all:
         if args.notebooks or args.parameter:
             print("medlab report --all runs every notebook with its defaults; give no notebooks or -p",
                   file=sys.stderr)
             return 2
-        reports = run_all(args.out, find_notebooks(args.notebooks_dir), hide_code=args.hide_code,
-                          progress=not args.quiet)
+        try:
+            notebooks = find_notebooks(args.notebooks_dir)
+        except FileNotFoundError as exc:
+            raise UsageError(str(exc)) from None
+        if not notebooks:
+            raise UsageError(f"no notebooks in {args.notebooks_dir}/tutorials or /usecases")
+        reports = run_all(args.out, notebooks, hide_code=args.hide_code, progress=not args.quiet)
         for rep in reports:
-            state = f"FAILED: {rep.error}" if rep.error else f"{rep.seconds:.1f} s"
+            state = f"FAILED: {rep.error}" if rep.error else f"{rep.seconds:.1f} s; data: {describe_data(rep.data)}"
             print(f"{rep.notebook.stem.replace('.failed', '')}: {state}")
         print(f"index: {Path(args.out).resolve() / 'index.html'}")
         return 1 if any(r.error for r in reports) else 0
@@ -54,6 +95,7 @@ def _report(args) -> int:
             failed += 1
             continue
         print(f"{Path(nb).name}: {rep.seconds:.1f} s -> {rep.html or rep.notebook}")
+        print(f"    data: {describe_data(rep.data)}")
         for k, v in rep.records.items():
             print(f"    {k} = {json.dumps(v)}")
     print(f"reports in {Path(args.out).resolve()}")
@@ -99,6 +141,10 @@ def _deid(args) -> int:
         print("medlab deid: give the secret with --key, --key-file or $MEDLAB_DEID_KEY", file=sys.stderr)
         return 2
     opts = set(args.profile_options)
+    # before reading any file: the output (and the audit file) must be creatable
+    _writable_folder(Path(args.output).parent if Path(args.output).parent != Path("") else ".", "the output's folder")
+    if args.audit_csv:
+        _writable_folder(Path(args.audit_csv).parent, "the audit file's folder")
     try:
         summary = deidentify(
             args.input,
@@ -137,9 +183,36 @@ def _batch(args) -> int:
     return 1 if res.failed else 0
 
 
+def _notebooks(args) -> int:
+    import shutil
+
+    from medlab.reports import find_notebooks, packaged_notebooks
+
+    src = packaged_notebooks()
+    notebooks = find_notebooks(src)
+    dest = _writable_folder(args.dir, "DIR")
+    clash = [dest / nb.relative_to(src) for nb in notebooks if (dest / nb.relative_to(src)).exists()]
+    if clash and not args.force:
+        raise UsageError(f"{len(clash)} notebook(s) already in {dest} (e.g. {clash[0]}); "
+                         f"give --force to overwrite them")
+    for nb in notebooks:
+        target = dest / nb.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(nb, target)
+    print(f"{len(notebooks)} notebooks copied into {dest.resolve()} (tutorials/, usecases/); "
+          f"run them all with: medlab report --all --notebooks-dir {dest} --out REPORTS")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medlab", description="medlab: medical image analysis for Jupyter")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
+
+    n = sub.add_parser("notebooks", help="copy the tutorial and use-case notebooks into a folder")
+    n.add_argument("dir", help="target folder (created if missing)")
+    n.add_argument("--force", action="store_true", help="overwrite notebooks already there")
+    n.set_defaults(func=_notebooks)
 
     r = sub.add_parser("report", help="run notebooks through papermill and write HTML reports")
     r.add_argument("notebooks", nargs="*", help="notebook files (.ipynb)")
@@ -183,17 +256,45 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--audit-csv", help="audit file (default OUTPUT/deid_audit.csv)")
     x.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     x.set_defaults(func=_deid)
+    for cmd in sub.choices.values():  # `medlab report --debug ...` as well as `medlab --debug report ...`
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def main(argv=None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 the job failed, 2 bad usage, 130 stopped)."""
     args = build_parser().parse_args(argv)
     from medlab.errors import MedlabError
 
     try:
         return args.func(args)
-    except MedlabError as exc:
-        print(f"medlab: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("medlab: stopped", file=sys.stderr)
+        return 130
+    except UsageError as exc:
+        if args.debug:
+            raise
+        print(f"medlab {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except (MedlabError, ValueError, TypeError, OSError) as exc:
+        # data errors, bad arguments named by medlab, files that cannot be read or written
+        if args.debug:
+            raise
+        kind = "" if isinstance(exc, MedlabError) else f"{type(exc).__name__}: "
+        print(f"medlab {args.command}: {kind}{_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line, with the way to see more
+        if args.debug:
+            raise
+        print(f"medlab {args.command}: unexpected {type(exc).__name__}: {_one_line(exc)} "
+              f"(run with --debug for the traceback)", file=sys.stderr)
         return 1
 
 

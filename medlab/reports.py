@@ -32,10 +32,12 @@ __all__ = [
     "run_all",
     "write_index",
     "find_notebooks",
+    "packaged_notebooks",
     "notebook_parameters",
     "thumbnail",
     "Report",
     "RECORDS_MIME",
+    "describe_data",
 ]
 
 RECORDS_MIME = "application/vnd.medlab.records+json"
@@ -153,6 +155,71 @@ class Report:
     thumbnail: Path | None = None
     error: str | None = None
     group: str | None = None  # the source folder ('tutorials', 'usecases'); the index groups by it
+    #: the registered data the notebook fetched: ``{name: {'source': ..., 'files': n}}``; source is
+    #: 'sample' (embedded in the package), 'store' ($MEDLAB_DATA_STORE), 'cache' or 'package'
+    data: dict = field(default_factory=dict)
+
+
+#: how a report names where its data came from
+DATA_SOURCES = {
+    "sample": "embedded sample (medlab/datasets/sample)",
+    "store": "full data set, local store ($MEDLAB_DATA_STORE)",
+    "cache": "full data set, download cache",
+    "package": "data inside an installed PyPI package",
+}
+
+
+def _data_used(log: Path) -> dict:
+    """Summarise the fetch log of a run: per data set, its source(s) and distinct files."""
+    used: dict[str, dict] = {}
+    with contextlib.suppress(OSError):
+        for line in log.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                rec = json.loads(line)
+                ent = used.setdefault(rec["name"], {"sources": set(), "files": set()})
+                ent["sources"].add(rec["source"])
+                ent["files"].update(rec["files"])
+    return {name: {"source": "+".join(sorted(e["sources"])), "files": len(e["files"])}
+            for name, e in sorted(used.items())}
+
+
+def _pass_on(log: Path, outer: str | None) -> None:
+    """A run inside a run that logs its data (a test, a batch) passes its log lines outward."""
+    if outer:
+        with contextlib.suppress(OSError), open(outer, "a", encoding="utf-8") as fh:
+            fh.write(log.read_text(encoding="utf-8"))
+
+
+def describe_data(data: dict) -> str:
+    """One line naming each data set a report used and where it came from."""
+    if not data:
+        return "no registered data set (phantoms or package data only)"
+    parts = []
+    for name, d in data.items():
+        where = " + ".join(DATA_SOURCES.get(s, s) for s in d["source"].split("+"))
+        n = f", {d['files']} file(s)" if d["files"] else ""
+        parts.append(f"{name}: {where}{n}")
+    return "; ".join(parts)
+
+
+def _note_data(notebook: Path, data: dict) -> None:
+    """Append a 'Data used' cell and ``metadata.medlab.data`` to an executed notebook."""
+    import nbformat
+
+    nb = nbformat.read(os.fspath(notebook), as_version=4)
+    nb.metadata.setdefault("medlab", {})["data"] = data
+    lines = [f"- `{name}`: {DATA_SOURCES.get(d['source'], d['source'])} ({d['files']} file(s))"
+             if d["files"] else f"- `{name}`: {DATA_SOURCES.get(d['source'], d['source'])}"
+             for name, d in data.items()]
+    text = "**Data used by this report** (recorded by medlab.reports while it ran):\n\n" + (
+        "\n".join(lines) if lines else "no registered data set (phantoms only).")
+    if any(d["source"] == "sample" for d in data.values()):
+        text += ("\n\nThe embedded sample holds a few cases of each data set, so numbers differ from a "
+                 "run on the full data (set `MEDLAB_DATA_STORE`, or `MEDLAB_DATA_SOURCE=full` to download).")
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.id = "medlab-data-used"
+    nb.cells.append(cell)
+    _atomic_write_text(notebook, nbformat.writes(nb))
 
 
 def _check_parameters(path: Path, parameters: dict) -> None:
@@ -168,12 +235,29 @@ def _check_parameters(path: Path, parameters: dict) -> None:
             )
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return int(next(ln for ln in fh if ln.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: read by setting it (briefly) and restoring it
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp, path) -> None:
+    """Rename a finished temporary file into place with the mode a new file gets (0644 under
+    the usual umask 022); ``mkstemp`` creates 0600, which other readers of a report cannot open."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -195,6 +279,21 @@ def export_html(notebook_path, html_path, *, hide_code: bool = False) -> Path:
     html_path = Path(html_path)
     _atomic_write_text(html_path, body)
     return html_path
+
+
+@contextlib.contextmanager
+def _env(**values):
+    """Set environment variables (inherited by a kernel started inside) and restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -276,9 +375,11 @@ def run_notebook(
     failed = out_dir / f"{path.stem}.failed.ipynb"
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.stem}.", suffix=".ipynb")
     os.close(fd)
+    fd, data_log = tempfile.mkstemp(prefix=f"medlab-data-{path.stem}.", suffix=".jsonl")
+    os.close(fd)
     t0 = time.perf_counter()
     try:
-        with _inline_figures():
+        with _inline_figures(), _env(MEDLAB_DATA_LOG=data_log):
             papermill.execute_notebook(
                 os.fspath(path),
                 tmp,
@@ -292,7 +393,7 @@ def run_notebook(
                 store_widget_state=False,
             )
     except papermill.PapermillExecutionError as exc:
-        os.replace(tmp, failed)
+        _publish(tmp, failed)
         raise MedlabError(
             f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
             f"the executed notebook is in {failed}"
@@ -300,14 +401,20 @@ def run_notebook(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        data = _data_used(Path(data_log))
+        _pass_on(Path(data_log), os.environ.get("MEDLAB_DATA_LOG"))
+        Path(data_log).unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
-    os.replace(tmp, final_nb)
+    _note_data(Path(tmp), data)
+    _publish(tmp, final_nb)
     failed.unlink(missing_ok=True)
     html_path = export_html(final_nb, final_html, hide_code=hide_code) if html else None
     records = read_records(final_nb)
     records_json = out_dir / f"{path.stem}.records.json"
     _atomic_write_text(records_json, json.dumps(records, indent=1))
-    return Report(notebook=final_nb, html=html_path, records=records, seconds=seconds, records_json=records_json)
+    return Report(notebook=final_nb, html=html_path, records=records, seconds=seconds, records_json=records_json,
+                  data=data)
 
 
 def thumbnail(notebook, out_png, *, width: int = 360, index: int = 0) -> Path | None:
@@ -337,21 +444,36 @@ def thumbnail(notebook, out_png, *, width: int = 360, index: int = 0) -> Path | 
         fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
         with os.fdopen(fd, "wb") as fh:
             fh.write(buf.getvalue())
-        os.replace(tmp, out_png)
+        _publish(tmp, out_png)
         return out_png
     return None
 
 
+def packaged_notebooks() -> Path:
+    """The folder of the tutorial and use-case notebooks that ship with medlab.
+
+    In a source checkout (editable install) it is the project's ``notebooks/``; an installed
+    wheel carries the same files as package data in ``medlab/notebooks``.
+    """
+    here = Path(__file__).resolve().parent
+    for root in (here.parent / "notebooks", here / "notebooks"):
+        if (root / "tutorials").is_dir():
+            return root
+    raise FileNotFoundError(
+        f"this medlab installation has no notebooks (looked in {here.parent / 'notebooks'} and "
+        f"{here / 'notebooks'}); reinstall medlab, or pass a notebooks folder explicitly")
+
+
 def find_notebooks(root=None) -> list[Path]:
-    """Every notebook under ``root/tutorials`` and ``root/usecases`` (default: the project's
-    ``notebooks/`` folder), in name order."""
+    """Every notebook under ``root/tutorials`` and ``root/usecases`` (default: the notebooks
+    that ship with medlab, :func:`packaged_notebooks`), in name order."""
     if root is None:
-        root = Path(__file__).resolve().parents[1] / "notebooks"
-        if not root.is_dir():
-            root = Path.cwd() / "notebooks"
+        root = packaged_notebooks()
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"no notebooks folder at {root}; pass the folder explicitly")
+        raise FileNotFoundError(
+            f"no notebooks folder at {root}; copy the notebooks there with `medlab notebooks {root}`, "
+            f"or pass the folder that holds tutorials/ and usecases/")
     return sorted(p for sub in ("tutorials", "usecases") for p in (root / sub).glob("*.ipynb"))
 
 
@@ -414,6 +536,7 @@ def write_index(reports, out_dir) -> Path:
             numbers = "<br>".join(f"<code>{_html.escape(k)}</code> = {_html.escape(_fmt(v))}" for k, v in items)
             if rep.records_json:
                 numbers += f"<br><a href='{_html.escape(rep.records_json.name)}'>all recorded values</a>"
+            numbers += f"<br><small>data: {_html.escape(describe_data(rep.data))}</small>"
         groups.setdefault(rep.group or "", []).append(
             f"<tr><td>{link}</td><td>{pic}</td><td>{rep.seconds:.1f} s</td><td>{status}</td><td>{numbers}</td></tr>")
     order = [g for g in GROUP_TITLES if g in groups] + sorted(g for g in groups if g not in GROUP_TITLES)

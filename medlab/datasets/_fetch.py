@@ -52,6 +52,20 @@ def store_dir() -> Path | None:
     return Path(env).expanduser() if env else None
 
 
+def sample_dir() -> Path:
+    """The embedded sample inside the installed package, laid out as ``<root>/<file>``."""
+    return Path(__file__).resolve().parent / "sample"
+
+
+def _source_of(root: Path) -> str:
+    """'store', 'sample' or 'cache': where the folder :func:`fetch` returned lies."""
+    store = store_dir()
+    for source, base in (("sample", sample_dir()), ("store", store)):
+        if base is not None and Path(root).resolve().is_relative_to(Path(base).resolve()):
+            return source
+    return "cache"
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -120,7 +134,14 @@ class _Memo:
 
 
 def _stream(url: str, out) -> None:
-    """Write the bytes at ``url`` into the open binary file ``out`` (the only network access)."""
+    """Write the bytes at ``url`` into the open binary file ``out`` (the only network access).
+
+    ``$MEDLAB_OFFLINE`` (any value but '' or '0') forbids it: a run that must not download (a
+    test, a course machine) fails as a machine without network would, in every process that
+    inherits the setting (notebook kernels too).
+    """
+    if os.environ.get("MEDLAB_OFFLINE", "") not in ("", "0"):
+        raise urllib.error.URLError("downloads are switched off (MEDLAB_OFFLINE is set)")
     with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:  # noqa: S310 - https URLs from the registry
         shutil.copyfileobj(resp, out, _CHUNK)
 
@@ -215,6 +236,21 @@ def _package_root(ent: dict) -> Path:
     return root
 
 
+def _log_use(name: str, source: str, files) -> None:
+    """Append one line (JSON) per fetch to ``$MEDLAB_DATA_LOG`` when it is set.
+
+    :func:`medlab.reports.run_notebook` sets it for the notebook's kernel, so a report can say
+    which data it used (embedded sample, local store, cache or package data).
+    """
+    log = os.environ.get("MEDLAB_DATA_LOG")
+    if not log:
+        return
+    line = json.dumps({"name": name, "source": source, "files": list(files)})
+    with contextlib.suppress(OSError):  # the log is informative; it never stops a fetch
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
 def fetch(name: str, files=None, *, progress: bool = True) -> Path:
     """Make sure the files of a data set are present and verified; return its root folder.
 
@@ -261,15 +297,19 @@ def fetch(name: str, files=None, *, progress: bool = True) -> Path:
     """
     ent = _registry._raw(name)
     if ent["kind"] == "package":
-        return _package_root(ent)
+        root = _package_root(ent)
+        _log_use(name, "package", [])
+        return root
     wanted = _select(ent, files)
     cache = cache_dir()
     cache_root = cache / ent["root"]
     memo = _Memo(cache)
     try:
-        return _fetch_store_kind(ent, wanted, cache_root, memo, progress)
+        root = _fetch_store_kind(ent, wanted, cache_root, memo, progress)
     finally:
         memo.save()
+    _log_use(name, _source_of(root), wanted)
+    return root
 
 
 def verify(name: str, *, progress: bool = True) -> Path:
@@ -341,6 +381,8 @@ def _fetch_store_kind(ent, wanted, cache_root: Path, memo: _Memo, progress: bool
     # 3. copy what the store has into the cache, download the rest
     failed: dict[str, str] = {}
     network_down = None
+    # folders this fetch creates; a failed fetch removes those it left empty
+    created = _absent_folders(cache_root, missing)
     for rel in _progress(missing, total=len(missing), desc=f"fetch {ent['name']}", enabled=progress):
         dest = cache_root / rel
         sha, nbytes = reg[rel]["sha256"], reg[rel]["bytes"]
@@ -364,8 +406,26 @@ def _fetch_store_kind(ent, wanted, cache_root: Path, memo: _Memo, progress: bool
         else:
             memo.record(dest, sha)
     if failed:
+        _remove_empty(created)
         raise DatasetError(_missing_message(ent, failed, corrupted, cache_root))
     return cache_root
+
+
+def _absent_folders(cache_root: Path, rels) -> list[Path]:
+    """Folders (deepest first) that writing ``rels`` under ``cache_root`` would create."""
+    out: set[Path] = set()
+    for rel in rels:
+        folder = (cache_root / rel).parent
+        while not folder.exists() and folder != folder.parent:
+            out.add(folder)
+            folder = folder.parent
+    return sorted(out, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_empty(folders) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty (another file arrived), or gone: keep going
+            folder.rmdir()
 
 
 def _missing_message(ent, failed: dict[str, str], corrupted: list[str], cache_root: Path) -> str:
@@ -376,9 +436,12 @@ def _missing_message(ent, failed: dict[str, str], corrupted: list[str], cache_ro
     reason = next(iter(failed.values()))
     msg = (
         f"Data set {ent['name']!r}: {len(names)} file(s) are missing and could not be downloaded: "
-        f"{shown}. ({where}; download failed: {reason}.) To provide them offline, set "
-        f"MEDLAB_DATA_STORE to a folder that holds '{ent['root']}/<file>' (the layout of the "
-        f"medlab data store), or put the files under {cache_root}."
+        f"{shown}. ({where}; download failed: {reason}.) To get them: online, run "
+        f"`medlab data fetch {ent['name']}` (downloads every file from {ent['source']['url']} and "
+        f"checks its sha256); offline, set MEDLAB_DATA_STORE to a folder that holds "
+        f"'{ent['root']}/<file>' (the layout of a machine's cache, {cache_dir()}, so a copy of a "
+        f"cache that holds the data set is a store; the files and their sha256 are listed in "
+        f"medlab/datasets/registry.json), or put the files under {cache_root}."
     )
     if corrupted:
         msg += f" Cached copies of {corrupted[:5]} failed their sha256 check and were deleted."
