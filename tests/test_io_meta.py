@@ -79,7 +79,7 @@ def test_metadata_of_a_series_folder(ibsi_ct):
 
 
 def test_age_parsing():
-    from medlab.io._meta import _age_years
+    from medlab.io._fields import _age_years
 
     assert _age_years("045Y") == 45.0
     assert _age_years("006M") == 0.5

@@ -65,6 +65,15 @@ def require_exists(path: str) -> None:
         raise ImageIOError(path, "no such file or folder")
 
 
+class DicomWarning(UserWarning):
+    """A DICOM series or file was read, but under an assumption the message states.
+
+    Raised (as a warning) for non-uniform slice spacing, a gantry tilt, duplicate files,
+    unreadable files skipped in a folder and what dcm2niix reports while converting. Turn it
+    into an error with ``warnings.simplefilter("error", medlab.io.DicomWarning)``.
+    """
+
+
 # Relative deviation of slice steps from their mean above which a stack is reported.
 UNIFORM_TOL = 1e-3
 
@@ -84,6 +93,6 @@ def warn_if_nonuniform(steps: np.ndarray, path: str, *, stacklevel: int) -> None
             f"{path}: slices are not uniformly spaced (steps from {steps.min():.4g} to "
             f"{steps.max():.4g} mm along the slice normal; a slice may be missing); the volume "
             f"uses their mean {mean:.4g} mm",
-            UserWarning,
+            DicomWarning,
             stacklevel=stacklevel + 1,
         )

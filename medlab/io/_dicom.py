@@ -7,14 +7,19 @@ extended and lossless and JPEG-LS with pylibjpeg-libjpeg, JPEG 2000 with pylibjp
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import SimpleITK as sitk
 
 from medlab._image import as_sitk
 from medlab.errors import ImageIOError
+from medlab.io import _dcm2niix
 from medlab.io._common import warn_if_nonuniform
+from medlab.io._fields import dataset_metadata
 from medlab.io._header import find, frame_items, open_dicom
-from medlab.io._meta import metadata, pet_scale
+from medlab.io._suv import pet_scale
+from medlab.io._volumes import attach
 
 
 def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
@@ -30,6 +35,13 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
             "RTSTRUCT": "; use medlab.io.rtstruct_to_labels",
         }.get(str(modality), "")
         raise ImageIOError(path, f"no pixel data in this DICOM file (Modality {modality}){hint}")
+    iop = find(ds, "ImageOrientationPatient")
+    iop = tuple(float(v) for v in iop) if iop is not None and len(iop) == 6 else None
+    if is_mosaic(ds):
+        check_mosaic_header(path, ds)
+        return _dcm2niix.convert([path], path, orientation=iop)
+    if int(ds.get("NumberOfFrames") or 1) > 1 and _repeated_frame_positions(ds, path):
+        return _dcm2niix.convert([path], path, orientation=iop)
     try:
         arr = ds.pixel_array
     except (KeyboardInterrupt, SystemExit):
@@ -58,7 +70,7 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
     if not vector:
         arr = _modality_lut(arr, ds)
     if str(ds.get("Modality", "")).upper() == "PT":
-        factor = pet_scale(metadata(ds, identifying=True), pet_units, path)
+        factor = pet_scale(dataset_metadata(ds, identifying=True), pet_units, path)
         if factor is not None:
             arr = arr.astype(np.float32) * np.float32(factor)
 
@@ -66,13 +78,88 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
     if frames == 1:
         img, _ = as_sitk(arr[0], vector=vector)
         img.SetSpacing(spacing_xy)
-        return img
+        return attach(img, {"source": "pydicom"})
     order, origin, direction, step = _frame_geometry(ds, frames, path)
     img, _ = as_sitk(arr[order] if order is not None else arr, vector=vector)
     img.SetSpacing((*spacing_xy, step))
     img.SetOrigin(origin)
     img.SetDirection(direction)
-    return img
+    return attach(img, {"source": "pydicom"})
+
+
+# Private creator of Siemens' CSA headers; the image header is element xx10 of its block.
+_CSA_CREATOR = "SIEMENS CSA HEADER"
+
+
+def is_mosaic(ds) -> bool:
+    """Whether a dataset is a Siemens mosaic (ImageType holds MOSAIC)."""
+    return any(str(v).strip().upper() == "MOSAIC" for v in (ds.get("ImageType") or []))
+
+
+def check_mosaic_header(path: str, ds=None) -> None:
+    """Raise ImageIOError unless a mosaic file has a CSA image header with its number of slices.
+
+    The CSA header (0029,xx10) gives NumberOfImagesInMosaic; without it the tiles of the
+    picture cannot be told from empty space, nor their order and slice normal.
+    """
+    if ds is None:
+        ds = open_dicom(path, header_only=True)
+    reason = None
+    try:
+        block = ds.private_block(0x0029, _CSA_CREATOR)
+        raw = block[0x10].value
+    except KeyError:
+        raw = None
+        reason = f"no Siemens CSA image header (private block {_CSA_CREATOR!r}, element 0029,xx10)"
+    if raw is not None:
+        try:
+            with warnings.catch_warnings():
+                # nibabel.nicom warns on import that its DICOM *readers* are experimental;
+                # only its CSA parser is used here.
+                warnings.simplefilter("ignore", UserWarning)
+                from nibabel.nicom import csareader
+        except ImportError:  # the CSA's content is then checked by dcm2niix only
+            return
+        try:
+            header = csareader.read(raw)
+            n = csareader.get_n_mosaic(header)
+        except Exception as exc:  # noqa: BLE001 - nibabel raises several types for a corrupt CSA
+            reason = f"unreadable Siemens CSA image header ({type(exc).__name__}: {exc})"
+        else:
+            if not n:
+                reason = "the Siemens CSA image header has no NumberOfImagesInMosaic"
+    if reason is not None:
+        raise ImageIOError(
+            path,
+            f"Siemens mosaic (ImageType MOSAIC) with {reason}: the number, order and normal of the "
+            "slices tiled in the picture are unknown, so it cannot be read as a volume",
+        )
+
+
+def _repeated_frame_positions(ds, path: str) -> bool:
+    """Whether a multi-frame file holds several volumes (each frame position repeated equally often).
+
+    Raises ImageIOError when positions repeat unequally (frames missing or duplicated).
+    """
+    items = frame_items(ds, "PlanePositionSequence")
+    frames = int(ds.get("NumberOfFrames") or 1)
+    iop = find(ds, "ImageOrientationPatient")
+    if items is None or len(items) != frames or iop is None or len(iop) != 6:
+        return False
+    if not all("ImagePositionPatient" in it for it in items):
+        return False
+    normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+    along = np.array([[float(v) for v in it.ImagePositionPatient] for it in items]) @ normal
+    _, counts = np.unique(np.round(along / 0.01).astype(np.int64), return_counts=True)
+    if counts.max() == 1:
+        return False
+    if counts.min() != counts.max():
+        raise ImageIOError(
+            path,
+            f"the {frames} frames lie at {len(counts)} slice positions, repeated {counts.min()} to "
+            f"{counts.max()} times: frames are missing or duplicated, so the volumes cannot be separated",
+        )
+    return True
 
 
 def _invert_monochrome1(arr: np.ndarray, ds) -> np.ndarray:

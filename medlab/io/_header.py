@@ -16,6 +16,19 @@ from medlab.errors import ImageIOError
 _RAW_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 
 
+def is_dicom_file(path) -> bool:
+    """Whether ``path`` starts like a DICOM file (preamble + 'DICM', or a raw group 0002/0008 element).
+
+    Reads 132 bytes; no pydicom import. False for unreadable files and folders.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return (len(head) == 132 and head[128:132] == b"DICM") or (len(head) >= 8 and head[:2] in _RAW_STARTS)
+
+
 def open_dicom(path, *, header_only: bool = False):
     """Parse a DICOM file with pydicom.
 

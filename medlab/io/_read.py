@@ -9,7 +9,9 @@ import SimpleITK as sitk
 from medlab._options import check_choice
 from medlab.errors import ImageIOError, MedlabError
 from medlab.io._common import ITK_EXTENSIONS, extension, fspath, itk_reason, require_exists
-from medlab.io._meta import PET_UNITS
+from medlab.io._dicom import read_dicom_file
+from medlab.io._series import read_series
+from medlab.io._suv import PET_UNITS
 
 
 def read(
@@ -18,15 +20,23 @@ def read(
     series_uid: str | None = None,
     pet_units: str = "suv",
     as_gray: bool = False,
+    progress=None,
 ) -> sitk.Image:
     """Read a medical image into a ``SimpleITK.Image`` with physical geometry and units.
 
     What is read, and how (one read path per kind of input):
 
-    - **a folder**: a DICOM series. GDCM groups the files by SeriesInstanceUID and sorts them
-      by position along the slice normal; ``sitk.ImageSeriesReader`` (GDCM) decodes them.
-      Result: 3D, with spacing from the slice positions (a UserWarning says when they are not
-      uniform, e.g. a missing slice). A series of a single file is read as that file.
+    - **a folder**: a DICOM series, found in the folder and its subfolders (grouped by
+      SeriesInstanceUID; non-DICOM files, DICOMDIR and objects without an image are
+      skipped). One file per slice position gives a **3D** image decoded by
+      ``sitk.ImageSeriesReader`` (GDCM), with origin, spacing and direction from the slice
+      positions (a :class:`DicomWarning` names non-uniform spacing or a gantry tilt, which
+      is kept exactly with a non-orthogonal direction). Several volumes (each slice position
+      repeated equally often: fMRI, diffusion, multi-echo, multi-phase), Siemens mosaics
+      (the CSA header gives the slices) and several multi-frame files give a **4D** image
+      (x, y, z, volume) converted by dcm2niix; see :func:`volume`, :func:`volumes` and
+      :func:`volume_metadata`. Files that disagree (sizes, orientations, positions repeated
+      unequally) raise. A series of a single file is read as that file.
     - **a file ending in** ``.nii``, ``.nii.gz``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``,
       ``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff`` or ``.bmp``: SimpleITK's own
       readers. PNG/JPEG/BMP are 2D; colour stays a vector image (see ``as_gray``).
@@ -39,7 +49,9 @@ def read(
       give a 3D image with frames along z: frames with positions (enhanced multi-frame,
       RTDOSE) are sorted along the slice normal with their real origin, direction and
       spacing; frames without positions (ultrasound cine, NM) keep file order with z step
-      1.0 (frame index; the frame time is ``metadata(path)["frame_time_ms"]``).
+      1.0 (frame index; the frame time is ``metadata(path)["frame_time_ms"]``). A Siemens
+      mosaic file, or an enhanced multi-frame file whose frame positions repeat (several
+      volumes), is converted by dcm2niix like a folder (3D for one volume, else 4D).
 
     Intensities (DICOM): the modality LUT / RescaleSlope and RescaleIntercept are applied, so
     CT is in Hounsfield units; RTDOSE is scaled by DoseGridScaling (Gy); PET (Modality 'PT')
@@ -60,6 +72,8 @@ def read(
         PET only: 'suv' gives SUV body weight (g/mL) using :func:`suv_factor`; 'bqml' gives
         activity concentration in Bq/mL (requires Units BQML); 'stored' gives the rescaled
         stored values in whatever Units the file declares.
+    progress : None, bool or callable
+        Folders only: progress of reading the headers; see :func:`list_series`.
     as_gray : bool
         If True, a colour (vector) image is converted to its luma
         ``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601, as JPEG and DICOM YBR use) as float32
@@ -68,9 +82,10 @@ def read(
     Returns
     -------
     SimpleITK.Image
-        2D or 3D; spacing in mm in (x, y[, z]) order. As an array
-        (``sitk.GetArrayFromImage``) it is indexed (z, y, x), with a trailing component axis
-        for colour.
+        2D, 3D or 4D; spacing in mm in (x, y[, z]) order (a 4D image's fourth axis is the
+        volume index: spacing 1, origin 0, identity direction). As an array
+        (``sitk.GetArrayFromImage``) it is indexed (z, y, x) or (volume, z, y, x), with a
+        trailing component axis for colour. Per-volume metadata: :func:`volume_metadata`.
 
     Raises
     ------
@@ -97,17 +112,13 @@ def read(
     path = fspath(path)
     require_exists(path)
     if os.path.isdir(path):
-        from medlab.io._series import read_series
-
-        img = read_series(path, series_uid=series_uid, pet_units=pet_units)
+        img = read_series(path, series_uid=series_uid, pet_units=pet_units, progress=progress)
     else:
         if series_uid is not None:
             raise ValueError(f"`series_uid` selects a series in a folder; `path` is a file: {path}")
         if extension(path) in ITK_EXTENSIONS:
             img = _read_itk(path)
         else:
-            from medlab.io._dicom import read_dicom_file
-
             try:
                 img = read_dicom_file(path, pet_units=pet_units)
             except MedlabError:

@@ -1,137 +1,314 @@
-"""DICOM series folders: discovery and sorting by GDCM, pixels by ``sitk.ImageSeriesReader``."""
+"""DICOM series in folders: listing, choosing one, and assembling it as a 3D or 4D image.
+
+Every file's header is read once (:mod:`medlab.io._scan`); the series' layout then decides the
+route, and nothing about geometry is left to a guess:
+
+- one file per slice position, one orientation and size: a **3D volume**. Pixels are decoded by
+  ``sitk.ImageSeriesReader`` (GDCM) in the order found here; spacing, origin and direction are
+  set from the slice positions themselves. Non-uniform steps and a gantry tilt are named in a
+  :class:`~medlab.io.DicomWarning`; duplicate positions, mixed orientations or sizes raise.
+- every slice position repeated the same number of times (fMRI, diffusion, multi-echo,
+  multi-phase), Siemens mosaics, several multi-frame files: a **4D image** converted by
+  dcm2niix (:mod:`medlab.io._dcm2niix`), which splits volumes by the vendors' own rules.
+- a single file: :func:`medlab.io._dicom.read_dicom_file`.
+"""
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 import SimpleITK as sitk
 
 from medlab._image import copy_geometry, to_array
 from medlab.errors import ImageIOError
-from medlab.io._common import fspath, itk_reason, require_exists, warn_if_nonuniform
+from medlab.io import _dcm2niix
+from medlab.io._common import DicomWarning, fspath, itk_reason, require_exists, warn_if_nonuniform
+from medlab.io._dicom import check_mosaic_header, read_dicom_file
+from medlab.io._fields import dataset_metadata
+from medlab.io._header import open_dicom
+from medlab.io._scan import FileInfo, SeriesInfo, scan
+from medlab.io._suv import pet_scale
+from medlab.io._volumes import attach
 
-_PEEK_TAGS = {
-    "modality": "0008|0060",
-    "series_description": "0008|103e",
-    "series_number": "0020|0011",
-}
-
-
-def _peek(path: str) -> dict:
-    """A few header fields of one file through GDCM (no pixels, no pydicom import)."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    reader.SetImageIO("GDCMImageIO")
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise ImageIOError(path, f"unreadable DICOM header: {itk_reason(exc)}") from exc
-    out = {}
-    for key, tag in _PEEK_TAGS.items():
-        try:
-            value = reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
-        except (RuntimeError, UnicodeDecodeError):
-            value = ""
-        out[key] = value or None
-    return out
+# Slice positions closer than this along the normal (mm) are the same slice position.
+POSITION_TOL_MM = 0.01
+# Orientation cosines differing by more than this are different orientations.
+ORIENTATION_TOL = 1e-4
+# A slice-position path deviating more than this from the normal is named as a tilt (degrees).
+TILT_TOL_DEG = 0.01
 
 
-def _count_files(folder: str) -> int:
-    with os.scandir(folder) as entries:
-        return sum(1 for e in entries if e.is_file())
+def list_series(folder, *, recursive: bool = True, progress=None) -> list[dict]:
+    """The DICOM image series under a folder, with what a user needs to choose one.
 
-
-def list_series(folder) -> list[dict]:
-    """The DICOM image series in a folder (not its subfolders), as GDCM groups them.
-
-    Files are grouped by SeriesInstanceUID; DICOM files without pixel data (RTSTRUCT, SR, ...)
-    and non-DICOM files are not listed.
+    Files are grouped by SeriesInstanceUID, also across subfolders (a study folder with one
+    folder per series). Non-DICOM files, DICOMDIR and DICOM objects without an image
+    (RTSTRUCT, SR, RTPLAN, ...) are skipped; a DICOM file whose header cannot be parsed is
+    skipped with a :class:`~medlab.io.DicomWarning` naming it.
 
     Parameters
     ----------
     folder : str or os.PathLike
+    recursive : bool
+        Also look into subfolders (default). False: only the files directly in ``folder``.
+    progress : None, bool or callable
+        None (default): a progress bar when there are more than 2000 files; False: none;
+        True: always a bar; a callable ``progress(fraction, message)`` that may return False
+        to stop (InterruptedError).
 
     Returns
     -------
     list of dict
-        One dict per series with keys ``series_instance_uid``, ``modality``,
-        ``series_description``, ``series_number`` (str or None), ``number_of_files`` and
-        ``files`` (tuple of paths, sorted along the slice normal).
+        One dict per series, in order of first appearance, with keys
+        ``series_instance_uid``, ``patient_id``, ``study_instance_uid``, ``study_date``,
+        ``study_description``, ``series_number``, ``series_description``, ``modality``
+        (str or None), ``size`` (columns, rows, slices per volume), ``volumes`` (int),
+        ``number_of_files``, ``folders`` (tuple of the folders holding its files) and
+        ``files`` (tuple of paths: sorted along the slice normal for a 3D series,
+        else in folder order).
 
     Raises
     ------
     ImageIOError
         If ``folder`` does not exist or is not a folder.
+
+    Examples
+    --------
+    >>> import medlab.io, tempfile
+    >>> medlab.io.list_series(tempfile.mkdtemp())  # a folder without DICOM
+    []
     """
+    folder = _check_folder(folder)
+    return [_describe_series(s) for s in scan(folder, recursive=recursive, progress=progress)[0]]
+
+
+def _check_folder(folder) -> str:
     folder = fspath(folder, "folder")
     require_exists(folder)
     if not os.path.isdir(folder):
         raise ImageIOError(folder, "not a folder")
-    out = []
-    for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder):
-        files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))
-        if not files:
-            continue
-        info = _peek(files[0])
-        out.append(
-            {
-                "series_instance_uid": uid,
-                "modality": info["modality"],
-                "series_description": info["series_description"],
-                "series_number": info["series_number"],
-                "number_of_files": len(files),
-                "files": files,
-            }
-        )
-    return out
+    return folder
 
 
-def _describe(series: list[dict]) -> str:
+def _describe_series(info: SeriesInfo) -> dict:
+    try:
+        layout = _layout(info, where=info.series_instance_uid)
+        size, volumes, files = layout["size"], layout["volumes"], layout["files"]
+    except ImageIOError:
+        first = info.files[0]
+        size, volumes, files = (first.columns, first.rows, None), None, [f.path for f in info.files]
+    return {
+        "series_instance_uid": info.series_instance_uid,
+        "patient_id": info.patient_id,
+        "study_instance_uid": info.study_instance_uid,
+        "study_date": info.study_date,
+        "study_description": info.study_description,
+        "series_number": info.series_number,
+        "series_description": info.series_description,
+        "modality": info.modality,
+        "size": size,
+        "volumes": volumes,
+        "number_of_files": len(info.files),
+        "folders": tuple(info.folders()),
+        "files": tuple(files),
+    }
+
+
+def _listing(series: list[dict]) -> str:
+    def size(s):
+        return "x".join("?" if v is None else str(v) for v in s["size"])
+
     return "\n".join(
         f"  series_uid={s['series_instance_uid']!r}: {s['modality'] or '?'}, "
-        f"{s['series_description'] or 'no description'!r}, {s['number_of_files']} files"
+        f"{s['series_description'] or 'no description'!r}, {s['number_of_files']} files, "
+        f"{size(s)} voxels x {s['volumes'] if s['volumes'] is not None else '?'} volume(s), "
+        f"patient {s['patient_id'] or '?'!r}, study {s['study_description'] or s['study_instance_uid'] or '?'!r}, "
+        f"in {os.path.commonpath(s['folders']) if s['folders'] else '?'}"
         for s in series
     )
 
 
-def series_files(folder: str, *, series_uid: str | None) -> tuple[str, ...]:
-    """Files of the selected series in ``folder``, sorted along the slice normal by GDCM."""
+def select_series(folder: str, *, series_uid: str | None, progress=None) -> SeriesInfo:
+    """The one series under ``folder`` (or the one with ``series_uid``), else ImageIOError with the listing."""
+    found, count = scan(folder, recursive=True, progress=progress)
     if series_uid is not None:
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, str(series_uid))
-        if files:
-            return tuple(files)
-        series = list_series(folder)
-        listing = f"; the folder holds:\n{_describe(series)}" if series else "; the folder holds no DICOM image series"
+        for info in found:
+            if info.series_instance_uid == str(series_uid):
+                return info
+        listing = (
+            f"; the folder holds:\n{_listing([_describe_series(s) for s in found])}"
+            if found
+            else "; the folder holds no DICOM image series"
+        )
         raise ImageIOError(folder, f"no series with SeriesInstanceUID {series_uid!r}{listing}")
-    count = _count_files(folder)
-    if count == 0:
-        raise ImageIOError(folder, "no DICOM image series in this folder (0 files)")
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder)
-    # Fast path: every file of the folder is in the first series, so there is no other one.
-    if files and len(files) == count:
-        return tuple(files)
-    series = list_series(folder)
-    if not series:
+    if not found:
         raise ImageIOError(folder, f"no DICOM image series in this folder ({count} files)")
-    if len(series) > 1:
+    if len(found) > 1:
         raise ImageIOError(
             folder,
-            f"{len(series)} DICOM series in this folder; choose one with series_uid=...:\n{_describe(series)}",
+            f"{len(found)} DICOM series in this folder; choose one with series_uid=...:\n"
+            + _listing([_describe_series(s) for s in found]),
         )
-    return series[0]["files"]
+    return found[0]
 
 
-def read_series(folder: str, *, series_uid: str | None, pet_units: str) -> sitk.Image:
-    """Read one DICOM series as a 3D image (see :func:`medlab.io.read`)."""
-    files = series_files(folder, series_uid=series_uid)
-    if len(files) == 1:
-        from medlab.io._dicom import read_dicom_file
+def series_files(folder: str, *, series_uid: str | None) -> tuple[str, ...]:
+    """Files of the selected series under ``folder`` (3D: sorted along the slice normal)."""
+    info = select_series(folder, series_uid=series_uid)
+    try:
+        return tuple(_layout(info, where=folder)["files"])
+    except ImageIOError:
+        return tuple(f.path for f in info.files)
 
-        return read_dicom_file(files[0], pet_units=pet_units)
+
+# --------------------------------------------------------------------------- layout
+
+
+def _dedupe(files: list[FileInfo], where: str) -> list[FileInfo]:
+    seen: dict[str, FileInfo] = {}
+    out = []
+    for f in files:
+        uid = f.sop_instance_uid
+        if uid is not None and uid in seen:
+            import warnings
+
+            warnings.warn(
+                f"{where}: {f.path} is a second copy of SOPInstanceUID {uid} (first: {seen[uid].path}); "
+                "the copy is ignored",
+                DicomWarning,
+                stacklevel=5,
+            )
+            continue
+        if uid is not None:
+            seen[uid] = f
+        out.append(f)
+    return out
+
+
+def _counted(values, what: str, files: list[FileInfo], key) -> str:
+    parts = []
+    for value, n in Counter(values).most_common():
+        example = next(f.path for f in files if key(f) == value)
+        parts.append(f"{what} {value}: {n} file(s), e.g. {example}")
+    return "; ".join(parts)
+
+
+def _layout(info: SeriesInfo, *, where: str) -> dict:
+    """How to assemble a series: route, ordered files, size, volumes and geometry.
+
+    Raises ImageIOError when the files cannot form one 3D or 4D image.
+    """
+    files = _dedupe(info.files, where)
+    first = files[0]
+    mosaic = [f for f in files if f.mosaic]
+    multi = [f for f in files if f.frames > 1]
+    orientation = first.orientation
+    if mosaic or multi:
+        if len(files) == 1 and not mosaic:
+            return {"route": "file", "files": [first.path], "size": (first.columns, first.rows, first.frames),
+                    "volumes": 1, "orientation": orientation}
+        if len(mosaic) not in (0, len(files)) or len(multi) not in (0, len(files)):
+            raise ImageIOError(where, "the series mixes mosaic or multi-frame files with single-slice files")
+        ordered = sorted(files, key=lambda f: (f.acquisition_time_s or 0.0, f.instance or 0, f.path))
+        return {"route": "dcm2niix", "files": [f.path for f in ordered], "size": (None, None, None),
+                "volumes": len(files) if mosaic else None, "orientation": orientation, "ordered": ordered}
+    sizes = {(f.rows, f.columns) for f in files}
+    if len(sizes) > 1:
+        text = _counted([f"{f.columns}x{f.rows}" for f in files], "size", files, lambda f: f"{f.columns}x{f.rows}")
+        raise ImageIOError(where, f"the series' files have different image sizes ({text}); they are not one volume")
+    if any(f.orientation is None or f.position is None for f in files):
+        if all(f.position is None for f in files) and len(files) > 0:
+            ordered = sorted(files, key=lambda f: (f.instance or 0, f.path))
+            return {"route": "gdcm", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(files)),
+                    "volumes": 1, "orientation": None, "positions": None}
+        missing = [f.path for f in files if f.orientation is None or f.position is None]
+        raise ImageIOError(
+            where,
+            f"{len(missing)} of {len(files)} files have no ImagePositionPatient/ImageOrientationPatient "
+            f"(e.g. {missing[0]}); the slices cannot be placed",
+        )
+    cosines = np.array([f.orientation for f in files])
+    if np.abs(cosines - cosines[0]).max() > ORIENTATION_TOL:
+        labels = [",".join(f"{v:.3f}" for v in f.orientation) for f in files]
+        text = _counted(labels, "orientation", files, lambda f: ",".join(f"{v:.3f}" for v in f.orientation))
+        raise ImageIOError(
+            where, f"the series' files have different orientations ({text}); they are not one volume (a localizer?)"
+        )
+    row, col = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+    normal = np.cross(row, col)
+    positions = np.array([f.position for f in files])
+    along = positions @ normal
+    keys = np.round(along / POSITION_TOL_MM).astype(np.int64)
+    counts = Counter(keys.tolist())
+    per_position = set(counts.values())
+    if len(per_position) > 1:
+        common = Counter(counts.values()).most_common(1)[0][0]
+        odd = sorted((k for k, n in counts.items() if n != common), key=lambda k: k)[:3]
+        detail = ", ".join(f"{k * POSITION_TOL_MM:.2f} mm ({counts[k]} files)" for k in odd)
+        raise ImageIOError(
+            where,
+            f"slice positions occur a different number of times ({len(counts)} positions, most with {common} "
+            f"file(s), but {detail} along the normal): files are missing or duplicated, so the volumes "
+            "cannot be separated",
+        )
+    n_volumes = per_position.pop()
+    order = np.lexsort((np.array([f.instance or 0 for f in files]), along))
+    ordered = [files[i] for i in order]
+    if n_volumes > 1:
+        return {"route": "dcm2niix", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(counts)),
+                "volumes": n_volumes, "orientation": orientation, "ordered": ordered}
+    return {"route": "gdcm", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(files)),
+            "volumes": 1, "orientation": orientation, "positions": positions[order]}
+
+
+def _per_volume_times(layout: dict) -> dict:
+    """Acquisition and trigger times of each volume from the headers (volume = k-th file per slice)."""
+    ordered: list[FileInfo] = layout.get("ordered") or []
+    n = layout.get("volumes")
+    if not ordered or not n:
+        return {}
+    if ordered[0].mosaic:
+        groups = [[f] for f in ordered]
+    else:
+        by_position: dict = {}
+        for f in ordered:
+            by_position.setdefault(round(float(np.dot(f.position, np.cross(f.orientation[:3], f.orientation[3:]))) / POSITION_TOL_MM), []).append(f)
+        stacks = [sorted(g, key=lambda f: (f.temporal_position or 0, f.acquisition_time_s or 0.0, f.instance or 0)) for g in by_position.values()]
+        groups = [[stack[v] for stack in stacks] for v in range(n)]
+    out = {}
+    for key, attr in (("acquisition_times_s", "acquisition_time_s"), ("trigger_times_ms", "trigger_time_ms")):
+        values = [[getattr(f, attr) for f in g if getattr(f, attr) is not None] for g in groups]
+        if all(values) and len({min(v) for v in values}) > 1:
+            out[key] = [min(v) for v in values]
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress=None) -> sitk.Image:
+    """Read one DICOM series as a 3D or 4D image (see :func:`medlab.io.read`)."""
+    info = select_series(folder, series_uid=series_uid, progress=progress)
+    layout = _layout(info, where=folder)
+    if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
+        return read_dicom_file(layout["files"][0], pet_units=pet_units)
+    if layout["route"] == "dcm2niix":
+        for f in layout["ordered"]:
+            if f.mosaic:
+                check_mosaic_header(f.path)
+        return _dcm2niix.convert(
+            layout["files"], folder, orientation=layout["orientation"], per_volume=_per_volume_times(layout)
+        )
+    return _read_volume(layout, folder, pet_units, modality=(info.modality or "").upper())
+
+
+def _read_volume(layout: dict, folder: str, pet_units: str, *, modality: str) -> sitk.Image:
+    files = layout["files"]
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
-    # Per-slice dictionaries cost nothing measurable and give every slice's position.
+    # Per-slice dictionaries cost nothing measurable and give every slice's rescale values.
     reader.MetaDataDictionaryArrayUpdateOn()
     img = _execute(reader, folder, files)
     if img.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64) and _fractional_rescale(reader, len(files)):
@@ -139,17 +316,47 @@ def read_series(folder: str, *, series_uid: str | None, pet_units: str) -> sitk.
         # type from the first slice, which would truncate the others. Read again as float.
         reader.SetOutputPixelType(sitk.sitkFloat32)
         img = _execute(reader, folder, files)
-    modality = _slice_tag(reader, 0, "0008|0060").upper()
     if img.GetDimension() != 3 or img.GetSize()[2] != len(files):
         raise ImageIOError(
             folder,
-            f"the series holds {len(files)} files but gave size {img.GetSize()} (multi-frame files?); "
+            f"the series holds {len(files)} files but gave size {img.GetSize()}; "
             f"read each file on its own: {files[0]}, ...",
         )
-    _check_positions(reader, img, folder)
+    if layout.get("positions") is not None:
+        _set_geometry(img, layout["positions"], layout["orientation"], folder)
     if modality == "PT":
         img = _pet_units(img, files, pet_units, folder)
-    return img
+    return attach(img, {"source": "gdcm"})
+
+
+def _set_geometry(img: sitk.Image, positions: np.ndarray, orientation, folder: str) -> None:
+    """Origin, z spacing and direction from the sorted slice positions (exact, tilt included)."""
+    row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
+    normal = np.cross(row, col)
+    n = len(positions)
+    third = normal
+    if n > 1:
+        path = positions[-1] - positions[0]
+        step = float(np.linalg.norm(path)) / (n - 1)
+        warn_if_nonuniform(np.diff(positions @ normal), folder, stacklevel=5)
+        third = path / np.linalg.norm(path)
+        tilt = float(np.degrees(np.arccos(np.clip(abs(third @ normal), -1.0, 1.0))))
+        if tilt > TILT_TOL_DEG:
+            import warnings
+
+            warnings.warn(
+                f"{folder}: the slices are tilted by {tilt:.2f} degrees from the slice normal (gantry or "
+                "detector tilt); the image keeps every voxel at its DICOM position with a non-orthogonal "
+                "direction matrix (third column along the slice positions); resample it onto an orthogonal "
+                "grid (medlab.registration.resample) before filters that assume one",
+                DicomWarning,
+                stacklevel=5,
+            )
+        else:
+            third = normal if third @ normal > 0 else -normal
+        img.SetSpacing((*img.GetSpacing()[:2], step))
+    img.SetOrigin(tuple(float(v) for v in positions[0]))
+    img.SetDirection(tuple(np.column_stack([row, col, third]).ravel().tolist()))
 
 
 def _execute(reader: sitk.ImageSeriesReader, folder: str, files) -> sitk.Image:
@@ -179,28 +386,13 @@ def _fractional_rescale(reader: sitk.ImageSeriesReader, n: int) -> bool:
     return False
 
 
-def _check_positions(reader: sitk.ImageSeriesReader, img: sitk.Image, folder: str) -> None:
-    """Warn when slice positions along the normal are not uniformly spaced (missing slices)."""
-    try:
-        positions = np.array(
-            [[float(v) for v in _slice_tag(reader, i, "0020|0032").split("\\")] for i in range(img.GetSize()[2])]
-        )
-    except ValueError:
-        return  # no positions (e.g. secondary capture): GDCM stacked the files by number
-    if positions.shape[1:] != (3,):
-        return
-    normal = np.asarray(img.GetDirection(), float).reshape(3, 3)[:, 2]
-    warn_if_nonuniform(np.diff(positions @ normal), folder, stacklevel=4)
-
-
 def _pet_units(img: sitk.Image, files, pet_units: str, folder: str) -> sitk.Image:
-    from medlab.io._header import open_dicom
-    from medlab.io._meta import metadata, pet_scale
-
-    meta = metadata(open_dicom(files[0], header_only=True), identifying=True)
+    meta = dataset_metadata(open_dicom(files[0], header_only=True), identifying=True)
     if str(meta.get("decay_correction") or "").upper() == "NONE" and pet_units == "suv":
         # Not decay corrected: every slice is corrected from its own acquisition time.
-        factors = [pet_scale(metadata(open_dicom(f, header_only=True), identifying=True), pet_units, f) for f in files]
+        factors = [
+            pet_scale(dataset_metadata(open_dicom(f, header_only=True), identifying=True), pet_units, f) for f in files
+        ]
         arr = to_array(img) * np.asarray(factors, np.float32)[:, None, None]
         return copy_geometry(arr.astype(np.float32), img)
     factor = pet_scale(meta, pet_units, folder)

@@ -1,0 +1,226 @@
+"""Walking folders of DICOM files: one small header record per image file, grouped by series.
+
+A folder as users have it holds nested series folders, several modalities, a DICOMDIR, notes,
+thumbnails and hidden files. Each file is first recognised by its first 132 bytes (no pydicom
+parse for non-DICOM files), then its header is parsed with pydicom up to the pixel data, keeping
+only the few values the series logic needs, so memory stays proportional to the number of
+files, not to their size.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+
+from medlab.io._common import DicomWarning
+from medlab.io._header import is_dicom_file
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+
+# Header values read from every file (pydicom ``specific_tags``): identity, grouping, geometry.
+_TAGS = (
+    "SOPClassUID",
+    "Modality",
+    "PatientID",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyDescription",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "ImageType",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "InstanceNumber",
+    "AcquisitionNumber",
+    "AcquisitionTime",
+    "TemporalPositionIdentifier",
+    "EchoNumbers",
+    "TriggerTime",
+    "SOPInstanceUID",
+)
+
+# Above this many files a progress bar is shown unless the caller passes ``progress``.
+PROGRESS_FILES = 2000
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """The header values of one DICOM image file that decide how a series is assembled."""
+
+    path: str
+    position: tuple | None  # ImagePositionPatient (x, y, z) mm, LPS
+    orientation: tuple | None  # ImageOrientationPatient (row cosines, column cosines)
+    rows: int
+    columns: int
+    frames: int
+    instance: int | None
+    mosaic: bool  # Siemens mosaic: several slices tiled into one 2D picture
+    sop_instance_uid: str | None = None
+    acquisition_time_s: float | None = None  # seconds since midnight
+    trigger_time_ms: float | None = None
+    temporal_position: int | None = None
+
+
+@dataclass
+class SeriesInfo:
+    """One DICOM image series found under a folder (possibly spread over subfolders)."""
+
+    series_instance_uid: str
+    modality: str | None = None
+    patient_id: str | None = None
+    study_instance_uid: str | None = None
+    study_date: str | None = None
+    study_description: str | None = None
+    series_number: str | None = None
+    series_description: str | None = None
+    files: list = field(default_factory=list)
+
+    def folders(self) -> list[str]:
+        return sorted({os.path.dirname(f.path) for f in self.files})
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().strip("\x00").strip()
+    return text or None
+
+
+def _floats(value, n: int) -> tuple | None:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def _int(value) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _seconds(value) -> float | None:
+    """DICOM TM ('HHMMSS.ffffff', also 'HH:MM:SS') as seconds since midnight."""
+    text = (_text(value) or "").replace(":", "")
+    try:
+        hours = int(text[0:2])
+        minutes = int(text[2:4] or 0)
+        seconds = float(text[4:] or 0)
+    except ValueError:
+        return None
+    return hours * 3600.0 + minutes * 60.0 + seconds
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _walk(folder: str):
+    """Every regular file under ``folder`` (recursively, hidden entries skipped), sorted."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield os.path.join(root, name)
+
+
+def _progress_bar(total: int, progress):
+    """A callable(done) reporting progress, and a closer; ``progress`` as in ``list_series``."""
+    if progress is False or (progress is None and total < PROGRESS_FILES):
+        return (lambda done: True), (lambda: None)
+    if callable(progress):
+        return (lambda done: progress(done / max(total, 1), f"DICOM headers {done}/{total}")), (lambda: None)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="file", desc="DICOM headers", leave=False)
+
+    def update(done):
+        bar.update(done - bar.n)
+        return True
+
+    return update, bar.close
+
+
+def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[SeriesInfo], int]:
+    """Group the DICOM image files under ``folder`` by SeriesInstanceUID.
+
+    Returns the series (in order of first appearance) and the number of files looked at.
+    Non-DICOM files, DICOMDIR and DICOM objects without an image (RTSTRUCT, SR, RTPLAN, ...)
+    are skipped; a DICOM file whose header cannot be parsed is skipped with a
+    :class:`~medlab.io.DicomWarning` naming it.
+    """
+    import pydicom
+
+    if recursive:
+        paths = list(_walk(folder))
+    else:
+        with os.scandir(folder) as entries:
+            paths = sorted(e.path for e in entries if e.is_file() and not e.name.startswith("."))
+    update, close = _progress_bar(len(paths), progress)
+    series: dict[str, SeriesInfo] = {}
+    try:
+        for done, path in enumerate(paths, 1):
+            if done % 100 == 0 and update(done) is False:
+                raise InterruptedError(f"listing {folder} stopped after {done} files")
+            if not is_dicom_file(path):
+                continue
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_TAGS), force=True)
+                media = ds.file_meta.get("MediaStorageSOPClassUID") if hasattr(ds, "file_meta") else None
+                if str(media or ds.get("SOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+                    continue
+                uid = _text(ds.get("SeriesInstanceUID"))
+                rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+            except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken headers
+                warnings.warn(
+                    f"{path}: skipped, unreadable DICOM header ({type(exc).__name__}: {exc})",
+                    DicomWarning,
+                    stacklevel=3,
+                )
+                continue
+            if not rows or not columns:
+                continue  # not an image (RTSTRUCT, SR, RTPLAN, presentation state, ...)
+            uid = uid or "(no SeriesInstanceUID)"
+            info = series.get(uid)
+            if info is None:
+                info = series[uid] = SeriesInfo(
+                    series_instance_uid=uid,
+                    modality=_text(ds.get("Modality")),
+                    patient_id=_text(ds.get("PatientID")),
+                    study_instance_uid=_text(ds.get("StudyInstanceUID")),
+                    study_date=_text(ds.get("StudyDate")),
+                    study_description=_text(ds.get("StudyDescription")),
+                    series_number=_text(ds.get("SeriesNumber")),
+                    series_description=_text(ds.get("SeriesDescription")),
+                )
+            image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+            info.files.append(
+                FileInfo(
+                    path=path,
+                    position=_floats(ds.get("ImagePositionPatient"), 3),
+                    orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+                    rows=rows,
+                    columns=columns,
+                    frames=_int(ds.get("NumberOfFrames")) or 1,
+                    instance=_int(ds.get("InstanceNumber")),
+                    mosaic="MOSAIC" in image_type,
+                    sop_instance_uid=_text(ds.get("SOPInstanceUID")),
+                    acquisition_time_s=_seconds(ds.get("AcquisitionTime")),
+                    trigger_time_ms=_float(ds.get("TriggerTime")),
+                    temporal_position=_int(ds.get("TemporalPositionIdentifier")),
+                )
+            )
+        update(len(paths))
+    finally:
+        close()
+    return list(series.values()), len(paths)
