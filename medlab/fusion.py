@@ -339,7 +339,7 @@ def label_contours(image, labels, *, window=None, level=None, preset=None, color
     (M, N, 3) ndarray of uint8
         RGB; contour pixels are labelled pixels with a 4-neighbour of another value, opaque.
     """
-    from medlab.display import _boundary, render
+    from medlab.display import boundary as _boundary, render
 
     if not isinstance(labels, list | tuple):
         return render(image, window, level, preset=preset, overlay=labels, overlay_mode="contour",
@@ -459,7 +459,7 @@ def fusion_panels(ct, *, mr=None, pet=None, labels=None, transforms: Mapping | N
         if not labs2:
             return rgb
         # draw the contours onto an existing RGB panel
-        from medlab.display import _boundary
+        from medlab.display import boundary as _boundary
 
         out = rgb.copy()
         for k, lab in enumerate(labs2):

@@ -94,6 +94,33 @@ def test_png_rgb_overlay_and_colormap(ct_slice, encoder):
     np.testing.assert_array_equal(cm, display.render(ct_slice, 400, 40, colormap="viridis"))
 
 
+@pytest.mark.parametrize("encoder", ["cv2", "pillow"])
+def test_encode_is_the_one_encoder(ct_slice, encoder):
+    rgb = display.render(ct_slice, 400, 40, colormap="viridis")
+    np.testing.assert_array_equal(_decode(display.encode(rgb, encoder=encoder)), rgb)
+    data = display.encode(rgb, format="jpeg", quality=95, encoder=encoder)
+    assert data[:3] == b"\xff\xd8\xff"  # a JPEG
+    jpeg = np.asarray(Image.open(io.BytesIO(data)))
+    assert jpeg.shape == rgb.shape and np.abs(jpeg.astype(int) - rgb).mean() < 12  # lossy: 6.7 on this noisy slice
+    with pytest.raises(ValueError, match=r"`pixels` must be \(M, N\) or \(M, N, 3\) uint8"):
+        display.encode(ct_slice)
+    with pytest.raises(ValueError, match="`quality`"):
+        display.encode(rgb, format="jpeg", quality=0)
+    with pytest.raises(ValueError, match="'webp'"):
+        display.encode(rgb, format="webp")
+
+
+def test_public_compositing_helpers_match_render():
+    labels = np.zeros((8, 8), np.uint8)
+    labels[2:6, 2:6] = 2
+    edge = display.boundary(labels)
+    assert edge.sum() == 12 and not edge[3:5, 3:5].any()  # the 4x4 square's outline
+    pal = display.overlay_palette(2, {2: (1, 2, 3)})
+    grey = np.full((8, 8), 100, np.uint8)
+    drawn = display.render(grey, 255.0, 127.5, overlay=labels, overlay_mode="contour", overlay_colors={2: (1, 2, 3)})
+    assert tuple(pal[2]) == (1, 2, 3) and (drawn[edge] == (1, 2, 3)).all()
+
+
 def test_overlay_fill_and_contour_exact():
     grey = np.full((6, 6), 100, np.uint8)  # window 255 / level 127.5 keeps 0..255 as is
     labels = np.zeros((6, 6), np.uint8)

@@ -198,7 +198,7 @@ def _drive(page, lab):
     _run_cell(page, 0)
     page.wait_for_function(
         "(() => { const i = document.querySelector('.medlab-canvas-img');"
-        " return i && i.complete && i.naturalWidth === 128; })()")
+        " return i && i.dataset.frame && i.width === 128; })()")
     canvas = page.locator(".medlab-canvas-box")
     canvas.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "1_rendered.png")

@@ -144,7 +144,7 @@ def test_overlays_fill_and_contour_match_medlab_display(ct, phantom):
     lung = (labels == 2).astype(np.uint8)
     v.set_overlay("lung", lung, mode="fill", color=(0, 255, 0))
     filled = medlab.display.render(sl, 1500, -600, overlay=lung[12], overlay_colors={1: (0, 255, 0)})
-    edge = medlab.display._boundary(labels[12])
+    edge = medlab.display.boundary(labels[12])
     np.testing.assert_array_equal(v.pixels[~edge], filled[~edge])
     contour = medlab.display.render(sl, 1500, -600, overlay=labels[12], overlay_mode="contour")
     np.testing.assert_array_equal(v.pixels[edge], contour[edge])
@@ -229,7 +229,7 @@ def test_canvas_events_and_drag_mode():
 
 # --------------------------------------------------------------------------- WindowLevel
 def test_window_level_presets_sliders_and_drag(ct):
-    wl = WindowLevel(ct, preset="lung", sensitivity=2.0)
+    wl = WindowLevel(ct, unit="HU", preset="lung", sensitivity=2.0)
     v = wl.viewer
     assert wl.children[0] is v  # made its own viewer
     assert (wl.window, wl.level) == (1500.0, -600.0) == medlab.enhance.presets()["lung"][:2]
@@ -376,7 +376,7 @@ def test_seed_picker_setters_check_bounds(ct):
 def test_components_compose_on_one_viewer(ct, phantom):
     _, seed = _nodule(phantom)
     v = SliceViewer(ct, index=seed[0], overlay=phantom.labels, overlay_mode="contour")
-    wl = WindowLevel(v, preset="lung")
+    wl = WindowLevel(v, preset="lung", modality="CT")
     th = ThresholdSlider(v, lower=300, upper=3000)
     sp = SeedPicker(v, lower=0, upper=200, seeds_index=[seed])
     panel = Panel(v, wl, th, sp)
@@ -414,3 +414,216 @@ def test_medlab_never_imports_the_widgets():
             "print([m for m in ('medlab.widgets', 'ipywidgets', 'anywidget') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- flow control
+def _ack(canvas, frame=None):
+    canvas._on_frontend_msg(canvas, {"event": "ack", "frame": canvas.frame if frame is None else frame}, [])
+
+
+def test_canvas_sends_the_next_frame_only_after_the_ack_and_always_the_newest(ct):
+    v = SliceViewer(ct, window=400, level=40)
+    c = v.canvas
+    composed = []
+    real = v.compose
+    v.compose = lambda: composed.append((v.window, v.level)) or real()
+    _ack(c)  # a page has drawn the first frame: from now on frames wait for acks
+    sent = c.frames_sent
+    for w in (500.0, 600.0, 700.0):  # a drag: three states while the page draws frame 2
+        v.set_window_level(w, 40)
+    assert c.frames_sent == sent + 1 and c.busy  # one frame out, the newest state held
+    assert composed == [(500.0, 40.0)]  # states superseded while waiting are never composed
+    _ack(c, frame=c.frame - 1)  # a stale ack (another view) releases nothing
+    assert c.frames_sent == sent + 1
+    _ack(c)
+    assert c.frames_sent == sent + 2 and not c.busy
+    assert composed == [(500.0, 40.0), (700.0, 40.0)]
+    np.testing.assert_array_equal(_decode(c.png), medlab.display.render(sitk.GetArrayFromImage(ct)[12], 700, 40))
+    _ack(c)
+    v.set_window_level(800, 40)  # the page is idle: the frame goes out at once
+    assert c.frames_sent == sent + 3 and c.frame == c.frames_sent
+    np.testing.assert_array_equal(v.pixels, medlab.display.render(sitk.GetArrayFromImage(ct)[12], 800, 40))
+
+
+def test_canvas_does_not_wait_for_a_page_that_went_away(ct, monkeypatch):
+    import medlab.widgets._canvas as canvas_module
+
+    v = SliceViewer(ct, window=400, level=40)
+    _ack(v.canvas)
+    v.set_window_level(500, 40)
+    v.set_window_level(600, 40)
+    assert v.canvas.busy
+    monkeypatch.setattr(canvas_module, "ACK_TIMEOUT_S", 0.0)  # the ack is overdue
+    v.set_window_level(700, 40)
+    assert not v.canvas.busy
+    np.testing.assert_array_equal(_decode(v.canvas.png), v.pixels)
+
+
+# --------------------------------------------------------------------------- live sliders, layout, wording
+def test_presets_follow_the_modality(ct):
+    ct_presets = [n for n, p in medlab.enhance.presets().items() if p.modality == "CT"]
+    assert WindowLevel(ct, unit="HU").preset_names == tuple(ct_presets) + ("auto",)
+    pet = WindowLevel(sitk.Cast(ct, sitk.sitkFloat32) / 100.0, unit="SUV", colormap="hot")
+    assert pet.preset_names == ("auto",)
+    assert pet._preset.options == ("custom", "auto")
+    with pytest.raises(ValueError, match="preset 'lung' is for CT"):
+        pet.set_preset("lung")
+    us = WindowLevel(np.arange(400, dtype=np.uint8).reshape(20, 20))
+    assert us.preset_names == ("auto",)
+    assert WindowLevel(ct, modality="CT").preset_names[0] == "lung"  # a CT without a unit
+
+
+def test_live_sliders_apply_moves_and_ignore_their_snapped_echo(ct):
+    v = SliceViewer(ct, unit="HU", window=400, level=40)
+    wl = WindowLevel(v)
+    th = ThresholdSlider(v, lower=300, upper=1000)
+    sp = SeedPicker(v, lower=-100, upper=200)
+    for slider in (wl._window, wl._level, th._slider, sp._range):
+        assert slider.continuous_update is True
+    # a value off the step grid (an Otsu threshold, an 'auto' window) stays exact when the browser
+    # writes the snapped value back
+    th.set_range(300.4, 1000)
+    th._slider.value = (300.0, 1000.0)
+    assert th.range == (300.4, 1000.0)
+    v.set_window_level(400.3, 40)
+    wl._window.value = 400.0
+    assert (v.window, v.level) == (400.3, 40.0)
+    # a real move of one handle changes that end only
+    th._slider.value = (300.0, 800.0)
+    assert th.range == (300.4, 800.0)
+    wl._level.value = 60.0
+    assert (v.window, v.level) == (400.3, 60.0)
+    sp._range.value = (-100.0, 150.0)
+    assert sp.range == (-100.0, 150.0)
+    # the two range sliders have different names; the window slider spans the image's range
+    assert (th._slider.description, sp._range.description) == ("threshold", "region")
+    lo, hi = v.intensity_range
+    assert wl._window.max - wl._window.min <= hi - lo + 2 * wl._window.step
+    width = int(wl._window.layout.width.removesuffix("px"))
+    assert (wl._window.max - wl._window.min) / width <= (hi - lo) / 400  # ~ intensity span / 420 px
+
+
+def test_throttle_coalesces_in_an_event_loop():
+    import asyncio
+
+    from medlab.widgets._live import Throttle
+
+    seen = []
+    thr = Throttle(seen.append, min_interval_s=0.05)
+
+    async def drive():
+        for k in range(20):  # 20 values within about 20 ms
+            thr(k)
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(drive())
+    assert seen[0] == 0 and seen[-1] == 19  # the first at once, the newest last
+    assert len(seen) <= 3
+    thr(42)  # no running loop: at once
+    assert seen[-1] == 42
+
+
+def test_slice_status_counts_like_the_slider(ct):
+    v = SliceViewer(ct, index=7)
+    assert v._slider.value == 7 and "slice 7 of 0..23" in v._status.value
+    assert "(7," in str(v.index_of_pixel(0, 0))
+
+
+def test_seed_colours_stand_out_on_a_colour_map(ct):
+    import matplotlib
+
+    pet = sitk.Cast(ct, sitk.sitkFloat32)
+    hot = (matplotlib.colormaps["hot"](np.linspace(0, 1, 256))[:, :3] * 255).round()
+    for colormap, expect_mode in (("hot", "contour"), (None, "fill")):
+        v = SliceViewer(pet, colormap=colormap)
+        sp = SeedPicker(v, lower=-100, upper=200, seeds_index=[(12, 24, 32)])
+        assert v._layers["region"].mode == expect_mode
+        if colormap == "hot":
+            for colour in (sp.seed_color, sp.color):  # far from every colour of the map
+                assert np.min(np.linalg.norm(hot - np.array(colour), axis=1)) > 100
+
+
+def test_region_size_is_in_pixels_and_mm2_on_2d():
+    arr = np.zeros((40, 40), np.int16)
+    arr[10:20, 10:20] = 100
+    sp = SeedPicker(arr, spacing=(0.5, 0.5), lower=50, upper=150, seeds_index=[(15, 15)])
+    assert sp.statistics["voxels"] == 100 and sp.statistics["area_mm2"] == pytest.approx(25.0)
+    assert "100 pixels" in sp._info.value and "25.0 mm²" in sp._info.value and "voxels" not in sp._info.value
+    th = ThresholdSlider(arr, spacing=(0.5, 0.5), lower=50, upper=150)
+    assert "100 pixels" in th._info.value
+    # the read-out is not on the slider's row (it overlapped the button there)
+    assert sp.children[-2] is sp._range and sp._clear in sp.children[-1].children
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("cls", [SliceViewer, WindowLevel, ThresholdSlider, SeedPicker])
+def test_bad_images_give_a_clear_message(cls):
+    with pytest.raises(ValueError, match=r"`image` must be a 2D or 3D array; got shape \(2, 3, 4, 5\)"):
+        cls(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(ValueError, match="`image` values span .* float64 cannot hold"):
+        cls(np.array([[-1e308, 1e308], [0, 1]]))
+    nan = cls(np.full((4, 8, 8), np.nan, np.float32)).viewer
+    assert "no finite values" in nan._notice.value and nan.pixels.max() == 0  # black, not an error
+    const = cls(np.full((4, 8, 8), 5.0, np.float32)).viewer
+    assert (const.window, const.level) == (1.0, 5.0) and "constant" in const._notice.value
+    one = cls(np.zeros((1, 1, 1), np.float32)).viewer
+    assert one.n_slices == 1 and one.pixels.shape[:2] == (1, 1)
+    huge = cls(np.array([[-3e38, 3e38], [0, 1]], np.float32)).viewer
+    assert np.isfinite(huge.window) and huge.pixels.shape[:2] == (2, 2)
+
+
+def test_rgb_arrays_are_detected_and_can_be_overridden():
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    v = SliceViewer(rgb)
+    assert v.ndim == 2 and v.array.shape == (40, 50)
+    assert v.array[0, 0] == pytest.approx(0.299 * 200, abs=1e-3) and "luminance" in v._notice.value
+    vol = SliceViewer(rgb, rgb=False)  # an (M, N, 3) volume after all
+    assert vol.ndim == 3 and vol.array.shape == (40, 50, 3) and not vol.notice
+    img = sitk.GetImageFromArray(rgb, isVector=True)
+    assert SliceViewer(img).array.shape == (40, 50)
+    with pytest.raises(ValueError, match=r"`rgb=True` needs an \(M, N, 3\)"):
+        SliceViewer(np.zeros((4, 5, 6)), rgb=True)
+    with pytest.raises(TypeError, match="`rgb` must be None"):
+        SliceViewer(rgb, rgb="yes")
+
+
+def test_setters_reject_bad_values_naming_the_argument(ct):
+    v = SliceViewer(ct, unit="HU")
+    wl, th = WindowLevel(v), ThresholdSlider(v)
+    sp = SeedPicker(v, lower=0, upper=100)
+    bad = [
+        (lambda: v.set_window_level(float("nan"), 0), ValueError, "window"),
+        (lambda: v.set_window_level(100, float("inf")), ValueError, "level"),
+        (lambda: wl.set_window("wide", 0), TypeError, "`window` must be a number"),
+        (lambda: wl.set_preset(3), TypeError, "`preset`"),
+        (lambda: th.set_range(float("nan"), 1), ValueError, "`lower` must be finite"),
+        (lambda: th.set_range(5, 1), ValueError, "`lower`"),
+        (lambda: th.apply_multi_otsu(classes=10), ValueError, r"`classes` must be in \[2, 5\]"),
+        (lambda: th.apply_multi_otsu(classes=2.5), TypeError, "`classes` must be an int"),
+        (lambda: th.apply_multi_otsu(classes=3, otsu_class=4), ValueError, "`otsu_class`"),
+        (lambda: setattr(sp, "pick_radius", -1), ValueError, "`pick_radius` must be >= 0"),
+        (lambda: setattr(sp, "pick_radius", 1.5), TypeError, "`pick_radius` must be an int"),
+        (lambda: setattr(sp, "connectivity", "foo"), ValueError, "connectivity"),
+        (lambda: SeedPicker(v, pick_radius=-1), ValueError, "`pick_radius`"),
+        (lambda: SeedPicker(v, connectivity="foo"), ValueError, "connectivity"),
+        (lambda: sp.set_seeds_index([(99, 0, 0)]), ValueError, r"seeds_index\[0\]"),
+        (lambda: v.set_slice(-1), ValueError, "`index`"),
+        (lambda: v.set_view(zoom=100), ValueError, "zoom"),
+    ]
+    for call, exc, message in bad:
+        with pytest.raises(exc, match=message):
+            call()
+    sp.connectivity = "full"  # a good value applies
+    assert sp.connectivity == "full"
+
+
+def test_multi_otsu_with_the_most_classes_is_quick(ct):
+    import time
+
+    th = ThresholdSlider(sitk.Cast(ct, sitk.sitkFloat32))
+    t0 = time.perf_counter()
+    thresholds = th.apply_multi_otsu(classes=5)
+    assert len(thresholds) == 4 and thresholds == sorted(thresholds)
+    assert time.perf_counter() - t0 < 10  # 64 bins: well under a second (256 bins took minutes)

@@ -1,8 +1,16 @@
 """ImageCanvas: the one browser view of every medlab widget (an anywidget).
 
-The kernel sends a PNG (made by :func:`medlab.display.png_bytes`) and view settings; the
-browser shows it, applies zoom and pan itself (a CSS transform, no kernel round trip), and
-sends mouse events back as image pixel positions ``(row, col)`` of the shown slice.
+The kernel sends a picture (PNG, made by :func:`medlab.display.encode`) and view settings; the
+browser decodes it off the main thread (``createImageBitmap``), draws it on a ``<canvas>``,
+applies zoom and pan itself (a CSS transform, no kernel round trip), and sends mouse events
+back as image pixel positions ``(row, col)`` of the shown slice.
+
+Flow control: the page acknowledges each drawn frame (an ``ack`` message with its ``frame``
+number) and the kernel sends the next frame only then; state changes in between are coalesced,
+so the next frame is always the newest state and no frame is sent that the page would drop.
+Until a page has acknowledged a frame (none open: a script, a test, an unattended run) every
+frame goes out at once; a frame not acknowledged within ``ACK_TIMEOUT_S`` (a closed tab) does
+not block the next one.
 
 Why anywidget: its JupyterLab extension ships inside its PyPI wheel and the front-end code
 below is a Python string, so the widget renders offline with no CDN and no build step. ipympl
@@ -25,14 +33,16 @@ Mouse and keyboard (in the browser)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import anywidget
 import traitlets as t
 
-__all__ = ["ImageCanvas", "EVENTS"]
+__all__ = ["ImageCanvas", "EVENTS", "ACK_TIMEOUT_S"]
 
 EVENTS = ("click", "drag", "wheel", "move", "leave")
+ACK_TIMEOUT_S = 1.0
 
 _ESM = r"""
 function render({ model, el }) {
@@ -40,15 +50,17 @@ function render({ model, el }) {
   const box = document.createElement("div");
   box.className = "medlab-canvas-box";
   box.tabIndex = 0;
-  const img = document.createElement("img");
+  const img = document.createElement("canvas");
   img.className = "medlab-canvas-img";
   img.draggable = false;
-  img.alt = "medlab image";
+  img.setAttribute("role", "img");
+  img.setAttribute("aria-label", "medlab image");
   box.appendChild(img);
   el.appendChild(box);
+  const ctx = img.getContext("2d");
 
-  let url = null;
   let local = null;  // zoom/center while the browser is panning or zooming
+  let alive = true;
 
   function shape() { const s = model.get("shape"); return [s[0], s[1]]; }
   function view() {
@@ -81,14 +93,43 @@ function render({ model, el }) {
     const ty = h / 2 - (v.center[0] / rows) * h * v.zoom;
     img.style.transform = `translate(${tx}px, ${ty}px) scale(${v.zoom})`;
   }
-  function setPng() {
-    const data = model.get("png");
-    if (!data || data.byteLength === 0) return;
-    const blob = new Blob([data], { type: "image/png" });
-    const old = url;
-    url = URL.createObjectURL(blob);
-    img.src = url;
-    if (old) URL.revokeObjectURL(old);
+  // Flow control: a frame is decoded off the main thread (createImageBitmap), drawn, then
+  // acknowledged; the kernel sends the next (always the newest) frame only after the ack.
+  // A frame that arrives while one decodes waits; only the newest waiting one is drawn.
+  let decoding = false;
+  let waiting = false;
+  async function drawFrame() {
+    if (decoding) { waiting = true; return; }
+    decoding = true;
+    try {
+      do {
+        waiting = false;
+        const data = model.get("png");
+        const frame = model.get("frame");
+        if (!data || data.byteLength === 0) break;
+        const type = model.get("mime") || "image/png";
+        let bitmap = null;
+        try {
+          bitmap = await createImageBitmap(new Blob([data], { type }));
+        } catch (err) {
+          console.error("medlab canvas: cannot decode frame", frame, err);
+        }
+        if (!alive) { if (bitmap) bitmap.close(); return; }
+        if (bitmap) {
+          if (img.width !== bitmap.width || img.height !== bitmap.height) {
+            img.width = bitmap.width;
+            img.height = bitmap.height;
+          }
+          ctx.drawImage(bitmap, 0, 0);
+          bitmap.close();
+          img.dataset.frame = String(frame);
+          img.dataset.drawn = String((Number(img.dataset.drawn) || 0) + 1);
+        }
+        if (!waiting) model.send({ event: "ack", frame });
+      } while (waiting);
+    } finally {
+      decoding = false;
+    }
   }
   function pixel(ev) {
     const r = img.getBoundingClientRect();
@@ -197,13 +238,13 @@ function render({ model, el }) {
     }
   }, { passive: false });
 
-  model.on("change:png", setPng);
+  model.on("change:frame", drawFrame);
   for (const name of ["shape", "aspect", "display_width", "zoom", "center"]) {
     model.on("change:" + name, layout);
   }
-  setPng();
   layout();
-  return () => { if (url) URL.revokeObjectURL(url); };
+  drawFrame();
+  return () => { alive = false; };
 }
 export default { render };
 """
@@ -230,16 +271,19 @@ _CSS = r"""
 
 
 class ImageCanvas(anywidget.AnyWidget):
-    """A PNG picture with zoom, pan and mouse events, shown in the browser.
+    """A picture with zoom, pan and mouse events, shown in the browser.
 
-    It holds no image data beyond the PNG: a :class:`~medlab.widgets.SliceViewer` renders the
-    slice with :func:`medlab.display.png_bytes` and sets ``png``; components register event
-    handlers with :meth:`on`.
+    It holds no image data beyond the encoded picture: a :class:`~medlab.widgets.SliceViewer`
+    composes the slice with :mod:`medlab.display` and hands it to :meth:`show` (which sends it
+    when the page has drawn the previous frame); components register event handlers with
+    :meth:`on`.
 
     Attributes (synced traitlets)
     -----------------------------
     png : bytes
-        The picture, one PNG pixel per slice pixel.
+        The picture (``mime``), one picture pixel per slice pixel; set it with :meth:`show`.
+    frame : int
+        Number of the picture sent last; the page acknowledges it once drawn.
     shape : (int, int)
         ``(rows, cols)`` of the picture.
     aspect : float
@@ -261,6 +305,8 @@ class ImageCanvas(anywidget.AnyWidget):
     _css = _CSS
 
     png = t.Bytes(b"").tag(sync=True)
+    mime = t.Unicode("image/png").tag(sync=True)
+    frame = t.Int(0).tag(sync=True)
     shape = t.Tuple(t.Int(), t.Int(), default_value=(1, 1)).tag(sync=True)
     aspect = t.Float(1.0).tag(sync=True)
     display_width = t.Int(512).tag(sync=True)
@@ -273,7 +319,63 @@ class ImageCanvas(anywidget.AnyWidget):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._handlers: dict[str, list[Callable[[dict], None]]] = {e: [] for e in EVENTS}
+        self._source: Callable[[], dict] | None = None
+        self._sent_at: float | None = None  # when the unacknowledged frame went out
+        self.frames_sent = 0
+        self.frames_acked = 0
         self.on_msg(self._on_frontend_msg)
+
+    # ------------------------------------------------------------------ flow control
+    def show(self, source: Callable[[], dict] | bytes) -> None:
+        """Send a picture now, or as soon as the page has drawn the previous one.
+
+        Parameters
+        ----------
+        source : bytes or callable
+            PNG bytes, or a function returning the traits of the newest picture (``png`` and
+            optionally ``mime``, ``shape``, ``aspect``), called only when the frame goes out, so
+            states superseded while the page was busy are never rendered or encoded.
+        """
+        self._source = source if callable(source) else (lambda: {"png": bytes(source)})
+        # no page has acknowledged a frame yet (none open: a script, a test, an unattended run):
+        # every frame goes out at once, as there is no one to wait for
+        waiting = (self.frames_acked > 0 and self._sent_at is not None
+                   and time.monotonic() - self._sent_at < ACK_TIMEOUT_S)
+        if not waiting:
+            self._send_frame()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a frame is waiting for the page's acknowledgement (and a newer one is held)."""
+        return self._source is not None
+
+    def flush(self) -> None:
+        """Send the held frame now, acknowledged or not (scripts and tests without a page)."""
+        if self._source is not None:
+            self._send_frame()
+
+    def _send_frame(self) -> None:
+        source, self._source = self._source, None
+        traits = source()
+        with self.hold_sync():
+            if "shape" in traits and tuple(self.shape) != tuple(traits["shape"]):
+                self.shape = tuple(traits["shape"])
+                self.center = [self.shape[0] / 2.0, self.shape[1] / 2.0]
+            for name in ("aspect", "mime"):
+                if name in traits and getattr(self, name) != traits[name]:
+                    setattr(self, name, traits[name])
+            self.png = traits["png"]
+            self.frame += 1
+        self.frames_sent += 1
+        self._sent_at = time.monotonic()
+
+    def _on_ack(self, frame) -> None:
+        if frame != self.frame:
+            return  # an older frame (another view, or one sent before a timeout)
+        self.frames_acked += 1
+        self._sent_at = None
+        if self._source is not None:
+            self._send_frame()
 
     @t.validate("zoom")
     def _check_zoom(self, proposal):
@@ -314,7 +416,11 @@ class ImageCanvas(anywidget.AnyWidget):
             handler(message)
 
     def _on_frontend_msg(self, _widget, content, _buffers):
-        if isinstance(content, dict) and content.get("event") in self._handlers:
+        if not isinstance(content, dict):
+            return
+        if content.get("event") == "ack":
+            self._on_ack(content.get("frame"))
+        elif content.get("event") in self._handlers:
             self.dispatch(content)
 
     def reset_view(self) -> None:

@@ -21,10 +21,20 @@ import traitlets as t
 
 import medlab.enhance
 import medlab.segmentation
+from medlab._options import check_choice
 
+from ._live import Throttle, same_on_grid
 from ._viewer import SliceViewer, StaticPNG
 
-__all__ = ["WindowLevel", "ThresholdSlider", "SeedPicker"]
+__all__ = ["WindowLevel", "ThresholdSlider", "SeedPicker", "MAX_OTSU_CLASSES", "OTSU_BINS"]
+
+MAX_OTSU_CLASSES = 5
+# Histogram bins of multi-Otsu per class count: its search grows as bins ** (classes - 1)
+# (measured on 6x32x32 floats: 5 classes with 256 bins 9 s, with 64 bins 15 ms; 4 classes with
+# 256 bins 0.3 s), so 5 classes use 64 bins and every count stays well under a second.
+OTSU_BINS = {2: 256, 3: 256, 4: 256, 5: 64}
+CONNECTIVITY = ("face", "full")
+SLIDER_WIDTH_PX = 420
 
 
 def _attach(image_or_viewer, viewer_kwargs) -> tuple[SliceViewer, bool]:
@@ -63,19 +73,43 @@ def _step(viewer: SliceViewer) -> float:
     return float(10 ** np.floor(np.log10(max(hi - lo, 1e-12) / 500)))
 
 
-def _slider(cls, description: str, lo: float, hi: float, step: float, width: str | None = None):
-    """A float (range) slider whose bounds lie on its step grid.
+def _slider(cls, description: str, lo: float, hi: float, step: float, width_px: int = SLIDER_WIDTH_PX):
+    """A live float (range) slider whose bounds lie on its step grid.
 
-    ``continuous_update=False``: the browser's float slider writes its step-snapped value back
-    while it is drawn when updates are continuous, so showing a value (an Otsu threshold, an
-    'auto' window) would change it; the slider applies on release instead. Dragging on the
-    picture (window/level) stays live.
+    ``continuous_update=True``: values arrive while the handle moves; the components apply them
+    through a :class:`~medlab.widgets._live.Throttle` and ignore the step-snapped echo of a value
+    the kernel set (:func:`~medlab.widgets._live.same_on_grid`), so an Otsu threshold or an
+    'auto' window keeps its exact value.
     """
     lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
     value = (lo, hi) if cls is widgets.FloatRangeSlider else lo
-    layout = widgets.Layout(width=width) if width else widgets.Layout()
     return cls(description=description, min=lo, max=hi, step=step, value=value, readout_format=".4g",
-               continuous_update=False, layout=layout)
+               continuous_update=True, layout=widgets.Layout(width=f"{int(width_px)}px"),
+               style={"description_width": "70px"})
+
+
+def _moved(slider_values, state_values, step) -> bool:
+    """Whether the slider moved away from the state (not just its snapped echo)."""
+    return any(not same_on_grid(a, b, step) for a, b in zip(slider_values, state_values, strict=True))
+
+
+def _snap_merge(slider_values, state_values, step) -> tuple[float, ...]:
+    """The state with only the ends the slider really moved replaced by the slider's values."""
+    return tuple(b if same_on_grid(a, b, step) else float(a)
+                 for a, b in zip(slider_values, state_values, strict=True))
+
+
+def _count_word(viewer: SliceViewer) -> str:
+    return "voxels" if viewer.ndim == 3 else "pixels"
+
+
+def _classes(classes) -> int:
+    if isinstance(classes, bool) or not isinstance(classes, int | np.integer):
+        raise TypeError(f"`classes` must be an int; got {classes!r}")
+    if not 2 <= classes <= MAX_OTSU_CLASSES:
+        raise ValueError(f"`classes` must be in [2, {MAX_OTSU_CLASSES}] (multi-Otsu's search grows as "
+                         f"bins ** (classes - 1)); got {classes}")
+    return int(classes)
 
 
 def _size_text(row) -> str:
@@ -94,8 +128,9 @@ class WindowLevel(_Component):
 
     Dragging on the picture with the left button changes the window (horizontal: right widens)
     and the level (vertical: down raises it, so the picture darkens), as radiology viewers do.
-    The state is the viewer's ``window`` and ``level``; the mapping is
-    :func:`medlab.enhance.window_bounds`, the presets :func:`medlab.enhance.presets`.
+    The sliders are live (throttled while they move). The state is the viewer's ``window`` and
+    ``level``; the mapping is :func:`medlab.enhance.window_bounds`, the presets
+    :func:`medlab.enhance.presets` of the image's modality (CT presets only for CT).
 
     Parameters
     ----------
@@ -103,13 +138,17 @@ class WindowLevel(_Component):
         What to show; a viewer is shared (only the controls are added here).
     window, level : float, optional
         Initial window; or ``preset`` (a :func:`medlab.enhance.presets` name).
+    modality : str, optional
+        Which presets apply (``'CT'``: the Hounsfield-unit presets; anything else: ``'auto'``
+        only). Default: ``'CT'`` when the viewer's unit is ``'HU'``.
     sensitivity : float, optional
         Intensity units per screen pixel of drag (default: the intensity range / 1024).
     **viewer_kwargs
         :class:`SliceViewer` options when ``image`` is not a viewer.
     """
 
-    def __init__(self, image, *, window=None, level=None, preset=None, sensitivity=None, **viewer_kwargs):
+    def __init__(self, image, *, window=None, level=None, preset=None, modality=None, sensitivity=None,
+                 **viewer_kwargs):
         super().__init__()
         self.viewer, owned = _attach(image, viewer_kwargs)
         v = self.viewer
@@ -118,19 +157,28 @@ class WindowLevel(_Component):
         self.sensitivity = span / 1024 if sensitivity is None else _number("sensitivity", sensitivity)
         if self.sensitivity <= 0:
             raise ValueError(f"`sensitivity` must be > 0; got {sensitivity!r}")
-        self._presets = medlab.enhance.presets()
+        if modality is None:
+            modality = "CT" if v.unit.strip().upper() == "HU" else ""
+        elif not isinstance(modality, str):
+            raise TypeError(f"`modality` must be a str such as 'CT' or 'PET'; got {modality!r}")
+        self.modality = modality.upper()
+        self._presets = {name: p for name, p in medlab.enhance.presets().items()
+                         if p.window is None or p.modality.upper() == self.modality}
         self._preset_values: dict[str, tuple[float, float]] = {}
         self._drag_start: tuple[float, float] | None = None
-        step = _step(v)
-        self._window = _slider(widgets.FloatSlider, "window", step, 2 * span, step)
-        self._level = _slider(widgets.FloatSlider, "level", lo - span / 2, hi + span / 2, step)
+        self._step = step = _step(v)
+        # one slider length spans the image's intensity range (a CT: about 10 HU per screen pixel)
+        self._window = _slider(widgets.FloatSlider, "window", step, span, step)
+        self._level = _slider(widgets.FloatSlider, "level", lo, hi, step)
         self._preset = widgets.Dropdown(description="preset", options=["custom", *self._presets],
-                                        value="custom")
+                                        value="custom", style={"description_width": "70px"},
+                                        layout=widgets.Layout(width="260px"))
+        self._live = Throttle(self._apply_sliders)
         with v.hold_redraw():
             if preset is not None:
                 self.set_preset(preset)
             elif window is not None or level is not None:
-                self.set_window(window, level)
+                self.set_window(v.window if window is None else window, v.level if level is None else level)
             self._show_state()
         v.observe(self._on_state, names=["window", "level"])
         self._window.observe(self._on_slider, names="value")
@@ -147,12 +195,25 @@ class WindowLevel(_Component):
     def level(self) -> float:
         return self.viewer.level
 
+    @property
+    def preset_names(self) -> tuple[str, ...]:
+        """The presets offered for this image's modality."""
+        return tuple(self._presets)
+
     def set_window(self, window: float, level: float) -> None:
         """Window width (> 0) and centre, intensity units."""
-        self.viewer.set_window_level(window, level)
+        self.viewer.set_window_level(_number("window", window), _number("level", level))
 
     def set_preset(self, name: str) -> None:
         """Apply a named window (:func:`medlab.enhance.presets`; ``'auto'`` is computed once)."""
+        if not isinstance(name, str):
+            raise TypeError(f"`preset` must be a preset name; got {name!r}")
+        if name not in self._presets:
+            other = medlab.enhance.presets().get(name)
+            if other is not None:
+                raise ValueError(f"preset {name!r} is for {other.modality}; this image "
+                                 f"({self.modality or 'not CT'}) offers {list(self._presets)}")
+            check_choice("preset", name, tuple(self._presets))
         if name not in self._preset_values:
             self._preset_values[name] = medlab.enhance.resolve_window(self.viewer.image, preset=name)
         self.set_window(*self._preset_values[name])
@@ -161,6 +222,8 @@ class WindowLevel(_Component):
     def _show_state(self):
         v = self.viewer
         for slider, value in ((self._window, v.window), (self._level, v.level)):
+            if same_on_grid(slider.value, value, slider.step):
+                continue  # the slider shows it already (snapped to its grid)
             slider.max = max(slider.max, value)
             slider.min = min(slider.min, value)
             slider.value = value
@@ -172,9 +235,13 @@ class WindowLevel(_Component):
         self._show_state()
 
     def _on_slider(self, _change):
-        w, lev = self._window.value, self._level.value
-        if (w, lev) != (self.viewer.window, self.viewer.level):
-            self.set_window(w, lev)
+        self._live()
+
+    def _apply_sliders(self):
+        state = (self.viewer.window, self.viewer.level)
+        values = (self._window.value, self._level.value)
+        if _moved(values, state, self._step):
+            self.set_window(*_snap_merge(values, state, self._step))
 
     def _on_preset(self, change):
         if change["new"] != "custom":
@@ -213,7 +280,7 @@ class ThresholdSlider(_Component):
     lower, upper : float, optional
         Initial range, intensity units (default: the upper half of the intensity range).
     classes : int
-        Classes for multi-Otsu (2..5).
+        Classes for multi-Otsu (2..``MAX_OTSU_CLASSES``).
     color : (r, g, b)
         Overlay colour.
     layer : str
@@ -246,9 +313,11 @@ class ThresholdSlider(_Component):
         self.mask = np.zeros(v.array.shape, np.uint8)
         self.statistics: dict = {}
         self.thresholds: list[float] = []
-        self._slider = _slider(widgets.FloatRangeSlider, "range", lo, hi, _step(v), width="480px")
-        self._classes = widgets.BoundedIntText(value=int(classes), min=2, max=5, description="classes",
-                                               layout=widgets.Layout(width="150px"))
+        self._step = _step(v)
+        self._slider = _slider(widgets.FloatRangeSlider, "threshold", lo, hi, self._step)
+        self._classes = widgets.BoundedIntText(value=_classes(classes), min=2, max=MAX_OTSU_CLASSES,
+                                               description="classes", layout=widgets.Layout(width="150px"))
+        self._live = Throttle(self._apply_slider)
         self._otsu = widgets.Button(description="Otsu", tooltip="lower = Otsu threshold, upper = max")
         self._multi = widgets.Button(description="multi-Otsu", tooltip="the brightest multi-Otsu class")
         self._info = widgets.HTML()
@@ -281,12 +350,17 @@ class ThresholdSlider(_Component):
         return th
 
     def apply_multi_otsu(self, classes: int | None = None, otsu_class: int | None = None) -> list[float]:
-        """Range = one multi-Otsu class (default the brightest); returns the thresholds."""
-        classes = self._classes.value if classes is None else int(classes)
-        _, th = medlab.segmentation.multi_otsu(self.viewer.image, classes, return_thresholds=True)
-        k = classes if otsu_class is None else int(otsu_class)
-        if not 1 <= k <= classes:
-            raise ValueError(f"`otsu_class` must be in [1, {classes}]; got {otsu_class!r}")
+        """Range = one multi-Otsu class (default the brightest); returns the thresholds.
+
+        ``classes`` is 2..``MAX_OTSU_CLASSES``; the histogram has ``OTSU_BINS[classes]`` bins
+        (fewer for more classes, so that the search stays under a second).
+        """
+        classes = self._classes.value if classes is None else _classes(classes)
+        k = classes if otsu_class is None else otsu_class
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= classes:
+            raise ValueError(f"`otsu_class` must be an int in [1, {classes}]; got {otsu_class!r}")
+        _, th = medlab.segmentation.multi_otsu(self.viewer.image, classes, nbins=OTSU_BINS[classes],
+                                               return_thresholds=True)
         lo, hi = self.viewer.intensity_range
         bounds = [lo, *th, hi]
         self.thresholds = list(th)
@@ -294,9 +368,12 @@ class ThresholdSlider(_Component):
         self.set_range(bounds[k - 1], bounds[k])
         return list(th)
 
-    def _on_slider(self, change):
-        if tuple(change["new"]) != self.range:
-            self.set_range(*change["new"])
+    def _on_slider(self, _change):
+        self._live()
+
+    def _apply_slider(self):
+        if _moved(self._slider.value, self.range, self._step):
+            self.set_range(*_snap_merge(self._slider.value, self.range, self._step))
 
     def _on_state(self, _change):
         self._update()
@@ -309,11 +386,12 @@ class ThresholdSlider(_Component):
         key = "volume_ml" if v.ndim == 3 else "area_mm2"
         row = stats.iloc[0] if len(stats) else {"voxels": 0, key: 0.0}
         self.statistics = {"voxels": int(row["voxels"]), key: float(row[key])}
-        lo, hi = self._slider.min, self._slider.max
-        self._slider.min, self._slider.max = min(lo, self.lower), max(hi, self.upper)
-        self._slider.value = (self.lower, self.upper)
+        if _moved(self._slider.value, self.range, self._step):
+            lo, hi = self._slider.min, self._slider.max
+            self._slider.min, self._slider.max = min(lo, self.lower), max(hi, self.upper)
+            self._slider.value = (self.lower, self.upper)
         self._info.value = (f"<b>{_size_text(self.statistics)}</b> &nbsp; "
-                            f"({self.statistics['voxels']} voxels in "
+                            f"({self.statistics['voxels']} {_count_word(v)} in "
                             f"[{self.lower:.4g}, {self.upper:.4g}] {html.escape(v.unit)})")
         v.set_overlay(self._layer, self.mask, mode="fill", color=self._color)
 
@@ -336,8 +414,9 @@ class SeedPicker(_Component):
     connectivity : {'face', 'full'}
     pick_radius : int
         A click within this many shown pixels of a seed on the slice removes it.
-    color, seed_color : (r, g, b)
-        Region fill and seed marker colours.
+    color, seed_color : (r, g, b), optional
+        Region and seed marker colours. Default on grey: a cyan fill and yellow markers; on a
+        colour map (PET): a blue outline and cyan markers, which the map does not contain.
     layer : str
         Name of its overlay on the viewer (markers: ``layer + '-seeds'``).
     **viewer_kwargs
@@ -360,20 +439,32 @@ class SeedPicker(_Component):
     range = t.Tuple(t.Float(), t.Float(), default_value=(0.0, 1.0))
 
     def __init__(self, image, *, lower=None, upper=None, seeds_index=None, seeds_mm=None,
-                 connectivity: str = "face", pick_radius: int = 3, color=(0, 200, 255),
-                 seed_color=(255, 220, 0), layer: str = "region", **viewer_kwargs):
+                 connectivity: str = "face", pick_radius: int = 3, color=None,
+                 seed_color=None, layer: str = "region", **viewer_kwargs):
         super().__init__()
         self.viewer, owned = _attach(image, viewer_kwargs)
         v = self.viewer
         lo, hi = v.intensity_range
         self.connectivity = connectivity
-        self.pick_radius = int(pick_radius)
-        self._layer, self._color, self._seed_color = layer, color, seed_color
+        self.pick_radius = pick_radius
+        # on a colour map (PET 'hot': black-red-yellow-white) a yellow marker and a filled region
+        # disappear into the picture: cyan seeds and a blue outline there; on grey, a yellow
+        # marker and a cyan fill
+        coloured = v.colormap not in (None, "gray", "grey")
+        self._mode = "contour" if coloured else "fill"
+        if color is None:
+            color = (30, 144, 255) if coloured else (0, 200, 255)
+        if seed_color is None:
+            seed_color = (0, 255, 255) if coloured else (255, 220, 0)
+        self._layer, self.color, self.seed_color = layer, tuple(color), tuple(seed_color)
         self.region = np.zeros(v.array.shape, np.uint8)
         self.statistics: dict = {}
-        self._range = _slider(widgets.FloatRangeSlider, "range", lo, hi, _step(v), width="480px")
-        self._clear = widgets.Button(description="clear seeds")
+        self._step = _step(v)
+        self._range = _slider(widgets.FloatRangeSlider, "region", lo, hi, self._step)
+        self._range.tooltip = "intensity range the region grows in"
+        self._clear = widgets.Button(description="clear seeds", layout=widgets.Layout(width="110px"))
         self._info = widgets.HTML()
+        self._live = Throttle(self._apply_range)
         with v.hold_redraw():
             self.set_range(lo if lower is None else lower, hi if upper is None else upper)
             if seeds_index is not None and seeds_mm is not None:
@@ -387,7 +478,31 @@ class SeedPicker(_Component):
         self._range.observe(self._on_range, names="value")
         self._clear.on_click(lambda _b: self.clear_seeds())
         v.on_click(self._on_click)
-        self._layout(owned, [widgets.HBox([self._range, self._clear]), self._info])
+        self._layout(owned, [self._range, widgets.HBox([self._clear, self._info])])
+
+    @property
+    def connectivity(self) -> str:
+        """``'face'`` (6 neighbours in 3D, 4 in 2D) or ``'full'`` (26 / 8)."""
+        return self._connectivity
+
+    @connectivity.setter
+    def connectivity(self, value: str) -> None:
+        self._connectivity = check_choice("connectivity", value, CONNECTIVITY)
+        if getattr(self, "seeds_index", None):
+            self._update()
+
+    @property
+    def pick_radius(self) -> int:
+        """A click within this many shown pixels of a seed removes it (>= 0)."""
+        return self._pick_radius
+
+    @pick_radius.setter
+    def pick_radius(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"`pick_radius` must be an int (shown pixels); got {value!r}")
+        if value < 0:
+            raise ValueError(f"`pick_radius` must be >= 0; got {value}")
+        self._pick_radius = int(value)
 
     # ------------------------------------------------------------------ setters
     def set_seeds_index(self, seeds_index: Sequence[Sequence[int]]) -> None:
@@ -442,9 +557,12 @@ class SeedPicker(_Component):
                 return
         self.add_seed_index(index)
 
-    def _on_range(self, change):
-        if tuple(change["new"]) != self.range:
-            self.set_range(*change["new"])
+    def _on_range(self, _change):
+        self._live()
+
+    def _apply_range(self):
+        if _moved(self._range.value, self.range, self._step):
+            self.set_range(*_snap_merge(self._range.value, self.range, self._step))
 
     def _on_state(self, _change):
         self._update()
@@ -452,10 +570,11 @@ class SeedPicker(_Component):
     def _update(self):
         v = self.viewer
         with v.hold_redraw():
-            self._range.min = min(self._range.min, self.lower)
-            self._range.max = max(self._range.max, self.upper)
-            self._range.value = (self.lower, self.upper)
-            v.set_markers(f"{self._layer}-seeds", self.seeds_index, color=self._seed_color)
+            if _moved(self._range.value, self.range, self._step):
+                self._range.min = min(self._range.min, self.lower)
+                self._range.max = max(self._range.max, self.upper)
+                self._range.value = (self.lower, self.upper)
+            v.set_markers(f"{self._layer}-seeds", self.seeds_index, color=self.seed_color)
             if not self.seeds_index:
                 self.region = np.zeros(v.array.shape, np.uint8)
                 self.statistics = {}
@@ -468,7 +587,7 @@ class SeedPicker(_Component):
             self.region = sitk.GetArrayFromImage(region)
             self.statistics = self._statistics()
             self._info.value = self._table()
-            v.set_overlay(self._layer, self.region, mode="fill", color=self._color)
+            v.set_overlay(self._layer, self.region, mode=self._mode, color=self.color)
 
     def _statistics(self) -> dict:
         """:func:`medlab.segmentation.label_statistics` of the region with the image, measured in
@@ -489,7 +608,7 @@ class SeedPicker(_Component):
 
     def _table(self) -> str:
         s, unit = self.statistics, html.escape(self.viewer.unit)
-        cells = [f"{len(self.seeds_index)} seed(s)", _size_text(s), f"{s['voxels']} voxels"]
+        cells = [f"{len(self.seeds_index)} seed(s)", _size_text(s), f"{s['voxels']} {_count_word(self.viewer)}"]
         if "mean" in s:
             cells.append(f"mean {s['mean']:.4g} ± {s['std']:.3g} {unit} [{s['min']:.4g}, {s['max']:.4g}]")
         return "<code>" + " &nbsp;|&nbsp; ".join(cells) + "</code>"

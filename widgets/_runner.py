@@ -28,7 +28,7 @@ import medlab.segmentation
 
 from ._jobs import BackgroundJob, JobOwner
 from ._plot import LinePlot
-from ._viewer import SliceViewer, StaticPNG, encode_png
+from ._viewer import SliceViewer, StaticPNG
 
 __all__ = ["ModelRunner", "device_text"]
 
@@ -229,7 +229,7 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
         cam = self.cam if v.ndim == 2 else medlab.display.slice_of(self.cam, v.index, v.axis)
         self.cam_pixels = medlab.fusion.colour_overlay(v.current_slice(), cam, window=v.window, level=v.level,
                                                        colormap="jet", overlay_range=(0.0, 1.0), alpha=self.cam_alpha)
-        self._cam_view.value = encode_png(self.cam_pixels)
+        self._cam_view.value = medlab.display.encode(self.cam_pixels)
 
     # ------------------------------------------------------------------ training
     def train(self, x, y, *, model=None, name: str | None = None, validation=None, epochs: int = 5,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,21 +45,65 @@ AXES = ("axial", "coronal", "sagittal")
 OVERLAY_MODES = ("fill", "contour")
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
-    """PNG bytes of display-ready pixels from :func:`medlab.display.render`.
+def _scalar_input(image, rgb: bool | None):
+    """The image as one intensity per pixel, and a note when it was converted.
 
-    The encoder :func:`medlab.display.png_bytes` chooses (OpenCV, measured 3-4x faster than
-    Pillow here; see ``medlab.display.ENCODERS``). ``png_bytes`` renders from intensities;
-    the viewer needs to encode a picture it has composed from several layers, hence this.
+    An RGB(A) picture (a numpy ``(M, N, 3|4)`` array, or a SimpleITK image with 3 or 4
+    components) is converted to its luminance (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B)
+    when ``rgb`` is True, or when it is None and the array looks like a picture (last axis 3 or
+    4 long, the other two longer than 4). ``rgb=False`` keeps a numpy array as a volume.
     """
-    import cv2
+    if rgb not in (None, True, False):
+        raise TypeError(f"`rgb` must be None (detect), True or False; got {rgb!r}")
+    if isinstance(image, sitk.Image):
+        n = image.GetNumberOfComponentsPerPixel()
+        if n == 1 or rgb is False:
+            return image, ""
+        if n not in (3, 4):
+            raise ValueError(f"`image` has {n} components per pixel; give one (a scalar image) or 3/4 (RGB/RGBA)")
+        arr = sitk.GetArrayViewFromImage(image)
+        grey = sitk.GetImageFromArray(_luminance(arr))
+        grey.SetSpacing(image.GetSpacing())
+        grey.SetOrigin(image.GetOrigin())
+        grey.SetDirection(image.GetDirection())
+        return grey, "RGB picture shown as its luminance (0.299 R + 0.587 G + 0.114 B)."
+    if not (isinstance(image, np.ndarray) or hasattr(image, "__array__")):
+        return image, ""
+    arr = np.asarray(image)
+    looks_rgb = arr.ndim == 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) > 4
+    if rgb is True and not (arr.ndim == 3 and arr.shape[-1] in (3, 4)):
+        raise ValueError(f"`rgb=True` needs an (M, N, 3) or (M, N, 4) array; got shape {arr.shape}")
+    if rgb is True or (rgb is None and looks_rgb):
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"`image` must have a numeric dtype; got {arr.dtype}")
+        return _luminance(arr), (f"(M, N, {arr.shape[-1]}) array shown as an RGB picture's luminance "
+                                 "(0.299 R + 0.587 G + 0.114 B); rgb=False shows it as a volume.")
+    return image, ""
 
-    if pixels.ndim == 3:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", pixels)
-    if not ok:  # pragma: no cover - OpenCV reports no reason
-        raise RuntimeError("OpenCV could not encode the picture as PNG")
-    return buf.tobytes()
+
+def _luminance(arr: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(arr, dtype=np.float64)[..., :3]
+    grey = rgb @ np.array([0.299, 0.587, 0.114])
+    return grey.astype(np.float32)
+
+
+def _intensity_range(array: np.ndarray) -> tuple[tuple[float, float], str]:
+    """``(min, max)`` of the finite values, and a note when there is something to say."""
+    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    if not finite.size:
+        return (0.0, 1.0), "The image has no finite values (all NaN or infinite): nothing to show."
+    lo, hi = float(finite.min()), float(finite.max())
+    if not np.isfinite(hi - lo):
+        raise ValueError(f"`image` values span [{lo:.3g}, {hi:.3g}], a range float64 cannot hold "
+                         "(window arithmetic overflows); rescale the image")
+    if lo == hi:
+        return (lo, hi), f"The image is constant ({lo:.6g}): every pixel shows the same grey."
+    return (lo, hi), ""
+
+
+def _has_spread(array: np.ndarray) -> bool:
+    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    return bool(finite.size) and float(finite.min()) < float(finite.max())
 
 
 def _rgb(color, name: str) -> tuple[int, int, int]:
@@ -94,7 +139,8 @@ class StaticPNG:
         bundle["image/png"] = v.png_base64()
         rows, cols = v.pixels.shape[:2]
         width = v.canvas.display_width
-        height = max(1, round(width * rows * v.canvas.aspect / max(cols, 1)))
+        rs, cs = v.pixel_spacing_mm
+        height = max(1, round(width * rows * (rs / cs) / max(cols, 1)))
         return bundle, {"image/png": {"width": width, "height": height}}
 
 
@@ -130,6 +176,10 @@ class SliceViewer(StaticPNG, widgets.VBox):
         Width on screen, CSS pixels.
     title : str
         Shown above the picture.
+    rgb : bool, optional
+        Whether the input is an RGB(A) picture (shown as its luminance, with a note above it).
+        Default: detected (a numpy ``(M, N, 3|4)`` array, or a SimpleITK image with 3 or 4
+        components); ``rgb=False`` shows an ``(M, N, 3)`` array as a 3-slice volume.
 
     Attributes
     ----------
@@ -168,8 +218,10 @@ class SliceViewer(StaticPNG, widgets.VBox):
         colormap: str | None = None,
         display_width: int = 512,
         title: str = "",
+        rgb: bool | None = None,
     ):
         super().__init__()
+        image, self.converted = _scalar_input(image, rgb)
         img, _ = as_sitk(image, spacing=spacing)
         check_scalar(img, "image")
         if img.GetDimension() not in (2, 3):
@@ -185,8 +237,9 @@ class SliceViewer(StaticPNG, widgets.VBox):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"`overlay_alpha` must be in [0, 1]; got {overlay_alpha!r}")
         self.overlay_alpha = alpha
-        finite = self.array[np.isfinite(self.array)] if self.array.dtype.kind == "f" else self.array
-        self.intensity_range = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        self.intensity_range, self.notice = _intensity_range(self.array)
+        if self.converted:
+            self.notice = " ".join(filter(None, [self.converted, self.notice]))
         self._layers: dict[str, _Layer] = {}
         self._click_handlers: list[Callable] = []
         self._hold = 0
@@ -194,15 +247,22 @@ class SliceViewer(StaticPNG, widgets.VBox):
         self._slice_cache: dict = {}
         self._table_key = None
         self._table = None
-        self.pixels = np.zeros((1, 1), np.uint8)
-        self.png = b""
+        self._pixels: np.ndarray | None = None  # composed lazily: None = stale
+        self._png: bytes | None = None
 
-        w, lev = medlab.enhance.resolve_window(img, window, level, preset=preset)
+        if window is None and level is None and preset in (None, "auto") and not _has_spread(self.array):
+            # nothing to compute a percentile window from (all NaN, constant): a unit window
+            # around the one value; the status line says why
+            w, lev = 1.0, self.intensity_range[0]
+        else:
+            w, lev = medlab.enhance.resolve_window(img, window, level, preset=preset)
         # a 2D image has no slices to page through: the wheel scrolls the notebook
         self.canvas = ImageCanvas(display_width=int(display_width), wheel_events=self.ndim == 3)
         self._title = widgets.HTML(f"<b>{title}</b>" if title else "")
         self._readout = widgets.HTML("&nbsp;", layout=widgets.Layout(min_height="1.6em"))
         self._status = widgets.HTML("")
+        self._notice = widgets.HTML(f"<span style='color:#b35900'>{html.escape(self.notice)}</span>"
+                                    if self.notice else "")
         self._axis_buttons = widgets.ToggleButtons(options=list(AXES), value=axis,
                                                    style={"button_width": "80px"})
         self._slider = widgets.IntSlider(description="slice", min=0, max=0, continuous_update=True,
@@ -224,7 +284,8 @@ class SliceViewer(StaticPNG, widgets.VBox):
             self.canvas.on("click", self._on_click)
             self._dirty = True
         controls = [widgets.HBox([self._axis_buttons]), self._slider] if self.ndim == 3 else []
-        self.children = [self._title, self.canvas, *controls, self._status, self._readout]
+        self.children = [self._title, *([self._notice] if self.notice else []), self.canvas, *controls,
+                         self._status, self._readout]
 
     @property
     def viewer(self) -> SliceViewer:
@@ -344,7 +405,7 @@ class SliceViewer(StaticPNG, widgets.VBox):
 
     def set_view(self, *, zoom: float = 1.0, center_index: Sequence[int] | None = None) -> None:
         """Zoom (>= 1) around a numpy index on the shown slice (default: the slice centre)."""
-        rows, cols = self.canvas.shape
+        rows, cols = self.current_slice().shape[:2]
         if center_index is None:
             center = [rows / 2.0, cols / 2.0]
         else:
@@ -387,8 +448,7 @@ class SliceViewer(StaticPNG, widgets.VBox):
             img.CopyInformation(self.image)
         self.image = img
         self.array = sitk.GetArrayViewFromImage(img)
-        finite = self.array[np.isfinite(self.array)] if self.array.dtype.kind == "f" else self.array
-        self.intensity_range = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        self.intensity_range, _ = _intensity_range(self.array)
         if unit is not None:
             self.unit = str(unit)
         self._slice_cache.pop("image", None)
@@ -630,8 +690,8 @@ class SliceViewer(StaticPNG, widgets.VBox):
             pixels = np.repeat(pixels[:, :, None], 3, axis=2)
         if contour is not None:
             # the outline of medlab.display's contour mode, painted over the filled picture
-            edge = medlab.display._boundary(contour)
-            pal = medlab.display._overlay_palette(int(contour.max()), contour_colors)
+            edge = medlab.display.boundary(contour)
+            pal = medlab.display.overlay_palette(int(contour.max()), contour_colors)
             pixels[edge] = pal[contour[edge]]
         if markers:
             import cv2
@@ -642,24 +702,38 @@ class SliceViewer(StaticPNG, widgets.VBox):
         return pixels
 
     def redraw(self) -> None:
-        """Compose and send the picture (once per ``hold_redraw`` block)."""
+        """Mark the picture stale and send the newest one to the page (once per ``hold_redraw``
+        block; while the page is still drawing the previous frame, only the newest state is
+        composed and sent, after its acknowledgement: see :class:`ImageCanvas`)."""
         if self._hold:
             self._dirty = True
             return
         self._dirty = False
-        pixels = self.compose()
-        self.pixels = pixels
-        self.png = encode_png(pixels)
-        rs, cs = self.pixel_spacing_mm
-        with self.canvas.hold_sync():
-            if tuple(self.canvas.shape) != pixels.shape[:2]:
-                self.canvas.shape = pixels.shape[:2]
-                self.canvas.center = [pixels.shape[0] / 2.0, pixels.shape[1] / 2.0]
-            self.canvas.aspect = rs / cs
-            self.canvas.png = self.png
-        where = f"{self.axis} slice {self.index + 1}/{self.n_slices} &nbsp; " if self.ndim == 3 else ""
+        self._pixels = self._png = None
+        self.canvas.show(self._frame)
+        # the slice number as the slider and the readout's index give it (0-based)
+        where = (f"{self.axis} slice {self.index} of 0..{self.n_slices - 1} &nbsp; " if self.ndim == 3 else "")
         self._status.value = (f"<small>{where}W {self.window:.4g} &nbsp; L {self.level:.4g} "
                               f"{self.unit}</small>")
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """The picture of the current state (:meth:`compose`), composed once per state."""
+        if self._pixels is None:
+            self._pixels = self.compose()
+        return self._pixels
+
+    @property
+    def png(self) -> bytes:
+        """The current picture as PNG (:func:`medlab.display.encode`)."""
+        if self._png is None:
+            self._png = medlab.display.encode(self.pixels)
+        return self._png
+
+    def _frame(self) -> dict:
+        pixels, png = self.pixels, self.png
+        rs, cs = self.pixel_spacing_mm
+        return {"png": png, "shape": tuple(pixels.shape[:2]), "aspect": rs / cs, "mime": "image/png"}
 
     def png_base64(self) -> str:
         """The current picture as base64 PNG (what ``_repr_mimebundle_`` shows offline)."""
