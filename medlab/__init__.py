@@ -36,6 +36,7 @@ _SUBMODULES = (
     "cardiac",
     "vessels",
     "neuro",
+    "pacs",
 )
 
 __all__ = [*_SUBMODULES, "MedlabError", "ImageIOError", "DatasetError", "ChecksumError", "__version__"]

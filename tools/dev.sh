@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
-EXTRAS="data,jupyter,test,batch,dl,napari"
+EXTRAS="data,jupyter,test,batch,dl,napari,pacs"
 
 find_python() {
   for cand in "${PYTHON:-}" python3.11 python3 python; do

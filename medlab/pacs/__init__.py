@@ -1,0 +1,54 @@
+"""Query, retrieve and store against a PACS; results written back as DICOM SEG and SR.
+
+Two transports with the same methods (``echo``, ``search``/``search_patients``/
+``search_studies``/``search_series``/``search_instances``, ``retrieve_series``,
+``retrieve_image``, ``store``) and the same result columns:
+
+=============================== ==============================================================
+:class:`DicomWebClient`         DICOMweb: QIDO-RS, WADO-RS, STOW-RS; basic or bearer-token
+                                authentication, TLS (``https://``), retries with back-off
+:class:`DimseClient`            DIMSE: C-ECHO, C-FIND, C-GET, C-STORE (pynetdicom)
+:class:`Retrieval`              what a series retrieval wrote (files, counts, bytes, seconds)
+:class:`PacsError`              a failed request: server, reason, what was already retrieved
+=============================== ==============================================================
+
+A retrieved series is a folder of ``<SOPInstanceUID>.dcm`` files, each written through a
+temporary file and a rename; a rerun skips the instances already there. Credentials never
+appear in messages.
+
+Results as standard DICOM (highdicom):
+
+=============================== ==============================================================
+:class:`Segment`                what a segment is (label, coded category and type)
+:func:`write_seg`               label image (binary) or probabilities (fractional) on a
+                                source series' grid -> DICOM SEG with coded segments
+:func:`read_seg`                DICOM SEG -> label image (or fractions) on a reference grid
+:func:`write_sr`                measurements of segments -> DICOM SR measurement report
+                                (TID 1500) with UCUM units, referencing the SEG
+:func:`read_sr`                 DICOM SR (TID 1500) -> measurements with values and units
+:data:`MEASUREMENTS`            the measurement names :func:`write_sr` knows (codes, units)
+=============================== ==============================================================
+"""
+
+from __future__ import annotations
+
+from medlab.pacs._common import LEVELS, RETURN_KEYS, PacsError, Retrieval
+from medlab.pacs._dimse import DimseClient
+from medlab.pacs._seg import Segment, read_seg, write_seg
+from medlab.pacs._sr import MEASUREMENTS, read_sr, write_sr
+from medlab.pacs._web import DicomWebClient
+
+__all__ = [
+    "DicomWebClient",
+    "DimseClient",
+    "PacsError",
+    "Retrieval",
+    "RETURN_KEYS",
+    "LEVELS",
+    "Segment",
+    "write_seg",
+    "read_seg",
+    "write_sr",
+    "read_sr",
+    "MEASUREMENTS",
+]

@@ -1,0 +1,334 @@
+"""DIMSE client (C-ECHO, C-FIND, C-GET, C-STORE) over pynetdicom."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from medlab.pacs import _common as c
+from medlab.pacs._common import PacsError, Retrieval
+
+_LEVEL = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "instance": "IMAGE"}
+_UIDS_PER_GET = 200  # SOPInstanceUIDs per C-GET identifier (UID list matching)
+
+
+def _quiet_logs() -> None:
+    """pynetdicom logs each association at INFO/ERROR; our errors say what failed."""
+    import logging
+
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+
+
+class DimseClient:
+    """A PACS over classic DICOM networking (DIMSE): C-ECHO, C-FIND, C-GET, C-STORE.
+
+    The PACS must know this client's AE title (``calling_aet``); DIMSE has no passwords.
+    Retrieval uses C-GET (the instances come back on the same association), so no port
+    has to be opened on this machine.
+
+    Parameters
+    ----------
+    host : str
+        Host name or address of the PACS.
+    port : int
+        Its DICOM port.
+    called_aet : str
+        The PACS's AE title.
+    calling_aet : str
+        This client's AE title, as registered in the PACS.
+    timeout_s : float
+        Seconds to wait for the connection and for each answer.
+    tls : ssl.SSLContext, optional
+        DICOM over TLS, when the PACS offers it.
+    """
+
+    def __init__(self, host: str, port: int, *, called_aet: str = "ANY-SCP", calling_aet: str = "MEDLAB",
+                 timeout_s: float = 30.0, tls=None):
+        from medlab._options import check_int, check_positive, require
+
+        require("pynetdicom", extra="pacs", purpose="medlab.pacs (DIMSE)")
+        self.host = str(host)
+        self.port = check_int("port", port, minimum=1)
+        for name, aet in (("called_aet", called_aet), ("calling_aet", calling_aet)):
+            if not aet or len(aet) > 16:
+                raise ValueError(f"`{name}` must be an AE title of 1-16 characters; got {aet!r}")
+        self.called_aet, self.calling_aet = called_aet, calling_aet
+        self.timeout_s = check_positive("timeout_s", timeout_s)
+        self.tls = tls
+        self.server = f"{called_aet}@{self.host}:{self.port}"
+        _quiet_logs()
+
+    def __repr__(self) -> str:
+        return f"DimseClient({self.server!r}, calling_aet={self.calling_aet!r})"
+
+    # -- association ----------------------------------------------------------------------
+    def _associate(self, contexts, *, ext_neg=None, handlers=None):
+        from pynetdicom import AE
+
+        try:  # tell "PACS down" from "PACS refuses us"
+            with socket.create_connection((self.host, self.port), timeout=self.timeout_s):
+                pass
+        except OSError as exc:
+            raise PacsError(self.server, f"cannot connect (is the PACS running and the port right?): "
+                                         f"{exc.strerror or exc}") from None
+        ae = AE(ae_title=self.calling_aet)
+        for t in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
+            setattr(ae, t, self.timeout_s)
+        ae.maximum_pdu_size = 0
+        kwargs = {"tls_args": (self.tls, self.host)} if self.tls is not None else {}
+        assoc = ae.associate(self.host, self.port, contexts=contexts, ae_title=self.called_aet,
+                             ext_neg=ext_neg, evt_handlers=handlers or [], **kwargs)
+        if not assoc.is_established:
+            if assoc.is_rejected:
+                why = (f"association rejected: the PACS does not accept calling AE title {self.calling_aet!r} "
+                       f"from this host, or its AE title is not {self.called_aet!r}")
+            else:
+                why = "association failed (aborted or timed out)"
+            raise PacsError(self.server, why)
+        return assoc
+
+    @staticmethod
+    def _context(abstract, syntaxes=None):
+        from pynetdicom import build_context
+
+        return build_context(abstract, syntaxes) if syntaxes else build_context(abstract)
+
+    # -- C-ECHO ---------------------------------------------------------------------------
+    def echo(self) -> bool:
+        """True when the PACS answers a C-ECHO (else PacsError)."""
+        from pynetdicom.sop_class import Verification
+
+        assoc = self._associate([self._context(Verification)])
+        try:
+            status = assoc.send_c_echo()
+        finally:
+            assoc.release()
+        if not status or int(status.Status) != 0:
+            raise PacsError(self.server, f"C-ECHO failed (status {getattr(status, 'Status', 'none')})")
+        return True
+
+    # -- C-FIND ---------------------------------------------------------------------------
+    def search(self, level: str = "study", *, study_uid: str | None = None, series_uid: str | None = None,
+               limit: int | None = None, **filters):
+        """Search the PACS (C-FIND) at one level; the same arguments and columns as
+        :meth:`medlab.pacs.DicomWebClient.search`."""
+        level = c.check_level(level)
+        filters = c.check_filters(filters)
+        if level == "instance" and not (study_uid and series_uid):
+            raise ValueError("`study_uid` and `series_uid` are both needed to search instances")
+        keys = list(c.RETURN_KEYS[level]) + [k for k in filters if k not in c.RETURN_KEYS[level]]
+        extra = {}
+        if study_uid and level in ("series", "instance"):
+            extra["StudyInstanceUID"] = c.check_uid("study_uid", study_uid)
+        if series_uid and level == "instance":
+            extra["SeriesInstanceUID"] = c.check_uid("series_uid", series_uid)
+        rows = self._find(level, keys, {**filters, **extra})
+        return c.rows_to_frame(rows[:limit] if limit else rows, level)
+
+    def search_patients(self, **filters):
+        return self.search("patient", **filters)
+
+    def search_studies(self, **filters):
+        return self.search("study", **filters)
+
+    def search_series(self, study_uid: str | None = None, **filters):
+        return self.search("series", study_uid=study_uid, **filters)
+
+    def search_instances(self, study_uid: str, series_uid: str, **filters):
+        return self.search("instance", study_uid=study_uid, series_uid=series_uid, **filters)
+
+    def _find(self, level: str, keys, match: dict) -> list[dict]:
+        import pydicom
+        from pynetdicom.sop_class import (
+            PatientRootQueryRetrieveInformationModelFind,
+            StudyRootQueryRetrieveInformationModelFind,
+        )
+
+        model = PatientRootQueryRetrieveInformationModelFind if level == "patient" else StudyRootQueryRetrieveInformationModelFind
+        ident = pydicom.Dataset()
+        ident.QueryRetrieveLevel = _LEVEL[level]
+        for k in keys:
+            setattr(ident, k, "")
+        for k, v in match.items():
+            setattr(ident, k, v)
+        assoc = self._associate([self._context(model)])
+        rows = []
+        try:
+            for status, found in assoc.send_c_find(ident, model):
+                if not status:
+                    raise PacsError(self.server, "C-FIND: no answer (association aborted or timed out)")
+                code = int(status.Status)
+                if code in (0xFF00, 0xFF01) and found is not None:
+                    rows.append(c.dataset_row(found, keys))
+                elif code != 0:
+                    raise PacsError(self.server, f"C-FIND at {level} level failed (status 0x{code:04X})")
+        finally:
+            assoc.release()
+        return rows
+
+    # -- C-GET ----------------------------------------------------------------------------
+    def retrieve_series(self, study_uid: str, series_uid: str, folder, *, workers: int = 1,
+                        progress: bool = True) -> Retrieval:
+        """Retrieve one series (C-GET) into ``folder`` as ``<SOPInstanceUID>.dcm`` files.
+
+        The same contract as :meth:`medlab.pacs.DicomWebClient.retrieve_series`: instances
+        already present are skipped (the others are asked for by UID list), each file is
+        written to a temporary name and renamed, and instances the PACS lists but does not
+        send raise :class:`PacsError` naming them. ``workers`` associations run in parallel,
+        each asking for its share of the instances.
+        """
+        from medlab._options import check_int
+
+        study_uid, series_uid = c.check_uid("study_uid", study_uid), c.check_uid("series_uid", series_uid)
+        workers = check_int("workers", workers, minimum=1)
+        folder = c.prepare_folder(folder)
+        result = Retrieval(folder)
+        t0 = time.perf_counter()
+        listed = self._find("instance", ["SOPInstanceUID", "SOPClassUID"],
+                            {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid})
+        if not listed:
+            raise PacsError(self.server, f"series {series_uid} of study {study_uid} has no instances on the PACS")
+        classes = sorted({r["SOPClassUID"] for r in listed if r.get("SOPClassUID")})
+        uids = [r["SOPInstanceUID"] for r in listed]
+        todo = [u for u in uids if not c.instance_path(folder, u).exists()]
+        result.skipped = len(uids) - len(todo)
+        bar = c.progress_bar(len(todo), "C-GET", progress)
+        lock = threading.Lock()
+        try:
+            if todo:
+                shares = [todo[i::workers] for i in range(workers) if todo[i::workers]]
+                whole = len(todo) == len(uids) and len(shares) == 1
+                args = [(study_uid, series_uid, None if whole else share, classes, folder, result, bar, lock)
+                        for share in shares]
+                if len(shares) == 1:
+                    self._get(*args[0])
+                else:
+                    with ThreadPoolExecutor(len(shares), thread_name_prefix="medlab-cget") as pool:
+                        for f in [pool.submit(self._get, *a) for a in args]:
+                            f.result()
+        except PacsError as exc:
+            done = sorted(c.instance_path(folder, u) for u in uids if c.instance_path(folder, u).exists())
+            raise PacsError(exc.server, exc.reason, retrieved=done,
+                            missing=[u for u in uids if not c.instance_path(folder, u).exists()]) from None
+        finally:
+            bar.close()
+        result.seconds = time.perf_counter() - t0
+        result.files = sorted(c.instance_path(folder, u) for u in uids if c.instance_path(folder, u).exists())
+        missing = [u for u in uids if not c.instance_path(folder, u).exists()]
+        if missing:
+            raise PacsError(self.server, f"series {series_uid}: {len(missing)} listed instance(s) were not delivered "
+                                         f"(first: {missing[0]}); rerun to retry",
+                            retrieved=result.files, missing=missing)
+        return result
+
+    def _get(self, study_uid, series_uid, sop_uids, classes, folder, result, bar, lock) -> None:
+        import pydicom
+        from pydicom.uid import (
+            DeflatedExplicitVRLittleEndian,
+            ExplicitVRBigEndian,
+            ExplicitVRLittleEndian,
+            ImplicitVRLittleEndian,
+            JPEG2000,
+            JPEG2000Lossless,
+            JPEGBaseline8Bit,
+            JPEGExtended12Bit,
+            JPEGLosslessSV1,
+            JPEGLSLossless,
+            RLELossless,
+        )
+        from pynetdicom import build_role, evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as model
+
+        syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+                    ExplicitVRBigEndian, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1,
+                    JPEGLSLossless, JPEG2000Lossless, JPEG2000, RLELossless]
+        contexts = [self._context(model)] + [self._context(k, syntaxes) for k in classes]
+        roles = [build_role(k, scp_role=True) for k in classes]
+        errors = []
+
+        def on_store(event):
+            uid = str(event.request.AffectedSOPInstanceUID)
+            path = c.instance_path(folder, uid)
+            try:
+                if not path.exists():
+                    data = event.encoded_dataset()
+                    c.write_atomic(path, data)
+                    with lock:
+                        result.retrieved += 1
+                        result.bytes += len(data)
+                bar.update(1)
+            except Exception as exc:  # reported after the association; the PACS sees a failure
+                errors.append(f"{uid}: {exc}")
+                return 0xA700
+            return 0x0000
+
+        ident = pydicom.Dataset()
+        ident.StudyInstanceUID = study_uid
+        ident.SeriesInstanceUID = series_uid
+        chunks = [None] if sop_uids is None else [sop_uids[i:i + _UIDS_PER_GET] for i in range(0, len(sop_uids), _UIDS_PER_GET)]
+        assoc = self._associate(contexts, ext_neg=roles, handlers=[(evt.EVT_C_STORE, on_store)])
+        try:
+            for chunk in chunks:
+                if chunk is None:
+                    ident.QueryRetrieveLevel = "SERIES"
+                    ident.pop("SOPInstanceUID", None)
+                else:
+                    ident.QueryRetrieveLevel = "IMAGE"
+                    ident.SOPInstanceUID = chunk
+                final = None
+                for status, _ in assoc.send_c_get(ident, model):
+                    if not status:
+                        raise PacsError(self.server, "C-GET: no answer (association aborted or timed out)")
+                    final = int(status.Status)
+                if final not in (0x0000, 0xB000):
+                    raise PacsError(self.server, f"C-GET of series {series_uid} failed (status 0x{final:04X})")
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        if errors:
+            raise PacsError(self.server, f"could not write {len(errors)} received instance(s): {errors[0]}")
+
+    def retrieve_image(self, study_uid: str, series_uid: str, *, folder=None, workers: int = 1,
+                       progress: bool = True, **read_options):
+        """Retrieve a series (C-GET) and read it with :func:`medlab.io.read` (see
+        :meth:`medlab.pacs.DicomWebClient.retrieve_image`)."""
+        from medlab.pacs._web import _retrieve_image
+
+        return _retrieve_image(self, study_uid, series_uid, folder=folder, workers=workers,
+                               progress=progress, read_options=read_options)
+
+    # -- C-STORE --------------------------------------------------------------------------
+    def store(self, files, *, progress: bool = True) -> list[str]:
+        """Store DICOM files, a folder of them, or pydicom datasets (C-STORE); returns the
+        SOPInstanceUIDs stored. Raises :class:`PacsError` naming the first refused instance."""
+        import io
+
+        import pydicom
+
+        from medlab.pacs._web import _store_items
+
+        items = _store_items(files)
+        datasets = [pydicom.dcmread(io.BytesIO(data)) for _, data in items]
+        pairs = sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for ds in datasets})
+        if len(pairs) > 128:
+            raise ValueError(f"`files` need {len(pairs)} presentation contexts (SOP class x transfer syntax); at most 128")
+        assoc = self._associate([self._context(k, [ts]) for k, ts in pairs])
+        stored = []
+        bar = c.progress_bar(len(datasets), "C-STORE", progress)
+        try:
+            for ds in datasets:
+                status = assoc.send_c_store(ds)
+                code = int(status.Status) if status else None
+                if code is None or code not in (0x0000, 0xB000, 0xB007, 0xB006):
+                    shown = "no answer" if code is None else f"status 0x{code:04X}"
+                    raise PacsError(self.server, f"C-STORE of instance {ds.SOPInstanceUID} refused ({shown}); "
+                                                 f"{len(stored)} stored")
+                stored.append(str(ds.SOPInstanceUID))
+                bar.update(1)
+        finally:
+            bar.close()
+            if assoc.is_established:
+                assoc.release()
+        return stored
