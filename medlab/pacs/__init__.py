@@ -26,6 +26,7 @@ Results as standard DICOM (highdicom):
 :func:`write_sr`                measurements of segments -> DICOM SR measurement report
                                 (TID 1500) with UCUM units, referencing the SEG
 :func:`read_sr`                 DICOM SR (TID 1500) -> measurements with values and units
+:func:`segment_measurements`    volume, longest diameter, mean HU or SUV metrics per segment
 :data:`MEASUREMENTS`            the measurement names :func:`write_sr` knows (codes, units)
 =============================== ==============================================================
 """
@@ -35,7 +36,7 @@ from __future__ import annotations
 from medlab.pacs._common import LEVELS, RETURN_KEYS, PacsError, Retrieval
 from medlab.pacs._dimse import DimseClient
 from medlab.pacs._seg import Segment, read_seg, write_seg
-from medlab.pacs._sr import MEASUREMENTS, read_sr, write_sr
+from medlab.pacs._sr import MEASUREMENTS, read_sr, segment_measurements, write_sr
 from medlab.pacs._web import DicomWebClient
 
 __all__ = [
@@ -50,5 +51,6 @@ __all__ = [
     "read_seg",
     "write_sr",
     "read_sr",
+    "segment_measurements",
     "MEASUREMENTS",
 ]

@@ -128,6 +128,50 @@ def write_sr(path, *, seg, source, measurements: dict, series_description: str =
     return path
 
 
+def segment_measurements(labels, image, *, modality: str = "CT") -> dict:
+    """The standard measurements of every segment of a label image, ready for :func:`write_sr`.
+
+    Parameters
+    ----------
+    labels : SimpleITK.Image
+        Label image (label ``k`` = segment number ``k``) on the grid of ``image``.
+    image : SimpleITK.Image
+        CT in HU or PET in SUV, 3D.
+    modality : {'CT', 'PT'}
+        CT: ``volume_ml``, ``longest_diameter_mm`` (RECIST, axial), ``mean_hu``. PT (SUV):
+        ``volume_ml``, ``longest_diameter_mm``, ``suv_max``, ``suv_mean``, ``suv_peak``,
+        ``mtv_ml``, ``tlg_g`` (:func:`medlab.segmentation.suv_metrics`).
+
+    Returns
+    -------
+    dict
+        ``{segment_number: {name: value}}`` for every label present.
+    """
+    import numpy as np
+    import SimpleITK as sitk
+
+    from medlab import segmentation
+    from medlab._options import check_choice
+
+    modality = check_choice("modality", modality.upper(), ("CT", "PT"))
+    stats = segmentation.label_statistics(labels, image)
+    arr = sitk.GetArrayViewFromImage(labels)
+    out = {}
+    for row in stats.itertuples():
+        mask = sitk.GetImageFromArray((arr == row.label).astype(np.uint8))
+        mask.CopyInformation(labels)
+        values = {"volume_ml": float(row.volume_ml),
+                  "longest_diameter_mm": float(segmentation.longest_diameter(mask))}
+        if modality == "CT":
+            values["mean_hu"] = float(row.mean)
+        else:
+            m = segmentation.suv_metrics(image, mask)
+            values.update(suv_max=m["suvmax"], suv_mean=m["suvmean"], suv_peak=m["suvpeak"],
+                          mtv_ml=m["mtv_ml"], tlg_g=m["tlg"])
+        out[int(row.label)] = values
+    return out
+
+
 def _walk(items):
     for item in items:
         yield item
