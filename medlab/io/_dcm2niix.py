@@ -30,8 +30,9 @@ from medlab.io._common import DicomWarning, itk_reason
 from medlab.io._volumes import attach, geometry_4d
 
 # dcm2niix reports these facts as "Warning:" although nothing is assumed about the image
-# (Issue870: the slice-timing range of a volume compared with its TR). Kept out of warnings.
-_INFORMATIONAL = ("Issue870",)
+# (Issue870: the slice-timing range of a volume compared with its TR; an empty protocol name
+# only changes dcm2niix's file name). Kept out of warnings.
+_INFORMATIONAL = ("Issue870", "Empty protocol name")
 
 # Grids of the parts dcm2niix writes for one series must agree to this (mm) to be stacked.
 _GRID_TOL_MM = 1e-3
@@ -167,7 +168,33 @@ def _pe_direction(text, flipped: list[int]):
     return text[0] + ("-" if negative else "")
 
 
-def convert(files, where: str, *, orientation=None, per_volume: dict | None = None) -> sitk.Image:
+def _check_positions(part: dict, positions, where: str) -> None:
+    """Compare the converted slices with the DICOM slice positions; snap the origin to them.
+
+    ``positions``: ImagePositionPatient (mm, LPS) of the distinct slices, any order. The
+    first voxel of slice k must lie at one of them, in order along the slice axis, within
+    0.01 mm; otherwise ImageIOError (never a silently misplaced volume).
+    """
+    positions = np.asarray(positions, float).reshape(-1, 3)
+    d, sp, origin = part["direction"], part["spacing"], part["origin"]
+    nz = part["array"].shape[1]
+    mine = origin + np.arange(nz)[:, None] * sp[2] * d[:, 2]
+    order = np.argsort(positions @ d[:, 2])
+    if len(positions) != nz:
+        raise ImageIOError(
+            where, f"dcm2niix made {nz} slices per volume from {len(positions)} distinct DICOM slice positions"
+        )
+    error = float(np.abs(mine - positions[order]).max())
+    if error > 0.01:
+        raise ImageIOError(
+            where,
+            f"dcm2niix placed the slices up to {error:.3g} mm from their DICOM positions (ImagePositionPatient); "
+            "the series' geometry is inconsistent, so it is not read",
+        )
+    part["origin"] = positions[order[0]].copy()  # the DICOM value, not its float32 NIfTI copy
+
+
+def convert(files, where: str, *, orientation=None, positions=None, per_volume: dict | None = None) -> sitk.Image:
     """Convert the DICOM ``files`` of one series with dcm2niix into a 3D or 4D image.
 
     Parameters
@@ -179,6 +206,9 @@ def convert(files, where: str, *, orientation=None, per_volume: dict | None = No
     orientation : 6 floats, optional
         ImageOrientationPatient of the series: the result's axes follow its rows, columns and
         normal.
+    positions : (N, 3) array, optional
+        ImagePositionPatient of the distinct slices (not for mosaics, whose header position
+        is that of the tiled picture): the result is checked against them.
     per_volume : dict, optional
         Per-volume lists computed from the DICOM headers (acquisition times, trigger times),
         kept when their length equals the number of volumes.
@@ -199,8 +229,9 @@ def convert(files, where: str, *, orientation=None, per_volume: dict | None = No
             )
     parts.sort(key=lambda p: (float(p["sidecar"].get("EchoTime") or 0.0), p["name"]))
     for part in parts:
-        flipped = _flip_to_dicom(part, orientation)
-        part["flipped"] = flipped
+        part["flipped"] = _flip_to_dicom(part, orientation)
+        if positions is not None:
+            _check_positions(part, positions, where)
     arr = np.concatenate([p["array"] for p in parts]) if len(parts) > 1 else first["array"]
     n = arr.shape[0]
     meta = _metadata(parts, n)

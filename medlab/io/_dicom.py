@@ -40,8 +40,10 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
     if is_mosaic(ds):
         check_mosaic_header(path, ds)
         return _dcm2niix.convert([path], path, orientation=iop)
-    if int(ds.get("NumberOfFrames") or 1) > 1 and _repeated_frame_positions(ds, path):
-        return _dcm2niix.convert([path], path, orientation=iop)
+    if int(ds.get("NumberOfFrames") or 1) > 1:
+        positions = _repeated_frame_positions(ds, path)
+        if positions is not None:
+            return _dcm2niix.convert([path], path, orientation=iop, positions=positions)
     try:
         arr = ds.pixel_array
     except (KeyboardInterrupt, SystemExit):
@@ -136,30 +138,31 @@ def check_mosaic_header(path: str, ds=None) -> None:
         )
 
 
-def _repeated_frame_positions(ds, path: str) -> bool:
-    """Whether a multi-frame file holds several volumes (each frame position repeated equally often).
+def _repeated_frame_positions(ds, path: str):
+    """The distinct frame positions (N, 3) if a multi-frame file holds several volumes, else None.
 
-    Raises ImageIOError when positions repeat unequally (frames missing or duplicated).
+    Several volumes: each frame position repeated equally often. Raises ImageIOError when
+    positions repeat unequally (frames missing or duplicated).
     """
     items = frame_items(ds, "PlanePositionSequence")
     frames = int(ds.get("NumberOfFrames") or 1)
     iop = find(ds, "ImageOrientationPatient")
     if items is None or len(items) != frames or iop is None or len(iop) != 6:
-        return False
+        return None
     if not all("ImagePositionPatient" in it for it in items):
-        return False
+        return None
     normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
-    along = np.array([[float(v) for v in it.ImagePositionPatient] for it in items]) @ normal
-    _, counts = np.unique(np.round(along / 0.01).astype(np.int64), return_counts=True)
+    positions = np.array([[float(v) for v in it.ImagePositionPatient] for it in items])
+    _, first, counts = np.unique(np.round(positions @ normal / 0.01).astype(np.int64), return_index=True, return_counts=True)
     if counts.max() == 1:
-        return False
+        return None
     if counts.min() != counts.max():
         raise ImageIOError(
             path,
             f"the {frames} frames lie at {len(counts)} slice positions, repeated {counts.min()} to "
             f"{counts.max()} times: frames are missing or duplicated, so the volumes cannot be separated",
         )
-    return True
+    return positions[first]
 
 
 def _invert_monochrome1(arr: np.ndarray, ds) -> np.ndarray:

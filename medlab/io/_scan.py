@@ -188,6 +188,13 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                     stacklevel=3,
                 )
                 continue
+            if "SOPClassUID" not in ds:
+                warnings.warn(
+                    f"{path}: skipped, a DICOM file without SOPClassUID (truncated, or not a DICOM object)",
+                    DicomWarning,
+                    stacklevel=3,
+                )
+                continue
             if not rows or not columns:
                 continue  # not an image (RTSTRUCT, SR, RTPLAN, presentation state, ...)
             uid = uid or "(no SeriesInstanceUID)"

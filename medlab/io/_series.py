@@ -257,8 +257,10 @@ def _layout(info: SeriesInfo, *, where: str) -> dict:
     order = np.lexsort((np.array([f.instance or 0 for f in files]), along))
     ordered = [files[i] for i in order]
     if n_volumes > 1:
+        unique = np.unique(keys, return_index=True)[1]
         return {"route": "dcm2niix", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(counts)),
-                "volumes": n_volumes, "orientation": orientation, "ordered": ordered}
+                "volumes": n_volumes, "orientation": orientation, "ordered": ordered,
+                "slice_positions": positions[unique]}
     return {"route": "gdcm", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(files)),
             "volumes": 1, "orientation": orientation, "positions": positions[order]}
 
@@ -299,7 +301,11 @@ def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress
             if f.mosaic:
                 check_mosaic_header(f.path)
         return _dcm2niix.convert(
-            layout["files"], folder, orientation=layout["orientation"], per_volume=_per_volume_times(layout)
+            layout["files"],
+            folder,
+            orientation=layout["orientation"],
+            positions=layout.get("slice_positions"),
+            per_volume=_per_volume_times(layout),
         )
     return _read_volume(layout, folder, pet_units, modality=(info.modality or "").upper())
 
