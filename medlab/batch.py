@@ -29,13 +29,13 @@ import importlib
 import json
 import math
 import os
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medlab._atomic import atomic_path, clean_stale, write_text
 from medlab._options import check_choice
 from medlab.errors import MedlabError
 
@@ -210,17 +210,6 @@ def cohort_from_dataset(name: str = "sts", *, modality: str = "PET", progress: b
 # ----------------------------------------------------------------------------- running
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _jsonable(v):
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
         v = v.item()
@@ -253,7 +242,7 @@ def run_case(task, row: dict, out_dir: str) -> dict:
     record["worker"] = os.getpid()
     out = Path(out_dir) / "cases"
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / f"{row['case_id']}.json", json.dumps(record, indent=1))
+    write_text(out / f"{row['case_id']}.json", json.dumps(record, indent=1))
     return record
 
 
@@ -299,20 +288,54 @@ def merge_results(out_dir, case_ids=None) -> Path:
         order = {c: i for i, c in enumerate(case_ids)} if case_ids is not None else None
         df = df.sort_values("case_id", key=(lambda s: s.map(order)) if order else None).reset_index(drop=True)
     csv = out_dir / "results.csv"
-    _atomic_write(csv, df.to_csv(index=False))
+    write_text(csv, df.to_csv(index=False))
     try:
         import pyarrow  # noqa: F401
     except ImportError:
         return csv
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".results.", suffix=".parquet")
-    os.close(fd)
-    try:
+    with atomic_path(out_dir / "results.parquet") as tmp:
         df.astype({c: str for c in df.columns if df[c].dtype == object}).to_parquet(tmp, index=False)
-        os.replace(tmp, out_dir / "results.parquet")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return csv
+
+
+#: How often a local cluster is started before giving up (a worker process killed or failing
+#: while the cluster starts aborts that start).
+CLUSTER_START_ATTEMPTS = 3
+
+
+def _start_local_cluster(distributed, n_workers: int, threads_per_worker: int):
+    """A started ``LocalCluster`` with all its workers, and its client; retried on failure."""
+    # One Dask thread per worker should mean one compute thread: ITK, OpenMP and BLAS would
+    # otherwise each start one thread per core in every worker process and oversubscribe the
+    # machine.
+    threads = str(threads_per_worker)
+    errors = []
+    for _attempt in range(CLUSTER_START_ATTEMPTS):
+        cluster = client = None
+        try:
+            cluster = distributed.LocalCluster(
+                n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                # A free loopback port: the default 8787 may be taken by another cluster (and
+                # None still binds the scheduler's HTTP server to 8787).
+                dashboard_address="127.0.0.1:0", host="127.0.0.1",
+                env={"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": threads, "OMP_NUM_THREADS": threads,
+                     "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+            )
+            client = distributed.Client(cluster)
+            client.wait_for_workers(n_workers, timeout=120)
+            return cluster, client
+        except Exception as exc:  # noqa: BLE001 - any failed start is retried, then reported
+            errors.append(f"{type(exc).__name__}: {exc}")
+            for thing in (client, cluster):
+                if thing is not None:
+                    try:
+                        thing.close()
+                    except Exception:  # noqa: BLE001, S110 - closing a broken cluster
+                        pass
+    raise MedlabError(
+        f"could not start a local Dask cluster of {n_workers} worker(s) in {CLUSTER_START_ATTEMPTS} "
+        f"attempts; last error: {errors[-1]}"
+    )
 
 
 def run_cohort(
@@ -362,6 +385,9 @@ def run_cohort(
     if isinstance(cohort, (str, os.PathLike)) and Path(cohort).resolve().parent == out_dir:
         raise ValueError("`out_dir` must not be the folder of the cohort table")
     (out_dir / "cases").mkdir(parents=True, exist_ok=True)
+    # partial result files of an earlier run that was killed
+    clean_stale(out_dir)
+    clean_stale(out_dir / "cases")
     rows = df.to_dict(orient="records")
     if not rows:
         raise MedlabError("the cohort has no cases")
@@ -376,19 +402,7 @@ def run_cohort(
             if scheduler:
                 client = distributed.Client(scheduler)
             else:
-                # One Dask thread per worker should mean one compute thread: ITK, OpenMP and BLAS
-                # would otherwise each start one thread per core in every worker process and
-                # oversubscribe the machine.
-                threads = str(threads_per_worker)
-                own_cluster = distributed.LocalCluster(
-                    n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                    # A free loopback port: the default 8787 may be taken by another cluster
-                    # (and None still binds the scheduler's HTTP server to 8787).
-                    dashboard_address="127.0.0.1:0", host="127.0.0.1",
-                    env={"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": threads, "OMP_NUM_THREADS": threads,
-                         "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
-                )
-                client = distributed.Client(own_cluster)
+                own_cluster, client = _start_local_cluster(distributed, n_workers, threads_per_worker)
             own_client = client
         else:
             own_client = None
@@ -407,7 +421,7 @@ def run_cohort(
                 except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
                     case = futures[fut]
                     rec = {"case_id": case, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
-                    _atomic_write(out_dir / "cases" / f"{case}.json", json.dumps(rec, indent=1))
+                    write_text(out_dir / "cases" / f"{case}.json", json.dumps(rec, indent=1))
                 (result.computed if rec["status"] == "ok" else result.failed).append(rec["case_id"])
                 bar.update(1)
             bar.close()

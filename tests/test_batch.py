@@ -129,3 +129,44 @@ def test_features_task_matches_direct_extraction(cohort, tmp_path):
     direct = features.extract(image, mask, name="STS_001")
     for col in ("morph_vol", "stat_mean", "stat_max", "cm_joint_max_3D_avg"):
         assert table.loc["STS_001", col] == pytest.approx(float(direct.loc["STS_001", col]), rel=1e-9), col
+
+
+def test_cluster_start_failure_is_retried(cohort, tmp_path, monkeypatch):
+    # a worker lost while the local cluster starts aborts that start: the run starts another
+    import distributed
+
+    real, calls = distributed.LocalCluster, []
+
+    def flaky(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Nanny failed to start: worker process died")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(distributed, "LocalCluster", flaky)
+    res = batch.run_cohort(cohort.head(2), "intensity_statistics", tmp_path / "out", n_workers=1, progress=False)
+    assert len(calls) == 2 and res.failed == [] and sorted(res.computed) == ["STS_001", "STS_002"]
+
+
+def test_cluster_that_never_starts_is_one_clear_error(cohort, tmp_path, monkeypatch):
+    import distributed
+
+    def broken(*args, **kw):
+        raise OSError("no ports")
+
+    monkeypatch.setattr(distributed, "LocalCluster", broken)
+    with pytest.raises(batch.MedlabError, match=r"could not start a local Dask cluster .* 3 attempts; last error: OSError: no ports"):
+        batch.run_cohort(cohort.head(1), "intensity_statistics", tmp_path / "out", n_workers=1, progress=False)
+
+
+def test_rerun_removes_partial_files_of_a_killed_run(cohort, tmp_path):
+    # a case file half-written by a worker that was killed (its process no longer exists)
+    out = tmp_path / "out"
+    (out / "cases").mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    from medlab import _atomic
+
+    stale = out / "cases" / f".STS_001.json{_atomic.MARK}{_atomic._host()}-{dead.stdout.strip()}-0badcafe"
+    stale.write_text('{"case_id": "STS_0')
+    res = batch.run_cohort(cohort.head(1), "intensity_statistics", out, n_workers=1, progress=False)
+    assert res.computed == ["STS_001"] and sorted(p.name for p in (out / "cases").iterdir()) == ["STS_001.json"]

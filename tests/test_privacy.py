@@ -418,3 +418,35 @@ def test_compressed_ultrasound_blanked_and_stored_uncompressed(tmp_path):
     arr = ds.pixel_array
     assert original[:48].any() and not arr[:48].any()
     np.testing.assert_array_equal(arr[48:], original[48:])
+
+
+def test_killed_run_leaves_nothing_a_rerun_does_not_remove(inputs, tmp_path):
+    # a de-identification killed mid-run (SIGKILL: no clean-up code runs) leaves only medlab's
+    # temporary entries beside the output; the next run into the same parent removes them
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import medlab.privacy
+        def progress(fraction, message):
+            if fraction > 0.3:
+                print("mid-run", flush=True)
+                import time; time.sleep(60)
+        medlab.privacy.deidentify({str(inputs)!r}, {str(tmp_path / 'out')!r}, key={KEY!r},
+                                  audit_csv={str(tmp_path / 'audit.csv')!r}, progress=progress)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "mid-run"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != "in")
+    assert len(left) == 2 and all(".medlab-tmp-" in n for n in left), left  # no `out`, no audit
+    medlab.privacy.deidentify(inputs, tmp_path / "out", key=KEY, audit_csv=tmp_path / "audit.csv", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.csv", "in", "out"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
-import tempfile
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medlab._atomic import atomic_path, clean_stale
 from medlab._options import check_choice, check_int
 from medlab.errors import ImageIOError
 from medlab.privacy import _keys
@@ -377,44 +377,39 @@ def deidentify(
 
     summary = DeidSummary(output=dst_r, audit_csv=audit_path or dst_r / DEFAULT_AUDIT_NAME)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst_r.name}.medlab-deid-", dir=dst_r.parent))
-    audit_tmp = None
+    # the output folder and the audit file appear whole or not at all; temporary entries of an
+    # earlier run that was killed are removed first
+    clean_stale(dst_r.parent)
+    if audit_path is not None:
+        clean_stale(audit_path.parent)
     update, close = _progress_callback(progress, len(files))
     try:
-        audit_file = tmp / DEFAULT_AUDIT_NAME if audit_path is None else None
-        if audit_path is not None:
-            fd, name = tempfile.mkstemp(prefix=f".{audit_path.name}.", dir=audit_path.parent)
-            os.close(fd)
-            audit_tmp = Path(name)
-        with open(audit_file or audit_tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(AUDIT_COLUMNS)
-            used = set()
-            for i, path in enumerate(files):
-                result = _one_file(path, tmp, raw_key, options, i, used)
-                if isinstance(result, str):
-                    summary.skipped.append((as_given(path), result))
-                else:
-                    rel, rows, flag, blanked = result
-                    out = dst_r / rel
-                    summary.files.append((as_given(path), out))
-                    if flag:
-                        summary.burned_in.append((out, flag))
-                    if blanked:
-                        summary.blanked.append((out, blanked))
-                    writer.writerows((rel.as_posix(), *row) for row in rows)
-                    summary.audit_rows += len(rows)
-                update(i + 1, path.name)
-        if dst_r.exists():
-            dst_r.rmdir()  # empty (checked above)
-        os.rename(tmp, dst_r)
-        if audit_tmp is not None:
-            os.replace(audit_tmp, audit_path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if audit_tmp is not None:
-            audit_tmp.unlink(missing_ok=True)
-        raise
+        with ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(dst_r))
+            tmp.mkdir()
+            audit_file = (tmp / DEFAULT_AUDIT_NAME if audit_path is None
+                          else stack.enter_context(atomic_path(audit_path)))
+            # the folder's context was entered first, so it is renamed last: a run killed
+            # between the two renames leaves the audit, never an output without its audit
+            with open(audit_file, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(AUDIT_COLUMNS)
+                used = set()
+                for i, path in enumerate(files):
+                    result = _one_file(path, tmp, raw_key, options, i, used)
+                    if isinstance(result, str):
+                        summary.skipped.append((as_given(path), result))
+                    else:
+                        rel, rows, flag, blanked = result
+                        out = dst_r / rel
+                        summary.files.append((as_given(path), out))
+                        if flag:
+                            summary.burned_in.append((out, flag))
+                        if blanked:
+                            summary.blanked.append((out, blanked))
+                        writer.writerows((rel.as_posix(), *row) for row in rows)
+                        summary.audit_rows += len(rows)
+                    update(i + 1, path.name)
     finally:
         close()
     return summary
