@@ -19,7 +19,7 @@ import json
 import numpy as np
 import SimpleITK as sitk
 
-VOLUME_METADATA_KEY = "medlab:volume_metadata"
+VOLUME_METADATA_KEY = "medlab_volume_metadata"
 """Key of the JSON string, in a read image's metadata dictionary, decoded by :func:`volume_metadata`."""
 
 # Per-volume lists: sliced by volume()/volumes().

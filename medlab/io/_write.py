@@ -29,7 +29,12 @@ def write(image, path, *, overwrite: bool = False, compress: bool = True) -> Pat
     Formats: NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``), MetaImage (``.mha``;
     ``.mhd`` with its ``.raw``/``.zraw`` data file beside it), TIFF (``.tif``, ``.tiff``) and
     the 2D raster formats PNG (uint8/uint16) and JPEG (uint8, lossy); BMP is read, not written.
-    NIfTI, NRRD and MetaImage keep spacing, origin and direction; TIFF, PNG and JPEG keep
+    NIfTI, NRRD and MetaImage keep spacing, origin and direction, for 2D, 3D and 4D images
+    (a 4D image's fourth axis is the volume axis, see :func:`medlab.io.volume`) and label
+    maps (the integer pixel type is kept). NIfTI gets its qform and sform (code 1, scanner)
+    from the LPS geometry converted to RAS, stored as float32 (about 1e-6 relative); NRRD and
+    MetaImage store it exactly and also keep the per-volume metadata
+    (:func:`medlab.io.volume_metadata`), which NIfTI has no place for. TIFF, PNG and JPEG keep
     no origin or direction, and spacing only as a resolution (PNG to about 1e-6 mm, TIFF
     to float32 precision, JPEG to about 1%).
     DICOM is not written.
