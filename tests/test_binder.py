@@ -24,13 +24,35 @@ def _binder_extras() -> list[str]:
     return out.stdout.split(",")
 
 
-def test_postbuild_installs_the_dev_extras_less_test():
+def test_postbuild_installs_the_dev_extras_less_test_and_napari():
     # so every requirement binder installs is one that tests/test_pins.py checks is pinned in range
     extras = _binder_extras()
-    assert extras == [e for e in _installed_extras() if e != "test"]
+    assert extras == [e for e in _installed_extras() if e not in ("test", "napari")]
     assert "jupyter" in extras  # JupyterLab 4 + ipywidgets 8: the notebooks' front end
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert set(extras) <= set(project["optional-dependencies"])
+
+
+def test_binder_installs_no_qt_and_no_test_tools():
+    # PyQt6 needs libGL/libEGL that Binder's image lacks (no apt.txt); test tools are not for users
+    from test_packaging import _closure
+
+    installed = _closure(_binder_extras())
+    unwanted = {"pyqt6", "pyqt6-qt6", "napari", "vispy", "pytest", "pytest-qt", "playwright"}
+    assert not unwanted & set(installed), unwanted & set(installed)
+    assert {"jupyterlab", "ipywidgets", "keras"} <= set(installed)
+    assert not (BINDER / "apt.txt").exists()  # needed only with a Qt stack
+
+
+def test_readmes_say_what_postbuild_installs():
+    # binder/README.md and the project README describe the extras as postBuild computes them
+    binder_readme = (BINDER / "README.md").read_text()
+    assert "less `test` and `napari`" in binder_readme
+    readme = (ROOT / "README.md").read_text()
+    assert "binder/" in readme and "less `test` and `napari`" in readme
+    for stale in ("data,jupyter,batch,dl`", "data,jupyter,batch,dl,napari"):
+        assert stale not in binder_readme and stale not in readme
+    assert "MEDLAB_DATA_SOURCE=full" in binder_readme  # the data Binder uses: the embedded sample
 
 
 def test_postbuild_installs_through_the_constraints():

@@ -38,6 +38,13 @@ def _files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.fixture(autouse=True)
+def full_data(monkeypatch):
+    """These tests are about the full data sets' channel (cache, store, download); the embedded
+    sample, which a machine without a store uses by default, is tested in test_sample.py."""
+    monkeypatch.setenv("MEDLAB_DATA_SOURCE", "full")
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """An empty cache folder for one test."""

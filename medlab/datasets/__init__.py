@@ -10,9 +10,13 @@ repository at a pinned commit, the licence and the citation.
 - :func:`fetch`: the data set's root folder once its files are present and verified. Files
   come from the cache (``$MEDLAB_CACHE_DIR``, default ``~/.cache/medlab``), a local store
   (``$MEDLAB_DATA_STORE``, laid out as ``<store>/<root>/<file>``; used in place when it holds
-  everything requested) or their source URL.
+  everything requested), the embedded sample, or their source URL.
 - :func:`verify`: hash every file of a data set again (even files verified before).
 - :func:`load`, :func:`cases`: ready-to-use ``SimpleITK.Image`` objects per data set and case.
+- :func:`data_source`: 'full' or 'sample'. A few cases of each data set ship inside medlab (the
+  embedded sample, ``medlab/datasets/sample``, with each source's licence), so the notebooks run
+  on a machine with no data store and no network; :func:`cases` then lists the sample's cases.
+  ``$MEDLAB_DATA_SOURCE=full`` (or a store) gives every case.
 
 Data that ships inside PyPI packages (``pydicom_data``, ``mni152``, ``deid_echo``,
 ``skimage_retina``) is registered too; :func:`fetch` returns its folder inside the installed
@@ -43,12 +47,14 @@ from ._phantoms import Phantom, ct_phantom, mr_phantom, pet_phantom, us_phantom,
 from ._phantoms_anatomy import echo_cine_phantom, head_ct_phantom, vessel_phantom
 from ._phantoms_lesions import nodule_ct_phantom
 from ._registry import info, list_datasets, table
+from ._sample import data_source
 
 __all__ = [
     "fetch",
     "verify",
     "load",
     "cases",
+    "data_source",
     "info",
     "list_datasets",
     "table",

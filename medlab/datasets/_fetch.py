@@ -5,7 +5,9 @@ Where a file comes from, in order:
 1. the cache, ``$MEDLAB_CACHE_DIR`` (default ``~/.cache/medlab``), laid out as ``<root>/<file>``;
 2. a local store, ``$MEDLAB_DATA_STORE``, with the same layout (``<store>/<root>/<file>``);
    if *every* requested file is there and verified, the store folder itself is returned;
-3. the file's source URL, downloaded into the cache.
+3. when the data set's source is its sample (:func:`medlab.datasets.data_source`), the sample
+   embedded in medlab (``medlab/datasets/sample``, see ``_sample.py``), copied into the cache;
+4. the file's source URL, downloaded into the cache.
 
 Every file is checked against its registered sha256 before it is used. Hashing some 1500
 files on every call would be slow, so a verified file is remembered in
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from medlab.errors import ChecksumError, DatasetError
 
-from . import _registry
+from . import _registry, _sample
 
 __all__ = ["fetch", "cache_dir", "store_dir"]
 
@@ -52,17 +54,14 @@ def store_dir() -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def sample_dir() -> Path:
-    """The embedded sample inside the installed package, laid out as ``<root>/<file>``."""
-    return Path(__file__).resolve().parent / "sample"
-
-
-def _source_of(root: Path) -> str:
-    """'store', 'sample' or 'cache': where the folder :func:`fetch` returned lies."""
+def _source_of(name: str, root: Path) -> str:
+    """What a fetch used: 'sample' (the data set's embedded sample, see ``_sample.py``), else
+    where the full data set's folder lies: 'store' or 'cache'."""
+    if _sample.data_source(name) == "sample":
+        return "sample"
     store = store_dir()
-    for source, base in (("sample", sample_dir()), ("store", store)):
-        if base is not None and Path(root).resolve().is_relative_to(Path(base).resolve()):
-            return source
+    if store is not None and Path(root).resolve().is_relative_to(Path(store).resolve()):
+        return "store"
     return "cache"
 
 
@@ -308,7 +307,7 @@ def fetch(name: str, files=None, *, progress: bool = True) -> Path:
         root = _fetch_store_kind(ent, wanted, cache_root, memo, progress)
     finally:
         memo.save()
-    _log_use(name, _source_of(root), wanted)
+    _log_use(name, _source_of(name, root), wanted)
     return root
 
 
@@ -381,6 +380,7 @@ def _fetch_store_kind(ent, wanted, cache_root: Path, memo: _Memo, progress: bool
     # 3. copy what the store has into the cache, download the rest
     failed: dict[str, str] = {}
     network_down = None
+    use_sample = _sample.data_source(ent["name"]) == "sample"
     # folders this fetch creates; a failed fetch removes those it left empty
     created = _absent_folders(cache_root, missing)
     for rel in _progress(missing, total=len(missing), desc=f"fetch {ent['name']}", enabled=progress):
@@ -389,6 +389,11 @@ def _fetch_store_kind(ent, wanted, cache_root: Path, memo: _Memo, progress: bool
         if rel in in_store:
             src = store / ent["root"] / rel
             _install(dest, sha, nbytes, _copy_stream(src), str(src))
+            memo.record(dest, sha)
+            continue
+        from_sample = _sample.member(ent, rel) if use_sample else None
+        if from_sample is not None:  # checked against the registry's sha256 like a download
+            _install(dest, sha, nbytes, from_sample, f"{from_sample.archive}:{ent['root']}/{rel}")
             memo.record(dest, sha)
             continue
         if network_down is not None:
@@ -443,6 +448,11 @@ def _missing_message(ent, failed: dict[str, str], corrupted: list[str], cache_ro
         f"cache that holds the data set is a store; the files and their sha256 are listed in "
         f"medlab/datasets/registry.json), or put the files under {cache_root}."
     )
+    n_sample = len(_sample.sample_files(ent["name"]))
+    if n_sample:
+        msg += (f" The sample embedded in medlab holds {n_sample} of the data set's {len(ent['files'])} "
+                f"files, not these; medlab.datasets.cases({ent['name']!r}) lists the cases it has when "
+                f"MEDLAB_DATA_SOURCE is 'sample' (the default without a store).")
     if corrupted:
         msg += f" Cached copies of {corrupted[:5]} failed their sha256 check and were deleted."
     return msg

@@ -23,6 +23,7 @@ from medlab.errors import DatasetError
 
 from . import _registry
 from ._fetch import fetch
+from ._sample import data_source, sample_files
 
 __all__ = ["load", "cases", "LOADERS"]
 
@@ -275,13 +276,18 @@ LOADERS: dict[str, _Loader] = {
 }
 
 
-def cases(name: str) -> list[str]:
+def cases(name: str, *, source: str | None = None) -> list[str]:
     """Case ids of a data set (empty for single-image data sets).
 
     Parameters
     ----------
     name : str
         A name from :func:`list_datasets`.
+    source : {'full', 'sample'}, optional
+        'full': every case of the registry; 'sample': the cases the sample embedded in medlab
+        holds files of (for ``sts``: every patient's PET, the CT and MR of a few; see
+        ``medlab/datasets/sample/README.md``). Default: :func:`data_source` (``'sample'`` on a
+        machine without a data store, unless ``$MEDLAB_DATA_SOURCE`` says otherwise).
 
     Returns
     -------
@@ -297,7 +303,10 @@ def cases(name: str) -> list[str]:
     """
     check_choice("name", name, list(LOADERS))
     loader = LOADERS[name]
-    return loader.cases() if loader.cases else _registry.case_names(name)
+    if loader.cases:
+        return loader.cases()
+    source = data_source(name) if source is None else check_choice("source", source, ("full", "sample"))
+    return _registry.case_names(name, sample_files(name) if source == "sample" else None)
 
 
 def load(name: str, case: str | None = None, **kw):
@@ -351,8 +360,9 @@ def load(name: str, case: str | None = None, **kw):
     if loader.default_case is not None:
         if case is None:
             case = loader.default_case
+        # any registered case: one outside the sample is fetched (store, cache or download)
         _registry.check_member(
-            "case", case, cases(name), what=f"cases of {name!r}",
+            "case", case, cases(name, source="full"), what=f"cases of {name!r}",
             hint=f"See medlab.datasets.cases({name!r}).",
         )
     return loader.func(case, **kw)

@@ -89,7 +89,9 @@ def info(name: str) -> dict:
         (URL of the repository at the pinned commit, or the pip command that installs package
         data), ``n_files`` and ``total_bytes`` (None for package data), ``root`` (folder in a
         local store; None for package data), ``url_note`` (caveats on the source URLs, or None), ``licence_file``
-        (path of the licence text inside the local store, or None).
+        (path of the licence text inside the local store, or None), ``sample_files`` (how many of
+        its files the sample embedded in medlab holds) and ``data_source`` ('full' or 'sample':
+        what :func:`cases` lists now, see :func:`data_source`).
 
     Examples
     --------
@@ -108,6 +110,10 @@ def info(name: str) -> dict:
         out["n_files"] = len(e["files"])
         out["total_bytes"] = sum(f["bytes"] for f in e["files"].values())
         out["licence_file"] = (e.get("licence_file") or {}).get("path")
+        from ._sample import data_source, sample_files
+
+        out["sample_files"] = len(sample_files(name))
+        out["data_source"] = data_source(name)
     else:
         pkg = e["package"]
         out["source"] = f"pip install {pkg['pip']}"
@@ -115,6 +121,8 @@ def info(name: str) -> dict:
         out["n_files"] = None  # whatever the installed version ships
         out["total_bytes"] = None
         out["licence_file"] = None
+        out["sample_files"] = 0
+        out["data_source"] = "full"
     return out
 
 
@@ -150,12 +158,13 @@ def check_member(argname: str, value, choices, *, what: str, hint: str = "") -> 
     raise ValueError(msg)
 
 
-def case_names(name: str) -> list[str]:
-    """Case ids of a store data set, from its ``case_pattern`` over the registered files."""
+def case_names(name: str, files=None) -> list[str]:
+    """Case ids of a store data set, from its ``case_pattern`` over the registered files (or
+    over ``files``, a subset of them, e.g. those of the embedded sample)."""
     e = _raw(name)
     pattern = e.get("case_pattern")
     if e["kind"] != "store" or not pattern:
         return []
     rx = re.compile(pattern)
-    found = {m.group(1) for rel in e["files"] if (m := rx.search(rel))}
+    found = {m.group(1) for rel in (e["files"] if files is None else files) if (m := rx.search(rel))}
     return sorted(found)
