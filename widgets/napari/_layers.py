@@ -2,9 +2,11 @@
 
 napari layers hold a numpy array in ``(z, y, x)`` (2D: ``(y, x)``) order with ``scale`` and
 ``translate`` in the same order; a ``sitk.Image`` holds spacing and origin in ``(x, y, z)``.
-A 3D image is reoriented to LPS first (:func:`sitk.DICOMOrient`), so its direction is the
-identity and scale/translate carry its whole geometry. Each function returns napari
-``LayerDataTuple`` s: ``(data, kwargs, layer_type)``.
+A 3D image is reoriented to LPS first (:func:`sitk.DICOMOrient`: a permutation/flip of its axes
+only); what remains of its direction (an oblique acquisition, a 4D image's 3D direction) is passed
+as the layer's ``rotate`` matrix, or as ``affine`` when it is not a rotation (a gantry tilt kept
+as a sheared grid), so napari's data-to-world transform puts every voxel at its SimpleITK
+position. Each function returns napari ``LayerDataTuple`` s: ``(data, kwargs, layer_type)``.
 """
 
 from __future__ import annotations
@@ -39,9 +41,22 @@ def _lps(img: sitk.Image) -> sitk.Image:
 
 
 def geometry(img: sitk.Image) -> dict:
-    """``scale`` and ``translate`` (napari order, mm) of an image with identity direction."""
-    return {"scale": tuple(float(v) for v in img.GetSpacing()[::-1]),
-            "translate": tuple(float(v) for v in img.GetOrigin()[::-1])}
+    """``scale``, ``translate`` (napari order, mm) and, unless the direction is the identity,
+    ``rotate`` (a rotation) or ``affine`` (any other direction), in napari's (z, y, x) order."""
+    out = {"scale": tuple(float(v) for v in img.GetSpacing()[::-1]),
+           "translate": tuple(float(v) for v in img.GetOrigin()[::-1])}
+    nd = img.GetDimension()
+    direction = np.asarray(img.GetDirection(), float).reshape(nd, nd)[::-1, ::-1]  # (z, y, x) order
+    if np.allclose(direction, np.eye(nd), atol=1e-9):
+        return out
+    if np.allclose(direction @ direction.T, np.eye(nd), atol=1e-6) and np.linalg.det(direction) > 0:
+        out["rotate"] = direction
+        return out
+    # reflections and non-orthogonal directions: world = direction @ (scale * index) + translate
+    affine = np.eye(nd + 1)
+    affine[:nd, :nd] = direction * np.asarray(out["scale"])
+    affine[:nd, nd] = out["translate"]
+    return {"affine": affine}
 
 
 def image_to_layer(img: sitk.Image, name: str, layer_type: str = "image", **kwargs) -> tuple:
@@ -50,13 +65,15 @@ def image_to_layer(img: sitk.Image, name: str, layer_type: str = "image", **kwar
     data = sitk.GetArrayFromImage(img)
     if layer_type == "labels" and data.dtype.kind not in "iu":
         data = data.astype(np.int32)
-    meta = {"spacing_mm": img.GetSpacing(), "origin_mm": img.GetOrigin()}
+    meta = {"spacing_mm": img.GetSpacing(), "origin_mm": img.GetOrigin(), "direction": img.GetDirection()}
     opts = {"name": name, **geometry(img), "metadata": {**meta, **kwargs.pop("metadata", {})}, **kwargs}
     return data, opts, layer_type
 
 
-def layer_to_image(data, scale: Sequence[float] | None = None, translate: Sequence[float] | None = None) -> sitk.Image:
-    """A layer's array (``(z, y, x)`` or ``(y, x)``) with its scale/translate as a ``sitk.Image``."""
+def layer_to_image(data, scale: Sequence[float] | None = None, translate: Sequence[float] | None = None,
+                   rotate=None) -> sitk.Image:
+    """A layer's array (``(z, y, x)`` or ``(y, x)``) with its scale/translate (and ``rotate``
+    matrix, napari order) as a ``sitk.Image``."""
     arr = np.asarray(data)
     if arr.ndim not in (2, 3):
         raise ValueError(f"the layer must be 2D or 3D; got data of shape {arr.shape}")
@@ -66,6 +83,9 @@ def layer_to_image(data, scale: Sequence[float] | None = None, translate: Sequen
         img.SetSpacing([float(v) for v in list(scale)[-nd:][::-1]])
     if translate is not None:
         img.SetOrigin([float(v) for v in list(translate)[-nd:][::-1]])
+    if rotate is not None:
+        r = np.asarray(rotate, float)[-nd:, -nd:][::-1, ::-1]  # napari (z, y, x) -> SimpleITK (x, y, z)
+        img.SetDirection(r.ravel().tolist())
     return img
 
 

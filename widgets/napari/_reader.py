@@ -41,7 +41,9 @@ def get_reader(path):
 
 
 def read_layers(path) -> list[tuple]:
-    """Read one image with :func:`medlab.io.read`: one image layer with scale/translate in mm."""
+    """Read one image with :func:`medlab.io.read`: one image layer placed in mm by its scale,
+    translate and rotate (or affine): the full SimpleITK geometry, direction included, so an oblique
+    volume's voxels are where medlab.io puts them. A 4D image gives a layer with a volume slider."""
     import medlab.io
 
     if isinstance(path, list | tuple):
