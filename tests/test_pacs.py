@@ -94,6 +94,17 @@ def test_retrieve_series_gives_the_source_pixels_and_image(client, orthanc_ct, i
     assert np.array_equal(sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(ref))
 
 
+def _killed_writer_leaves_a_temporary_file(folder):
+    """A process killed mid-write leaves its temporary file (as a killed retrieval would)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from medlab._atomic import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(b'half an instance'); os._exit(9)")
+    subprocess.run([sys.executable, "-c", code, str(folder / "1.2.3.dcm")], check=False)
+    assert len([p for p in folder.iterdir() if p.name.startswith(".")]) == 1
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_retrieval_resumes_skips_present_and_cleans_stale_parts(client, orthanc_ct, tmp_path, workers):
     _, study, series = orthanc_ct
@@ -102,7 +113,7 @@ def test_retrieval_resumes_skips_present_and_cleans_stale_parts(client, orthanc_
     removed = first.files[::3]
     for p in removed:
         p.unlink()
-    (folder / ".leftover.dcm.123.medlab-part").write_bytes(b"half a file")
+    _killed_writer_leaves_a_temporary_file(folder)
     again = client.retrieve_series(study, series, folder, workers=workers, progress=False)
     assert (again.retrieved, again.skipped) == (len(removed), 60 - len(removed))
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in first.files)

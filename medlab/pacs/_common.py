@@ -5,7 +5,6 @@ through a temporary file and renamed), and the retrieval summary."""
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ INTEGER_KEYS = {
     "SeriesNumber", "InstanceNumber",
 }
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-PART_SUFFIX = ".medlab-part"
 
 
 class PacsError(MedlabError):
@@ -134,27 +132,15 @@ def instance_path(folder: Path, sop_uid: str) -> Path:
 
 
 def prepare_folder(folder) -> Path:
-    """Create the output folder and remove temporary files a killed retrieval left behind."""
+    """Create the output folder and remove the temporary files of killed retrievals."""
+    from medlab._atomic import clean_stale
+
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"`folder` {folder} exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(f".*{PART_SUFFIX}"):
-        stale.unlink(missing_ok=True)
+    clean_stale(folder)
     return folder
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
-    so the folder never holds a half-written instance."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{id(data):x}{PART_SUFFIX}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def check_sop_uid(data: bytes, expected: str, where: str) -> None:

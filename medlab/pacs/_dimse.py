@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from medlab._atomic import write_bytes
 from medlab.pacs import _common as c
 from medlab.pacs._common import PacsError, Retrieval
 
@@ -254,7 +255,7 @@ class DimseClient:
             try:
                 if not path.exists():
                     data = event.encoded_dataset()
-                    c.write_atomic(path, data)
+                    write_bytes(path, data)
                     with lock:
                         result.retrieved += 1
                         result.bytes += len(data)

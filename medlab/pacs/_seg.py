@@ -185,7 +185,7 @@ def write_seg(segmentation, source, path, *, segments, fractional: bool = False,
 
     import medlab
     from medlab._options import check_choice
-    from medlab.pacs._common import write_atomic
+    from medlab._atomic import write_bytes
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -244,7 +244,7 @@ def write_seg(segmentation, source, path, *, segments, fractional: bool = False,
     buf = io.BytesIO()
     seg.save_as(buf, enforce_file_format=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
     return path
 
 

@@ -71,7 +71,7 @@ def write_sr(path, *, seg, source, measurements: dict, series_description: str =
     from pydicom.sr.codedict import codes
 
     import medlab
-    from medlab.pacs._common import write_atomic
+    from medlab._atomic import write_bytes
     from medlab.pacs._seg import source_datasets
 
     path = Path(path)
@@ -124,7 +124,7 @@ def write_sr(path, *, seg, source, measurements: dict, series_description: str =
     buf = io.BytesIO()
     sr.save_as(buf, enforce_file_format=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
     return path
 
 

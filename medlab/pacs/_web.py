@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from medlab._atomic import write_bytes
 from medlab.pacs import _common as c
 from medlab.pacs._common import PacsError, Retrieval
 
@@ -353,7 +354,7 @@ class DicomWebClient:
                     raise PacsError(self.url, f"series {series_uid}: the server sent an instance with an invalid UID")
                 if c.instance_path(folder, uid).exists():
                     continue
-                c.write_atomic(c.instance_path(folder, uid), data)
+                write_bytes(c.instance_path(folder, uid), data)
                 result.retrieved += 1
                 result.bytes += len(data)
                 bar.update(1)
@@ -384,7 +385,7 @@ class DicomWebClient:
                     missing[uid] = None
             else:
                 c.check_sop_uid(data, uid, self.url)
-                c.write_atomic(c.instance_path(folder, uid), data)
+                write_bytes(c.instance_path(folder, uid), data)
                 with lock:
                     result.retrieved += 1
                     result.bytes += len(data)
