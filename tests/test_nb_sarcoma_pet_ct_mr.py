@@ -22,6 +22,7 @@ def _consistent(r):
 def test_notebook(tmp_path):
     r = run("usecases/sarcoma_pet_ct_mr.ipynb", tmp_path)
     assert r["patient"] == "STS_001" and r["method"] == "otsu_box"
+    assert r["verdict_plausible"] is True and r["verdict_reasons"] == []  # contrast 13.0 x, inside the FOV
     _consistent(r)
     # STS_001's GTV on the PET grid: 5095 voxels of 4.6875 x 4.6875 x 3.27 mm = 366.08 mL,
     # SUVmax 7.911, SUVpeak 5.313 (= IBSI loc_peak_local), SUVmean 2.555

@@ -147,11 +147,54 @@ def test_segment_pet_tumour_is_exact_on_a_noise_free_phantom(method):
     labels = _arr(ph.labels)
     for les in ph.truth["lesions"]:
         out, info = seg.segment_pet_tumour(ph.image, seed_index=les["centre_index"], method=method,
-                                           return_info=True)
+                                           return_info=True, warn=False)
         np.testing.assert_array_equal(_arr(out), labels == les["label"])
         assert info["suvmax"] == pytest.approx(les["suv"], rel=1e-6)
-        by_mm = seg.segment_pet_tumour(ph.image, seed_mm=les["centre_mm"], method=method)
+        # the verdict: a lesion of fewer than 8 voxels is "a handful", the other one is plausible
+        assert info["verdict"].values["failed"] == (("tiny",) if les["n_voxels"] < 8 else ())
+        assert info["verdict"].values["n_voxels"] == les["n_voxels"]
+        by_mm = seg.segment_pet_tumour(ph.image, seed_mm=les["centre_mm"], method=method, warn=False)
         np.testing.assert_array_equal(_arr(by_mm), _arr(out))
+
+
+def _two_spheres(hot_suv=40.0, lesion_at=(20, 20, 20)):
+    """SUV 1 background (40^3 voxels of 4 mm), a lesion of SUV 6 (radius 3 voxels) and a hot
+    structure (radius 3 voxels) 10 voxels away along x, like a bladder beside a tumour."""
+    zz, yy, xx = np.indices((40, 40, 40))
+    pet = np.ones((40, 40, 40), np.float32)
+    lesion = (zz - lesion_at[0]) ** 2 + (yy - lesion_at[1]) ** 2 + (xx - lesion_at[2]) ** 2 <= 9
+    pet[lesion] = 6.0
+    pet[(zz - lesion_at[0]) ** 2 + (yy - lesion_at[1]) ** 2 + (xx - lesion_at[2] - 10) ** 2 <= 9] = hot_suv
+    return pet, lesion
+
+
+def test_segment_pet_tumour_verdict_and_warning_reasons():
+    pet, lesion = _two_spheres()
+    # a far hotter structure in the Otsu box: kept out of the histogram, so the lesion is exact,
+    # but the verdict says the box is dominated by it (40 / 6 = 6.7 x > 2 x)
+    with pytest.warns(seg.ImplausibleSegmentationWarning, match=r"far hotter structure .* SUV 40.0 = 6.7 x"):
+        out, info = seg.segment_pet_tumour(pet, seed_index=(20, 20, 20), spacing=4.0, return_info=True)
+    np.testing.assert_array_equal(out > 0, lesion)
+    v = info["verdict"]
+    assert not v and v.values["failed"] == ("hotter",) and v.values["hotter_ratio"] == pytest.approx(40 / 6)
+    assert v.values["n_voxels"] == lesion.sum() and v.values["volume_ml"] == pytest.approx(lesion.sum() * 0.064)
+    assert v.values["background"] == 1.0 and v.values["contrast"] == 6.0
+    # without it: plausible, and no warning (warnings are errors here)
+    pet, lesion = _two_spheres(hot_suv=1.0)
+    out, info = seg.segment_pet_tumour(pet, seed_index=(20, 20, 20), spacing=4.0, return_info=True)
+    assert info["verdict"].plausible and info["verdict"].reasons == ()
+    # a click in the background: low uptake, no contrast
+    _, info = seg.segment_pet_tumour(pet, seed_index=(5, 5, 5), spacing=4.0, return_info=True, warn=False)
+    assert set(info["verdict"].values["failed"]) >= {"low_suv", "low_contrast"}
+    # a lesion cut by the field of view, and a volume bound
+    pet, lesion = _two_spheres(hot_suv=1.0, lesion_at=(0, 20, 20))
+    with pytest.warns(seg.ImplausibleSegmentationWarning, match=r"touches the border of the field of view \(z = 0\)"):
+        seg.segment_pet_tumour(pet, seed_index=(0, 20, 20), spacing=4.0)
+    _, info = seg.segment_pet_tumour(pet, seed_index=(0, 20, 20), spacing=4.0, return_info=True, warn=False,
+                                     plausibility={"max_volume_ml": 1.0})
+    assert info["verdict"].values["failed"] == ("border", "too_large")
+    with pytest.raises(ValueError, match="unknown keys"):
+        seg.pet_plausibility(pet, lesion, spacing=4.0, thresholds={"max_volume": 1})
 
 
 def test_segment_pet_tumour_blurred_noisy_phantom():

@@ -60,8 +60,9 @@ def pet_scores():
         seed = seg.seed_from_mask(gtv, pet, rule="max")
         scores[case] = {}
         for key, kw in PET_METHODS.items():
-            out = seg.segment_pet_tumour(pet, seed_index=seed, **kw)
-            scores[case][key] = (metrics.dice(out, gtv), metrics.hd95(out, gtv))
+            # the verdict is asserted in test_pet_plausibility_verdicts; no warning here
+            out, info = seg.segment_pet_tumour(pet, seed_index=seed, warn=False, return_info=True, **kw)
+            scores[case][key] = (metrics.dice(out, gtv), metrics.hd95(out, gtv), info["verdict"])
     return scores
 
 
@@ -72,7 +73,7 @@ def test_pet_cohort_is_the_ten_patients(pet_scores):
 @pytest.mark.parametrize("key", list(PET_METHODS))
 def test_pet_per_patient_floors(pet_scores, key):
     for case, measured in PET_MEASURED.items():
-        dice, hd = pet_scores[case][key]
+        dice, hd, _ = pet_scores[case][key]
         ref_dice, ref_hd = measured[key]
         if ref_dice >= 0.3:
             assert dice >= ref_dice - 0.03, (case, key, dice)
@@ -91,6 +92,22 @@ def test_pet_cohort_means(pet_scores, key):
 def test_pet_otsu_box_beats_fixed_fractions(pet_scores):
     mean = {k: np.mean([s[k][0] for s in pet_scores.values()]) for k in PET_METHODS}
     assert mean["otsu_box"] > max(mean["pct40"], mean["pct50"], mean["suv2.5"])
+
+
+def test_pet_plausibility_verdicts(pet_scores):
+    """Correct clicks with the default method: only STS_005 is flagged, because its region
+    (944 mL, Dice 0.72) runs into both ends of the cropped field of view (the thresholds' rule
+    was checked leave-one-patient-out by tools/pet_lopo.py). A click in normal tissue is flagged.
+    The verdict cannot know the GTV: 50 % of SUVmax cuts STS_004's heterogeneous tumour down to
+    its hot spot (Dice 0.006), a small lesion of plausible uptake and contrast, not flagged."""
+    flagged = {c: s["otsu_box"][2].values["failed"] for c, s in pet_scores.items() if not s["otsu_box"][2]}
+    assert flagged == {"STS_005": ("border",)}
+    assert pet_scores["STS_004"]["pct50"][2].plausible
+    pet, gtv = datasets.load("sts", case="STS_003", modality="PET", progress=False)
+    far = (2, 2, 2)  # a corner of the crop, in muscle/fat far from the tumour
+    assert float(seg.suv_metrics(pet, gtv)["suvmax"]) > 5 * float(np.asarray(pet[far[::-1]]))
+    with pytest.warns(seg.ImplausibleSegmentationWarning, match="not above the local background|uptake near the click is low"):
+        seg.segment_pet_tumour(pet, seed_index=far)
 
 
 def test_pet_seed_in_mm_gives_the_same_lesion():

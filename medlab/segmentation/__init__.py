@@ -49,6 +49,7 @@ Lesions from one seed
 Measurement
 :func:`longest_diameter`        RECIST-style longest in-plane (axial) diameter in mm
 :func:`suv_metrics`             PET: SUVmax, SUVmean, SUVpeak, metabolic volume (mL), TLG
+:func:`pet_plausibility`        PET: plausibility verdict of a one-click lesion (with reasons)
 Chest radiographs
 :func:`lung_fields`             the two lung fields: threshold, border air out, morphology
 =============================== ==============================================================
@@ -101,7 +102,7 @@ from ._threshold import (
     threshold,
 )
 from ._ultrasound import segment_us_lesion
-from ._uptake import suv_metrics
+from ._uptake import PET_PLAUSIBILITY, ImplausibleSegmentationWarning, PetVerdict, pet_plausibility, suv_metrics
 
 __all__ = [
     # thresholds (_threshold.py)
@@ -148,6 +149,10 @@ __all__ = [
     "Diameter",
     # PET uptake of a lesion (_uptake.py)
     "suv_metrics",
+    "pet_plausibility",
+    "PetVerdict",
+    "PET_PLAUSIBILITY",
+    "ImplausibleSegmentationWarning",
     # chest radiographs (_chest.py)
     "lung_fields",
 ]

@@ -153,6 +153,14 @@ CELLS = [
     - `'suv'`: SUV ≥ `SUV_THRESHOLD` (classically 2.5).
 
     Enclosed holes (a necrotic core) are filled: the metabolic tumour volume is the tumour's outline.
+
+    **Does the result hold?** A threshold cannot know the tumour, so every result carries a
+    plausibility verdict (`info['verdict']`, `segmentation.pet_plausibility`), and a warning with the
+    reasons when it fails: uptake near the click below SUV 2.5 or not above the local background, a
+    region of a handful of voxels, a region touching the field of view or larger than a volume bound,
+    or a far hotter structure (bladder, heart) in the search box that may have set the threshold.
+    The data-driven thresholds were chosen by a rule checked leave-one-patient-out on the ten
+    teaching patients (`tools/pet_lopo.py`).
     """),
     ("code", """
     seed = segmentation.seed_from_mask(gtv_pet, pet, rule="max")
@@ -162,6 +170,9 @@ CELLS = [
     seg_seconds = time.perf_counter() - t0
     print(f"click at (z, y, x) = {seed}; local SUVmax {info['suvmax']:.2f}; {METHOD} threshold "
           f"SUV {info['threshold']:.2f}; {seg_seconds:.2f} s")
+    verdict = info["verdict"]
+    print("verdict:", "plausible" if verdict.plausible else "IMPLAUSIBLE: " + "; ".join(verdict.reasons),
+          f"(contrast to background {verdict.values['contrast']:.1f} x)")
 
     uptake = {"PET tumour": segmentation.suv_metrics(pet, tumour), "GTV": segmentation.suv_metrics(pet, gtv_pet)}
     columns = {"suvmax": "SUVmax", "suvpeak": "SUVpeak", "suvmean": "SUVmean", "mtv_ml": "MTV (mL)",
@@ -231,6 +242,9 @@ CELLS = [
         gtv_tlg=gtv_u["tlg"],
         dice=scores["dice"],
         hd95_mm=scores["hd95_mm"],
+        verdict_plausible=bool(verdict.plausible),
+        verdict_reasons=list(verdict.reasons),
+        contrast_to_background=float(verdict.values["contrast"]),
         gtv_dice_mr_vs_ct=gtv_agreement["MR GTV vs CT GTV"],
         gtv_dice_pet_vs_ct=gtv_agreement["PET GTV vs CT GTV"],
         fusion_slice=z,
