@@ -125,6 +125,25 @@ def _float(value) -> float | None:
         return None
 
 
+def _value(ds, keyword: str, cache: dict | None = None):
+    """The value of ``keyword`` in ``ds`` (None if absent).
+
+    pydicom converts an element's raw bytes on first access, which costs as much as parsing
+    the file. Most values repeat across a series (UIDs, orientation, sizes), so with ``cache``
+    each distinct raw value is converted once.
+    """
+    elem = ds.get_item(keyword)
+    if elem is None:
+        return None
+    raw = elem.value
+    if cache is None or not isinstance(raw, bytes):
+        return ds[keyword].value
+    key = (keyword, raw, ds.original_encoding)  # binary values differ by byte order
+    if key not in cache:
+        cache[key] = ds[keyword].value
+    return cache[key]
+
+
 def _walk(folder: str):
     """Every regular file under ``folder`` (recursively, hidden entries skipped), sorted."""
     for root, dirs, files in os.walk(folder):
@@ -168,6 +187,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
             paths = sorted(e.path for e in entries if e.is_file() and not e.name.startswith("."))
     update, close = _progress_bar(len(paths), progress)
     series: dict[str, SeriesInfo] = {}
+    cache: dict = {}
     try:
         for done, path in enumerate(paths, 1):
             if done % 100 == 0 and update(done) is False:
@@ -177,10 +197,27 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_TAGS), force=True)
                 media = ds.file_meta.get("MediaStorageSOPClassUID") if hasattr(ds, "file_meta") else None
-                if str(media or ds.get("SOPClassUID", "")) == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+                if str(media or _value(ds, "SOPClassUID", cache) or "") == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
                     continue
-                uid = _text(ds.get("SeriesInstanceUID"))
-                rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+                uid = _text(_value(ds, "SeriesInstanceUID", cache))
+                rows, columns = _int(_value(ds, "Rows", cache)), _int(_value(ds, "Columns", cache))
+                image_type = _value(ds, "ImageType", cache)
+                image_type = [] if image_type is None else [image_type] if isinstance(image_type, str) else list(image_type)
+                image_type = [str(v).strip().upper() for v in image_type]
+                record = dict(
+                    path=path,
+                    position=_floats(_value(ds, "ImagePositionPatient"), 3),
+                    orientation=_floats(_value(ds, "ImageOrientationPatient", cache), 6),
+                    rows=rows,
+                    columns=columns,
+                    frames=_int(_value(ds, "NumberOfFrames", cache)) or 1,
+                    instance=_int(_value(ds, "InstanceNumber")),
+                    mosaic="MOSAIC" in image_type,
+                    sop_instance_uid=_text(_value(ds, "SOPInstanceUID")),
+                    acquisition_time_s=_seconds(_value(ds, "AcquisitionTime", cache)),
+                    trigger_time_ms=_float(_value(ds, "TriggerTime", cache)),
+                    temporal_position=_int(_value(ds, "TemporalPositionIdentifier", cache)),
+                )
             except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken headers
                 warnings.warn(
                     f"{path}: skipped, unreadable DICOM header ({type(exc).__name__}: {exc})",
@@ -210,23 +247,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                     series_number=_text(ds.get("SeriesNumber")),
                     series_description=_text(ds.get("SeriesDescription")),
                 )
-            image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
-            info.files.append(
-                FileInfo(
-                    path=path,
-                    position=_floats(ds.get("ImagePositionPatient"), 3),
-                    orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-                    rows=rows,
-                    columns=columns,
-                    frames=_int(ds.get("NumberOfFrames")) or 1,
-                    instance=_int(ds.get("InstanceNumber")),
-                    mosaic="MOSAIC" in image_type,
-                    sop_instance_uid=_text(ds.get("SOPInstanceUID")),
-                    acquisition_time_s=_seconds(ds.get("AcquisitionTime")),
-                    trigger_time_ms=_float(ds.get("TriggerTime")),
-                    temporal_position=_int(ds.get("TemporalPositionIdentifier")),
-                )
-            )
+            info.files.append(FileInfo(**record))
         update(len(paths))
     finally:
         close()
