@@ -17,26 +17,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from labdriver import CHROMIUM, chromium, jupyterlab, open_notebook, run_cell  # noqa: E402
+
 NOTEBOOK = ROOT / "tests" / "e2e" / "widgets_e2e.ipynb"
 ARTIFACTS = ROOT / "tests" / "artifacts" / "e2e"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-TIMEOUT_MS = 60_000  # every wait in the browser is bounded
 
 pytestmark = [pytest.mark.slow]
 
@@ -47,66 +39,11 @@ def _missing(reason: str):
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _write_settings(settings: Path) -> None:
-    for rel, text in (
-        ("@jupyterlab/apputils-extension/notification.jupyterlab-settings", '{"fetchNews": "false"}'),
-        ("@jupyterlab/notebook-extension/tracker.jupyterlab-settings", '{"windowingMode": "none"}'),
-    ):
-        path = settings / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving a copy of the e2e notebook; stopped afterwards."""
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "root"
-    root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    env = dict(os.environ)
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
-                "JUPYTERLAB_WORKSPACES_DIR", "IPYTHONDIR"):
-        folder = base / var.lower()
-        folder.mkdir()
-        env[var] = str(folder)
-    _write_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
-    port, token = _free_port(), secrets.token_hex(16)
-    log = open(base / "server.log", "w")  # noqa: SIM115 - closed in the teardown
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"JupyterLab did not start: {(base / 'server.log').read_text()[-2000:]}"
-                    ) from None
-                time.sleep(0.2)
-        yield {"url": f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?reset&token={token}",
-               "log": base / "server.log"}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
-        log.close()
+    with jupyterlab(tmp_path_factory.mktemp("lab"), NOTEBOOK) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -114,52 +51,14 @@ def page(lab, tmp_path_factory):
     if not CHROMIUM.exists():
         _missing(f"{CHROMIUM} is missing (Debian package 'chromium')")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _missing("the 'playwright' Python package is missing (pip install -e '.[test]')")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1300}, timeout=TIMEOUT_MS,
-        )
-        try:
-            context.set_default_timeout(TIMEOUT_MS)
-            pg = context.new_page()
-            errors: list[str] = []
-            pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            pg.errors = errors
-            yield pg
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as pg:
+        yield pg
 
 
-_PROMPT = "document.querySelectorAll('.jp-Notebook .jp-Cell')[{n}].querySelector('.jp-InputArea-prompt').innerText"
-
-
-def _run_cell(page, n: int) -> None:
-    """Run cell ``n`` in place (Ctrl+Enter: no new cell, no scrolling) and wait until the
-    kernel has run it (its prompt shows a new number).
-
-    Right after the page reports an idle kernel, JupyterLab can still drop the keypress (its
-    session is not connected yet): then the prompt stays unchanged and it is pressed again.
-    """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    before = page.evaluate(_PROMPT.format(n=n))
-    for _ in range(5):
-        page.locator(".jp-Notebook .jp-Cell").nth(n).locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Control+Enter")
-        try:
-            page.wait_for_function(f"(() => {{ const p = {_PROMPT.format(n=n)};"
-                                   f" return p !== {json.dumps(before)} && !p.includes('*'); }})()",
-                                   timeout=10_000)
-            return
-        except PlaywrightTimeout:
-            if "*" in page.evaluate(_PROMPT.format(n=n)):  # queued or running: wait for it
-                page.wait_for_function(f"(() => !{_PROMPT.format(n=n)}.includes('*'))()")
-                return
-    raise AssertionError(f"cell {n} did not run (prompt {before!r})")
+_run_cell = run_cell
 
 
 def _state(page, until=None, timeout_s: float = 30.0) -> dict:
@@ -193,8 +92,7 @@ def test_widgets_in_jupyterlab(page, lab):
 
 def _drive(page, lab):
     t0 = time.monotonic()
-    page.goto(lab["url"])
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    open_notebook(page, lab["url"])
     _run_cell(page, 0)
     page.wait_for_function(
         "(() => { const i = document.querySelector('.medlab-canvas-img');"

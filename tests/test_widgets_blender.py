@@ -152,6 +152,11 @@ def test_registration_runs_in_the_background_and_updates_the_view(pair):
     assert float(np.abs(b.fused).mean()) < 0.85 * before  # 0.030 vs 0.038 (phantom noise stays)
     assert "done" in b._status.value and not b._run.disabled and b._stop.disabled
     assert b.moving_input is moving  # a rerun starts from the input again
+    # the status speaks plainly and quotes the plotted metric (first and last point of the plot)
+    status = b._status.value
+    assert "Optimizer" not in status and "Template" not in status and "mean squares" in status
+    assert f"{b.trace[0]['metric']:.5g} → {b.trace[-1]['metric']:.5g}" in status
+    assert b.plot.integer_x  # iteration ticks are whole numbers
 
 
 def test_stop_button_stops_the_registration(pair):
@@ -171,6 +176,7 @@ def test_stop_button_stops_the_registration(pair):
     assert len(b.trace) == 3 and b.result is None  # ended at the iteration it was stopped at
     np.testing.assert_array_equal(b.fused, shown)  # the view keeps the images it had
     assert "stopped" in b._status.value and not b._run.disabled
+    assert "stopped on request" in b._status.value and "callback" not in b._status.value
     # the register button reruns with the same arguments
     b._progress.unobserve(press_stop_at_third_iteration, names="value")
     b._register_kwargs.update(iterations=2)
@@ -190,3 +196,29 @@ def test_a_failed_registration_is_reported_not_lost(pair):
     assert job.status == "failed" and "failed" in b._status.value
     with pytest.raises(TypeError, match="`progress` is the widget's own"):
         b.run_registration(progress=True)
+
+
+def test_stop_reasons_in_words():
+    from medlab.widgets._blender import plain_stop_reason
+
+    assert plain_stop_reason("RegularStepGradientDescentOptimizerv4: Maximum number of iterations (50) exceeded.") \
+        == "reached the iteration limit (50)"
+    assert plain_stop_reason("GradientDescentOptimizerv4Template: Convergence checker passed at iteration 9.") \
+        == "converged at iteration 9"
+    assert plain_stop_reason("RegularStepGradientDescentOptimizerv4: Step too small after 23 iterations. Current "
+                             "step (0.0009) is less than minimum step (0.001).") \
+        == "converged after 23 iterations (the step became smaller than the minimum)"
+    assert plain_stop_reason("stopped by the `progress` callback at level 1") == "stopped on request"
+
+
+def test_layout_keeps_the_picture_whole_and_labels_uncut(pair):
+    fixed, moving = pair
+    b = RegistrationBlender(fixed, moving, mode="checkerboard")
+    assert b._mode.style.button_width == "auto"  # "checkerboard" was cut to "checkerb..."
+    row = b.children[1]
+    assert row.layout.flex_flow == "row wrap" and b.viewer.layout.flex == "0 0 auto"
+    side = row.children[1]
+    assert side.layout.width == f"{b.plot.size[0] + 20}px"  # fixed: a long status wraps in it
+    assert b._alpha.continuous_update is True
+    b._alpha.value = 0.3  # live alpha: applied (no event loop here: at once)
+    assert b.alpha == 0.3

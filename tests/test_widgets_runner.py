@@ -150,3 +150,22 @@ def test_runner_checks_its_arguments(us, disks):
     assert r.model_name == "mine"
     with pytest.raises(ValueError, match="give `model`"):
         r.train(*disks)
+
+
+def test_title_names_the_selected_model_and_native_logs_are_captured(us, disks):
+    r = ModelRunner(us["image"], model="hc18_unet", title="HC18 000_HC")
+    assert r.viewer.title == "HC18 000_HC · model: hc18_unet"
+    r.add_model("tiny", _tiny_unet(), select=True)
+    assert r.viewer.title == "HC18 000_HC · model: tiny"  # not the first model's title
+    assert isinstance(r.native_log, str)
+
+
+def test_native_stderr_is_captured_not_shown(capfd):
+    import os
+
+    from medlab.widgets._runner import _native_stderr
+
+    with _native_stderr() as native:
+        os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on\n")  # as TensorFlow's C++ does
+    assert "oneDNN" in native.text
+    assert "oneDNN" not in capfd.readouterr().err  # nothing reached the cell's stderr

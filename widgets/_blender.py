@@ -28,6 +28,7 @@ from medlab._image import as_sitk, check_scalar
 from medlab._options import check_choice
 
 from ._jobs import BackgroundJob, JobOwner
+from ._live import Throttle
 from ._plot import LinePlot
 from ._viewer import SliceViewer, StaticPNG
 
@@ -37,6 +38,27 @@ BLEND_MODES = ("alpha", "checkerboard", "difference", "flicker")
 
 # register()'s progress messages: "level 1/3, iteration 12, metric -0.5123" (demons: "mean squares")
 _PROGRESS = re.compile(r"level (\d+)/(\d+), iteration (\d+), (?:metric|mean squares) (\S+)")
+_CLASS_PREFIX = re.compile(r"\b[A-Z]\w*(?:Optimizer|Template|Method)\w*:\s*")
+_PLAIN = (
+    (re.compile(r"Maximum number of iterations \((\d+)\) exceeded\.?", re.I),
+     r"reached the iteration limit (\1)"),
+    (re.compile(r"Step too small after (\d+) iterations\..*?(?=;|$)", re.I),
+     r"converged after \1 iterations (the step became smaller than the minimum)"),
+    (re.compile(r"Convergence checker passed at iteration (\d+)\.?", re.I), r"converged at iteration \1"),
+    (re.compile(r".*stopped by the `progress` callback.*", re.I), "stopped on request"),
+)
+
+
+def plain_stop_reason(reason: str) -> str:
+    """An optimiser's stop condition in words: no class names, no internal callback names.
+
+    >>> plain_stop_reason("RegularStepGradientDescentOptimizerv4: Maximum number of iterations (50) exceeded.")
+    'reached the iteration limit (50)'
+    """
+    text = _CLASS_PREFIX.sub("", str(reason)).strip()
+    for pattern, words in _PLAIN:
+        text = pattern.sub(words, text)
+    return text
 
 
 def _lps(img: sitk.Image) -> sitk.Image:
@@ -128,9 +150,10 @@ class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
         viewer_kwargs.setdefault("title", "registration blend")
         self.viewer = SliceViewer(self.fixed, window=1.0, level=0.5, **viewer_kwargs)
         self._mode = widgets.ToggleButtons(options=list(BLEND_MODES), value=check_choice("mode", mode, BLEND_MODES),
-                                           style={"button_width": "95px"})
+                                           style={"button_width": "auto"})
         self._alpha = widgets.FloatSlider(description="alpha", min=0.0, max=1.0, step=0.01, value=0.5,
-                                          continuous_update=False, readout_format=".2f")
+                                          continuous_update=True, readout_format=".2f")
+        self._live_alpha = Throttle(self._apply_alpha_slider)
         self._tiles = widgets.IntSlider(description="tiles", min=1, max=32, value=4, continuous_update=False)
         self._play = widgets.Play(min=0, max=self.n_frames - 1, step=1, interval=int(flicker_interval_ms),
                                   description="flicker", repeat=True)
@@ -140,9 +163,9 @@ class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
         self._stop = widgets.Button(description="stop", icon="stop", disabled=True,
                                     tooltip="stop the registration at its next iteration")
         self._progress = widgets.FloatProgress(min=0.0, max=1.0, value=0.0, description="progress")
-        self._status = widgets.HTML("")
+        self._status = widgets.HTML("", layout=widgets.Layout(width="100%"))
         self.plot = LinePlot(xlabel="iteration (all levels)", ylabel="metric (lower is better)",
-                             title="registration metric")
+                             title="registration metric", integer_x=True)
         self._register_kwargs: dict = {}
 
         with self.viewer.hold_redraw():
@@ -153,16 +176,20 @@ class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
             self._update()
         self.observe(self._on_state, names=["mode", "alpha", "tiles", "frame"])
         self._mode.observe(lambda c: self.set_mode(c["new"]), names="value")
-        self._alpha.observe(lambda c: self.set_alpha(c["new"]), names="value")
+        self._alpha.observe(lambda _c: self._live_alpha(), names="value")
         self._tiles.observe(lambda c: self.set_tiles(c["new"]), names="value")
         self._frame.observe(lambda c: self.set_frame(c["new"]), names="value")
         self._run.on_click(lambda _b: self.run_registration(**self._register_kwargs))
         self._stop.on_click(lambda _b: self.stop())
         self._show_controls()
+        # the picture never shrinks (flex 0 0 auto); the side panel has a fixed width and wraps
+        # its text, and moves under the picture when the cell is narrower than both
+        self.viewer.layout.flex = "0 0 auto"
+        side = widgets.VBox([self.plot, self._progress, widgets.HBox([self._run, self._stop]), self._status],
+                            layout=widgets.Layout(width=f"{self.plot.size[0] + 20}px", flex="0 0 auto"))
         self.children = [
             self._mode,
-            widgets.HBox([self.viewer, widgets.VBox([self.plot, self._progress, widgets.HBox([self._run, self._stop]),
-                                                     self._status])]),
+            widgets.HBox([self.viewer, side], layout=widgets.Layout(flex_flow="row wrap", overflow="visible")),
             widgets.HBox([self._alpha, self._tiles, self._play, self._frame]),
         ]
 
@@ -227,6 +254,10 @@ class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
         if n != tiles or n < 1:
             raise ValueError(f"`tiles` must be an int >= 1; got {tiles!r}")
         self.tiles = n
+
+    def _apply_alpha_slider(self):
+        if abs(self._alpha.value - self.alpha) > 0.5 * self._alpha.step:
+            self.set_alpha(self._alpha.value)
 
     def set_frame(self, frame: int) -> None:
         k = int(frame)
@@ -317,7 +348,7 @@ class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
                                    "metric": float(m.group(4))})
                 self.plot.set_series("metric", range(len(self.trace)), [r["metric"] for r in self.trace])
             self._progress.value = float(fraction)
-            self._status.value = f"<code>{html.escape(message)}</code>"
+            self._status.value = f"<small>{html.escape(message)}</small>"
             return not job.stop_requested
 
         def work(job):
@@ -341,11 +372,15 @@ class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
             self.set_moving(res.resampled, _registered=True)
             job.stop_reason = res.stop_reason
             self._progress.value = 1.0
-            self._status.value = (f"<b>done</b> in {res.seconds:.1f} s, {res.iterations} iterations: "
-                                  f"{res.metric} {res.initial_metric:.5g} → {res.final_metric:.5g}<br>"
-                                  f"<small>{html.escape(res.stop_reason)}</small>")
+            # the metric as plotted (first and last point), so the status and the plot agree
+            first, last = ((self.trace[0]["metric"], self.trace[-1]["metric"]) if self.trace
+                           else (res.initial_metric, res.final_metric))
+            metric = res.metric.replace("_", " ")
+            self._status.value = (f"<b>done</b> in {res.seconds:.1f} s, {res.iterations} iterations; "
+                                  f"{html.escape(metric)} {first:.5g} → {last:.5g}<br>"
+                                  f"<small>{html.escape(plain_stop_reason(res.stop_reason))}</small>")
         elif job.status == "stopped":
             self._status.value = (f"<b>stopped</b> after {len(self.trace)} iterations "
-                                  f"<small>({html.escape(job.stop_reason)})</small>")
+                                  f"<small>({html.escape(plain_stop_reason(job.stop_reason))})</small>")
         else:
             self._status.value = f"<b style='color:#c00'>failed</b>: {html.escape(job.stop_reason)}"

@@ -165,7 +165,7 @@ function render({ model, el }) {
   box.addEventListener("pointerdown", (ev) => {
     ev.preventDefault();
     box.focus({ preventScroll: true });
-    box.setPointerCapture(ev.pointerId);
+    try { box.setPointerCapture(ev.pointerId); } catch (err) { /* a synthetic pointer */ }
     const pan = ev.button !== 0 || ev.shiftKey || model.get("drag_mode") !== "events";
     press = { x: ev.clientX, y: ev.clientY, button: ev.button, pan, dragging: false,
               view: view(), px: pixel(ev), mods: mods(ev) };

@@ -25,10 +25,13 @@ class LinePlot(widgets.Image):
         Size in pixels.
     min_interval_s : float
         Throttle of :meth:`update` (``force=True`` draws now).
+    integer_x : bool
+        Ticks only at whole numbers on the x axis (iterations, epochs).
     """
 
     def __init__(self, *, xlabel: str = "", ylabel: str = "", title: str = "", width: int = 360,
-                 height: int = 220, min_interval_s: float = 0.25):
+                 height: int = 220, min_interval_s: float = 0.25, integer_x: bool = False):
+        self.integer_x = bool(integer_x)
         super().__init__(format="png", width=width, height=height)
         self.xlabel, self.ylabel, self.title = xlabel, ylabel, title
         self.size = (int(width), int(height))
@@ -67,6 +70,10 @@ class LinePlot(widgets.Image):
         ax.set_ylabel(self.ylabel, fontsize=8)
         ax.set_title(self.title, fontsize=9)
         ax.tick_params(labelsize=7)
+        if self.integer_x:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         fig.tight_layout()
         buf = io.BytesIO()

@@ -13,8 +13,13 @@ has one, the device line says ``runs on GPU: <name>``, else ``runs on CPU: <name
 
 from __future__ import annotations
 
+import contextlib
 import html
+import logging
+import os
 import re
+import sys
+import tempfile
 import threading
 
 import ipywidgets as widgets
@@ -47,6 +52,30 @@ def device_text(report: dict) -> str:
     version = report.get("backend_version")
     backend = f"{report.get('backend', '?')}" + (f" {version}" if version else "")
     return f"{where} · backend {backend} · Keras {report.get('keras_version', '?')}"
+
+
+class _Captured:
+    text = ""
+
+
+@contextlib.contextmanager
+def _native_stderr():
+    """Capture what native code (and child processes) write to file descriptor 2 meanwhile."""
+    captured = _Captured()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.text = tmp.read().decode("utf-8", "replace")
+    if captured.text:
+        logging.getLogger("medlab.widgets").debug("native stderr: %s", captured.text)
 
 
 class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
@@ -102,6 +131,7 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
             self.viewer, owned = image, False
         else:
             self.viewer, owned = SliceViewer(image, **viewer_kwargs), True
+        self._base_title = self.viewer.title
         self.class_index = class_index
         self.cam_alpha = float(cam_alpha)
         if not 0.0 <= self.cam_alpha <= 1.0:
@@ -119,7 +149,11 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
         self.training = None
         self.job: BackgroundJob | None = None
         self._training_model = None
-        self.device = medlab.models.device_report()
+        # TensorFlow's native start-up lines (absl, oneDNN) go to the process's stderr, which the
+        # kernel shows in red under the cell: captured here, kept in `native_log`
+        with _native_stderr() as native:
+            self.device = medlab.models.device_report()
+        self.native_log = native.text
         self.device_text = device_text(self.device)
 
         self._device = widgets.HTML(f"<code>{html.escape(self.device_text)}</code>")
@@ -166,10 +200,13 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
             self.select(name)
 
     def select(self, name: str) -> None:
+        """Select a model by name; the title above the picture names it."""
         if name not in self.model_names:
             raise ValueError(f"`model` must be one of {self.model_names}; got {name!r}")
         self.model_name = name
         self._pick.value = name
+        base = self._base_title
+        self.viewer.title = f"{base} · model: {name}" if base else f"model: {name}"
 
     @property
     def model(self):

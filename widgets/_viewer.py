@@ -258,7 +258,8 @@ class SliceViewer(StaticPNG, widgets.VBox):
             w, lev = medlab.enhance.resolve_window(img, window, level, preset=preset)
         # a 2D image has no slices to page through: the wheel scrolls the notebook
         self.canvas = ImageCanvas(display_width=int(display_width), wheel_events=self.ndim == 3)
-        self._title = widgets.HTML(f"<b>{title}</b>" if title else "")
+        self._title = widgets.HTML()
+        self.title = title
         self._readout = widgets.HTML("&nbsp;", layout=widgets.Layout(min_height="1.6em"))
         self._status = widgets.HTML("")
         self._notice = widgets.HTML(f"<span style='color:#b35900'>{html.escape(self.notice)}</span>"
@@ -291,6 +292,18 @@ class SliceViewer(StaticPNG, widgets.VBox):
     def viewer(self) -> SliceViewer:
         """Itself (components and viewers share this attribute)."""
         return self
+
+    @property
+    def title(self) -> str:
+        """The text shown above the picture."""
+        return self._title_text
+
+    @title.setter
+    def title(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"`title` must be a str; got {text!r}")
+        self._title_text = text
+        self._title.value = f"<b>{html.escape(text)}</b>" if text else ""
 
     # ------------------------------------------------------------------ geometry
     @property

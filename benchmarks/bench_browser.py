@@ -1,0 +1,296 @@
+"""Widgets in a real browser: pictures shown per second while dragging, and click latency.
+
+JupyterLab 4 on 127.0.0.1 and headless Chromium (Debian ``/usr/bin/chromium``, Playwright's
+bundled driver; ``tests/e2e/labdriver.py``), one notebook with a medlab panel (SliceViewer,
+WindowLevel, ThresholdSlider, SeedPicker) and, beside it in the same run, an ipympl figure of
+the same 512x512 CT slice (pydicom-data ``693_J2KI.dcm``) driven the usual matplotlib way
+(``set_clim`` / ``set_data`` + ``draw_idle`` from mouse and slider callbacks).
+
+What is counted: every ``drawImage`` on the page is logged with its time (an init script wraps
+``CanvasRenderingContext2D.drawImage``), attributed to the medlab canvas or the ipympl canvas;
+that is a picture the user sees. For each measurement:
+
+browser_wl_drag        left drag across the picture for ``DRAG_S`` seconds at 60 pointer events
+                       per second (window/level; ipympl: ``set_clim``), the events dispatched in the page on a fixed clock. Pictures per second and
+                       the 95th percentile of the gaps between pictures. Targets: >= 30 per
+                       second, gap p95 <= 100 ms, >= 3x ipympl.
+browser_threshold_drag the threshold slider's lower handle dragged for ``DRAG_S`` seconds (ipympl:
+                       a FloatSlider that redraws the thresholded overlay). Target: >= 20/s.
+browser_seed_click     click on the picture (a seed added, then removed, alternately) to the
+                       next picture drawn (from the ``pointerup`` event). Medians.
+
+The 1-minute load average is given with every figure (the machine is shared).
+Run: ``.venv/bin/python benchmarks/bench_browser.py`` (about a minute; writes
+``benchmarks/results/browser.json``), or through ``benchmarks/run.py browser_widgets``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+DRAG_S = 4.0
+POINTER_HZ = 60
+N_CLICKS = 10
+
+_SETUP = '''\
+import json
+import SimpleITK as sitk
+from pydicom.data import get_testdata_file
+import medlab.io
+from medlab.widgets import Panel, SeedPicker, SliceViewer, ThresholdSlider, WindowLevel
+
+ct = sitk.Cast(medlab.io.read(get_testdata_file("693_J2KI.dcm")), sitk.sitkInt16)
+viewer = SliceViewer(ct, unit="HU", window=400, level=50, title="medlab")
+wl = WindowLevel(viewer)
+th = ThresholdSlider(viewer, lower=100, upper=viewer.intensity_range[1])
+sp = SeedPicker(viewer, lower=-200, upper=200)
+Panel(viewer, wl, th, sp)
+'''
+
+_MPL = '''\
+%matplotlib widget
+import time
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import medlab.segmentation
+
+arr = sitk.GetArrayFromImage(ct)
+with plt.ioff():
+    fig, ax = plt.subplots(figsize=(5.12, 5.12), dpi=100)
+fig.canvas.header_visible = fig.canvas.footer_visible = fig.canvas.toolbar_visible = False
+fig.subplots_adjust(0, 0, 1, 1)
+ax.set_axis_off()
+im = ax.imshow(arr, cmap="gray", vmin=-150, vmax=250, interpolation="nearest")
+red = np.zeros(arr.shape + (4,), np.float32)
+ov = ax.imshow(red, interpolation="nearest")
+drag = {}
+
+def press(ev):
+    drag.update(start=(ev.x, ev.y, *im.get_clim()), moved=False)
+
+def motion(ev):
+    if ev.button == 1 and "start" in drag:
+        x0, y0, lo, hi = drag["start"]
+        dx, dy = ev.x - x0, ev.y - y0
+        drag["moved"] = drag["moved"] or abs(dx) + abs(dy) > 4
+        w, c = max(1.0, (hi - lo) + 4 * dx), (hi + lo) / 2 - 4 * dy
+        im.set_clim(c - w / 2, c + w / 2)
+        fig.canvas.draw_idle()
+
+def release(ev):
+    start = drag.pop("start", None)
+    if start is None or drag.get("moved"):
+        return
+    row, col = int(round(ev.ydata)), int(round(ev.xdata))
+    region = medlab.segmentation.connected_threshold(ct, seeds_index=[(row, col)], lower=-200, upper=200)
+    mask = sitk.GetArrayViewFromImage(region) > 0
+    red[...] = 0
+    red[mask] = (0, 0.8, 1, 0.4)
+    ov.set_data(red)
+    fig.canvas.draw_idle()
+
+def threshold(change):
+    red[...] = 0
+    red[arr >= change["new"]] = (1, 0.25, 0.25, 0.4)
+    ov.set_data(red)
+    fig.canvas.draw_idle()
+
+fig.canvas.mpl_connect("button_press_event", press)
+fig.canvas.mpl_connect("motion_notify_event", motion)
+fig.canvas.mpl_connect("button_release_event", release)
+mpl_slider = widgets.FloatSlider(description="mpl threshold", min=-1000, max=3000, step=1, value=100,
+                                 continuous_update=True, layout=widgets.Layout(width="420px"))
+mpl_slider.observe(threshold, names="value")
+widgets.VBox([fig.canvas, mpl_slider])
+'''
+
+_STATE = '''\
+print("STATE " + json.dumps({"frames_sent": viewer.canvas.frames_sent, "frames_acked": viewer.canvas.frames_acked,
+                            "window": viewer.window, "threshold": th.range, "seeds": len(sp.seeds_index)}))
+'''
+
+_INIT = """(() => {
+  const orig = CanvasRenderingContext2D.prototype.drawImage;
+  window.__draws = [];
+  window.__pointerup = [];
+  CanvasRenderingContext2D.prototype.drawImage = function (...args) {
+    const r = orig.apply(this, args);
+    const c = this.canvas;
+    let kind = "other";
+    if (c.classList && c.classList.contains("medlab-canvas-img")) kind = "medlab";
+    else if (c.closest && c.closest(".jupyter-matplotlib-figure")) kind = "mpl";
+    window.__draws.push([kind, performance.now()]);
+    return r;
+  };
+  document.addEventListener("pointerup", () => window.__pointerup.push(performance.now()), true);
+})();"""
+
+
+def _notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (_SETUP, _MPL, _STATE)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _draws(page, kind: str, t0: float, t1: float) -> list[float]:
+    return page.evaluate(f"window.__draws.filter(d => d[0] === '{kind}' && d[1] >= {t0} && d[1] <= {t1})"
+                         ".map(d => d[1])")
+
+
+def _rate(page, kind: str, t0: float, t1: float) -> dict:
+    times = _draws(page, kind, t0, t1)
+    edges = [t0, *times, t1]
+    gaps = sorted(b - a for a, b in zip(edges, edges[1:], strict=False))
+    p95 = gaps[min(len(gaps) - 1, int(round(0.95 * (len(gaps) - 1))))] if gaps else float("nan")
+    return {"pictures": len(times), "per_s": round(len(times) / ((t1 - t0) / 1000), 1),
+            "gap_p95_ms": round(p95, 1), "gap_max_ms": round(gaps[-1], 1) if gaps else float("nan")}
+
+
+_DRIVE = """async ([x0, y0, dx, dy, seconds, hz]) => {
+  // pointer and mouse events dispatched in the page on a fixed clock, so the pointer keeps its
+  // pace whatever the test driver's round trips cost on a loaded machine
+  const n = Math.round(seconds * hz);
+  const init = (x, y, buttons) => ({ clientX: x, clientY: y, bubbles: true, cancelable: true,
+    composed: true, button: 0, buttons, pointerId: 1, pointerType: "mouse", isPrimary: true, view: window });
+  const fire = (kind, x, y, buttons) => {
+    const el = document.elementFromPoint(x, y) || document.body;
+    el.dispatchEvent(new PointerEvent("pointer" + kind, init(x, y, buttons)));
+    el.dispatchEvent(new MouseEvent("mouse" + kind, init(x, y, buttons)));
+  };
+  fire("down", x0, y0, 1);
+  const t0 = performance.now();
+  for (let i = 1; i <= n; i++) {
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + (i * 1000) / hz - performance.now())));
+    fire("move", x0 + (dx * i) / n, y0 + (dy * i) / n, 1);
+  }
+  const t1 = performance.now();
+  fire("up", x0 + dx, y0 + dy, 0);
+  return [t0, t1];
+}"""
+
+
+def _drag(page, x0: float, y0: float, dx: float, dy: float, seconds: float = DRAG_S) -> tuple[float, float]:
+    """A left drag of (dx, dy) CSS pixels at POINTER_HZ events per second; the page's start/end times."""
+    t0, t1 = page.evaluate(_DRIVE, [x0, y0, dx, dy, seconds, POINTER_HZ])
+    return t0, t1
+
+
+def _handle(page, label: str):
+    slider = page.locator(".widget-slider", has=page.locator("label", has_text=re.compile(f"^{label}$")))
+    return slider.locator(".noUi-handle").first
+
+
+def _clicks(page, kind: str, x: float, y: float, n: int = N_CLICKS) -> list[float]:
+    """Input-to-picture latency (ms) of n clicks at (x, y): pointerup to the next picture drawn."""
+    out = []
+    for _ in range(n):
+        page.wait_for_timeout(300)
+        before = page.evaluate("window.__pointerup.length")
+        page.mouse.click(x, y)
+        page.wait_for_function(f"window.__pointerup.length > {before} && window.__draws.some("
+                               f"d => d[0] === '{kind}' && d[1] > window.__pointerup[{before}])", timeout=20_000)
+        out.append(page.evaluate(f"window.__draws.find(d => d[0] === '{kind}' && d[1] > window.__pointerup[{before}])[1]"
+                                 f" - window.__pointerup[{before}]"))
+    return out
+
+
+def measure() -> dict:
+    from labdriver import chromium, jupyterlab, open_notebook, run_cell
+
+    res: dict = {"load_start": _load()}
+    with tempfile.TemporaryDirectory(prefix="medlab-bench-browser-") as tmp:
+        tmp = Path(tmp)
+        nb = tmp / "bench_browser.ipynb"
+        _notebook(nb)
+        with jupyterlab(tmp / "lab", nb) as lab, chromium(tmp / "profile", viewport=(1400, 1400)) as page:
+            page.add_init_script(_INIT)
+            open_notebook(page, lab["url"])
+            run_cell(page, 0)
+            run_cell(page, 1)
+            page.wait_for_function("document.querySelector('.medlab-canvas-img')?.width === 512")
+            page.wait_for_selector(".jupyter-matplotlib-figure canvas")
+            page.wait_for_timeout(1000)
+
+            ours = page.locator(".medlab-canvas-box")
+            mpl = page.locator(".jupyter-matplotlib-canvas-div").first
+            for name, loc, kind in (("wl_drag", ours, "medlab"), ("wl_drag_ipympl", mpl, "mpl")):
+                loc.scroll_into_view_if_needed()
+                page.wait_for_timeout(300)
+                b = loc.bounding_box()
+                t0, t1 = _drag(page, b["x"] + 56, b["y"] + b["height"] / 2, 400, 0)
+                page.wait_for_timeout(800)
+                res[name] = {**_rate(page, kind, t0, t1), "load": _load()}
+
+            for name, label, kind in (("threshold_drag", "threshold", "medlab"),
+                                      ("threshold_drag_ipympl", "mpl threshold", "mpl")):
+                h = _handle(page, label)
+                h.scroll_into_view_if_needed()
+                page.wait_for_timeout(300)
+                hb = h.bounding_box()
+                t0, t1 = _drag(page, hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2, 150, 0)
+                page.wait_for_timeout(800)
+                res[name] = {**_rate(page, kind, t0, t1), "load": _load()}
+
+            for name, loc, kind in (("seed_click", ours, "medlab"), ("seed_click_ipympl", mpl, "mpl")):
+                loc.scroll_into_view_if_needed()
+                page.wait_for_timeout(300)
+                b = loc.bounding_box()
+                lat = _clicks(page, kind, b["x"] + b["width"] * 0.5, b["y"] + b["height"] * 0.55)
+                res[name] = {"median_ms": round(statistics.median(lat), 1), "max_ms": round(max(lat), 1),
+                             "n": len(lat), "load": _load()}
+
+            run_cell(page, 2)
+            text = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea-output").inner_text()
+            res["kernel"] = json.loads(re.search(r"STATE (\{.*\})", text).group(1))
+            res["page_errors"] = list(page.errors)
+    res["load_end"] = _load()
+    return res
+
+
+def bench_browser_widgets() -> dict:
+    r = measure()
+    wl, wl_mpl = r["wl_drag"], r["wl_drag_ipympl"]
+    th = r["threshold_drag"]
+    ratio = wl["per_s"] / max(wl_mpl["per_s"], 1e-9)
+    ok = wl["per_s"] >= 30 and wl["gap_p95_ms"] <= 100 and ratio >= 3 and th["per_s"] >= 20
+    return {
+        "medlab_ms": wl["gap_p95_ms"], "baseline_ms": wl_mpl["gap_p95_ms"],
+        "ratio": round(ratio, 2),
+        "target": "drag >= 30 pictures/s, gap p95 <= 100 ms, >= 3x ipympl; threshold slider >= 20/s",
+        "ok": ok,
+        "note": (f"W/L drag {wl['per_s']}/s p95 {wl['gap_p95_ms']} ms (ipympl {wl_mpl['per_s']}/s, "
+                 f"p95 {wl_mpl['gap_p95_ms']} ms); threshold {th['per_s']}/s (ipympl "
+                 f"{r['threshold_drag_ipympl']['per_s']}/s); seed click {r['seed_click']['median_ms']} ms "
+                 f"(ipympl {r['seed_click_ipympl']['median_ms']} ms); load {r['load_start']}-{r['load_end']}"),
+        "details": r,
+    }
+
+
+BENCHMARKS = {"browser_widgets": bench_browser_widgets}
+
+
+if __name__ == "__main__":
+    out = bench_browser_widgets()
+    print(json.dumps(out, indent=2))
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / "browser.json").write_text(json.dumps(out, indent=2) + "\n")
