@@ -19,8 +19,12 @@ What makes it safe to run on thousands of studies:
   when pyarrow is installed), written atomically.
 
 Tasks are functions ``task(row: dict) -> dict`` of flat, JSON-serialisable values. Built-in ones
-are listed in :data:`TASKS` (``features``, ``pet_segmentation``, ``intensity_statistics``); any
-importable function can be named as ``"package.module:function"``.
+are listed in :data:`TASKS` (``features``, ``pet_segmentation``, ``intensity_statistics``,
+``pacs_measure``); any importable function can be named as ``"package.module:function"``.
+
+A cohort can come from a PACS (:func:`medlab.pacs.cohort_from_pacs`: columns ``pacs``,
+``study_uid``, ``series_uid``): each worker retrieves its own case into ``OUT/images/<case_id>``
+(resumable) before the task runs, with credentials from its environment, never from the table.
 """
 
 from __future__ import annotations
@@ -126,10 +130,19 @@ def task_features(row: dict) -> dict:
     return table.iloc[0].to_dict()
 
 
+def task_pacs_measure(row: dict) -> dict:
+    """Measure each segment and write DICOM SEG + SR, stored back in the PACS when the row
+    asks (:func:`medlab.pacs.task_measure`)."""
+    from medlab.pacs import task_measure
+
+    return task_measure(row)
+
+
 TASKS: dict[str, Callable[[dict], dict]] = {
     "features": task_features,
     "intensity_statistics": task_intensity_statistics,
     "pet_segmentation": task_pet_segmentation,
+    "pacs_measure": task_pacs_measure,
 }
 """Built-in per-case tasks by name."""
 
@@ -231,6 +244,10 @@ def run_case(task, row: dict, out_dir: str) -> dict:
     t0 = time.perf_counter()
     record = {"case_id": row["case_id"], "task": name}
     try:
+        if row.get("pacs") and row.get("series_uid") and not row.get("image"):
+            from medlab.pacs import retrieve_case  # a PACS cohort: the worker retrieves its own case
+
+            row = retrieve_case(row, out_dir)
         values = func(dict(row))
         if not isinstance(values, dict):
             raise TypeError(f"task {name!r} must return a dict; got {type(values).__name__}")

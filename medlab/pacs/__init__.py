@@ -10,6 +10,9 @@ Two transports with the same methods (``echo``, ``search``/``search_patients``/
 :class:`DimseClient`            DIMSE: C-ECHO, C-FIND, C-GET, C-STORE (pynetdicom)
 :class:`Retrieval`              what a series retrieval wrote (files, counts, bytes, seconds)
 :class:`PacsError`              a failed request: server, reason, what was already retrieved
+:func:`connect`                 a client for ``http(s)://...`` or ``dicom://AET@host:port``
+:func:`cohort_from_pacs`        a series query as a :mod:`medlab.batch` cohort (workers
+                                retrieve their own cases; task ``pacs_measure`` stores SEG+SR)
 =============================== ==============================================================
 
 A retrieved series is a folder of ``<SOPInstanceUID>.dcm`` files, each written through a
@@ -33,6 +36,7 @@ Results as standard DICOM (highdicom):
 
 from __future__ import annotations
 
+from medlab.pacs._cohort import cohort_from_pacs, connect, retrieve_case, task_measure
 from medlab.pacs._common import LEVELS, RETURN_KEYS, PacsError, Retrieval
 from medlab.pacs._dimse import DimseClient
 from medlab.pacs._seg import Segment, read_seg, write_seg
@@ -40,6 +44,10 @@ from medlab.pacs._sr import MEASUREMENTS, read_sr, segment_measurements, write_s
 from medlab.pacs._web import DicomWebClient
 
 __all__ = [
+    "connect",
+    "cohort_from_pacs",
+    "retrieve_case",
+    "task_measure",
     "DicomWebClient",
     "DimseClient",
     "PacsError",
