@@ -47,15 +47,37 @@ def _nibabel_anatomical():
     return Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
 
 
-SEEDS = {  # name -> (real file, suffix the reader dispatches on)
-    "dicom_ct": (lambda: _pydicom("CT_small.dcm"), ".dcm"),
-    "dicom_mr_rle": (lambda: _pydicom("MR_small_RLE.dcm"), ".dcm"),
-    "dicom_us_jpeg": (lambda: _pydicom("SC_rgb_jpeg_gdcm.dcm"), ".dcm"),
-    "nifti_gz": (lambda: _store("ibsi_digital_phantom", "image.nii.gz"), ".nii.gz"),
-    "nifti": (_nibabel_anatomical, ".nii"),
-    "nrrd": (lambda: _store("pyradiomics", "breast1_image.nrrd"), ".nrrd"),
-    "png": (lambda: _store("hc18", "training_set/000_HC.png"), ".png"),
+def _enhanced_4d(tmp):
+    """An enhanced multi-frame CT with 3 volumes of 2 frames (tests/test_io_4d.py builds it)."""
+    from test_io_4d import _enhanced_4d as build
+
+    path = tmp / "enhanced_4d_seed.dcm"
+    build(path)
+    return path
+
+
+def _ge_4d_folder(tmp):
+    """2 volumes x 3 slices of the GE EPI series of dcm_qa_nih (a classic multi-volume series)."""
+    import medlab.datasets
+
+    files = sorted(medlab.datasets.load("dcm_qa_nih", case="20180918GE/mr_0004")["series"].glob("*.dcm"))
+    return [files[i] for i in (0, 1, 2, 15, 16, 17)]
+
+
+SEEDS = {  # name -> (real file, or list of files read as a folder; suffix the reader dispatches on)
+    "dicom_ct": (lambda tmp: _pydicom("CT_small.dcm"), ".dcm"),
+    "dicom_mr_rle": (lambda tmp: _pydicom("MR_small_RLE.dcm"), ".dcm"),
+    "dicom_us_jpeg": (lambda tmp: _pydicom("SC_rgb_jpeg_gdcm.dcm"), ".dcm"),
+    "nifti_gz": (lambda tmp: _store("ibsi_digital_phantom", "image.nii.gz"), ".nii.gz"),
+    "nifti": (lambda tmp: _nibabel_anatomical(), ".nii"),
+    "nrrd": (lambda tmp: _store("pyradiomics", "breast1_image.nrrd"), ".nrrd"),
+    "png": (lambda tmp: _store("hc18", "training_set/000_HC.png"), ".png"),
+    "dicom_mosaic": (lambda tmp: _store("dcm_qa_nih", "In/20180918Si/mr_0003/epi_pe_ap-00001.dcm"), ".dcm"),
+    "dicom_enhanced_4d": (_enhanced_4d, ".dcm"),
+    "dicom_4d_folder": (_ge_4d_folder, ".dcm"),
 }
+# 4D seeds run dcm2niix per input: fewer examples keep the suite fast.
+EXAMPLES = {"dicom_mosaic": 30, "dicom_enhanced_4d": 20, "dicom_4d_folder": 30}
 
 
 class Worker:
@@ -128,25 +150,37 @@ def _apply(data: bytes, mutation) -> bytes:
 @pytest.mark.parametrize("seed_name", sorted(SEEDS))
 def test_reader_survives_mutated_real_files(seed_name, worker, tmp_path):
     source, suffix = SEEDS[seed_name]
-    data = source().read_bytes()
-    target = tmp_path / f"fuzz{suffix}"
-    baseline = target.with_name(f"orig{suffix}")
-    baseline.write_bytes(data)
-    assert worker.read(baseline)["outcome"] == "image", "the unmutated seed must read"
+    seed = source(tmp_path)
+    examples = EXAMPLES.get(seed_name, EXAMPLES_PER_SEED)
+    if isinstance(seed, list):  # a folder: its first file is mutated, the folder is read
+        folder = tmp_path / "series"
+        folder.mkdir()
+        for i, f in enumerate(seed[1:]):
+            (folder / f"{i:03d}{suffix}").write_bytes(f.read_bytes())
+        data = seed[0].read_bytes()
+        target, read_path = folder / f"fuzz{suffix}", folder
+        target.write_bytes(data)
+        assert worker.read(read_path)["outcome"] == "image", "the unmutated seed must read"
+    else:
+        data = seed.read_bytes()
+        target = read_path = tmp_path / f"fuzz{suffix}"
+        baseline = target.with_name(f"orig{suffix}")
+        baseline.write_bytes(data)
+        assert worker.read(baseline)["outcome"] == "image", "the unmutated seed must read"
     tried = []
 
-    @settings(max_examples=EXAMPLES_PER_SEED, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(_mutations(len(data)))
     def check(mutation):
         target.write_bytes(_apply(data, mutation))
-        result = worker.read(target)
+        result = worker.read(read_path)
         tried.append(result)
         assert result["outcome"] in ("image", "medlab_error"), (seed_name, mutation[0], result)
 
     check()
     outcomes = {o: sum(r["outcome"] == o for r in tried) for o in ("image", "medlab_error")}
     print(f"{seed_name}: {len(tried)} inputs, {outcomes}")
-    assert len(tried) >= EXAMPLES_PER_SEED // 2
+    assert len(tried) >= examples // 2
     assert outcomes["medlab_error"] > 0  # the mutations really do break files
     assert max(r["seconds"] for r in tried) < SECONDS_PER_FILE
