@@ -286,3 +286,25 @@ def test_conversion_disagreeing_with_dicom_positions_is_refused(tmp_path, monkey
     monkeypatch.setattr(_dcm2niix, "_load_part", shifted)
     with pytest.raises(ImageIOError, match=r"up to 0\.5 mm from their DICOM positions"):
         mio.read(tmp_path)
+
+
+@pytest.mark.parametrize("degrees", [0.0, 20.0])
+def test_diffusion_b_values_and_gradients_in_image_and_patient_frames(tmp_path, degrees):
+    a = np.radians(degrees)
+    row, col = (np.cos(a), np.sin(a), 0.0), (-np.sin(a), np.cos(a), 0.0)
+    bvals, vectors = [0, 1000, 1000, 1000], [(0, 0, 0), (1, 0, 0), (0, 0.6, 0.8), (0, 1, 0)]
+    _write_series(tmp_path, _positions(3, normal=np.cross(row, col)), volumes=4, orientation=(*row, *col), times=[0, 4, 8, 12])
+    for path in sorted(tmp_path.glob("*.dcm")):  # standard diffusion tags, patient frame (LPS)
+        ds = pydicom.dcmread(path)
+        v = int(ds.TemporalPositionIdentifier) - 1
+        ds.DiffusionBValue = bvals[v]
+        ds.DiffusionGradientOrientation = list(vectors[v])
+        ds.save_as(path)
+    image = mio.read(tmp_path)
+    meta = mio.volume_metadata(image)
+    assert meta["b_values_s_per_mm2"] == bvals
+    np.testing.assert_allclose(meta["gradient_directions_lps"], vectors, atol=1e-4)
+    direction = np.asarray(image.GetDirection()).reshape(4, 4)[:3, :3]
+    np.testing.assert_allclose(meta["gradient_directions"], np.asarray(vectors) @ direction, atol=1e-4)  # D^T g
+    one = mio.volume(image, 2)
+    assert mio.volume_metadata(one)["b_values_s_per_mm2"] == [1000]
