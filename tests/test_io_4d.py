@@ -308,3 +308,18 @@ def test_diffusion_b_values_and_gradients_in_image_and_patient_frames(tmp_path, 
     np.testing.assert_allclose(meta["gradient_directions"], np.asarray(vectors) @ direction, atol=1e-4)  # D^T g
     one = mio.volume(image, 2)
     assert mio.volume_metadata(one)["b_values_s_per_mm2"] == [1000]
+
+
+def test_multi_echo_series_is_one_volume_per_echo(tmp_path):
+    _write_series(tmp_path, _positions(3), volumes=2)
+    for path in sorted(tmp_path.glob("*.dcm")):  # the two "volumes" become two echoes of one time point
+        ds = pydicom.dcmread(path)
+        echo = int(ds.TemporalPositionIdentifier)
+        del ds.TemporalPositionIdentifier, ds.NumberOfTemporalPositions
+        ds.EchoNumbers, ds.EchoTime, ds.AcquisitionTime = echo, [10.0, 25.0][echo - 1], "120000.000000"
+        ds.save_as(path)
+    image = mio.read(tmp_path)  # dcm2niix writes one image per echo; medlab stacks them
+    assert image.GetSize() == (64, 64, 3, 2)
+    assert mio.volume_metadata(image)["echo_times_ms"] == [10.0, 25.0]
+    arr = sitk.GetArrayFromImage(image)
+    np.testing.assert_array_equal(arr[1] - arr[0], 1000)  # echo 2 was written as volume 1 (+1000)
