@@ -100,6 +100,14 @@ def _drive(page, lab):
     canvas = page.locator(".medlab-canvas-box")
     canvas.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "1_rendered.png")
+    # layout: the seed picker's range read-out and the "clear seeds" button do not overlap, and
+    # the two range sliders have different labels
+    readout = page.locator(".widget-slider", has=page.locator("label", has_text=re.compile(r"^region$")))
+    rb = readout.locator(".widget-readout").bounding_box()
+    cb = page.locator("button", has_text="clear seeds").bounding_box()
+    assert rb["x"] + rb["width"] <= cb["x"] or cb["x"] + cb["width"] <= rb["x"] \
+        or rb["y"] + rb["height"] <= cb["y"] or cb["y"] + cb["height"] <= rb["y"], (rb, cb)
+    assert page.locator("label", has_text=re.compile(r"^range$")).count() == 0
     first = _state(page)
     assert (first["window"], first["level"]) == (1500.0, -600.0) and first["seeds_index"] == [], first
 
@@ -108,9 +116,12 @@ def _drive(page, lab):
     slider = page.locator(".widget-slider", has=page.locator("label", has_text=re.compile(r"^window$")))
     handle = slider.locator(".noUi-handle")
     hb = handle.bounding_box()
+    drawn = int(page.evaluate("document.querySelector('.medlab-canvas-img').dataset.drawn"))
     page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
     page.mouse.down()
     page.mouse.move(hb["x"] + hb["width"] / 2 + 60, hb["y"] + hb["height"] / 2, steps=6)
+    # live slider: new pictures arrive while the handle is still held
+    page.wait_for_function(f"Number(document.querySelector('.medlab-canvas-img').dataset.drawn) > {drawn}")
     page.mouse.up()
     after_slider = _state(page, until=lambda s: s["window"] != first["window"])
     assert after_slider["window"] > first["window"]
@@ -137,6 +148,10 @@ def _drive(page, lab):
     page.screenshot(path=ARTIFACTS / "2_after_interaction.png")
     canvas.screenshot(path=ARTIFACTS / "3_canvas.png")
     assert state["seeds_index"] == [[z, y, x], [z, 64, 32]]
+    # flow control: the page shows the newest frame the kernel sent, and acknowledged each frame
+    # sent since it opened (the frames of the constructors went out before there was a page)
+    page.wait_for_function(f"Number(document.querySelector('.medlab-canvas-img').dataset.frame) === {state['frame']}")
+    assert state["frames_acked"] >= state["frames_sent"] - 3, state
     # the grown region is the nodule (60 HU in lung, range 0..200 HU): its size, up to noise
     assert abs(state["voxels"] - state["nodule_voxels"]) <= 0.3 * state["nodule_voxels"]
     # the wheel pages to the next slice; ctrl + wheel zooms (in the browser, synced back)

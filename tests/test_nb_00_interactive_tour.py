@@ -41,6 +41,16 @@ def test_notebook(tmp_path):
     assert len(widget_outputs) == 7
     assert all(o["data"]["image/png"].startswith("iVBORw0KGgo") for o in widget_outputs)  # PNG
     assert all(o["metadata"]["image/png"]["width"] == 512 for o in widget_outputs)  # shown at screen size
+    # every live view carries its picture: the STS CT is a panel with its viewer, not the window
+    # controls alone (which showed sliders and no image)
+    texts = [o["data"]["text/plain"] for o in widget_outputs]
+    assert texts[3].startswith("Panel(children=(SliceViewer(") and "STS_001 CT" in texts[3]
+    assert sum(t.startswith(("Panel(", "SliceViewer(", "RegistrationBlender(", "ModelRunner(")) for t in texts) == 7
+    assert "RegionStats(" in texts[2]  # the PET panel has the region statistics under the seeds
+    assert "· model: hc18_unet" in texts[6]  # the runner's title names the selected model
+    # the last cell shows the record table only, not the raw dict after it
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert [o["output_type"] for o in last.outputs] == ["display_data"]
 
     # nbconvert shows the PNG wherever it has no widget state to render the live view from (a
     # notebook saved from JupyterLab by default; papermill with store_widget_state=False)

@@ -627,3 +627,45 @@ def test_multi_otsu_with_the_most_classes_is_quick(ct):
     thresholds = th.apply_multi_otsu(classes=5)
     assert len(thresholds) == 4 and thresholds == sorted(thresholds)
     assert time.perf_counter() - t0 < 10  # 64 bins: well under a second (256 bins took minutes)
+
+
+# --------------------------------------------------------------------------- region statistics
+def test_region_stats_follow_the_threshold_with_values_in_the_image_unit(ct):
+    from medlab.widgets import RegionStats
+
+    v = SliceViewer(ct, unit="HU")
+    th = ThresholdSlider(v, lower=0, upper=200)
+    rs = RegionStats(th, bins=64)
+    arr = sitk.GetArrayFromImage(ct)
+    spacing_ml = np.prod(ct.GetSpacing()) / 1000.0
+    for lower, upper in ((0, 200), (-1100, -900)):
+        th.set_range(lower, upper)
+        inside = arr[(arr >= lower) & (arr <= upper)]
+        s = rs.statistics
+        assert s["voxels"] == inside.size == th.statistics["voxels"] == rs.region_counts.sum()
+        assert s["volume_ml"] == pytest.approx(inside.size * spacing_ml)
+        assert (s["mean"], s["min"], s["max"]) == pytest.approx((inside.mean(), inside.min(), inside.max()))
+        assert f"min {inside.min():.4g}" in rs._text.value and "HU" in rs._text.value
+    assert rs.counts.sum() == arr.size and rs.edges[0] == arr.min() and rs.edges[-1] == arr.max()
+    assert rs.draws == 2 and rs._plot.value[:4] == b"\x89PNG"  # at start and on the one real change
+    th.set_range(5000, 6000)  # nothing in range
+    assert rs.statistics == {"voxels": 0, "volume_ml": 0.0} and "empty region" in rs._text.value
+
+
+def test_region_stats_follow_the_seeds_in_2d_in_mm2():
+    from medlab.widgets import RegionStats
+
+    arr = np.zeros((40, 40), np.int16)
+    arr[10:20, 10:20] = 100
+    arr[10, 10] = 140
+    sp = SeedPicker(arr, spacing=(0.5, 0.5), lower=50, upper=150)
+    rs = RegionStats(sp)
+    assert rs.statistics == {"voxels": 0, "area_mm2": 0.0}
+    sp.add_seed_index((15, 15))
+    s = rs.statistics
+    assert s["area_mm2"] == pytest.approx(25.0) and (s["min"], s["max"]) == (100.0, 140.0)
+    assert "25.0 mm²" in rs._text.value and "100 pixels" in rs._text.value
+    with pytest.raises(TypeError, match="`component` must be a ThresholdSlider or a SeedPicker"):
+        RegionStats(sp.viewer)
+    with pytest.raises(ValueError, match="`bins`"):
+        RegionStats(sp, bins=1)

@@ -9,6 +9,8 @@ Installed from the top-level ``widgets/`` folder as the subpackage ``medlab.widg
 :class:`WindowLevel`     window/level sliders, modality presets, mouse drag on the image
 :class:`ThresholdSlider` live overlay of a threshold range, Otsu/multi-Otsu, volume in mL
 :class:`SeedPicker`      click seeds (click again to remove), live region growing + statistics
+:class:`RegionStats`     a threshold's or seeds' region: volume (mL / mm²), mean/min/max, histogram
+                         with the range drawn, live
 :class:`RegistrationBlender` fixed + moving: alpha blend, checkerboard, difference, flicker
                          (medlab.fusion); runs medlab.registration in the background, live
                          metric plot, progress, stop
@@ -16,7 +18,7 @@ Installed from the top-level ``widgets/`` folder as the subpackage ``medlab.widg
                          training in the background with a live loss curve and a stop button,
                          inference overlay and Grad-CAM
 :class:`Panel`           a viewer and the components attached to it, shown together
-:class:`ImageCanvas`     the browser view (anywidget): PNG, zoom/pan, mouse events
+:class:`ImageCanvas`     the browser view (anywidget): flow-controlled pictures, zoom/pan, mouse events
 :func:`view3d`           optional itkwidgets 3D view, online only (never in executed notebooks)
 ================= ==========================================================================
 
@@ -37,6 +39,7 @@ from ._canvas import EVENTS, ImageCanvas
 from ._components import SeedPicker, ThresholdSlider, WindowLevel
 from ._itk import view3d
 from ._runner import ModelRunner, device_text
+from ._stats import RegionStats
 from ._viewer import Panel, SliceViewer
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "WindowLevel",
     "ThresholdSlider",
     "SeedPicker",
+    "RegionStats",
     "RegistrationBlender",
     "BLEND_MODES",
     "ModelRunner",

@@ -112,6 +112,26 @@ def _classes(classes) -> int:
     return int(classes)
 
 
+def region_statistics(viewer: SliceViewer, region: np.ndarray) -> dict:
+    """:func:`medlab.segmentation.label_statistics` of a region with the viewer's image.
+
+    Measured in the region's bounding box (the same voxels, so the same numbers; the intensity
+    filter's cost grows with the size of the image it scans). Returns ``voxels``, ``volume_ml``
+    (3D) or ``area_mm2`` (2D), and for a non-empty region ``mean``, ``std``, ``min``, ``max``
+    in the image's intensity unit.
+    """
+    key = "volume_ml" if viewer.ndim == 3 else "area_mm2"
+    axes = range(region.ndim)
+    hits = [np.flatnonzero(region.any(axis=tuple(j for j in axes if j != i))) for i in axes]
+    if not hits[0].size:
+        return {"voxels": 0, key: 0.0}
+    box = tuple(slice(h[0], h[-1] + 1) for h in hits)
+    spacing = viewer.image.GetSpacing()[::-1]
+    row = medlab.segmentation.label_statistics(region[box], viewer.array[box], spacing=spacing).iloc[0]
+    return {"voxels": int(row["voxels"]), key: float(row[key]),
+            **{k: float(row[k]) for k in ("mean", "std", "min", "max")}}
+
+
 def _size_text(row) -> str:
     if "volume_ml" in row:
         return f"{row['volume_ml']:.2f} mL"
@@ -590,21 +610,7 @@ class SeedPicker(_Component):
             v.set_overlay(self._layer, self.region, mode=self._mode, color=self.color)
 
     def _statistics(self) -> dict:
-        """:func:`medlab.segmentation.label_statistics` of the region with the image, measured in
-        the region's bounding box (the same voxels, so the same numbers; the intensity filter's
-        cost grows with the size of the image it scans)."""
-        v = self.viewer
-        key = "volume_ml" if v.ndim == 3 else "area_mm2"
-        region = self.region
-        axes = range(region.ndim)
-        hits = [np.flatnonzero(region.any(axis=tuple(j for j in axes if j != i))) for i in axes]
-        if not hits[0].size:
-            return {"voxels": 0, key: 0.0}
-        box = tuple(slice(h[0], h[-1] + 1) for h in hits)
-        spacing = v.image.GetSpacing()[::-1]
-        row = medlab.segmentation.label_statistics(region[box], v.array[box], spacing=spacing).iloc[0]
-        return {"voxels": int(row["voxels"]), key: float(row[key]),
-                **{k: float(row[k]) for k in ("mean", "std", "min", "max")}}
+        return region_statistics(self.viewer, self.region)
 
     def _table(self) -> str:
         s, unit = self.statistics, html.escape(self.viewer.unit)
