@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPEATS = 5
 COPIES = 4
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _series(folder: Path) -> tuple[list[Path], str, str]:
@@ -51,18 +49,14 @@ def _series(folder: Path) -> tuple[list[Path], str, str]:
 
 
 def bench_pacs_retrieval_1_vs_2_workers():
-    sys.path.insert(0, str(ROOT / "tests"))
-    from orthanc_fixture import start_orthanc
-
-    from medlab.pacs import DicomWebClient, DimseClient
+    from medlab.pacs import local_orthanc
 
     work = Path(tempfile.mkdtemp(prefix="medlab-bench-pacs-"))
-    server = start_orthanc(work / "orthanc")
+    server = local_orthanc(work / "orthanc")
     try:
         files, study, series = _series(Path(tempfile.mkdtemp(dir=work)))
         server.upload(files)
-        web = DicomWebClient(server.dicomweb_url, username=server.username, password=server.password)
-        dimse = DimseClient(server.host, server.dicom_port, called_aet=server.aet, calling_aet=server.client_aet)
+        web, dimse = server.dicomweb(), server.dimse()
         first_uid = str(__import__("pydicom").dcmread(files[0], stop_before_pixels=True).SOPInstanceUID)
         seed = files[0].read_bytes()
 

@@ -72,6 +72,7 @@ HEADLINES = {
     "fetal_biometry": ["bias_mm", "loa_lower_mm", "loa_upper_mm", "mad_mm", "dice_mean"],
     "lung_ct": ["dice", "hd95_mm", "longest_diameter_mm", "volume_ml"],
     "neurological": ["brain_dice", "gm_dice", "wm_dice", "pbvc", "pbvc_true"],
+    "pacs_to_report": ["reader_volume_ml", "tissue_fraction", "seg_roundtrip_equal", "sr_roundtrip_equal"],
     "privacy": ["n_files", "audit_rows", "old_values_found", "pixels_identical"],
     "sarcoma_pet_ct_mr": ["suvmax", "suvpeak", "mtv_ml", "tlg", "dice"],
 }

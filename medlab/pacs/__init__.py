@@ -10,6 +10,7 @@ Two transports with the same methods (``echo``, ``search``/``search_patients``/
 :class:`DimseClient`            DIMSE: C-ECHO, C-FIND, C-GET, C-STORE (pynetdicom)
 :class:`Retrieval`              what a series retrieval wrote (files, counts, bytes, seconds)
 :class:`PacsError`              a failed request: server, reason, what was already retrieved
+:func:`local_orthanc`           a throw-away Orthanc on 127.0.0.1 (teaching, notebooks, tests)
 :func:`connect`                 a client for ``http(s)://...`` or ``dicom://AET@host:port``
 :func:`cohort_from_pacs`        a series query as a :mod:`medlab.batch` cohort (workers
                                 retrieve their own cases; task ``pacs_measure`` stores SEG+SR)
@@ -39,6 +40,7 @@ from __future__ import annotations
 from medlab.pacs._cohort import cohort_from_pacs, connect, retrieve_case, task_measure
 from medlab.pacs._common import LEVELS, RETURN_KEYS, PacsError, Retrieval
 from medlab.pacs._dimse import DimseClient
+from medlab.pacs._orthanc import LocalOrthanc, local_orthanc
 from medlab.pacs._seg import Segment, read_seg, write_seg
 from medlab.pacs._sr import MEASUREMENTS, read_sr, segment_measurements, write_sr
 from medlab.pacs._web import DicomWebClient
@@ -50,6 +52,8 @@ __all__ = [
     "task_measure",
     "DicomWebClient",
     "DimseClient",
+    "local_orthanc",
+    "LocalOrthanc",
     "PacsError",
     "Retrieval",
     "RETURN_KEYS",

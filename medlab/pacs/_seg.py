@@ -153,8 +153,9 @@ def write_seg(segmentation, source, path, *, segments, fractional: bool = False,
     ----------
     segmentation : SimpleITK.Image, (z, y, x) ndarray, or list of them
         Binary SEG (``fractional=False``): an integer label image, label ``k`` is segment
-        ``segments[k - 1]``, 0 background. Fractional SEG: one float image per segment with
-        values in [0, 1] (probability), stored in 1/255 steps. Images must be on the source
+        ``segments[k - 1]``, 0 background; or a list of binary masks, one per segment (they
+        may overlap). Fractional SEG: one float image per segment with values in [0, 1]
+        (probability), stored in 1/255 steps. Images must be on the source
         series' grid (as :func:`medlab.io.read` of the series folder gives it); a numpy array
         is taken in that order.
     source : str, os.PathLike, or list of paths / pydicom datasets
@@ -210,6 +211,16 @@ def write_seg(segmentation, source, path, *, segments, fractional: bool = False,
                 raise ValueError("the probability maps in `segmentation` are not on one grid")
         pixels = stack[ks]
         seg_type = hd.seg.SegmentationTypeValues.FRACTIONAL
+    elif isinstance(segmentation, list | tuple):  # one binary mask per segment; they may overlap
+        if len(segmentation) != len(segs):
+            raise ValueError(f"`segmentation` has {len(segmentation)} mask(s) for {len(segs)} `segments`")
+        images = [_as_image(m, grid, "segmentation") for m in segmentation]
+        ks = _frames_of(images[0], datasets, "segmentation")
+        for im in images[1:]:
+            if _frames_of(im, datasets, "segmentation") != ks:
+                raise ValueError("the masks in `segmentation` are not on one grid")
+        pixels = np.stack([sitk.GetArrayFromImage(im) > 0 for im in images], axis=-1)[ks]
+        seg_type = hd.seg.SegmentationTypeValues.BINARY
     else:
         image = _as_image(segmentation, grid, "segmentation")
         arr = sitk.GetArrayFromImage(image)

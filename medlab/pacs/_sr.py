@@ -133,8 +133,9 @@ def segment_measurements(labels, image, *, modality: str = "CT") -> dict:
 
     Parameters
     ----------
-    labels : SimpleITK.Image
-        Label image (label ``k`` = segment number ``k``) on the grid of ``image``.
+    labels : SimpleITK.Image or list of SimpleITK.Image
+        Label image (label ``k`` = segment number ``k``) on the grid of ``image``, or one
+        binary mask per segment (segment ``k`` = the k-th mask; they may overlap).
     image : SimpleITK.Image
         CT in HU or PET in SUV, 3D.
     modality : {'CT', 'PT'}
@@ -154,6 +155,12 @@ def segment_measurements(labels, image, *, modality: str = "CT") -> dict:
     from medlab._options import check_choice
 
     modality = check_choice("modality", modality.upper(), ("CT", "PT"))
+    if isinstance(labels, list | tuple):
+        out = {}
+        for k, mask in enumerate(labels, start=1):
+            binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
+            out.update({k: v for v in segment_measurements(binary, image, modality=modality).values()})
+        return out
     stats = segmentation.label_statistics(labels, image)
     arr = sitk.GetArrayViewFromImage(labels)
     out = {}

@@ -1,0 +1,195 @@
+"""A throw-away PACS on this machine: Orthanc (Debian packages ``orthanc`` and
+``orthanc-dicomweb``) with its DICOMweb plugin, for teaching, notebooks and tests.
+
+Orthanc 1.10 listens on every interface and has no bind-address option, so the sandbox is
+locked down instead: HTTP refuses non-local clients (``RemoteAccessAllowed: false``) and needs a
+random password; DICOM accepts only one registered calling AE title from 127.0.0.1
+(``DicomCheckModalityHost``, every ``DicomAlwaysAllow*`` off). The storage is a folder of its
+own; the password is never printed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medlab.pacs._common import PacsError
+
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+SERVER_AET = "ORTHANC"
+CLIENT_AET = "MEDLAB"
+INSTALL_HINT = "apt-get install -y orthanc orthanc-dicomweb (Debian/Ubuntu; .ci/run installs them)"
+
+
+def orthanc_executable() -> str | None:
+    """The Orthanc program when it and its DICOMweb plugin are installed, else None."""
+    exe = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None)
+    return exe if exe and os.path.exists(DICOMWEB_PLUGIN) else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:  # a clean shutdown takes seconds; the storage is thrown away anyway
+            process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class LocalOrthanc:
+    """A running sandbox Orthanc: where it answers and its (random) credentials.
+
+    Attributes
+    ----------
+    url, dicomweb_url : str
+        Orthanc's REST API and its DICOMweb root (``http://127.0.0.1:PORT/dicom-web``).
+    host, dicom_port, aet, client_aet : str, int, str, str
+        DIMSE: the only calling AE title it accepts is ``client_aet``, from 127.0.0.1.
+    username, password : str
+        HTTP basic authentication (``password`` is not shown in the repr).
+    storage : pathlib.Path
+        Its database and files.
+    """
+
+    http_port: int
+    dicom_port: int
+    username: str
+    password: str = field(repr=False)
+    storage: Path
+    process: subprocess.Popen = field(repr=False)
+    host: str = "127.0.0.1"
+    aet: str = SERVER_AET
+    client_aet: str = CLIENT_AET
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    def dicomweb(self, **options):
+        """A :class:`DicomWebClient` for this sandbox, with its credentials."""
+        from medlab.pacs._web import DicomWebClient
+
+        return DicomWebClient(self.dicomweb_url, username=self.username, password=self.password, **options)
+
+    def dimse(self, **options):
+        """A :class:`DimseClient` for this sandbox."""
+        from medlab.pacs._dimse import DimseClient
+
+        return DimseClient(self.host, self.dicom_port, called_aet=self.aet, calling_aet=self.client_aet, **options)
+
+    def rest(self, method: str, path: str, **kwargs):
+        """Orthanc's own REST API (set-up and checks)."""
+        import requests
+
+        r = requests.request(method, self.url + path, auth=(self.username, self.password), timeout=30, **kwargs)
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def upload(self, paths) -> list[str]:
+        """Store DICOM files through Orthanc's REST API; returns Orthanc's instance ids."""
+        return [self.rest("POST", "/instances", data=Path(p).read_bytes())["ID"] for p in paths]
+
+    def stop(self) -> None:
+        """Stop the server (its storage folder stays; remove it yourself)."""
+        _stop(self.process)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def local_orthanc(folder, *, timeout_s: float = 20.0) -> LocalOrthanc:
+    """Start a sandbox Orthanc on free ports of 127.0.0.1 with its storage in ``folder``.
+
+    It stops with :meth:`LocalOrthanc.stop`, at the end of a ``with`` block, or when the
+    Python process exits.
+
+    Raises
+    ------
+    FileNotFoundError
+        Orthanc or its DICOMweb plugin is not installed (the message says how to install).
+    PacsError
+        It did not start (see ``orthanc.log`` in ``folder``).
+    """
+    import requests
+
+    exe = orthanc_executable()
+    if exe is None:
+        raise FileNotFoundError(f"Orthanc and its DICOMweb plugin are not installed: {INSTALL_HINT}")
+    folder = Path(folder)
+    storage = folder / "storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    http_port, dicom_port = _free_port(), _free_port()
+    username, password = "medlab", secrets.token_urlsafe(16)
+    config = {
+        "Name": "medlab-sandbox",
+        "StorageDirectory": str(storage),
+        "IndexDirectory": str(storage),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": SERVER_AET,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {username: password},
+        "DicomCheckModalityHost": True,
+        "DicomAlwaysAllowEcho": False,
+        "DicomAlwaysAllowStore": False,
+        "DicomAlwaysAllowFind": False,
+        "DicomAlwaysAllowGet": False,
+        "DicomAlwaysAllowMove": False,
+        "DicomModalities": {
+            "medlab": {
+                "AET": CLIENT_AET, "Host": "127.0.0.1", "Port": _free_port(),
+                "AllowEcho": True, "AllowFind": True, "AllowGet": True, "AllowMove": True, "AllowStore": True,
+            }
+        },
+        "StableAge": 1,
+        "SaveJobs": False,
+        "Plugins": [DICOMWEB_PLUGIN],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
+    }
+    cfg = folder / "orthanc.json"
+    fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the password
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f)
+    with open(folder / "orthanc.log", "wb") as log:
+        proc = subprocess.Popen([exe, str(cfg)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    server = LocalOrthanc(http_port, dicom_port, username, password, storage, proc)
+    weakref.finalize(server, _stop, proc)
+    atexit.register(_stop, proc)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise PacsError(server.url, f"Orthanc exited with code {proc.returncode}; see {folder / 'orthanc.log'}")
+        try:
+            if requests.get(server.url + "/system", auth=(username, password), timeout=2).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise PacsError(server.url, f"Orthanc did not answer within {timeout_s} s; see {folder / 'orthanc.log'}")
+        time.sleep(0.1)

@@ -1,0 +1,29 @@
+"""notebooks/usecases/pacs_to_report.ipynb against a PACS the test starts (Orthanc on 127.0.0.1,
+the IBSI CT phantom series and its RTSTRUCT stored in it), its URL passed as PACS_URL and the
+credentials only through the environment. (nbval runs the default: the notebook's own sandbox.)"""
+
+from pathlib import Path
+
+import pytest
+from notebook_support import run
+
+pytest_plugins = ["orthanc_fixture"]
+
+
+@pytest.mark.notebook
+def test_notebook_against_the_test_pacs(orthanc_ct, ibsi_ct_dicom, tmp_path, monkeypatch):
+    server, study, _ = orthanc_ct
+    server.upload(sorted((ibsi_ct_dicom.parent / "mask").glob("*.dcm")))
+    monkeypatch.setenv("MEDLAB_PACS_USERNAME", server.username)
+    monkeypatch.setenv("MEDLAB_PACS_PASSWORD", server.password)
+    r = run("usecases/pacs_to_report.ipynb", tmp_path / "report", PACS_URL=server.dicomweb_url, STUDY_UID=study)
+    assert r["n_ct_instances"] == 60 and r["skipped_on_rerun"] == 60
+    assert r["seg_roundtrip_equal"] is True and r["sr_roundtrip_equal"] is True and r["stored_back"] is True
+    assert r["n_sr_measurements"] == 6  # 2 segments x volume, long axis, mean HU
+    # the IBSI phantom's GTV-1: measured 358.68 mL (125 256 voxels of 0.977 x 0.977 x 3 mm)
+    assert r["reader_volume_ml"] == pytest.approx(358.6, abs=0.5)
+    # the soft-tissue part (-29..150 HU) of GTV-1: measured 0.778 of its volume
+    assert 0.6 < r["tissue_fraction"] < 0.9 and r["tissue_volume_ml"] < r["reader_volume_ml"]
+    assert r["seconds"] < 60
+    leaked = [p for p in Path(tmp_path).rglob("*") if p.is_file() and server.password.encode() in p.read_bytes()]
+    assert leaked == []
