@@ -33,7 +33,8 @@ def _map(t, pts):
 # --------------------------------------------------------------------------- transforms
 
 
-@pytest.mark.parametrize("module", ["_register", "_evaluate", "_landmarks", "_transforms"])
+@pytest.mark.parametrize("module", ["_register", "_evaluate", "_landmarks", "_transforms", "_linear",
+                                    "_bspline", "_demons"])
 def test_docstring_examples(module):
     import doctest
     import importlib
@@ -292,8 +293,56 @@ def test_affine_runs_a_rigid_stage_first(brain):
     assert staged.transform.GetName() == "AffineTransform"
     s = reg.registration_scores(staged.transform, truth, target_mask=labels > 1)
     assert s["tre_mean_mm"] < 0.5
+    assert [(s.kind, s.verdict) for s in staged.stages] == [("rigid", "accepted"), ("affine", "accepted")]
+    assert staged.stages[1].final_metric == staged.final_metric < staged.stages[0].final_metric
     direct = reg.register(image, moving, transform="affine", metric="mean_squares", rigid_first=False)
     assert "stage" not in direct.metric_trace and direct.levels == (4, 2, 1)
+
+
+def test_a_collapsed_later_stage_keeps_the_earlier_one(brain, monkeypatch):
+    """A true 6% scale with bounds of +-1% (patched): the affine stage counts as collapsed, its
+    verdict says so, and the rigid stage is returned as an affine transform, with no warning."""
+    import medlab.registration._linear as linear
+
+    image, _ = brain
+    truth = reg.random_affine(seed=2, max_angle_deg=3, max_translation_mm=3, max_scale=0.08,
+                              center_mm=image_centre(image))
+    moving = reg.move_image(image, truth)
+    monkeypatch.setattr(linear, "SCALE_BOUNDS", (0.99, 1.01))
+    kw = dict(metric="mean_squares", levels=(2,), iterations=30)
+    result = reg.register(image, moving, stages=[reg.LinearOptions("rigid", **kw), reg.LinearOptions("affine", **kw)])
+    rigid, affine = result.stages
+    assert (rigid.verdict, affine.verdict) == ("accepted", "collapsed") and "outside 0.99-1.01" in affine.reason
+    assert affine.final_metric < rigid.final_metric  # the better fit, rejected by the guard
+    assert result.final_metric == rigid.final_metric and result.transform.GetName() == "AffineTransform"
+    assert result.stop_reason.startswith("affine stage rejected") and result.levels == (2, 2)
+    m = np.asarray(result.transform.GetMatrix()).reshape(3, 3)
+    np.testing.assert_allclose(m @ m.T, np.eye(3), atol=1e-6)  # a rotation: the rigid result
+    # a single affine stage has nothing to fall back on: returned, with a warning
+    with pytest.warns(reg.RegistrationWarning, match="collapsed"):
+        single = reg.register(image, moving, transform="affine", rigid_first=False, **kw)
+    assert single.stages[0].verdict == "accepted" and "collapsed" in single.stages[0].notes[0]
+
+
+def test_options_objects_and_keywords(brain):
+    image, _ = brain
+    assert reg.stage_options("bspline", mesh_spacing_mm=15.0) == reg.BSplineOptions(mesh_spacing_mm=15.0)
+    # a keyword of another model is accepted at its neutral value only
+    assert reg.stage_options("demons", search_mm=0.0, histogram_bins=32) == reg.DemonsOptions()
+    with pytest.raises(ValueError, match="option of linear"):
+        reg.stage_options("demons", learning_rate=0.5)
+    with pytest.raises(TypeError, match="did you mean 'iterations'"):
+        reg.register(image, image, iteration=5)
+    with pytest.raises(ValueError, match="not both"):
+        reg.register(image, image, transform="rigid", stages=["rigid"])
+    with pytest.raises(ValueError, match="options object"):
+        reg.register(image, image, stages=["rigid"], iterations=5)
+    with pytest.raises(ValueError, match="mean_squares"):
+        reg.register(image, image, transform="demons", metric="mattes")
+    with pytest.raises(ValueError, match="sampling_fraction"):
+        reg.LinearOptions(sampling_fraction=1.5)
+    with pytest.raises(ValueError, match="masks"):
+        reg.register(image, image, stages=["rigid", "demons"], fixed_mask=image > 0)
 
 
 def test_new_options_are_checked(brain):
@@ -367,8 +416,9 @@ def test_a_collapsing_affine_stage_is_rejected():
     stats.Execute(mask)
     truth = reg.random_affine(center_mm=stats.GetCentroid(1), seed=205)  # bench_registration's case
     moving = reg.move_image(pet, truth)
-    with pytest.warns(reg.RegistrationWarning, match="kept the rigid stage"):
-        result = reg.register(ct, moving, transform="affine", modalities=("CT", "PET"))
+    result = reg.register(ct, moving, transform="affine", modalities=("CT", "PET"))  # no warning: a verdict
+    assert [(s.kind, s.verdict) for s in result.stages] == [("rigid", "accepted"), ("affine", "collapsed")]
+    assert "collapsed onto part" in result.stages[1].reason
     assert result.transform.GetName() == "AffineTransform" and "rejected" in result.stop_reason
     s = reg.registration_scores(result.transform, truth, target_mask=mask)
     assert s["tre_start_mean_mm"] > 10 and s["tre_mean_mm"] < 10  # measured 6.1 mm (collapsed: 34-47 mm)
@@ -395,3 +445,48 @@ def test_mni152_demons_recovers_a_known_deformation():
     assert s["tre_start_mean_mm"] > 1.5
     assert s["tre_mean_mm"] < 1.0  # measured 0.69 mm (start 1.59 mm)
     assert s["folding"] == 0
+
+
+def test_registrations_on_threads_leave_the_callers_warnings_alone(brain):
+    """Two staged registrations (rigid, then affine) on worker threads while the main thread
+    warns: each of the main thread's warnings is recorded once, in order, also after the
+    workers end (a ``warnings.catch_warnings`` on a worker swaps process-global state)."""
+    import threading
+    import time
+
+    image, _ = brain
+    truth = reg.random_affine(seed=6, max_angle_deg=6, max_translation_mm=6, center_mm=image_centre(image))
+    moving = reg.move_image(image, truth)
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(reg.register(image, moving, transform="affine", metric="mean_squares",
+                                        levels=(2,), iterations=20))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        n = 0
+        while any(t.is_alive() for t in threads):
+            warnings.warn(f"main {n}", UserWarning)
+            n += 1
+            time.sleep(0.005)
+        for t in threads:
+            t.join()
+        warnings.warn("main after", UserWarning)
+    assert not errors and len(results) == 2
+    mine = [str(w.message) for w in caught if str(w.message).startswith("main")]
+    assert n > 10 and mine == [f"main {i}" for i in range(n)] + ["main after"]
+    # the two runs agree (seeded sampling; no shared state between them), and with the same
+    # two stages given explicitly
+    explicit = reg.register(image, moving, stages=[reg.LinearOptions(t, metric="mean_squares", levels=(2,),
+                                                                     iterations=20) for t in ("rigid", "affine")])
+    for r in results:
+        assert [s.verdict for s in r.stages] == ["accepted", "accepted"]
+        np.testing.assert_allclose(r.transform.GetParameters(), explicit.transform.GetParameters(),
+                                   rtol=1e-6, atol=1e-9)

@@ -13,10 +13,15 @@ Conventions
 
 =================================== ==========================================================
 Registration
-:func:`register`                    rigid, similarity, affine, B-spline, (diffeomorphic) demons;
-                                    pyramid, metric, init (geometry/moments/landmarks), masks,
-                                    progress and stop -> :class:`RegistrationResult`
-:class:`RegistrationResult`         ``transform``, ``resampled``, ``metric_trace``, timing;
+:func:`register`                    stages of rigid, similarity, affine, B-spline, (diffeomorphic)
+                                    demons; pyramid, metric, init (geometry/moments/landmarks),
+                                    masks, progress and stop -> :class:`RegistrationResult`
+:class:`LinearOptions`              options of a rigid/similarity/affine stage
+:class:`BSplineOptions`             options of a B-spline stage
+:class:`DemonsOptions`              options of a (diffeomorphic) demons stage
+:func:`stage_options`               the options object of a transform from keywords
+:class:`RegistrationResult`         ``transform``, ``resampled``, ``metric_trace``, timing,
+                                    ``stages`` (a :class:`StageResult` with a verdict each);
                                     ``.apply(image, is_label=...)``, ``.save(path)``
 :func:`default_metric`              the metric for a transform and a modality pair
 :func:`landmark_registration`       least-squares rigid/similarity/affine from paired points
@@ -44,7 +49,9 @@ Known ground truth
 Errors: bad arguments (images of different dimension, no overlap after initialisation) raise
 ``ValueError`` naming what was wrong; an optimiser that leaves the field of view raises
 :class:`RegistrationError`; a metric that ends worse than it started warns
-:class:`RegistrationWarning`.
+:class:`RegistrationWarning` (issued on the calling thread; ``register`` is safe to run on
+several threads at once). A later stage that collapses or fails is not used: its verdict is in
+``result.stages``, not in a warning.
 """
 
 from __future__ import annotations
@@ -67,9 +74,14 @@ from ._register import (
     SCALE_BOUNDS,
     TRANSFORMS,
     WINSORIZE,
+    BSplineOptions,
+    DemonsOptions,
+    LinearOptions,
     RegistrationResult,
+    StageResult,
     default_metric,
     register,
+    stage_options,
 )
 from ._resample import (
     IMAGE_INTERPOLATORS,
@@ -95,6 +107,11 @@ from ._validation import (
 __all__ = [
     "register",
     "RegistrationResult",
+    "StageResult",
+    "LinearOptions",
+    "BSplineOptions",
+    "DemonsOptions",
+    "stage_options",
     "default_metric",
     "landmark_registration",
     "resample",
