@@ -21,6 +21,9 @@ def test_notebook(tmp_path):
     assert r["pet_mask_ml"] == pytest.approx(366.08, abs=0.01)
     assert r["pet_dice"] >= 0.44  # 0.465: fixed-fraction growing misses the cooler tumour parts
     assert len(r["pet_seed_mm"]) == 3
+    # RegionStats under the seeds: the same region, its SUVs between the growing bound and SUVmax
+    assert r["pet_stats_ml"] == r["pet_region_ml"] and r["pet_stats_max_suv"] == r["pet_suvmax"]
+    assert 0.4 * r["pet_suvmax"] <= r["pet_stats_mean_suv"] < r["pet_suvmax"]
     assert r["us_thresholds"] == [28.0, 82.0]
     assert r["us_bright_area_mm2"] == pytest.approx(209.48, abs=0.01)
     assert r["us_region_mm2"] > 5 * r["us_head_mm2"]  # 1197 vs 159 mm²: the leak the notebook shows
@@ -46,7 +49,6 @@ def test_notebook(tmp_path):
     texts = [o["data"]["text/plain"] for o in widget_outputs]
     assert texts[3].startswith("Panel(children=(SliceViewer(") and "STS_001 CT" in texts[3]
     assert sum(t.startswith(("Panel(", "SliceViewer(", "RegistrationBlender(", "ModelRunner(")) for t in texts) == 7
-    assert "RegionStats(" in texts[2]  # the PET panel has the region statistics under the seeds
     assert "· model: hc18_unet" in texts[6]  # the runner's title names the selected model
     # the last cell shows the record table only, not the raw dict after it
     last = [c for c in nb.cells if c.cell_type == "code"][-1]

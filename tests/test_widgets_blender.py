@@ -91,6 +91,12 @@ def test_setters_check_their_values(pair):
         b.set_alpha(1.5)
     with pytest.raises(ValueError, match="`tiles` must be an int"):
         b.set_tiles(0)
+    with pytest.raises(ValueError, match="`tiles` must be an int"):
+        b.set_tiles(float("nan"))
+    with pytest.raises(ValueError, match="`alpha` must be in"):
+        b.set_alpha(float("nan"))
+    with pytest.raises(TypeError, match="`alpha` must be a number"):
+        b.set_alpha("half")
     with pytest.raises(ValueError, match="`frame` must be in"):
         b.set_frame(2)
     with pytest.raises(ValueError, match="did you mean 'checkerboard'"):

@@ -244,12 +244,17 @@ class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
         self.mode = check_choice("mode", mode, BLEND_MODES)
 
     def set_alpha(self, alpha: float) -> None:
-        a = float(alpha)
+        try:
+            a = float(alpha)
+        except (TypeError, ValueError):
+            raise TypeError(f"`alpha` must be a number in [0, 1]; got {alpha!r}") from None
         if not 0.0 <= a <= 1.0:
             raise ValueError(f"`alpha` must be in [0, 1]; got {alpha!r}")
         self.alpha = a
 
     def set_tiles(self, tiles: int) -> None:
+        if isinstance(tiles, bool) or not isinstance(tiles, int | np.integer | float) or tiles != tiles:
+            raise ValueError(f"`tiles` must be an int >= 1; got {tiles!r}")
         n = int(tiles)
         if n != tiles or n < 1:
             raise ValueError(f"`tiles` must be an int >= 1; got {tiles!r}")
