@@ -59,9 +59,11 @@ def _world(image, index):
     return np.asarray(image.TransformContinuousIndexToPhysicalPoint([float(i) for i in index]))
 
 
-def test_classic_multi_volume_series_is_4d_with_exact_geometry_and_times(tmp_path, capfd):
+def test_classic_multi_volume_series_is_4d_with_exact_geometry_and_times(tmp_path, capfd, monkeypatch):
     uid, base = _write_series(tmp_path / "s", _positions(4)[::-1], volumes=3, times=[0, 4, 8])
-    before = set(os.listdir(tempfile.gettempdir()))
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # where the dcm2niix run works
     image = mio.read(tmp_path / "s")
     assert image.GetDimension() == 4 and image.GetSize() == (64, 64, 4, 3)
     # each voxel at its DICOM position: slice k's first pixel at the k-th position along z
@@ -76,7 +78,7 @@ def test_classic_multi_volume_series_is_4d_with_exact_geometry_and_times(tmp_pat
     assert meta["volumes"] == 3 and meta["acquisition_times_s"] == [43200.0, 43204.0, 43208.0]
     assert meta["source"].startswith("dcm2niix")
     # nothing left behind, nothing printed
-    assert set(os.listdir(tempfile.gettempdir())) - before == set()
+    assert os.listdir(private_tmp) == []
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
     one = mio.volume(image, 1)

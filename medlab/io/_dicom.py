@@ -99,13 +99,16 @@ def is_mosaic(ds) -> bool:
 
 
 def check_mosaic_header(path: str, ds=None) -> None:
-    """Raise ImageIOError unless a mosaic file has a CSA image header with its number of slices.
+    """Raise ImageIOError unless a Siemens mosaic file has a CSA image header with its number of slices.
 
     The CSA header (0029,xx10) gives NumberOfImagesInMosaic; without it the tiles of the
     picture cannot be told from empty space, nor their order and slice normal.
     """
     if ds is None:
         ds = open_dicom(path, header_only=True)
+    manufacturer = str(ds.get("Manufacturer") or "").upper()
+    if manufacturer and "SIEMENS" not in manufacturer:
+        return  # other vendors' mosaics (e.g. UIH) keep their layout in their own tags: dcm2niix reads them
     reason = None
     try:
         block = ds.private_block(0x0029, _CSA_CREATOR)

@@ -297,9 +297,9 @@ def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress
     if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
         return read_dicom_file(layout["files"][0], pet_units=pet_units)
     if layout["route"] == "dcm2niix":
-        for f in layout["ordered"]:
-            if f.mosaic:
-                check_mosaic_header(f.path)
+        mosaics = [f for f in layout["ordered"] if f.mosaic]
+        if mosaics:  # anonymisers strip the CSA header from a whole series: the first file tells
+            check_mosaic_header(mosaics[0].path)
         return _dcm2niix.convert(
             layout["files"],
             folder,
