@@ -102,6 +102,19 @@ def test_fractional_seg_round_trip_in_1_over_255_steps(ct_case, ibsi_ct_dicom, t
     assert pydicom.dcmread(path).SegmentationType == "FRACTIONAL"
 
 
+def test_overlapping_binary_segments_round_trip(ct_case, ibsi_ct_dicom, tmp_path):
+    ct, labels = ct_case
+    gtv = sitk.Cast(labels == 1, sitk.sitkUInt8)
+    core = sitk.BinaryErode(gtv, [3, 3, 1])  # inside the GTV: the two segments overlap
+    path = write_seg([gtv, core], ibsi_ct_dicom, tmp_path / "overlap.dcm", segments=["GTV", "core"])
+    masks, _ = read_seg(path, ct, fractions=True)
+    for got, want in zip(masks, (gtv, core)):
+        assert np.array_equal(sitk.GetArrayFromImage(got), sitk.GetArrayFromImage(want).astype(np.float32))
+    assert dciodvfy_errors(path) == []
+    measured = segment_measurements([gtv, core], ct)
+    assert measured[2]["volume_ml"] < measured[1]["volume_ml"] == segment_measurements(labels, ct)[1]["volume_ml"]
+
+
 def test_sr_measurement_report_round_trip(ct_case, seg_file, ibsi_ct_dicom, tmp_path):
     ct, labels = ct_case
     measured = segment_measurements(labels, ct)

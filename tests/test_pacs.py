@@ -184,3 +184,31 @@ def test_wrong_credentials_never_leak(orthanc_ct, caplog, tmp_path):
     assert secret not in caplog.text and server.password not in caplog.text
     with pytest.raises(PacsError, match="calling AE title 'INTRUDER'"):
         DimseClient("127.0.0.1", server.dicom_port, called_aet=server.aet, calling_aet="INTRUDER").echo()
+
+
+def test_series_that_gains_instances_during_retrieval(orthanc_ct, tmp_path, monkeypatch):
+    server, study, series = orthanc_ct
+    web = _web(server)
+    real, calls = web._list_instances, []
+
+    def growing(s, r):  # the first listing sees half the series, as if the rest arrived later
+        calls.append(1)
+        uids = sorted(real(s, r))
+        return uids[:30] if len(calls) == 1 else uids
+
+    monkeypatch.setattr(web, "_list_instances", growing)
+    res = web.retrieve_series(study, series, tmp_path / "ct", workers=2, progress=False)
+    assert len(res.files) == 60 and res.retrieved == 60 and len(calls) >= 2
+
+
+def test_server_that_does_not_answer_is_a_timeout(tmp_path):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        with pytest.raises(PacsError, match=r"no answer within 0.5 s"):
+            DicomWebClient(f"http://127.0.0.1:{port}/dicom-web", timeout_s=0.5, retries=0).echo()
+        with pytest.raises(PacsError, match="aborted or timed out"):
+            DimseClient("127.0.0.1", port, timeout_s=0.5).echo()

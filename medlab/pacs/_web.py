@@ -148,7 +148,11 @@ class DicomWebClient:
             raise PacsError(self.url, f"{what}: TLS failed ({type(exc).__name__}); check `verify`") from None
         except requests.exceptions.Timeout:
             raise PacsError(self.url, f"{what}: no answer within {self.timeout_s:g} s (timeout_s)") from None
-        except requests.exceptions.ConnectionError:
+        except requests.exceptions.ConnectionError as exc:
+            from urllib3.exceptions import ReadTimeoutError
+
+            if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
+                raise PacsError(self.url, f"{what}: no answer within {self.timeout_s:g} s (timeout_s)") from None
             raise PacsError(self.url, f"{what}: cannot connect (is the server running and the URL right?) "
                                       f"after {self.retries} retries") from None
         if r.status_code in (401, 403):
