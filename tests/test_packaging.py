@@ -77,7 +77,9 @@ def test_test_tools_are_not_in_user_facing_extras():
 
 def test_every_folder_of_package_data_is_a_declared_package():
     # setuptools warns ("Package 'medlab.models.weights' is absent from the `packages`
-    # configuration") for a data folder with an importable name that is not declared
+    # configuration") for a data folder with an importable name that is not declared and whose
+    # files a package-data glob of its parent reaches (sample/extra and sample/noncommercial are
+    # reached by none: they stay out of the wheel)
     packages = set(SETUPTOOLS["packages"])
     dirs = {pkg: ROOT / path for pkg, path in SETUPTOOLS["package-dir"].items()}
     undeclared = []
@@ -87,7 +89,8 @@ def test_every_folder_of_package_data_is_a_declared_package():
         assert base.is_dir(), f"declared package {pkg} has no folder {base}"
         for sub in base.iterdir():
             name = f"{pkg}.{sub.name}"
-            if (sub.is_dir() and sub.name.isidentifier() and sub.name != "__pycache__"
+            reached = any(g.startswith((f"{sub.name}/", "**")) for g in SETUPTOOLS["package-data"].get(pkg, []))
+            if (reached and sub.is_dir() and sub.name.isidentifier() and sub.name != "__pycache__"
                     and any(f.is_file() and f.suffix != ".pyc" for f in sub.rglob("*"))
                     and name not in packages and name not in dirs):
                 undeclared.append(name)
@@ -125,3 +128,14 @@ def test_wheel_leaves_out_the_noncommercial_and_extra_sample():
     wheel_bytes = sum(p.stat().st_size for g in globs for p in sample.glob(g))
     assert wheel_bytes < 14e6  # + library, notebooks and weights (about 3.7 MB) < 20 MB
 
+
+
+def test_docs_extra_is_pinned_within_its_ranges():
+    # the docs extra is installed on demand by `bash tools/dev.sh docs`, not with tools/dev.sh's EXTRAS
+    pins = _pins()
+    for text in META["optional-dependencies"]["docs"]:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins and req.specifier.contains(pins[name]), text
+    installed = _closure(["docs"])
+    assert {n for n in installed if n not in pins} == set()

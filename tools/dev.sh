@@ -7,6 +7,7 @@
 #   bash tools/dev.sh test     the whole test suite (unit tests + notebooks)
 #   bash tools/dev.sh lab      JupyterLab on notebooks/ (127.0.0.1 only)
 #   bash tools/dev.sh bench    benchmarks -> benchmarks/results/latest.json
+#   bash tools/dev.sh docs     documentation site -> docs/_build/html/index.html (offline)
 #   bash tools/dev.sh env      only create/update the environment
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -69,6 +70,15 @@ case "$cmd" in
   bench)
     ensure_env
     "$VENV/bin/python" benchmarks/run.py "$@" ;;
+  docs)
+    # API reference from the docstrings, the executed notebooks of reports/ (run `report` first),
+    # install, data and benchmark pages; every warning is an error
+    ensure_env
+    "$VENV/bin/python" -c "import sphinx, numpydoc, myst_nb" 2>/dev/null ||
+      "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[docs]"
+    MEDLAB_REPORTS="${MEDLAB_REPORTS:-$ROOT/reports}" \
+      "$VENV/bin/python" -m sphinx -W --keep-going -q -b html docs/site docs/_build/html "$@"
+    echo "== docs: $ROOT/docs/_build/html/index.html" ;;
   *)
     sed -n '2,11p' "$0"; [ "$cmd" = help ] ;;
 esac

@@ -10,49 +10,49 @@ Seeds are named by their frame: ``seeds_index=[(z, y, x), ...]`` are numpy index
 seed outside the image is a ValueError naming it and the image extent. Sizes named ``*_mm``
 are physical and converted with the voxel spacing, per axis.
 
-=============================== ==============================================================
+==================================== ==============================================================
 Thresholds
-:func:`threshold`               manual window ``lower <= image <= upper``
-:func:`auto_threshold`          Otsu, Li, triangle, Yen, isodata threshold (float), optional mask
-:func:`auto_threshold_mask`     ``image > auto_threshold(...)``
-:func:`multi_otsu`              n-class Otsu label image
-:func:`hu_mask`, ``HU_RANGES``  CT tissue masks from cited Hounsfield ranges
-:func:`suv_threshold`           PET ``SUV >= suv``
-:func:`percent_suvmax`          PET ``>= percent`` % of SUVmax in a region of interest
+:func:`threshold`                    manual window ``lower <= image <= upper``
+:func:`auto_threshold`               Otsu, Li, triangle, Yen, isodata threshold (float), optional mask
+:func:`auto_threshold_mask`          ``image > auto_threshold(...)``
+:func:`multi_otsu`                   n-class Otsu label image
+:func:`hu_mask`, ``HU_RANGES``       CT tissue masks from cited Hounsfield ranges
+:func:`suv_threshold`                PET ``SUV >= suv``
+:func:`percent_suvmax`               PET ``>= percent`` % of SUVmax in a region of interest
 Region growing
-:func:`connected_threshold`     flood fill within an intensity range
-:func:`confidence_connected`    range learnt from the region (mean +- k std)
-:func:`neighborhood_connected`  flood fill requiring the whole neighbourhood in range
-:func:`region_grow_percent_suvmax` PET lesion: connected to the local SUVmax above percent of it
+:func:`connected_threshold`          flood fill within an intensity range
+:func:`confidence_connected`         range learnt from the region (mean +- k std)
+:func:`neighborhood_connected`       flood fill requiring the whole neighbourhood in range
+:func:`region_grow_percent_suvmax`   PET lesion: connected to the local SUVmax above percent of it
 Edge-based
-:func:`canny`                   Canny edges (from :mod:`medlab.filters`)
-:func:`canny_regions`           regions enclosed by Canny edges
-:func:`edge_speed`              edge-stopping speed image for level sets / fast marching
-:func:`watershed`               marker-controlled watershed of the gradient magnitude
-:func:`geodesic_active_contour` level set attracted to edges (progress, stoppable)
-:func:`threshold_level_set`     level set within an intensity range (progress, stoppable)
-:func:`fast_marching`           front from seeds with the edge speed
+:func:`canny`                        Canny edges (from :mod:`medlab.filters`)
+:func:`canny_regions`                regions enclosed by Canny edges
+:func:`edge_speed`                   edge-stopping speed image for level sets / fast marching
+:func:`watershed`                    marker-controlled watershed of the gradient magnitude
+:func:`geodesic_active_contour`      level set attracted to edges (progress, stoppable)
+:func:`threshold_level_set`          level set within an intensity range (progress, stoppable)
+:func:`fast_marching`                front from seeds with the edge speed
 Morphology and components
-:func:`opening`, :func:`closing` radius in mm, per-axis voxel radius from the spacing
-:func:`fill_holes`              3D or slice-wise
-:func:`connected_components`    labels sorted by size
-:func:`largest_component`       the largest one
-:func:`component_at`            the component(s) containing seeds
-:func:`remove_small_objects`    ``min_voxels``, ``min_volume_ml`` (3D) or ``min_area_mm2`` (2D)
-:func:`label_statistics`        size, centroid (mm), bounding box, intensity per label
+:func:`opening`, :func:`closing`     radius in mm, per-axis voxel radius from the spacing
+:func:`fill_holes`                   3D or slice-wise
+:func:`connected_components`         labels sorted by size
+:func:`largest_component`            the largest one
+:func:`component_at`                 the component(s) containing seeds
+:func:`remove_small_objects`         ``min_voxels``, ``min_volume_ml`` (3D) or ``min_area_mm2`` (2D)
+:func:`label_statistics`             size, centroid (mm), bounding box, intensity per label
 Lesions from one seed
-:func:`segment_pet_tumour`      PET: Otsu in a box, percent of the local SUVmax, or SUV 2.5
-:func:`segment_ct_tumour`       CT: HU-range growing in a measured sphere, opening, closing, fill
-:func:`segment_mr_tumour`       MR: confidence connected + threshold level set, or watershed
-:func:`segment_us_lesion`       ultrasound: hypoechoic region nearest a seed (default centre)
-:func:`seed_from_mask`          a seed inside a reference mask (SUVmax or most interior voxel)
+:func:`segment_pet_tumour`           PET: Otsu in a box, percent of the local SUVmax, or SUV 2.5
+:func:`segment_ct_tumour`            CT: HU-range growing in a measured sphere, opening, closing, fill
+:func:`segment_mr_tumour`            MR: confidence connected + threshold level set, or watershed
+:func:`segment_us_lesion`            ultrasound: hypoechoic region nearest a seed (default centre)
+:func:`seed_from_mask`               a seed inside a reference mask (SUVmax or most interior voxel)
 Measurement
-:func:`longest_diameter`        RECIST-style longest in-plane (axial) diameter in mm
-:func:`suv_metrics`             PET: SUVmax, SUVmean, SUVpeak, metabolic volume (mL), TLG
-:func:`pet_plausibility`        PET: plausibility verdict of a one-click lesion (with reasons)
+:func:`longest_diameter`             RECIST-style longest in-plane (axial) diameter in mm
+:func:`suv_metrics`                  PET: SUVmax, SUVmean, SUVpeak, metabolic volume (mL), TLG
+:func:`pet_plausibility`             PET: plausibility verdict of a one-click lesion (with reasons)
 Chest radiographs
-:func:`lung_fields`             the two lung fields: threshold, border air out, morphology
-=============================== ==============================================================
+:func:`lung_fields`                  the two lung fields: threshold, border air out, morphology
+==================================== ==============================================================
 """
 
 from __future__ import annotations
