@@ -212,3 +212,19 @@ def test_server_that_does_not_answer_is_a_timeout(tmp_path):
             DicomWebClient(f"http://127.0.0.1:{port}/dicom-web", timeout_s=0.5, retries=0).echo()
         with pytest.raises(PacsError, match="aborted or timed out"):
             DimseClient("127.0.0.1", port, timeout_s=0.5).echo()
+
+
+def test_retrieve_deidentified_keeps_pixels_drops_identity(client, orthanc_ct, ibsi_ct_dicom, tmp_path):
+    from medlab.pacs import retrieve_deidentified
+
+    _, study, series = orthanc_ct
+    summary = retrieve_deidentified(client, study, series, tmp_path / "deid", key="a fixed test key", progress=False)
+    files = sorted((tmp_path / "deid").rglob("*.dcm"))
+    assert len(files) == 60 and not summary.skipped
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deid"]  # the identifying copy is gone
+    source = {float(pydicom.dcmread(p).ImagePositionPatient[2]): pydicom.dcmread(p) for p in ibsi_ct_dicom.glob("*.dcm")}
+    for p in files[:5]:
+        ds = pydicom.dcmread(p)
+        original = source[float(ds.ImagePositionPatient[2])]
+        assert ds.PatientName != original.PatientName and ds.StudyInstanceUID != original.StudyInstanceUID
+        assert np.array_equal(ds.pixel_array, original.pixel_array)

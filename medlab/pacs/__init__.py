@@ -11,6 +11,7 @@ Two transports with the same methods (``echo``, ``search``/``search_patients``/
 :class:`Retrieval`              what a series retrieval wrote (files, counts, bytes, seconds)
 :class:`PacsError`              a failed request: server, reason, what was already retrieved
 :func:`local_orthanc`           a throw-away Orthanc on 127.0.0.1 (teaching, notebooks, tests)
+:func:`retrieve_deidentified`   a series retrieved and kept only de-identified (medlab.privacy)
 :func:`connect`                 a client for ``http(s)://...`` or ``dicom://AET@host:port``
 :func:`cohort_from_pacs`        a series query as a :mod:`medlab.batch` cohort (workers
                                 retrieve their own cases; task ``pacs_measure`` stores SEG+SR)
@@ -37,7 +38,7 @@ Results as standard DICOM (highdicom):
 
 from __future__ import annotations
 
-from medlab.pacs._cohort import cohort_from_pacs, connect, retrieve_case, task_measure
+from medlab.pacs._cohort import cohort_from_pacs, connect, retrieve_case, retrieve_deidentified, task_measure
 from medlab.pacs._common import LEVELS, RETURN_KEYS, PacsError, Retrieval
 from medlab.pacs._dimse import DimseClient
 from medlab.pacs._orthanc import LocalOrthanc, local_orthanc
@@ -49,6 +50,7 @@ __all__ = [
     "connect",
     "cohort_from_pacs",
     "retrieve_case",
+    "retrieve_deidentified",
     "task_measure",
     "DicomWebClient",
     "DimseClient",
