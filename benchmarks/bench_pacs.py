@@ -51,6 +51,9 @@ def _series(folder: Path) -> tuple[list[Path], str, str]:
 def bench_pacs_retrieval_1_vs_2_workers():
     from medlab.pacs import local_orthanc
 
+    import os
+
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="medlab-bench-pacs-"))
     server = local_orthanc(work / "orthanc")
     try:
@@ -104,6 +107,7 @@ def bench_pacs_retrieval_1_vs_2_workers():
         **out,
         "dicomweb_speedup_2_workers": web_speedup,
         "dimse_speedup_2_workers": dimse_speedup,
+        "load_average_1min": (load_before + os.getloadavg()[0]) / 2,
         "series_MB": size / 1e6,
         "series_instances": n,
         "target": "report MB/s and instances/s over DICOMweb and DIMSE, 1 vs 2 workers",
