@@ -325,3 +325,16 @@ def test_multi_echo_series_is_one_volume_per_echo(tmp_path):
     assert mio.volume_metadata(image)["echo_times_ms"] == [10.0, 25.0]
     arr = sitk.GetArrayFromImage(image)
     np.testing.assert_array_equal(arr[1] - arr[0], 1000)  # echo 2 was written as volume 1 (+1000)
+
+
+def test_3d_mr_series_equals_simpleitk_with_exact_dicom_geometry(tmp_path):
+    _write_series(tmp_path, _positions(5, step=2.5)[::-1])
+    image = mio.read(tmp_path)  # 3D MR goes through dcm2niix (vendor rules, acquisition metadata)
+    assert mio.volume_metadata(image)["source"].startswith("dcm2niix")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path)))
+    reference = reader.Execute()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(reference))
+    assert image.GetOrigin() == (-83.9063, -91.2, 6.6406)  # the DICOM value itself
+    assert image.GetSpacing()[:2] == (0.3125, 0.3125) and image.GetSpacing()[2] == pytest.approx(2.5, abs=1e-12)
+    assert image.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)

@@ -168,33 +168,52 @@ def _pe_direction(text, flipped: list[int]):
     return text[0] + ("-" if negative else "")
 
 
-def _check_positions(part: dict, positions, where: str) -> None:
-    """Compare the converted slices with the DICOM slice positions; snap the origin to them.
+def _exact_geometry(part: dict, positions, where: str, orientation, pixel_spacing) -> None:
+    """Check the converted grid against the DICOM geometry, then take the DICOM values.
 
-    ``positions``: ImagePositionPatient (mm, LPS) of the distinct slices, any order. The
-    first voxel of slice k must lie at one of them, in order along the slice axis, within
-    0.01 mm; otherwise ImageIOError (never a silently misplaced volume).
+    ``positions``: ImagePositionPatient (mm, LPS) of the distinct slices, any order. The first
+    voxel of slice k, and the far in-plane corner of each slice, must lie where the DICOM
+    header puts them within 0.01 mm; otherwise ImageIOError (never a silently misplaced
+    volume). Then origin, spacing and direction are set from ImagePositionPatient,
+    ImageOrientationPatient and PixelSpacing themselves, not from their float32 NIfTI copies.
     """
     positions = np.asarray(positions, float).reshape(-1, 3)
     d, sp, origin = part["direction"], part["spacing"], part["origin"]
-    nz = part["array"].shape[1]
-    mine = origin + np.arange(nz)[:, None] * sp[2] * d[:, 2]
-    order = np.argsort(positions @ d[:, 2])
+    nz, ny, nx = part["array"].shape[1:4]
     if len(positions) != nz:
         raise ImageIOError(
             where, f"dcm2niix made {nz} slices per volume from {len(positions)} distinct DICOM slice positions"
         )
-    error = float(np.abs(mine - positions[order]).max())
+    positions = positions[np.argsort(positions @ d[:, 2])]
+    mine = origin + np.arange(nz)[:, None] * sp[2] * d[:, 2]
+    error = float(np.abs(mine - positions).max())
+    exact = None
+    if orientation is not None and pixel_spacing is not None:
+        row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
+        dy, dx = (float(v) for v in pixel_spacing)
+        far = positions + (nx - 1) * dx * row + (ny - 1) * dy * col
+        mine_far = mine + (nx - 1) * sp[0] * d[:, 0] + (ny - 1) * sp[1] * d[:, 1]
+        error = max(error, float(np.abs(mine_far - far).max()))
+        if nz > 1:
+            path = positions[-1] - positions[0]
+            third, step = path / np.linalg.norm(path), float(np.linalg.norm(path)) / (nz - 1)
+        else:
+            third, step = np.cross(row, col), float(sp[2])
+        exact = np.column_stack([row, col, third]), np.array([dx, dy, step])
     if error > 0.01:
         raise ImageIOError(
             where,
             f"dcm2niix placed the slices up to {error:.3g} mm from their DICOM positions (ImagePositionPatient); "
             "the series' geometry is inconsistent, so it is not read",
         )
-    part["origin"] = positions[order[0]].copy()  # the DICOM value, not its float32 NIfTI copy
+    part["origin"] = positions[0].copy()
+    if exact is not None:
+        part["direction"], part["spacing"] = exact
 
 
-def convert(files, where: str, *, orientation=None, positions=None, per_volume: dict | None = None) -> sitk.Image:
+def convert(
+    files, where: str, *, orientation=None, positions=None, pixel_spacing=None, per_volume: dict | None = None
+) -> sitk.Image:
     """Convert the DICOM ``files`` of one series with dcm2niix into a 3D or 4D image.
 
     Parameters
@@ -208,7 +227,10 @@ def convert(files, where: str, *, orientation=None, positions=None, per_volume: 
         normal.
     positions : (N, 3) array, optional
         ImagePositionPatient of the distinct slices (not for mosaics, whose header position
-        is that of the tiled picture): the result is checked against them.
+        is that of the tiled picture): the result is checked against them and takes its
+        geometry from them.
+    pixel_spacing : (row, column) mm, optional
+        PixelSpacing, with ``positions`` and ``orientation``: the exact in-plane geometry.
     per_volume : dict, optional
         Per-volume lists computed from the DICOM headers (acquisition times, trigger times),
         kept when their length equals the number of volumes.
@@ -231,7 +253,7 @@ def convert(files, where: str, *, orientation=None, positions=None, per_volume: 
     for part in parts:
         part["flipped"] = _flip_to_dicom(part, orientation)
         if positions is not None:
-            _check_positions(part, positions, where)
+            _exact_geometry(part, positions, where, orientation, pixel_spacing)
     arr = np.concatenate([p["array"] for p in parts]) if len(parts) > 1 else first["array"]
     n = arr.shape[0]
     meta = _metadata(parts, n)

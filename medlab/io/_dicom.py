@@ -43,7 +43,9 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
     if int(ds.get("NumberOfFrames") or 1) > 1:
         positions = _repeated_frame_positions(ds, path)
         if positions is not None:
-            return _dcm2niix.convert([path], path, orientation=iop, positions=positions)
+            spacing = find(ds, "PixelSpacing")
+            spacing = tuple(float(v) for v in spacing) if spacing is not None and len(spacing) == 2 else None
+            return _dcm2niix.convert([path], path, orientation=iop, positions=positions, pixel_spacing=spacing)
     try:
         arr = ds.pixel_array
     except (KeyboardInterrupt, SystemExit):

@@ -35,6 +35,7 @@ _TAGS = (
     "NumberOfFrames",
     "ImagePositionPatient",
     "ImageOrientationPatient",
+    "PixelSpacing",
     "InstanceNumber",
     "AcquisitionNumber",
     "AcquisitionTime",
@@ -64,6 +65,7 @@ class FileInfo:
     acquisition_time_s: float | None = None  # seconds since midnight
     trigger_time_ms: float | None = None
     temporal_position: int | None = None
+    pixel_spacing: tuple | None = None  # PixelSpacing (row spacing, column spacing) mm
 
 
 @dataclass
@@ -217,6 +219,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                     acquisition_time_s=_seconds(_value(ds, "AcquisitionTime", cache)),
                     trigger_time_ms=_float(_value(ds, "TriggerTime", cache)),
                     temporal_position=_int(_value(ds, "TemporalPositionIdentifier", cache)),
+                    pixel_spacing=_floats(_value(ds, "PixelSpacing", cache), 2),
                 )
             except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken headers
                 warnings.warn(

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from medlab._image import copy_geometry, to_array
 from medlab.errors import ImageIOError
 from medlab.io import _dcm2niix
-from medlab.io._common import DicomWarning, fspath, itk_reason, require_exists, warn_if_nonuniform
+from medlab.io._common import UNIFORM_TOL, DicomWarning, fspath, itk_reason, require_exists, warn_if_nonuniform
 from medlab.io._dicom import check_mosaic_header, read_dicom_file
 from medlab.io._fields import dataset_metadata
 from medlab.io._header import open_dicom
@@ -256,13 +256,13 @@ def _layout(info: SeriesInfo, *, where: str) -> dict:
     n_volumes = per_position.pop()
     order = np.lexsort((np.array([f.instance or 0 for f in files]), along))
     ordered = [files[i] for i in order]
-    if n_volumes > 1:
-        unique = np.unique(keys, return_index=True)[1]
-        return {"route": "dcm2niix", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(counts)),
-                "volumes": n_volumes, "orientation": orientation, "ordered": ordered,
-                "slice_positions": positions[unique]}
-    return {"route": "gdcm", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(files)),
-            "volumes": 1, "orientation": orientation, "positions": positions[order]}
+    if n_volumes == 1:
+        return {"route": "gdcm", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(files)),
+                "volumes": 1, "orientation": orientation, "positions": positions[order], "ordered": ordered}
+    unique = np.unique(keys, return_index=True)[1]
+    return {"route": "dcm2niix", "files": [f.path for f in ordered], "size": (first.columns, first.rows, len(counts)),
+            "volumes": n_volumes, "orientation": orientation, "ordered": ordered,
+            "slice_positions": positions[unique]}
 
 
 def _per_volume_times(layout: dict) -> dict:
@@ -296,18 +296,57 @@ def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress
     layout = _layout(info, where=folder)
     if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
         return read_dicom_file(layout["files"][0], pet_units=pet_units)
+    modality = (info.modality or "").upper()
     if layout["route"] == "dcm2niix":
         mosaics = [f for f in layout["ordered"] if f.mosaic]
         if mosaics:  # anonymisers strip the CSA header from a whole series: the first file tells
             check_mosaic_header(mosaics[0].path)
-        return _dcm2niix.convert(
-            layout["files"],
-            folder,
-            orientation=layout["orientation"],
-            positions=layout.get("slice_positions"),
-            per_volume=_per_volume_times(layout),
-        )
-    return _read_volume(layout, folder, pet_units, modality=(info.modality or "").upper())
+        return _convert(layout, folder)
+    if modality == "MR" and _regular(layout):
+        # 3D MR through dcm2niix too: one converter for all MR, with its vendor rules (e.g.
+        # Philips' precise scaling) and acquisition metadata (slice timing, phase encoding).
+        try:
+            return _convert({**layout, "slice_positions": layout["positions"]}, folder)
+        except ImageIOError as exc:
+            import warnings
+
+            warnings.warn(
+                f"{folder}: dcm2niix did not make one volume of this MR series ({exc.reason}); "
+                "read by SimpleITK's DICOM reader instead, without acquisition metadata",
+                DicomWarning,
+                stacklevel=3,
+            )
+    return _read_volume(layout, folder, pet_units, modality=modality)
+
+
+def _convert(layout: dict, folder: str) -> sitk.Image:
+    first = (layout.get("ordered") or [None])[0]
+    positions = layout.get("slice_positions")
+    if positions is not None and len(positions) > 2:
+        o = np.asarray(layout["orientation"], float)
+        warn_if_nonuniform(np.diff(np.sort(positions @ np.cross(o[:3], o[3:]))), folder, stacklevel=5)
+    return _dcm2niix.convert(
+        layout["files"],
+        folder,
+        orientation=layout["orientation"],
+        positions=layout.get("slice_positions"),
+        pixel_spacing=first.pixel_spacing if first is not None else None,
+        per_volume=_per_volume_times(layout),
+    )
+
+
+def _regular(layout: dict) -> bool:
+    """Whether a 3D layout has uniformly spaced slices along the normal of at least 2 files."""
+    positions = layout.get("positions")
+    if positions is None or len(positions) < 2 or layout.get("orientation") is None:
+        return False
+    o = np.asarray(layout["orientation"], float)
+    normal = np.cross(o[:3], o[3:])
+    steps = np.diff(positions @ normal)
+    mean = float(steps.mean())
+    path = positions[-1] - positions[0]
+    tilt = np.degrees(np.arccos(np.clip(abs(path @ normal) / np.linalg.norm(path), -1.0, 1.0)))
+    return bool(np.abs(steps - mean).max() <= UNIFORM_TOL * abs(mean) + 1e-4 and tilt <= TILT_TOL_DEG)
 
 
 def _read_volume(layout: dict, folder: str, pet_units: str, *, modality: str) -> sitk.Image:
