@@ -31,12 +31,17 @@ def read(
       skipped). One file per slice position gives a **3D** image decoded by
       ``sitk.ImageSeriesReader`` (GDCM), with origin, spacing and direction from the slice
       positions (a :class:`DicomWarning` names non-uniform spacing or a gantry tilt, which
-      is kept exactly with a non-orthogonal direction). Several volumes (each slice position
+      is kept exactly with a non-orthogonal direction); a regular MR series is converted by
+      dcm2niix like a 4D one (its vendor scaling rules and acquisition metadata). Several volumes (each slice position
       repeated equally often: fMRI, diffusion, multi-echo, multi-phase), Siemens mosaics
       (the CSA header gives the slices) and several multi-frame files give a **4D** image
       (x, y, z, volume) converted by dcm2niix; see :func:`volume`, :func:`volumes` and
-      :func:`volume_metadata`. Files that disagree (sizes, orientations, positions repeated
-      unequally) raise. A series of a single file is read as that file.
+      :func:`volume_metadata`. dcm2niix's result is checked against the DICOM slice
+      positions (refused beyond 0.01 mm) and takes its geometry exactly from the DICOM
+      header; dcm2niix runs in a private temporary folder that is always removed, and what it
+      says becomes a :class:`DicomWarning` or the reason of an ``ImageIOError``. Files that
+      disagree (sizes, orientations, positions repeated unequally) raise. A series of a
+      single file is read as that file.
     - **a file ending in** ``.nii``, ``.nii.gz``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``,
       ``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff`` or ``.bmp``: SimpleITK's own
       readers. PNG/JPEG/BMP are 2D; colour stays a vector image (see ``as_gray``).

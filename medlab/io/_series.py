@@ -6,7 +6,8 @@ route, and nothing about geometry is left to a guess:
 - one file per slice position, one orientation and size: a **3D volume**. Pixels are decoded by
   ``sitk.ImageSeriesReader`` (GDCM) in the order found here; spacing, origin and direction are
   set from the slice positions themselves. Non-uniform steps and a gantry tilt are named in a
-  :class:`~medlab.io.DicomWarning`; duplicate positions, mixed orientations or sizes raise.
+  :class:`~medlab.io.DicomWarning`; duplicate positions, mixed orientations or sizes raise. A
+  regular MR series goes to dcm2niix like a 4D one (one converter for MR).
 - every slice position repeated the same number of times (fMRI, diffusion, multi-echo,
   multi-phase), Siemens mosaics, several multi-frame files: a **4D image** converted by
   dcm2niix (:mod:`medlab.io._dcm2niix`), which splits volumes by the vendors' own rules.
