@@ -164,7 +164,7 @@ class Report:
 DATA_SOURCES = {
     "sample": "embedded sample (medlab/datasets/sample)",
     "store": "full data set, local store ($MEDLAB_DATA_STORE)",
-    "cache": "full data set, download cache",
+    "cache": "full data set, in the cache ($MEDLAB_CACHE_DIR)",
     "package": "data inside an installed PyPI package",
 }
 

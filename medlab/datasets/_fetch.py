@@ -54,10 +54,11 @@ def store_dir() -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def _source_of(name: str, root: Path) -> str:
-    """What a fetch used: 'sample' (the data set's embedded sample, see ``_sample.py``), else
-    where the full data set's folder lies: 'store' or 'cache'."""
-    if _sample.data_source(name) == "sample":
+def _source_of(mode: str, root: Path) -> str:
+    """What a fetch used: 'sample' (the data set's embedded sample, see ``_sample.py``; ``mode``
+    is :func:`_sample.data_source` before the fetch), else where the full data set's folder
+    lies: 'store' or 'cache'."""
+    if mode == "sample":
         return "sample"
     store = store_dir()
     if store is not None and Path(root).resolve().is_relative_to(Path(store).resolve()):
@@ -303,11 +304,12 @@ def fetch(name: str, files=None, *, progress: bool = True) -> Path:
     cache = cache_dir()
     cache_root = cache / ent["root"]
     memo = _Memo(cache)
+    mode = _sample.data_source(name)
     try:
         root = _fetch_store_kind(ent, wanted, cache_root, memo, progress)
     finally:
         memo.save()
-    _log_use(name, _source_of(name, root), wanted)
+    _log_use(name, _source_of(mode, root), wanted)
     return root
 
 
