@@ -235,8 +235,6 @@ class DicomWebClient:
         return self.search("instance", study_uid=study_uid, series_uid=series_uid, **filters)
 
     def _qido(self, path: str, keys, filters: dict, *, limit) -> list[dict]:
-        import pydicom
-
         from urllib.parse import urlencode
 
         params = dict(filters)
@@ -246,11 +244,7 @@ class DicomWebClient:
         # wildcards stay literal: some servers (Orthanc 1.10) do not decode %2A before matching
         query = urlencode(params, safe="*?,")
         r = self._request("GET", f"{path}?{query}", headers={"Accept": "application/dicom+json"})
-        rows = []
-        for item in (r.json() if r.content else []):
-            ds = pydicom.Dataset.from_json(item)
-            rows.append(c.dataset_row(ds, keys))
-        return rows
+        return [c.json_row(item, keys) for item in (r.json() if r.content else [])]
 
     # -- WADO-RS ------------------------------------------------------------------------
     def _instance_bytes(self, study_uid: str, series_uid: str, sop_uid: str) -> bytes | None:
