@@ -19,7 +19,7 @@ Examples
 --------
 >>> from medlab import datasets, cardiac
 >>> ph = datasets.echo_cine_phantom(n_frames=12, seed=0)
->>> res = cardiac.segment_cavity(ph.image, seed_index=ph.truth["centre_index"])
+>>> res = cardiac.segment_cavity(ph.image, seed_index=(0, *ph.truth["centre_index"]))
 >>> ph_fac = cardiac.cardiac_phases(res["areas_mm2"])["fac"]
 >>> abs(ph_fac - ph.truth["fac"]) < 0.05
 True
@@ -34,6 +34,7 @@ import SimpleITK as sitk
 
 from medlab._image import as_sitk, check_scalar
 from medlab._options import check_choice, check_int, check_positive
+from medlab.segmentation import auto_threshold, threshold_level_set
 
 __all__ = ["cardiac_phases", "echo_grey", "segment_cavity"]
 
@@ -132,11 +133,15 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
     ----------
     cine : sitk.Image or (T, Y, X) ndarray
         Scalar cine (e.g. from :func:`echo_grey`), frames along z, blood dark.
-    seed_index : (y, x)
-        A pixel inside the cavity (in-plane numpy index), ideally in every frame.
+    seed_index : (t, y, x)
+        A pixel inside the cavity as a numpy index of the cine (frame, row, column), like
+        every index of a 3D image in medlab. Frame ``t`` is where it was picked: its smoothed
+        frame sets the default ``threshold`` and must be dark at the seed. The in-plane
+        position seeds frame 0 and every frame where it lies in the region, ideally all.
     threshold : float, optional
-        Upper grey level of blood in the smoothed cine; None: Otsu's threshold of the first
-        smoothed frame inside the window.
+        Upper grey level of blood in the smoothed cine; None: Otsu's threshold
+        (:func:`medlab.segmentation.auto_threshold`) of the seed's smoothed frame inside the
+        window.
     sigma_mm, sigma_frames : float
         Gaussian smoothing in the plane (mm) and over time (frames); 0: none.
     curvature : float
@@ -162,22 +167,28 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
     -------
     dict
         ``mask``: uint8 cine of the cavities (same kind and grid as ``cine``);
-        ``areas_mm2`` (T,) cavity area per frame; ``seeds_index`` list of the (y, x) seed
+        ``areas_mm2`` (T,) cavity area per frame; ``seeds_index`` list of the (t, y, x) seed
         used in each frame; ``threshold`` used; ``pixel_spacing_mm`` (dy, dx).
     """
     from scipy import ndimage
-
-    from medlab.segmentation import threshold_level_set
 
     img, back, arr, (dy, dx) = _cine(cine, spacing, vector=False)
     check_scalar(img, "cine")
     T, Y, X = arr.shape
     try:
-        sy, sx = (int(v) for v in seed_index)
+        index = tuple(int(v) for v in seed_index)
     except (TypeError, ValueError):
-        raise ValueError(f"`seed_index` must be an in-plane (y, x) index; got {seed_index!r}") from None
-    if not (0 <= sy < Y and 0 <= sx < X) or len(tuple(seed_index)) != 2:
-        raise ValueError(f"`seed_index` {tuple(seed_index)} lies outside the frame (y < {Y}, x < {X})")
+        raise ValueError(f"`seed_index` must be a (t, y, x) index of the cine; got {seed_index!r}") from None
+    if len(index) == 2:
+        raise ValueError(
+            f"`seed_index` must be a (t, y, x) index of the cine (frame, row, column), like every "
+            f"index of a 3D image; got the in-plane (y, x) {index}. Give (0, {index[0]}, {index[1]}) "
+            "for a seed picked in the first frame.")
+    if len(index) != 3:
+        raise ValueError(f"`seed_index` must be a (t, y, x) index of the cine; got {seed_index!r}")
+    st, sy, sx = index
+    if not (0 <= st < T and 0 <= sy < Y and 0 <= sx < X):
+        raise ValueError(f"`seed_index` {index} lies outside the cine (t < {T}, y < {Y}, x < {X})")
     sig, sigt = (check_positive(n, v, allow_zero=True) for n, v in
                  (("sigma_mm", sigma_mm), ("sigma_frames", sigma_frames)))
     curv = check_positive("curvature", curvature, allow_zero=True)
@@ -199,14 +210,12 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
     seed = (min((sy - y0) // f, crop.shape[1] - 1), min((sx - x0) // f, crop.shape[2] - 1))
     sm = ndimage.gaussian_filter(crop, (sigt, sig / py, sig / px), mode="nearest")
     if threshold is None:
-        from skimage.filters import threshold_otsu
-
-        threshold = float(threshold_otsu(sm[0]))
+        threshold = auto_threshold(sm[st], "otsu")
     threshold = float(threshold)
-    if not sm[0][seed] < threshold:
+    if not sm[st][seed] < threshold:
         raise ValueError(
-            f"the seed {tuple(seed_index)} is brighter ({sm[0][seed]:.1f}) than `threshold` "
-            f"({threshold:g}) in the smoothed first frame: put it inside the dark cavity"
+            f"the seed {index} is brighter ({sm[st][seed]:.1f}) than `threshold` "
+            f"({threshold:g}) in its smoothed frame: put it inside the dark cavity"
         )
     if threshold <= 0:
         raise ValueError(f"`threshold` must be > 0 (blood darker than tissue); got {threshold:g}")
@@ -243,7 +252,7 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
             raise ValueError(f"frame {k}: no cavity below `threshold` {threshold:g} at the seed")
         masks[k] = m
         prev = m
-        seeds.append((int(s[0] * f + y0 + (f - 1) // 2), int(s[1] * f + x0 + (f - 1) // 2)))
+        seeds.append((k, int(s[0] * f + y0 + (f - 1) // 2), int(s[1] * f + x0 + (f - 1) // 2)))
         if progress is not None and progress((k + 1) / T, f"frame {k + 1}/{T}") is False:
             raise InterruptedError(f"segment_cavity stopped by the `progress` callback at frame {k + 1}")
     full = np.zeros((T, Y, X), np.uint8)

@@ -453,9 +453,10 @@ def normalize(
     mask=None,
     percentiles: Sequence[float] = _DEFAULT_PERCENTILES,
     clip: bool = True,
+    constant: str = "raise",
     spacing=None,
 ):
-    """Intensity normalisation for analysis (not display).
+    """Intensity normalisation for analysis and network inputs (not display).
 
     Statistics come from the voxels inside ``mask`` (all voxels by default); every voxel is
     transformed.
@@ -475,6 +476,10 @@ def normalize(
     clip : bool
         For ``'minmax'`` and ``'percentile'``: clip the result to ``[0, 1]`` (voxels outside
         the mask, or beyond the percentiles, can fall outside). Ignored by ``'zscore'``.
+    constant : {'raise', 'zeros'}
+        What a zero scale (a constant image or mask region) gives: a ValueError (default), or
+        an image of zeros (for a batch of network inputs, where one blank image must not stop
+        the rest; ``medlab.models`` uses this).
     spacing : sequence of float, optional
         Voxel size in mm for numpy input.
 
@@ -485,9 +490,20 @@ def normalize(
     Raises
     ------
     ValueError
-        If the statistics give a zero scale (a constant image or mask region).
+        If the statistics give a zero scale (a constant image or mask region) and
+        ``constant='raise'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> normalize(np.array([[1.0, 3.0]]), "minmax")
+    array([[0., 1.]], dtype=float32)
+    >>> normalize(np.full((2, 2), 7.0), "zscore", constant="zeros")
+    array([[0., 0.],
+           [0., 0.]], dtype=float32)
     """
     check_choice("method", method, _NORMALIZE_METHODS)
+    check_choice("constant", constant, ("raise", "zeros"))
     if method == "percentile":
         lo_p, hi_p = _check_percentiles(percentiles)
     img, back = as_sitk(image, spacing=spacing)
@@ -499,6 +515,8 @@ def normalize(
     if method == "zscore":
         mean, std = values.mean(), values.std()
         if not std > 0:
+            if constant == "zeros":
+                return back(copy_geometry(np.zeros(arr.shape, np.float32), img))
             raise ValueError(f"`image` is constant {where} (std 0); z-score is undefined")
         out = (arr - mean) / std
     else:
@@ -507,6 +525,8 @@ def normalize(
         else:
             lo, hi = np.percentile(values, [lo_p, hi_p])
         if not hi > lo:
+            if constant == "zeros":
+                return back(copy_geometry(np.zeros(arr.shape, np.float32), img))
             raise ValueError(
                 f"`image` has no intensity spread {where} ({method} low = high = {lo}); "
                 "cannot normalise"

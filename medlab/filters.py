@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from medlab._histogram import histogram_threshold
 from medlab._image import as_sitk, check_scalar, copy_geometry, mask_array
 from medlab._options import check_int, check_positive, is_int
 from medlab._progress import run_filter
@@ -413,8 +414,10 @@ def n4_bias_correction(
 
     arr = sitk.GetArrayViewFromImage(f)
     if mask is None:
-        otsu = sitk.OtsuThreshold(f, 0, 1, 200)  # keep a reference: a view of a temporary dangles
-        m = sitk.GetArrayViewFromImage(otsu) != 0
+        finite = arr[np.isfinite(arr)]
+        if finite.size == 0 or finite.min() == finite.max():
+            raise ValueError("`image` is constant (or not finite): no Otsu mask for N4; give `mask`")
+        m = arr > histogram_threshold(finite, "otsu", 200)
     else:
         m = mask_array(mask, image)
     m = m & (arr > 0)

@@ -34,6 +34,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from medlab._image import as_sitk, check_scalar, mask_array, spacing_zyx
+from medlab import segmentation as seg
 from medlab._options import check_choice, check_int, check_positive
 
 __all__ = [
@@ -79,8 +80,6 @@ def brain_extraction(image, *, threshold=None, opening_mm=4.0, closing_mm=2.0, s
     -------
     sitk.Image or ndarray of uint8
     """
-    from medlab import segmentation as seg
-
     img, back = as_sitk(image, spacing=spacing)
     check_scalar(img, "image")
     op = check_positive("opening_mm", opening_mm, allow_zero=True)
@@ -138,10 +137,7 @@ def tissue_segmentation(image, brain_mask, *, method="gmm", seed=0, max_samples=
     x = arr[m]
     out = np.zeros(arr.shape, np.uint8)
     if method == "multi_otsu":
-        from skimage.filters import threshold_multiotsu
-
-        t = threshold_multiotsu(x, classes=3)
-        out[m] = (np.digitize(x, t) + 1).astype(np.uint8)
+        out[m] = sitk.GetArrayViewFromImage(seg.multi_otsu(img, 3, mask=m))[m]
         return _like(out, img, back)
     rng = np.random.default_rng(seed)
     fit = x if x.size <= n else rng.choice(x, n, replace=False)
@@ -271,8 +267,6 @@ def detect_haemorrhage(ct, *, hu_range=(50.0, 90.0), skull_hu=300.0, inner_margi
         ``attrs['intracranial']`` the intracranial mask.
     """
     from scipy import ndimage
-
-    from medlab import segmentation as seg
 
     img, back = as_sitk(ct, spacing=spacing, name="ct")
     check_scalar(img, "ct")

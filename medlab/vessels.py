@@ -38,6 +38,7 @@ import SimpleITK as sitk
 
 from medlab._image import as_sitk, check_scalar, mask_array, spacing_zyx
 from medlab._options import check_choice, check_positive
+from medlab.segmentation import auto_threshold
 
 __all__ = ["centreline", "diameter_profile", "segment_lumen", "stenosis", "vesselness"]
 
@@ -167,9 +168,7 @@ def segment_lumen(image, *, sigma_mm=0.5, threshold=None, spacing=None):
     if s > 0:
         f = sitk.SmoothingRecursiveGaussian(f, s)
     if threshold is None:
-        from skimage.filters import threshold_otsu
-
-        threshold = float(threshold_otsu(sitk.GetArrayViewFromImage(f)))
+        threshold = auto_threshold(f, "otsu")
     mask = sitk.Cast(f > float(threshold), sitk.sitkUInt8)
     cc = sitk.RelabelComponent(sitk.ConnectedComponent(mask, True), sortByObjectSize=True)
     out = sitk.Cast(cc == 1, sitk.sitkUInt8)

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from medlab import cardiac, datasets, metrics
 
-ECHO_SEED = (235, 380)  # (y, x): inside the dark cavity near the top of the sector in every frame
+ECHO_SEED = (0, 235, 380)  # (t, y, x): inside the dark cavity near the top of the sector in every frame
 
 
 def arr(img):
@@ -39,7 +39,7 @@ def test_cine_phantom_truth_is_exact():
                                 {"fac": 0.55, "phase": 1.0, "seed": 2}])
 def test_cavity_on_phantom(kw):
     ph = datasets.echo_cine_phantom(n_frames=20, **kw)
-    res = cardiac.segment_cavity(ph.image, seed_index=ph.truth["centre_index"])
+    res = cardiac.segment_cavity(ph.image, seed_index=(0, *ph.truth["centre_index"]))
     truth = np.array(ph.truth["areas_mm2"])
     # every frame's area within 6 % (measured worst 1.6 % for one cycle, 4.5 % for two cycles
     # in 20 frames, where the temporal smoothing mixes frames of quite different areas)
@@ -56,12 +56,22 @@ def test_cavity_on_phantom(kw):
 def test_cavity_numpy_input_and_errors():
     ph = datasets.echo_cine_phantom(n_frames=6, seed=3)
     cine = arr(ph.image)
-    res = cardiac.segment_cavity(cine, seed_index=ph.truth["centre_index"], spacing=0.3)
+    res = cardiac.segment_cavity(cine, seed_index=(0, *ph.truth["centre_index"]), spacing=0.3)
     assert isinstance(res["mask"], np.ndarray) and res["mask"].shape == cine.shape
     with pytest.raises(ValueError, match="brighter"):
+        cardiac.segment_cavity(ph.image, seed_index=(0, 5, 5))
+    with pytest.raises(ValueError, match="outside the cine"):
+        cardiac.segment_cavity(ph.image, seed_index=(0, 500, 5))
+    with pytest.raises(ValueError, match="outside the cine"):
+        cardiac.segment_cavity(ph.image, seed_index=(6, 5, 5))  # 6 frames: t < 6
+    # the old in-plane (y, x) form: a clear error that says what to give
+    with pytest.raises(ValueError, match=r"\(t, y, x\).*Give \(0, 5, 5\)"):
         cardiac.segment_cavity(ph.image, seed_index=(5, 5))
-    with pytest.raises(ValueError, match="outside the frame"):
-        cardiac.segment_cavity(ph.image, seed_index=(500, 5))
+    # a seed picked in a later frame: its frame sets the threshold; the same cavities here
+    centre = ph.truth["centre_index"]
+    later = cardiac.segment_cavity(cine, seed_index=(3, *centre), spacing=0.3)
+    assert later["threshold"] != res["threshold"]
+    assert metrics.dice(later["mask"], res["mask"]) > 0.95
     with pytest.raises(ValueError, match="at least 2 areas"):
         cardiac.cardiac_phases([1.0])
 
@@ -75,7 +85,7 @@ def test_stop_from_progress():
         return fraction < 0.4
 
     with pytest.raises(InterruptedError, match="frame 3"):
-        cardiac.segment_cavity(ph.image, seed_index=ph.truth["centre_index"], progress=progress)
+        cardiac.segment_cavity(ph.image, seed_index=(0, *ph.truth["centre_index"]), progress=progress)
     assert seen == pytest.approx([1 / 6, 2 / 6, 3 / 6])
 
 
@@ -113,7 +123,7 @@ def test_echo_cavity_is_plausible_and_consistent(echo):
     for k in range(m.shape[0]):
         _lab, n = ndimage.label(m[k])
         assert n == 1, f"frame {k}: {n} components"
-        assert m[k][res["seeds_index"][k]]
+        assert res["seeds_index"][k][0] == k and m[res["seeds_index"][k]]
     # temporal consistency: no jump between frames above 25 % of the largest area (measured 17 %)
     assert np.all(np.abs(np.diff(areas_cm2)) < 0.25 * areas_cm2.max())
     # two heart cycles at 75 bpm over 30 frames of 54 ms: the curve has 2 minima

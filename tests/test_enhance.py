@@ -238,6 +238,18 @@ def test_normalize_bad_method_and_constant():
         enhance.normalize(np.ones((4, 4)), mask=np.zeros((4, 4), bool))
 
 
+@pytest.mark.parametrize("method", ["zscore", "minmax", "percentile"])
+def test_normalize_constant_zeros_for_network_inputs(method):
+    """``constant='zeros'`` (what ``medlab.models`` needs for a blank image in a batch): a
+    constant image gives zeros, a non-constant one the same values as the default."""
+    out = enhance.normalize(np.full((3, 4, 1), 7.0), method, constant="zeros")
+    assert out.dtype == np.float32 and out.shape == (3, 4, 1) and not out.any()
+    x = np.random.default_rng(0).normal(5, 2, (3, 4, 1))
+    np.testing.assert_array_equal(enhance.normalize(x, method, constant="zeros"), enhance.normalize(x, method))
+    with pytest.raises(ValueError, match="did you mean 'zeros'"):
+        enhance.normalize(x, method, constant="zero")
+
+
 def test_numpy_spacing_kept_on_the_way_through():
     # numpy in -> numpy out; a spacing of the wrong length is rejected by name
     with pytest.raises(ValueError, match="`spacing`"):

@@ -205,6 +205,10 @@ def test_n4_bad_arguments():
         filters.n4_bias_correction(image, iterations=())
     with pytest.raises(ValueError, match="`shrink_factor`"):
         filters.n4_bias_correction(image, shrink_factor=0)
+    # the default fitting mask is Otsu's foreground (medlab's one histogram threshold): a
+    # constant image has none, and says to give `mask`
+    with pytest.raises(ValueError, match="constant.*give `mask`"):
+        filters.n4_bias_correction(image)
 
 
 # --------------------------------------------------------------------------- gradients, edges

@@ -8,12 +8,11 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
+from medlab._histogram import AUTO_METHODS, histogram_threshold
 from medlab._image import copy_geometry, mask_array
 from medlab._options import check_choice, check_int, check_positive
 
 from ._common import bounds, check_number, empty_like, scalar_image, view
-
-AUTO_METHODS = ("otsu", "li", "triangle", "yen", "isodata")
 
 
 def threshold(image, *, lower=None, upper=None, spacing=None):
@@ -65,7 +64,7 @@ def _values(img, mask, image):
     return arr, m, vals
 
 
-def auto_threshold(image, method="otsu", *, mask=None, nbins=256, spacing=None) -> float:
+def auto_threshold(image, method="otsu", *, mask=None, nbins=256) -> float:
     """An automatic global threshold from the intensity histogram.
 
     The computation is scikit-image's (``skimage.filters.threshold_<method>``) on the image
@@ -84,8 +83,6 @@ def auto_threshold(image, method="otsu", *, mask=None, nbins=256, spacing=None) 
         around a lesion); same shape (and grid) as ``image``.
     nbins : int
         Histogram bins over the intensity range, >= 2 (not used by 'li').
-    spacing : optional
-        Accepted for symmetry with other functions; the threshold does not depend on it.
 
     Returns
     -------
@@ -104,16 +101,11 @@ def auto_threshold(image, method="otsu", *, mask=None, nbins=256, spacing=None) 
     >>> 0 < auto_threshold(img, "otsu") < 100
     True
     """
-    from skimage import filters
-
     method = check_choice("method", method, AUTO_METHODS)
     nbins = check_int("nbins", nbins, minimum=2)
-    img, _ = scalar_image(image, spacing)
+    img, _ = scalar_image(image, None)  # a number in intensity units: no geometry involved
     _, _, vals = _values(img, mask, image)
-    func = getattr(filters, f"threshold_{method}")
-    if method == "li":
-        return float(func(vals))
-    return float(func(vals, nbins=nbins))
+    return histogram_threshold(vals, method, nbins)
 
 
 def auto_threshold_mask(image, method="otsu", *, mask=None, nbins=256, spacing=None):
@@ -137,7 +129,7 @@ def auto_threshold_mask(image, method="otsu", *, mask=None, nbins=256, spacing=N
     sitk.Image or ndarray of uint8
         1 where ``image > threshold`` (and inside ``mask``), else 0.
     """
-    t = auto_threshold(image, method, mask=mask, nbins=nbins, spacing=spacing)
+    t = auto_threshold(image, method, mask=mask, nbins=nbins)
     img, back = scalar_image(image, spacing)
     sel = view(img) > t  # exactly scikit-image's ``image > threshold``
     if mask is not None:

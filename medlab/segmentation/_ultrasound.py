@@ -38,6 +38,7 @@ from medlab._image import as_sitk, copy_geometry
 from medlab._options import check_choice, check_positive
 
 from ._common import seeds_to_sitk
+from ._threshold import auto_threshold
 
 __all__ = ["segment_us_lesion"]
 
@@ -124,10 +125,8 @@ def segment_us_lesion(image, *, seed_index=None, seed_mm=None, method: str = "ot
     centre = smooth[by:h - by, bx:w - bx]
     if centre.max() <= centre.min():
         raise ValueError("`image` is constant in its central part: no lesion to find")
-    from skimage.filters import threshold_otsu
-
     if method == "otsu":
-        level = threshold_otsu(centre)
+        level = auto_threshold(centre, "otsu")
     else:
         yy, xx = np.ogrid[:h, :w]
         near = ((yy - seed[0]) * sp[0]) ** 2 + ((xx - seed[1]) * sp[1]) ** 2 <= sigma**2
