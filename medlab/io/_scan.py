@@ -49,7 +49,7 @@ _TAGS = (
 PROGRESS_FILES = 2000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileInfo:
     """The header values of one DICOM image file that decide how a series is assembled."""
 
