@@ -20,8 +20,8 @@ browser_seed_click     click on the picture (a seed added, then removed, alterna
                        next picture drawn (from the ``pointerup`` event). Medians.
 
 The 1-minute load average is given with every figure (the machine is shared).
-Run: ``.venv/bin/python benchmarks/bench_browser.py`` (about a minute; writes
-``benchmarks/results/browser.json``), or through ``benchmarks/run.py browser_widgets``.
+Run: ``.venv/bin/python benchmarks/bench_browser.py [--in-flight N]`` (a minute or more; writes
+``benchmarks/results/browser_in_flight_N.json``), or through ``benchmarks/run.py browser_widgets``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from medlab.widgets import Panel, SeedPicker, SliceViewer, ThresholdSlider, Wind
 
 ct = sitk.Cast(medlab.io.read(get_testdata_file("693_J2KI.dcm")), sitk.sitkInt16)
 viewer = SliceViewer(ct, unit="HU", window=400, level=50, title="medlab")
+viewer.canvas.in_flight = IN_FLIGHT
 wl = WindowLevel(viewer)
 th = ThresholdSlider(viewer, lower=100, upper=viewer.intensity_range[1])
 sp = SeedPicker(viewer, lower=-200, upper=200)
@@ -138,11 +139,12 @@ _INIT = """(() => {
 })();"""
 
 
-def _notebook(path: Path) -> None:
+def _notebook(path: Path, in_flight: int) -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in (_SETUP, _MPL, _STATE)]
+    setup = _SETUP.replace("IN_FLIGHT", str(int(in_flight)))
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (setup, _MPL, _STATE)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -213,14 +215,15 @@ def _clicks(page, kind: str, x: float, y: float, n: int = N_CLICKS) -> list[floa
     return out
 
 
-def measure() -> dict:
+def measure(in_flight: int = 1) -> dict:
+    """One run: JupyterLab, Chromium, the notebook; ``in_flight`` frames may await an ack."""
     from labdriver import chromium, jupyterlab, open_notebook, run_cell
 
-    res: dict = {"load_start": _load()}
+    res: dict = {"load_start": _load(), "in_flight": in_flight}
     with tempfile.TemporaryDirectory(prefix="medlab-bench-browser-") as tmp:
         tmp = Path(tmp)
         nb = tmp / "bench_browser.ipynb"
-        _notebook(nb)
+        _notebook(nb, in_flight)
         with jupyterlab(tmp / "lab", nb) as lab, chromium(tmp / "profile", viewport=(1400, 1400)) as page:
             page.add_init_script(_INIT)
             open_notebook(page, lab["url"])
@@ -266,8 +269,8 @@ def measure() -> dict:
     return res
 
 
-def bench_browser_widgets() -> dict:
-    r = measure()
+def bench_browser_widgets(in_flight: int = 1) -> dict:
+    r = measure(in_flight)
     wl, wl_mpl = r["wl_drag"], r["wl_drag_ipympl"]
     th = r["threshold_drag"]
     ratio = wl["per_s"] / max(wl_mpl["per_s"], 1e-9)
@@ -289,8 +292,13 @@ BENCHMARKS = {"browser_widgets": bench_browser_widgets}
 
 
 if __name__ == "__main__":
-    out = bench_browser_widgets()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--in-flight", type=int, default=1, help="frames sent ahead of the page's acks")
+    args = ap.parse_args()
+    out = bench_browser_widgets(args.in_flight)
     print(json.dumps(out, indent=2))
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    (results / "browser.json").write_text(json.dumps(out, indent=2) + "\n")
+    (results / f"browser_in_flight_{args.in_flight}.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -5,7 +5,10 @@ folders, the settings of PITFALLS.md), opens ``tests/e2e/widgets_e2e.ipynb``, ru
 cell (a viewer with window/level and a seed picker), drags the window slider, drags on the
 picture, clicks two seeds, turns the wheel (next slice; with ctrl: zoom), and after each step
 runs the second cell and asserts from the kernel side that the window, the seeds and the grown
-region, the slice and the zoom changed. Screenshots go to ``tests/artifacts/e2e/``.
+region, the slice and the zoom changed; the page checks the picture flow (live slider frames,
+the newest frame shown), the layout (read-out vs button, slider labels), and that View3D's NiiVue
+draws the volume with WebGL2 on SwiftShader with no request beyond 127.0.0.1. Screenshots go to
+``tests/artifacts/e2e/``.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` Python package
 (its bundled driver only; ``playwright install`` is never run). Without them the test skips,
@@ -14,6 +17,7 @@ except in CI (``CI=true``), where it fails.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -21,7 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
@@ -55,6 +61,9 @@ def page(lab, tmp_path_factory):
     except ImportError:
         _missing("the 'playwright' Python package is missing (pip install -e '.[test]')")
     with chromium(tmp_path_factory.mktemp("chromium-profile")) as pg:
+        pg.outside = []
+        pg.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:"))
+              else pg.outside.append(r.url))
         yield pg
 
 
@@ -163,5 +172,23 @@ def _drive(page, lab):
     wheeled = _state(page, until=lambda s: s["index"] == z + 1 and s["zoom"] > 1)
     assert wheeled["index"] == z + 1 and wheeled["zoom"] > 1, wheeled
     page.screenshot(path=ARTIFACTS / "4_next_slice_zoomed.png")
+
+    # View3D: NiiVue draws the volume (WebGL2 on SwiftShader), offline
+    _run_cell(page, 2)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+    gl = cell.locator("canvas").first
+    gl.wait_for()
+    gl.scroll_into_view_if_needed()
+    lit = 0.0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shot = np.asarray(Image.open(io.BytesIO(gl.screenshot())).convert("L"))
+        lit = float((shot > 40).mean())
+        if lit > 0.05:
+            break
+        page.wait_for_timeout(500)
+    gl.screenshot(path=ARTIFACTS / "5_view3d.png")
+    assert lit > 0.05, f"NiiVue drew nothing ({lit:.3f} of the canvas lit)"
+    assert not page.outside, page.outside  # nothing requested beyond 127.0.0.1
     assert not page.errors, page.errors
     print(f"e2e: {time.monotonic() - t0:.1f} s in the browser; screenshots in {ARTIFACTS}")

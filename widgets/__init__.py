@@ -19,6 +19,8 @@ Installed from the top-level ``widgets/`` folder as the subpackage ``medlab.widg
                          inference overlay and Grad-CAM
 :class:`Panel`           a viewer and the components attached to it, shown together
 :class:`ImageCanvas`     the browser view (anywidget): flow-controlled pictures, zoom/pan, mouse events
+:class:`View3D`          3D volume rendering and three linked planes (NiiVue, offline WebGL2),
+                         labels and PET on CT, linked to a SliceViewer (slice, window, labels)
 :func:`view3d`           optional itkwidgets 3D view, online only (never in executed notebooks)
 ================= ==========================================================================
 
@@ -40,6 +42,7 @@ from ._components import SeedPicker, ThresholdSlider, WindowLevel
 from ._itk import view3d
 from ._runner import ModelRunner, device_text
 from ._stats import RegionStats
+from ._view3d import View3D
 from ._viewer import Panel, SliceViewer
 
 __all__ = [
@@ -55,5 +58,6 @@ __all__ = [
     "Panel",
     "ImageCanvas",
     "EVENTS",
+    "View3D",
     "view3d",
 ]

@@ -125,7 +125,7 @@ function render({ model, el }) {
           img.dataset.frame = String(frame);
           img.dataset.drawn = String((Number(img.dataset.drawn) || 0) + 1);
         }
-        if (!waiting) model.send({ event: "ack", frame });
+        model.send({ event: "ack", frame });
       } while (waiting);
     } finally {
       decoding = false;
@@ -284,6 +284,9 @@ class ImageCanvas(anywidget.AnyWidget):
         The picture (``mime``), one picture pixel per slice pixel; set it with :meth:`show`.
     frame : int
         Number of the picture sent last; the page acknowledges it once drawn.
+    in_flight : int
+        How many frames may wait for an acknowledgement at once (default 1: the next frame
+        goes out only when the page has drawn the previous one).
     shape : (int, int)
         ``(rows, cols)`` of the picture.
     aspect : float
@@ -307,6 +310,7 @@ class ImageCanvas(anywidget.AnyWidget):
     png = t.Bytes(b"").tag(sync=True)
     mime = t.Unicode("image/png").tag(sync=True)
     frame = t.Int(0).tag(sync=True)
+    in_flight = t.Int(1, help="frames sent ahead of the page's acknowledgements (1: strict)")
     shape = t.Tuple(t.Int(), t.Int(), default_value=(1, 1)).tag(sync=True)
     aspect = t.Float(1.0).tag(sync=True)
     display_width = t.Int(512).tag(sync=True)
@@ -320,7 +324,7 @@ class ImageCanvas(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._handlers: dict[str, list[Callable[[dict], None]]] = {e: [] for e in EVENTS}
         self._source: Callable[[], dict] | None = None
-        self._sent_at: float | None = None  # when the unacknowledged frame went out
+        self._unacked: dict[int, float] = {}  # frame number: when it went out
         self.frames_sent = 0
         self.frames_acked = 0
         self.on_msg(self._on_frontend_msg)
@@ -339,10 +343,13 @@ class ImageCanvas(anywidget.AnyWidget):
         self._source = source if callable(source) else (lambda: {"png": bytes(source)})
         # no page has acknowledged a frame yet (none open: a script, a test, an unattended run):
         # every frame goes out at once, as there is no one to wait for
-        waiting = (self.frames_acked > 0 and self._sent_at is not None
-                   and time.monotonic() - self._sent_at < ACK_TIMEOUT_S)
-        if not waiting:
+        if self.frames_acked == 0 or self._in_flight() < self.in_flight:
             self._send_frame()
+
+    def _in_flight(self) -> int:
+        """Frames sent and not acknowledged, not counting overdue ones (a page that went away)."""
+        now = time.monotonic()
+        return sum(1 for t0 in self._unacked.values() if now - t0 < ACK_TIMEOUT_S)
 
     @property
     def busy(self) -> bool:
@@ -367,15 +374,23 @@ class ImageCanvas(anywidget.AnyWidget):
             self.png = traits["png"]
             self.frame += 1
         self.frames_sent += 1
-        self._sent_at = time.monotonic()
+        self._unacked[self.frame] = time.monotonic()
 
     def _on_ack(self, frame) -> None:
-        if frame != self.frame:
-            return  # an older frame (another view, or one sent before a timeout)
+        if not isinstance(frame, int) or frame not in self._unacked:
+            return  # unknown, or already acknowledged (another view)
         self.frames_acked += 1
-        self._sent_at = None
-        if self._source is not None:
+        for n in [n for n in self._unacked if n <= frame]:  # the page draws frames in order
+            del self._unacked[n]
+        if self._source is not None and self._in_flight() < self.in_flight:
             self._send_frame()
+
+    @t.validate("in_flight")
+    def _check_in_flight(self, proposal):
+        n = proposal["value"]
+        if not 1 <= n <= 8:
+            raise ValueError(f"`in_flight` must be in [1, 8]; got {n}")
+        return n
 
     @t.validate("zoom")
     def _check_zoom(self, proposal):

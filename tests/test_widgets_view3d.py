@@ -1,0 +1,99 @@
+"""View3D (NiiVue through ipyniivue) without a browser: the volumes it hands to NiiVue, the
+geometry of its crosshair, its links to the SliceViewer and its static picture. The browser
+side (WebGL2 on SwiftShader) is in tests/test_e2e_jupyterlab.py."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("ipyniivue")
+
+from medlab.widgets import SliceViewer, View3D  # noqa: E402
+from medlab.widgets._view3d import nifti_bytes  # noqa: E402
+
+import medlab.datasets  # noqa: E402
+import medlab.display  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return medlab.datasets.ct_phantom(shape=(24, 48, 64), seed=3)
+
+
+def test_crosshair_fraction_is_the_voxel_centre_in_niivue_ras_space(phantom):
+    import nibabel as nib
+
+    img = phantom.image
+    v = SliceViewer(img, unit="HU")
+    w = View3D(v)
+    nii = nib.Nifti1Image.from_bytes(gzip.decompress(nifti_bytes(v.image)))
+    ras = nib.as_closest_canonical(nii)  # NiiVue's orthogonal RAS volume
+    shape = np.array(ras.shape[:3])
+    for index in ((0, 0, 0), (23, 47, 63), (5, 30, 7)):
+        frac = np.array(w.crosshair_fraction(index))
+        # the voxel's centre in mm (SimpleITK, LPS) -> RAS, then its position in the canonical
+        # volume's voxel grid, as a fraction of the grid (voxel edges at 0 and 1)
+        lps = np.array(v.image.TransformIndexToPhysicalPoint(tuple(int(i) for i in index[::-1])))
+        ras_mm = lps * [-1, -1, 1]
+        vox = np.linalg.inv(ras.affine) @ np.append(ras_mm, 1.0)
+        np.testing.assert_allclose(frac, (vox[:3] + 0.5) / shape, atol=1e-6)
+
+
+def test_links_follow_the_viewer(phantom):
+    v = SliceViewer(phantom.image, unit="HU", overlay=phantom.labels, window=400, level=40)
+    w = View3D(v)
+    assert w.labels == ("overlay",) and len(w.nv.volumes) == 2
+    assert (w.nv.volumes[0].cal_min, w.nv.volumes[0].cal_max) == (-160.0, 240.0)
+    v.set_window_level(1500, -600)
+    assert (w.nv.volumes[0].cal_min, w.nv.volumes[0].cal_max) == (-1350.0, 150.0)
+    v.set_slice(5)
+    assert w.crosshair_index[0] == 5 and w.nv.scene.crosshair_pos == w.crosshair_fraction(w.crosshair_index)
+    v.set_slice(20, "coronal")
+    assert w.crosshair_index[1] == 20
+    v.cursor = {"index": (3, 4, 5), "point_mm": v.point_mm((3, 4, 5)), "value": 0}  # the pointer on the picture
+    assert w.crosshair_index == (3, 4, 5)
+    labels = nifti_bytes(sitk.Cast(phantom.labels > 0, sitk.sitkUInt8))
+    assert w.nv.volumes[1].data[:2] == labels[:2] == b"\x1f\x8b"  # gzipped NIfTI
+
+
+def test_pet_on_ct_and_the_static_planes(phantom):
+    v = SliceViewer(phantom.image, unit="HU", overlay=phantom.labels, window=400, level=40)
+    pet = sitk.Shrink(sitk.Cast(phantom.image, sitk.sitkFloat32), [2, 2, 2])  # another grid, same space
+    w = View3D(v, overlay=pet, overlay_colormap="warm", overlay_opacity=0.5)
+    assert [vol.colormap for vol in w.nv.volumes] == ["gray", "warm", "red"]
+    w.set_crosshair_index((12, 24, 32))
+    planes = w.planes()
+    arr = sitk.GetArrayFromImage(phantom.image)
+    lab = sitk.GetArrayFromImage(phantom.labels)
+    axial = medlab.display.render(arr[12], 400, 40, overlay=(lab[12] > 0).astype(np.uint8), overlay_mode="contour")
+    np.testing.assert_array_equal(planes[:48, :64], axial if axial.ndim == 3 else np.dstack([axial] * 3))
+    # coronal and sagittal at their true proportions (2.5 mm slices over 2 mm pixels here)
+    sx, sy, sz = phantom.image.GetSpacing()
+    assert planes.shape[0] == max(48, round(24 * sz / sx), round(24 * sz / sy))
+    from PIL import Image
+
+    png = Image.open(io.BytesIO(w.planes_png()))
+    assert png.size == (planes.shape[1], planes.shape[0])
+    assert "image/png" in w._repr_mimebundle_()
+
+
+def test_view3d_checks_its_arguments(phantom):
+    v = SliceViewer(phantom.image)
+    with pytest.raises(TypeError, match="`viewer` must be a SliceViewer"):
+        View3D(phantom.image)
+    with pytest.raises(ValueError, match="`viewer` must show a 3D image"):
+        View3D(SliceViewer(np.zeros((8, 8), np.float32)))
+    with pytest.raises(TypeError, match="`overlay` must be a SimpleITK.Image"):
+        View3D(v, overlay=np.zeros((4, 4, 4)))
+    with pytest.raises(ValueError, match="`overlay_opacity`"):
+        View3D(v, overlay_opacity=2)
+    with pytest.raises(ValueError, match="`height`"):
+        View3D(v, height=5)
+    w = View3D(v)
+    with pytest.raises(ValueError, match="outside the image"):
+        w.set_crosshair_index((99, 0, 0))

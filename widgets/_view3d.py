@@ -1,0 +1,239 @@
+"""View3D: a volume in 3D and three linked planes, offline, linked to a SliceViewer.
+
+The browser view is NiiVue (a WebGL2 viewer) through the PyPI package ``ipyniivue``, an
+anywidget whose JavaScript ships inside its wheel (about 6 MB installed): it renders without any
+request leaving the machine, in JupyterLab and in headless Chromium (WebGL2 on SwiftShader).
+
+Why NiiVue and not a view of our own (vtk.js or three.js shipped in medlab): NiiVue reads the
+NIfTI header's sform itself, so millimetre geometry and orientation come from the same matrix
+SimpleITK writes (no second implementation of LPS/RAS to get wrong), it resamples an overlay on
+another grid (PET at 4 mm on CT at 1 mm) on the GPU, and does volume rendering, multiplanar
+views and label colour tables already; a view of our own would add a JavaScript build and the
+same size in vendored libraries. itkwidgets stays an optional, online-only extra (``view3d``).
+
+Linking: the viewer's window (``window``/``level``) is the background volume's display range;
+the viewer's slice (``axis``, ``index``) and, when the pointer is on the picture, its position,
+set NiiVue's crosshair; the viewer's label layers (``set_overlay``) are label volumes in NiiVue.
+An exported notebook shows a static picture instead: the three planes through the crosshair,
+drawn by :mod:`medlab.display` (:meth:`View3D.planes_png`).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+
+import ipywidgets as widgets
+import numpy as np
+import SimpleITK as sitk
+
+import medlab.display
+import medlab.enhance
+from medlab._image import check_scalar
+
+from ._viewer import SliceViewer
+
+__all__ = ["View3D", "nifti_bytes"]
+
+_LABEL_COLORMAPS = ("red", "green", "blue", "warm", "cool")
+
+
+def nifti_bytes(image: sitk.Image) -> bytes:
+    """The image as gzipped NIfTI bytes (SimpleITK's writer: the sform holds its geometry)."""
+    fd, path = tempfile.mkstemp(suffix=".nii.gz", prefix="medlab-view3d-")
+    os.close(fd)
+    try:
+        sitk.WriteImage(image, path, useCompression=True)
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.remove(path)
+
+
+def _import_niivue():
+    try:
+        import ipyniivue
+    except ImportError:  # pragma: no cover - the jupyter extra installs it
+        raise ImportError("View3D needs the 'ipyniivue' package: pip install 'medlab[jupyter]'") from None
+    return ipyniivue
+
+
+class View3D(widgets.VBox):
+    """The viewer's volume in 3D (volume rendering) and three planes, linked to the viewer.
+
+    Parameters
+    ----------
+    viewer : SliceViewer
+        A 3D viewer; its image, window, slice and label layers are shown and followed.
+    overlay : sitk.Image, optional
+        A second scalar image in the same physical space on any grid (e.g. PET in SUV on a CT),
+        drawn over the planes with ``overlay_colormap``.
+    overlay_window : (float, float), optional
+        ``(window, level)`` of the overlay (default: its ``'auto'`` window).
+    overlay_colormap : str
+        A NiiVue colour map name (``'hot'``, ``'warm'``, ...).
+    overlay_opacity : float
+        In [0, 1].
+    height : int
+        Height on screen, CSS pixels.
+
+    Attributes
+    ----------
+    nv : ipyniivue.NiiVue
+        The browser view.
+    crosshair_index : tuple of int
+        The voxel (numpy ``(z, y, x)`` of ``viewer.image``) the crosshair is on.
+    """
+
+    def __init__(self, viewer: SliceViewer, *, overlay=None, overlay_window=None, overlay_colormap: str = "hot",
+                 overlay_opacity: float = 0.6, height: int = 480):
+        if not isinstance(viewer, SliceViewer):
+            raise TypeError(f"`viewer` must be a SliceViewer; got {type(viewer).__name__}")
+        if viewer.ndim != 3:
+            raise ValueError("`viewer` must show a 3D image (a 2D image has no 3D view)")
+        opacity = float(overlay_opacity)
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"`overlay_opacity` must be in [0, 1]; got {overlay_opacity!r}")
+        if isinstance(height, bool) or not isinstance(height, int) or not 100 <= height <= 4000:
+            raise ValueError(f"`height` must be an int in [100, 4000] (CSS pixels); got {height!r}")
+        niivue = _import_niivue()
+        super().__init__()
+        self.viewer = viewer
+        self.overlay = None
+        self.overlay_colormap, self.overlay_opacity = str(overlay_colormap), opacity
+        if overlay is not None:
+            if not isinstance(overlay, sitk.Image):
+                raise TypeError(f"`overlay` must be a SimpleITK.Image (it carries its geometry); got "
+                                f"{type(overlay).__name__}")
+            check_scalar(overlay, "overlay")
+            if overlay.GetDimension() != 3:
+                raise ValueError(f"`overlay` must be 3D; got {overlay.GetDimension()}D")
+            self.overlay = overlay
+            self.overlay_window = (medlab.enhance.resolve_window(overlay, preset="auto") if overlay_window is None
+                                   else tuple(float(v) for v in overlay_window))
+        self.nv = niivue.NiiVue(height=int(height), slice_type=niivue.SliceType.MULTIPLANAR,
+                                multiplanar_show_render=niivue.ShowRender.ALWAYS, is_colorbar=False,
+                                show_3d_crosshair=True, back_color=(0.0, 0.0, 0.0, 1.0),
+                                is_radiological_convention=True)  # as SliceViewer: patient right on the left
+        self._niivue = niivue
+        self._labels: list[str] = []
+        self.crosshair_index = tuple(int(n) // 2 for n in viewer.array.shape)
+        self._load()
+        viewer.observe(self._on_window, names=["window", "level"])
+        viewer.observe(self._on_slice, names=["axis", "index"])
+        viewer.observe(self._on_cursor, names=["cursor"])
+        self._on_slice()
+        self.children = [self.nv]
+
+    # ------------------------------------------------------------------ volumes
+    def _load(self) -> None:
+        v = self.viewer
+        low, high = medlab.enhance.window_bounds(v.window, v.level)
+        volumes = [{"data": nifti_bytes(v.image), "name": "image.nii.gz", "colormap": "gray",
+                    "cal_min": low, "cal_max": high}]
+        if self.overlay is not None:
+            lo, hi = medlab.enhance.window_bounds(*self.overlay_window)
+            volumes.append({"data": nifti_bytes(self.overlay), "name": "overlay.nii.gz",
+                            "colormap": self.overlay_colormap, "cal_min": lo, "cal_max": hi,
+                            "opacity": self.overlay_opacity})
+        self._labels = []
+        for k, (name, layer) in enumerate(
+                (n, lay) for n, lay in v._layers.items() if lay.kind == "overlay" and lay.labels is not None):
+            lab = sitk.GetImageFromArray((np.asarray(layer.labels) > 0).astype(np.uint8))
+            lab.CopyInformation(v.image)
+            volumes.append({"data": nifti_bytes(lab), "name": f"{name}.nii.gz",
+                            "colormap": _LABEL_COLORMAPS[k % len(_LABEL_COLORMAPS)],
+                            "cal_min": 0.5, "cal_max": 1.0, "opacity": 0.5})
+            self._labels.append(name)
+        self.nv.load_volumes(volumes)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The viewer's label layers shown (reload with :meth:`refresh` after changing them)."""
+        return tuple(self._labels)
+
+    def refresh(self) -> None:
+        """Reload the volumes (after the viewer's image or label layers changed)."""
+        self._load()
+        self._on_window()
+        self._on_slice()
+
+    # ------------------------------------------------------------------ linking
+    def _on_window(self, _change=None) -> None:
+        low, high = medlab.enhance.window_bounds(self.viewer.window, self.viewer.level)
+        if self.nv.volumes:
+            vol = self.nv.volumes[0]
+            vol.cal_min, vol.cal_max = float(low), float(high)
+
+    def _on_slice(self, _change=None) -> None:
+        v = self.viewer
+        z, y, x = self.crosshair_index
+        axis_pos = {"axial": 0, "coronal": 1, "sagittal": 2}[v.axis]
+        idx = [z, y, x]
+        idx[axis_pos] = v.index
+        self.set_crosshair_index(tuple(idx))
+
+    def _on_cursor(self, change) -> None:
+        c = change["new"]
+        if c and "index" in c:
+            self.set_crosshair_index(tuple(c["index"]))
+
+    def crosshair_fraction(self, index) -> list[float]:
+        """NiiVue's crosshair position (fractions of its RAS-ordered volume) of a numpy index.
+
+        The image is in LPS orientation (:class:`SliceViewer`): NiiVue's R axis runs against
+        numpy ``x``, its A axis against ``y``, its S axis with ``z``; positions are voxel
+        centres.
+        """
+        nz, ny, nx = self.viewer.array.shape
+        z, y, x = self.viewer.check_index(index, "index")
+        return [1.0 - (x + 0.5) / nx, 1.0 - (y + 0.5) / ny, (z + 0.5) / nz]
+
+    def set_crosshair_index(self, index) -> None:
+        """Put the crosshair (all three planes) on a numpy index of ``viewer.image``."""
+        idx = self.viewer.check_index(index, "index")
+        self.crosshair_index = idx
+        self.nv.scene.crosshair_pos = self.crosshair_fraction(idx)
+
+    # ------------------------------------------------------------------ static picture
+    def planes(self) -> np.ndarray:
+        """Axial, coronal and sagittal planes through the crosshair side by side (RGB, uint8),
+        drawn by :func:`medlab.display.render` with the viewer's window and label contours."""
+        v = self.viewer
+        z, y, x = self.crosshair_index
+        panels = []
+        for axis, i in (("axial", z), ("coronal", y), ("sagittal", x)):
+            sl = medlab.display.slice_of(v.array, i, axis)
+            labels = None
+            for k, name in enumerate(self._labels):  # one colour per label layer, as in NiiVue
+                if name in v._layers:
+                    lab = (medlab.display.slice_of(np.asarray(v._layers[name].labels), i, axis) > 0) * np.uint8(k + 1)
+                    labels = lab if labels is None else np.maximum(labels, lab)
+            rgb = medlab.display.render(sl, v.window, v.level, overlay=labels, overlay_mode="contour")
+            if rgb.ndim == 2:
+                rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+            panels.append(self._true_aspect(rgb, axis))
+        height = max(p.shape[0] for p in panels)
+        padded = [np.pad(p, ((0, height - p.shape[0]), (0, 4), (0, 0))) for p in panels]
+        return np.concatenate(padded, axis=1)
+
+    def _true_aspect(self, rgb: np.ndarray, axis: str) -> np.ndarray:
+        sx, sy, sz = self.viewer.image.GetSpacing()
+        row_mm = {"axial": sy, "coronal": sz, "sagittal": sz}[axis]
+        col_mm = {"axial": sx, "coronal": sx, "sagittal": sy}[axis]
+        rows = max(1, round(rgb.shape[0] * row_mm / col_mm))
+        if rows == rgb.shape[0]:
+            return rgb
+        pick = np.minimum((np.arange(rows) * rgb.shape[0] / rows).astype(int), rgb.shape[0] - 1)
+        return rgb[pick]
+
+    def planes_png(self) -> bytes:
+        return medlab.display.encode(self.planes())
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        bundle["image/png"] = base64.b64encode(self.planes_png()).decode("ascii")
+        return bundle
