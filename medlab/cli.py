@@ -64,6 +64,10 @@ def _report(args) -> int:
     from medlab.reports import describe_data, find_notebooks, parse_value, run_all, run_notebook
 
     _writable_folder(args.out, "--out")
+    if args.data_source:  # the notebooks' kernels inherit it (medlab.datasets.data_source)
+        import os
+
+        os.environ["MEDLAB_DATA_SOURCE"] = args.data_source
     if args.all:
         if args.notebooks or args.parameter:
             print("medlab report --all runs every notebook with its defaults; give no notebooks or -p",
@@ -226,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a parameter (value parsed as a Python literal if it is one)",
     )
     r.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    r.add_argument("--data-source", choices=["auto", "sample", "full"],
+                   help="the data the notebooks use: the sample embedded in medlab, the full data sets "
+                        "(store, cache or download), or auto (default, $MEDLAB_DATA_SOURCE): full when "
+                        "a data store is set")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_report)
 

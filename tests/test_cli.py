@@ -141,3 +141,19 @@ def test_report_files_are_readable_by_others(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
     assert rep.data == {}  # no registered data set fetched
     assert "no registered data set" in nbformat.read(rep.notebook, as_version=4).cells[-1].source
+
+
+def test_report_data_source_option_reaches_the_kernel(tmp_path, monkeypatch):
+    import nbformat
+
+    monkeypatch.delenv("MEDLAB_DATA_SOURCE", raising=False)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import os\nfrom medlab.reports import record\nrecord(source=os.environ.get('MEDLAB_DATA_SOURCE'))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    res = _run("report", str(tmp_path / "a.ipynb"), "--out", str(tmp_path / "out"), "--no-html", "-q",
+               "--data-source", "full")
+    assert res.returncode == 0, res.stderr
+    assert 'source = "full"' in res.stdout
+
