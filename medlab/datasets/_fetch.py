@@ -455,6 +455,9 @@ def _missing_message(ent, failed: dict[str, str], corrupted: list[str], cache_ro
         msg += (f" The sample embedded in medlab holds {n_sample} of the data set's {len(ent['files'])} "
                 f"files, not these; medlab.datasets.cases({ent['name']!r}) lists the cases it has when "
                 f"MEDLAB_DATA_SOURCE is 'sample' (the default without a store).")
+    elif not (_sample.SAMPLE_DIR / "noncommercial").is_dir():
+        msg += (" This installation's embedded sample holds none of its files (a wheel leaves out the "
+                "non-commercial and larger sample files; a source checkout of medlab has them).")
     if corrupted:
         msg += f" Cached copies of {corrupted[:5]} failed their sha256 check and were deleted."
     return msg
