@@ -188,17 +188,23 @@ def test_wrong_credentials_never_leak(orthanc_ct, caplog, tmp_path):
 
 def test_series_that_gains_instances_during_retrieval(orthanc_ct, tmp_path, monkeypatch):
     server, study, series = orthanc_ct
-    web = _web(server)
-    real, calls = web._list_instances, []
+    web, dimse = _web(server), _dimse(server)
+    calls = []
 
-    def growing(s, r):  # the first listing sees half the series, as if the rest arrived later
-        calls.append(1)
-        uids = sorted(real(s, r))
-        return uids[:30] if len(calls) == 1 else uids
+    def growing(real, cut):  # the first listing sees half the series, as if the rest arrived later
+        def listing(*args, **kwargs):
+            calls.append(1)
+            rows = sorted(real(*args, **kwargs), key=cut)
+            return rows[:30] if len(calls) == 1 else rows
+        return listing
 
-    monkeypatch.setattr(web, "_list_instances", growing)
-    res = web.retrieve_series(study, series, tmp_path / "ct", workers=2, progress=False)
-    assert len(res.files) == 60 and res.retrieved == 60 and len(calls) >= 2
+    monkeypatch.setattr(web, "_list_instances", growing(web._list_instances, str))
+    res = web.retrieve_series(study, series, tmp_path / "web", workers=2, progress=False)
+    assert len(res.files) == 60 and res.retrieved == 60 and len(calls) == 3  # 30, 60, 60 (no change)
+    calls.clear()
+    monkeypatch.setattr(dimse, "_find", growing(dimse._find, lambda r: r["SOPInstanceUID"]))
+    res = dimse.retrieve_series(study, series, tmp_path / "dimse", workers=2, progress=False)
+    assert len(res.files) == 60 and res.retrieved == 60 and len(calls) == 3
 
 
 def test_server_that_does_not_answer_is_a_timeout(tmp_path):

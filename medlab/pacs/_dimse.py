@@ -187,34 +187,25 @@ class DimseClient:
         folder = c.prepare_folder(folder)
         result = Retrieval(folder)
         t0 = time.perf_counter()
-        listed = self._find("instance", ["SOPInstanceUID", "SOPClassUID"],
-                            {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid})
-        if not listed:
-            raise PacsError(self.server, f"series {series_uid} of study {study_uid} has no instances on the PACS")
-        classes = sorted({r["SOPClassUID"] for r in listed if r.get("SOPClassUID")})
-        uids = [r["SOPInstanceUID"] for r in listed]
-        todo = [u for u in uids if not c.instance_path(folder, u).exists()]
-        result.skipped = len(uids) - len(todo)
-        bar = c.progress_bar(len(todo), "C-GET", progress)
-        lock = threading.Lock()
-        try:
-            if todo:
-                shares = [todo[i::workers] for i in range(workers) if todo[i::workers]]
-                whole = len(todo) == len(uids) and len(shares) == 1
-                args = [(study_uid, series_uid, None if whole else share, classes, folder, result, bar, lock)
-                        for share in shares]
-                if len(shares) == 1:
-                    self._get(*args[0])
-                else:
-                    with ThreadPoolExecutor(len(shares), thread_name_prefix="medlab-cget") as pool:
-                        for f in [pool.submit(self._get, *a) for a in args]:
-                            f.result()
-        except PacsError as exc:
-            done = sorted(c.instance_path(folder, u) for u in uids if c.instance_path(folder, u).exists())
-            raise PacsError(exc.server, exc.reason, retrieved=done,
-                            missing=[u for u in uids if not c.instance_path(folder, u).exists()]) from None
-        finally:
-            bar.close()
+        uids: list[str] = []
+        for _ in range(3):  # a series that gains instances while we retrieve gets another pass
+            listed = self._find("instance", ["SOPInstanceUID", "SOPClassUID"],
+                                {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid})
+            if not listed and not uids:
+                raise PacsError(self.server, f"series {series_uid} of study {study_uid} has no instances on the PACS")
+            seen = set(uids)
+            new = [r["SOPInstanceUID"] for r in listed if r["SOPInstanceUID"] not in seen]
+            todo = [u for u in new if not c.instance_path(folder, u).exists()]
+            if not uids:
+                result.skipped = len(new) - len(todo)
+            if not todo:
+                uids += new
+                break
+            whole = not uids and len(todo) == len(new) and workers == 1
+            uids += new
+            classes = sorted({r["SOPClassUID"] for r in listed if r.get("SOPClassUID")})
+            self._transfer(study_uid, series_uid, None if whole else todo, classes, folder, workers, progress,
+                           result, uids)
         result.seconds = time.perf_counter() - t0
         result.files = sorted(c.instance_path(folder, u) for u in uids if c.instance_path(folder, u).exists())
         missing = [u for u in uids if not c.instance_path(folder, u).exists()]
@@ -223,6 +214,26 @@ class DimseClient:
                                          f"(first: {missing[0]}); rerun to retry",
                             retrieved=result.files, missing=missing)
         return result
+
+    def _transfer(self, study_uid, series_uid, todo, classes, folder, workers, progress, result, uids) -> None:
+        """C-GET of the series (``todo`` None) or of the listed instances, ``workers`` associations."""
+        bar = c.progress_bar(len(todo) if todo else len(uids), "C-GET", progress)
+        lock = threading.Lock()
+        try:
+            shares = [None] if todo is None else [todo[i::workers] for i in range(workers) if todo[i::workers]]
+            args = [(study_uid, series_uid, share, classes, folder, result, bar, lock) for share in shares]
+            if len(shares) == 1:
+                self._get(*args[0])
+            else:
+                with ThreadPoolExecutor(len(shares), thread_name_prefix="medlab-cget") as pool:
+                    for f in [pool.submit(self._get, *a) for a in args]:
+                        f.result()
+        except PacsError as exc:
+            done = sorted(c.instance_path(folder, u) for u in uids if c.instance_path(folder, u).exists())
+            raise PacsError(exc.server, exc.reason, retrieved=done,
+                            missing=[u for u in uids if not c.instance_path(folder, u).exists()]) from None
+        finally:
+            bar.close()
 
     def _get(self, study_uid, series_uid, sop_uids, classes, folder, result, bar, lock) -> None:
         import pydicom
