@@ -147,6 +147,21 @@ def test_sr_measurement_report_round_trip(ct_case, seg_file, ibsi_ct_dicom, tmp_
     assert ds.StudyInstanceUID == seg.StudyInstanceUID
 
 
+def test_pet_measurements_agree_with_suv_metrics():
+    from medlab import datasets, segmentation
+
+    pet, gtv = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    mask = sitk.Cast(gtv > 0, sitk.sitkUInt8)
+    got = segment_measurements(mask, pet, modality="PT")[1]
+    want = segmentation.suv_metrics(pet, mask)
+    assert (got["suv_max"], got["suv_mean"], got["suv_peak"], got["mtv_ml"], got["tlg_g"]) == (
+        want["suvmax"], want["suvmean"], want["suvpeak"], want["mtv_ml"], want["tlg"])
+    assert got["volume_ml"] == pytest.approx(got["mtv_ml"], rel=1e-12)
+    assert got["longest_diameter_mm"] == segmentation.longest_diameter(mask)
+    with pytest.raises(ValueError, match="modality"):
+        segment_measurements(mask, pet, modality="MR")
+
+
 def test_bad_input_is_named(ct_case, ibsi_ct_dicom, seg_file, tmp_path):
     ct, labels = ct_case
     with pytest.raises(ValueError, match="labels run 0..2; `segments` describes 1..1"):
