@@ -33,7 +33,8 @@ _SUBMODULES = (
     "batch",
     "display",
     "reports",
-    "cardiac",
+    "apps",
+    "cardiac",  # deprecated aliases of medlab.apps.cardiac, .vessels, .neuro
     "vessels",
     "neuro",
     "pacs",

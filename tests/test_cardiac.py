@@ -1,4 +1,4 @@
-"""medlab.cardiac: exact answers on the beating-ellipse cine phantom, plausibility and
+"""medlab.apps.cardiac: exact answers on the beating-ellipse cine phantom, plausibility and
 consistency on the real colour-Doppler echo cine of deid-data (no ground truth there)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from medlab import cardiac, datasets, metrics
+from medlab import datasets, metrics
+from medlab.apps import cardiac
 
 ECHO_SEED = (0, 235, 380)  # (t, y, x): inside the dark cavity near the top of the sector in every frame
 

@@ -1,4 +1,4 @@
-"""medlab.neuro: exact answers on the head-CT phantom and on hand-built volumes, measured floors
+"""medlab.apps.neuro: exact answers on the head-CT phantom and on hand-built volumes, measured floors
 on the MNI152 template (nilearn)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medlab import datasets, metrics, neuro
+from medlab import datasets, metrics
+from medlab.apps import neuro
 
 
 def arr(img):

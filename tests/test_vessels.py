@@ -1,4 +1,4 @@
-"""medlab.vessels on the vessel phantom (known radius profile and stenosis), vesselness against
+"""medlab.apps.vessels on the vessel phantom (known radius profile and stenosis), vesselness against
 scikit-image's Frangi filter, and the phantom itself."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medlab import datasets, metrics, vessels
+from medlab import datasets, metrics
+from medlab.apps import vessels
 
 
 def arr(img):

@@ -1,0 +1,33 @@
+"""Use cases: one clinical task per module, built from the rest of medlab (as MONAI's
+``monai.apps``). Each loads on first use.
+
+=================================== ==========================================================
+:mod:`medlab.apps.cardiac`          echo cines: grey levels under a colour Doppler box, the
+                                    cavity through the cine from one seed, ED/ES and FAC
+:mod:`medlab.apps.vessels`          vesselness, lumen, centreline, diameter profile, stenosis
+:mod:`medlab.apps.neuro`            brain extraction, tissue classes and volumes, simulated
+                                    atrophy, haemorrhage candidates on head CT
+=================================== ==========================================================
+
+Apps may import any ``medlab`` module; no ``medlab`` module below imports an app.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_APPS = ("cardiac", "neuro", "vessels")
+
+__all__ = list(_APPS)
+
+
+def __getattr__(name):
+    if name in _APPS:
+        mod = importlib.import_module(f"medlab.apps.{name}")
+        globals()[name] = mod
+        return mod
+    raise AttributeError(f"module 'medlab.apps' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
