@@ -338,3 +338,56 @@ def test_3d_mr_series_equals_simpleitk_with_exact_dicom_geometry(tmp_path):
     assert image.GetOrigin() == (-83.9063, -91.2, 6.6406)  # the DICOM value itself
     assert image.GetSpacing()[:2] == (0.3125, 0.3125) and image.GetSpacing()[2] == pytest.approx(2.5, abs=1e-12)
     assert image.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def test_files_placed_elsewhere_than_their_headers_say_are_refused(tmp_path, monkeypatch):
+    from medlab.io import _dcm2niix
+
+    _write_series(tmp_path, _positions(3), volumes=2, times=[0, 4])
+    rng = np.random.default_rng(5)
+    for path in sorted(tmp_path.glob("*.dcm")):  # every slice its own content
+        ds = pydicom.dcmread(path)
+        ds.PixelData = rng.integers(0, 1000, (64, 64)).astype(np.int16).tobytes()
+        ds.save_as(path)
+    assert mio.read(tmp_path).GetSize() == (64, 64, 3, 2)
+    load = _dcm2niix._load_part
+
+    def slices_reversed(nii, where):  # a converter that stacks the slices the wrong way round
+        part = load(nii, where)
+        part["array"] = np.ascontiguousarray(part["array"][:, ::-1])
+        return part
+
+    monkeypatch.setattr(_dcm2niix, "_load_part", slices_reversed)
+    with pytest.raises(ImageIOError, match=r"did not put .*s_00_00\.dcm at volume 0, slice 0"):
+        mio.read(tmp_path)
+
+
+def test_dynamic_pet_is_4d_in_bqml_and_suv_with_each_slice_slope(tmp_path):
+    from test_io_meta import SUV_60MIN, _pet_file
+
+    uid, slopes, stored = generate_uid(), (0.5, 0.25, 2.0, 1.0), []
+    for v in range(2):
+        for k in range(2):
+            path = tmp_path / f"p{v}{k}.dcm"
+            stored.append(_pet_file(path, slope=slopes[2 * v + k], z=3.0 * k, uid=uid, acq=f"11{v}000"))
+            ds = pydicom.dcmread(path)  # a dynamic PET's ordering tags
+            ds.InstanceNumber = ds.ImageIndex = 2 * v + k + 1
+            ds.NumberOfTimeSlices, ds.NumberOfSlices = 2, 2
+            ds.FrameReferenceTime, ds.ActualFrameDuration = 60000.0 * v, 60000
+            ds.save_as(path)
+    expected = np.stack([a * s for a, s in zip(stored, slopes)]).reshape(2, 2, 128, 128)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mio.DicomWarning)  # CT_small is GE: dcm2niix misses GE slice timing
+        bqml = mio.read(tmp_path, pet_units="bqml")
+        suv = mio.read(tmp_path)
+    assert bqml.GetSize() == (128, 128, 2, 2) and suv.GetPixelID() == sitk.sitkFloat32
+    np.testing.assert_allclose(sitk.GetArrayFromImage(bqml), expected, rtol=1e-6)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(suv), expected * SUV_60MIN, rtol=1e-5)
+    for path in tmp_path.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.DecayCorrection = "NONE"
+        ds.save_as(path)
+    with pytest.raises(ImageIOError, match="DecayCorrection NONE.*pet_units='bqml'"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", mio.DicomWarning)
+            mio.read(tmp_path)

@@ -31,7 +31,7 @@ from medlab.io._fields import dataset_metadata
 from medlab.io._header import open_dicom
 from medlab.io._scan import FileInfo, SeriesInfo, scan
 from medlab.io._suv import pet_scale
-from medlab.io._volumes import attach
+from medlab.io._volumes import attach, volume_metadata
 
 # Slice positions closer than this along the normal (mm) are the same slice position.
 POSITION_TOL_MM = 0.01
@@ -266,20 +266,33 @@ def _layout(info: SeriesInfo, *, where: str) -> dict:
             "slice_positions": positions[unique]}
 
 
-def _per_volume_times(layout: dict) -> dict:
-    """Acquisition and trigger times of each volume from the headers (volume = k-th file per slice)."""
+def _volume_groups(layout: dict) -> list[list[FileInfo]]:
+    """The files of each volume, slices in order along the normal (volume = k-th file per position)."""
     ordered: list[FileInfo] = layout.get("ordered") or []
     n = layout.get("volumes")
     if not ordered or not n:
-        return {}
+        return []
     if ordered[0].mosaic:
-        groups = [[f] for f in ordered]
-    else:
-        by_position: dict = {}
-        for f in ordered:
-            by_position.setdefault(round(float(np.dot(f.position, np.cross(f.orientation[:3], f.orientation[3:]))) / POSITION_TOL_MM), []).append(f)
-        stacks = [sorted(g, key=lambda f: (f.temporal_position or 0, f.acquisition_time_s or 0.0, f.instance or 0)) for g in by_position.values()]
-        groups = [[stack[v] for stack in stacks] for v in range(n)]
+        return [[f] for f in ordered]
+    if ordered[0].position is None or ordered[0].orientation is None:
+        return []
+    o = np.asarray(ordered[0].orientation, float)
+    normal = np.cross(o[:3], o[3:])
+    by_position: dict = {}
+    for f in ordered:
+        by_position.setdefault(int(round(float(np.dot(f.position, normal)) / POSITION_TOL_MM)), []).append(f)
+    stacks = [
+        sorted(by_position[key], key=lambda f: (f.temporal_position or 0, f.acquisition_time_s or 0.0, f.instance or 0))
+        for key in sorted(by_position)
+    ]
+    return [[stack[v] for stack in stacks] for v in range(n)]
+
+
+def _per_volume_times(layout: dict) -> dict:
+    """Acquisition and trigger times of each volume from the headers (volume = k-th file per slice)."""
+    groups = _volume_groups(layout)
+    if not groups:
+        return {}
     out = {}
     for key, attr in (("acquisition_times_s", "acquisition_time_s"), ("trigger_times_ms", "trigger_time_ms")):
         values = [[getattr(f, attr) for f in g if getattr(f, attr) is not None] for g in groups]
@@ -302,7 +315,8 @@ def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress
         mosaics = [f for f in layout["ordered"] if f.mosaic]
         if mosaics:  # anonymisers strip the CSA header from a whole series: the first file tells
             check_mosaic_header(mosaics[0].path)
-        return _convert(layout, folder)
+        image = _convert(layout, folder)
+        return _pet_units_4d(image, layout, pet_units, folder) if modality == "PT" else image
     if modality == "MR" and _regular(layout):
         # 3D MR through dcm2niix too: one converter for all MR, with its vendor rules (e.g.
         # Philips' precise scaling) and acquisition metadata (slice timing, phase encoding).
@@ -326,6 +340,39 @@ def _convert(layout: dict, folder: str) -> sitk.Image:
     if positions is not None and len(positions) > 2:
         o = np.asarray(layout["orientation"], float)
         warn_if_nonuniform(np.diff(np.sort(positions @ np.cross(o[:3], o[3:]))), folder, stacklevel=5)
+    image = _dcm2niix_convert(layout, folder, first, positions)
+    if positions is not None and not first.mosaic:
+        _spot_check(image, layout, folder)
+    return image
+
+
+def _spot_check(image: sitk.Image, layout: dict, folder: str) -> None:
+    """The first slice of the first volume and the last slice of the last volume must hold
+    the pixels of the files that the headers put there (dcm2niix sorts files by its own rules).
+
+    Compared by correlation, so a vendor scaling (e.g. Philips' precise values) does not matter.
+    """
+    groups = _volume_groups(layout)
+    if not groups:
+        return
+    arr = sitk.GetArrayViewFromImage(image)
+    arr = arr[np.newaxis] if image.GetDimension() == 3 else arr
+    for v, k in ((0, 0), (len(groups) - 1, len(groups[-1]) - 1)):
+        path = groups[v][k].path
+        stored = np.asarray(open_dicom(path).pixel_array, float)
+        mine = np.asarray(arr[v, k], float)
+        if stored.shape != mine.shape or stored.std() == 0 or mine.std() == 0:
+            continue
+        if np.corrcoef(stored.ravel(), mine.ravel())[0, 1] < 0.99:
+            raise ImageIOError(
+                folder,
+                f"dcm2niix did not put {path} at volume {v}, slice {k}, where its position and time "
+                "(ImagePositionPatient, TemporalPositionIdentifier, AcquisitionTime, InstanceNumber) put it; "
+                "the series' ordering is ambiguous, so it is not read",
+            )
+
+
+def _dcm2niix_convert(layout: dict, folder: str, first, positions) -> sitk.Image:
     return _dcm2niix.convert(
         layout["files"],
         folder,
@@ -334,6 +381,26 @@ def _convert(layout: dict, folder: str) -> sitk.Image:
         pixel_spacing=first.pixel_spacing if first is not None else None,
         per_volume=_per_volume_times(layout),
     )
+
+
+def _pet_units_4d(image: sitk.Image, layout: dict, pet_units: str, folder: str) -> sitk.Image:
+    """PET converted by dcm2niix (rescaled stored values, e.g. Bq/mL) in the requested units."""
+    meta = dataset_metadata(open_dicom(layout["files"][0], header_only=True), identifying=True)
+    if pet_units == "suv" and str(meta.get("decay_correction") or "").upper() == "NONE":
+        raise ImageIOError(
+            folder,
+            "multi-volume PET without decay correction (DecayCorrection NONE): SUV would need each "
+            "slice's own decay factor; read it with pet_units='bqml'",
+        )
+    factor = pet_scale(meta, pet_units, folder)
+    if factor is None:
+        return image
+    kept = volume_metadata(image)
+    scaled = sitk.GetImageFromArray(
+        sitk.GetArrayViewFromImage(image).astype(np.float32) * np.float32(factor), isVector=False
+    )
+    scaled.CopyInformation(image)
+    return attach(scaled, kept)
 
 
 def _regular(layout: dict) -> bool:
