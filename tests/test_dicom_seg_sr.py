@@ -193,11 +193,12 @@ def test_seg_and_sr_stored_in_the_pacs_and_read_back(orthanc_ct, ct_case, seg_fi
     sr = write_sr(tmp_path / "sr.dcm", seg=seg_file, source=ibsi_ct_dicom,
                   measurements={1: {"volume_ml": 2.5, "longest_diameter_mm": 31.0}})
     pacs.store([seg_file, sr], progress=False)
-    found = pacs.search_series(study)
-    by_modality = dict(zip(found.Modality, found.SeriesInstanceUID))
-    assert {"CT", "SEG", "SR"} <= set(by_modality)
-    seg_back = pacs.retrieve_series(study, by_modality["SEG"], tmp_path / "seg", progress=False).files[0]
+    seg_series, sr_series = (str(pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID) for p in (seg_file, sr))
+    found = pacs.search_series(study)  # other tests of this session may have stored more SEG/SR series
+    modality_of = dict(zip(found.SeriesInstanceUID, found.Modality))
+    assert (modality_of[series], modality_of[seg_series], modality_of[sr_series]) == ("CT", "SEG", "SR")
+    seg_back = pacs.retrieve_series(study, seg_series, tmp_path / "seg", progress=False).files[0]
     got, _ = read_seg(seg_back, ct)
     assert np.array_equal(sitk.GetArrayFromImage(got), sitk.GetArrayFromImage(labels))
-    sr_back = pacs.retrieve_series(study, by_modality["SR"], tmp_path / "sr", progress=False).files[0]
+    sr_back = pacs.retrieve_series(study, sr_series, tmp_path / "sr", progress=False).files[0]
     assert dict(zip(read_sr(sr_back).name, read_sr(sr_back).value)) == {"volume_ml": 2.5, "longest_diameter_mm": 31.0}
