@@ -112,7 +112,11 @@ def _data(args) -> int:
     if args.action == "list":
         for name in ds.list_datasets():
             info = ds.info(name)
-            print(f"{name:24s} {info.get('modality', '')!s:28s} {info.get('title', '')}")
+            use = ("sample" if info["data_source"] == "sample" else "full")
+            if info["sample_files"]:
+                use += f" ({info['sample_files']} of {info['n_files']} files in the sample)"
+            print(f"{name:22s} {','.join(info['modality']):20s} {use:40s} {info.get('title', '')}")
+        print("(sample: the cases embedded in medlab; a data store or MEDLAB_DATA_SOURCE=full gives the full data)")
         return 0
     if not args.name:
         print(f"medlab data {args.action}: give a data set name (see `medlab data list`)", file=sys.stderr)

@@ -157,3 +157,14 @@ def test_report_data_source_option_reaches_the_kernel(tmp_path, monkeypatch):
     assert res.returncode == 0, res.stderr
     assert 'source = "full"' in res.stdout
 
+
+
+def test_data_list_says_what_each_data_set_uses(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MEDLAB_DATA_STORE", "MEDLAB_DATA_SOURCE")}
+    env["MEDLAB_CACHE_DIR"] = str(tmp_path / "c")
+    res = subprocess.run([sys.executable, "-m", "medlab", "data", "list"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    rows = {ln.split()[0]: ln for ln in res.stdout.splitlines() if ln.strip()}
+    assert "sample (30 of 60 files in the sample)" in rows["sts"]
+    assert " full " in rows["dcm_qa_nih"]
