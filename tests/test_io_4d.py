@@ -391,3 +391,17 @@ def test_dynamic_pet_is_4d_in_bqml_and_suv_with_each_slice_slope(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mio.DicomWarning)
             mio.read(tmp_path)
+
+
+def test_warnings_point_at_the_callers_line(tmp_path):
+    _write_series(tmp_path / "a", [np.array([0, 0, z]) for z in (0.0, 2.0, 4.0, 8.0)], volumes=2, times=[0, 4])
+    # 4D with a missing slice: dcm2niix assumes even spacing; medlab names the gap, then refuses
+    with pytest.warns(mio.DicomWarning, match="not uniformly spaced") as record:
+        with pytest.raises(ImageIOError, match="up to 2 mm from their DICOM positions"):
+            mio.read(tmp_path / "a")
+    assert {w.filename for w in record if "uniformly" in str(w.message)} == {__file__}
+    path = tmp_path / "e.dcm"
+    _enhanced_4d(path)
+    with pytest.warns(mio.DicomWarning, match="dcm2niix") as record:
+        mio.read(path)  # one file through dcm2niix
+    assert {w.filename for w in record} == {__file__}

@@ -212,7 +212,14 @@ def _exact_geometry(part: dict, positions, where: str, orientation, pixel_spacin
 
 
 def convert(
-    files, where: str, *, orientation=None, positions=None, pixel_spacing=None, per_volume: dict | None = None
+    files,
+    where: str,
+    *,
+    orientation=None,
+    positions=None,
+    pixel_spacing=None,
+    per_volume: dict | None = None,
+    stacklevel: int = 4,
 ) -> sitk.Image:
     """Convert the DICOM ``files`` of one series with dcm2niix into a 3D or 4D image.
 
@@ -234,12 +241,14 @@ def convert(
     per_volume : dict, optional
         Per-volume lists computed from the DICOM headers (acquisition times, trigger times),
         kept when their length equals the number of volumes.
+    stacklevel : int
+        For dcm2niix's warnings: frames between here and the user's call, plus one.
     """
     with tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-") as tmp:
         niftis, found = _run(files, where, tmp)
         parts = [_load_part(n, where) for n in niftis]
     for line in found:
-        warnings.warn(f"{where}: dcm2niix: {line}", DicomWarning, stacklevel=4)
+        warnings.warn(f"{where}: dcm2niix: {line}", DicomWarning, stacklevel=stacklevel)
     first = parts[0]
     for part in parts[1:]:
         if not _same_grid(first, part):

@@ -26,7 +26,7 @@ from medlab._image import copy_geometry, to_array
 from medlab.errors import ImageIOError
 from medlab.io import _dcm2niix
 from medlab.io._common import UNIFORM_TOL, DicomWarning, fspath, itk_reason, require_exists, warn_if_nonuniform
-from medlab.io._dicom import check_mosaic_header, read_dicom_file
+from medlab.io._dicom import check_mosaic_header, is_mosaic, read_dicom_file
 from medlab.io._fields import dataset_metadata
 from medlab.io._header import open_dicom
 from medlab.io._scan import FileInfo, SeriesInfo, scan
@@ -306,6 +306,10 @@ def _per_volume_times(layout: dict) -> dict:
 
 def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress=None) -> sitk.Image:
     """Read one DICOM series as a 3D or 4D image (see :func:`medlab.io.read`)."""
+    if series_uid is None:
+        image = _flat_single_series(folder, pet_units)
+        if image is not None:
+            return image
     info = select_series(folder, series_uid=series_uid, progress=progress)
     layout = _layout(info, where=folder)
     if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
@@ -339,7 +343,7 @@ def _convert(layout: dict, folder: str) -> sitk.Image:
     positions = layout.get("slice_positions")
     if positions is not None and len(positions) > 2:
         o = np.asarray(layout["orientation"], float)
-        warn_if_nonuniform(np.diff(np.sort(positions @ np.cross(o[:3], o[3:]))), folder, stacklevel=5)
+        warn_if_nonuniform(np.diff(np.sort(positions @ np.cross(o[:3], o[3:]))), folder, stacklevel=4)
     image = _dcm2niix_convert(layout, folder, first, positions)
     if positions is not None and not first.mosaic:
         _spot_check(image, layout, folder)
@@ -380,6 +384,7 @@ def _dcm2niix_convert(layout: dict, folder: str, first, positions) -> sitk.Image
         positions=layout.get("slice_positions"),
         pixel_spacing=first.pixel_spacing if first is not None else None,
         per_volume=_per_volume_times(layout),
+        stacklevel=6,  # convert < _dcm2niix_convert < _convert < read_series < read < caller
     )
 
 
@@ -417,13 +422,65 @@ def _regular(layout: dict) -> bool:
     return bool(np.abs(steps - mean).max() <= UNIFORM_TOL * abs(mean) + 1e-4 and tilt <= TILT_TOL_DEG)
 
 
-def _read_volume(layout: dict, folder: str, pet_units: str, *, modality: str) -> sitk.Image:
-    files = layout["files"]
+def _flat_single_series(folder: str, pet_units: str) -> sitk.Image | None:
+    """A CT, PET or other non-MR 3D series alone in a flat folder, found and read by GDCM.
+
+    GDCM's C++ scanner is several times faster than parsing every header in Python; the
+    per-slice dictionaries of the read then give the same checks as the full scan. Returns
+    None (the caller scans the folder) whenever anything is not plainly one 3D series: a
+    subfolder, a file outside the series, MR (dcm2niix), a mosaic or multi-frame file,
+    repeated positions (several volumes), several orientations or sizes.
+    """
+    try:
+        with os.scandir(folder) as it:
+            entries = [e for e in it if not e.name.startswith(".")]
+        if any(e.is_dir() for e in entries):
+            return None
+        count = sum(1 for e in entries if e.is_file())
+        if count < 2:
+            return None
+        files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder))
+        if len(files) != count:
+            return None
+        ds = open_dicom(files[0], header_only=True)
+    except (OSError, RuntimeError, ImageIOError):
+        return None
+    modality = str(ds.get("Modality") or "").upper()
+    if modality == "MR" or is_mosaic(ds) or int(ds.get("NumberOfFrames") or 1) > 1:
+        return None
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
-    # Per-slice dictionaries cost nothing measurable and give every slice's rescale values.
     reader.MetaDataDictionaryArrayUpdateOn()
-    img = _execute(reader, folder, files)
+    try:
+        img = _execute(reader, folder, files)
+        positions = np.array([[float(v) for v in _slice_tag(reader, i, "0020|0032").split("\\")] for i in range(count)])
+        cosines = np.array([[float(v) for v in _slice_tag(reader, i, "0020|0037").split("\\")] for i in range(count)])
+    except (ImageIOError, ValueError):
+        return None
+    if positions.shape != (count, 3) or cosines.shape != (count, 6) or img.GetDimension() != 3:
+        return None
+    if np.abs(cosines - cosines[0]).max() > ORIENTATION_TOL or img.GetSize()[2] != count:
+        return None
+    along = positions @ np.cross(cosines[0, :3], cosines[0, 3:])
+    steps = np.diff(along)
+    if np.any(steps <= POSITION_TOL_MM):  # repeated positions or not in order: the full scan decides
+        return None
+    layout = {"files": files, "positions": positions, "orientation": tuple(cosines[0])}
+    return _read_volume(layout, folder, pet_units, modality=modality, done=(reader, img), depth=1)
+
+
+def _read_volume(layout: dict, folder: str, pet_units: str, *, modality: str, done=None, depth: int = 0) -> sitk.Image:
+    """Decode a 3D layout with GDCM (or finish ``done`` = (reader, image)); ``depth``: extra
+    call levels between :func:`medlab.io.read` and here, for warnings to name the caller."""
+    files = layout["files"]
+    if done is None:
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(files)
+        # Per-slice dictionaries cost nothing measurable and give every slice's rescale values.
+        reader.MetaDataDictionaryArrayUpdateOn()
+        img = _execute(reader, folder, files)
+    else:
+        reader, img = done
     if img.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64) and _fractional_rescale(reader, len(files)):
         # Slices have their own RescaleSlope/Intercept (PET always): GDCM picked an integer
         # type from the first slice, which would truncate the others. Read again as float.
@@ -436,13 +493,13 @@ def _read_volume(layout: dict, folder: str, pet_units: str, *, modality: str) ->
             f"read each file on its own: {files[0]}, ...",
         )
     if layout.get("positions") is not None:
-        _set_geometry(img, layout["positions"], layout["orientation"], folder)
+        _set_geometry(img, layout["positions"], layout["orientation"], folder, depth=depth)
     if modality == "PT":
         img = _pet_units(img, files, pet_units, folder)
     return attach(img, {"source": "gdcm"})
 
 
-def _set_geometry(img: sitk.Image, positions: np.ndarray, orientation, folder: str) -> None:
+def _set_geometry(img: sitk.Image, positions: np.ndarray, orientation, folder: str, *, depth: int = 0) -> None:
     """Origin, z spacing and direction from the sorted slice positions (exact, tilt included)."""
     row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
     normal = np.cross(row, col)
@@ -451,7 +508,7 @@ def _set_geometry(img: sitk.Image, positions: np.ndarray, orientation, folder: s
     if n > 1:
         path = positions[-1] - positions[0]
         step = float(np.linalg.norm(path)) / (n - 1)
-        warn_if_nonuniform(np.diff(positions @ normal), folder, stacklevel=5)
+        warn_if_nonuniform(np.diff(positions @ normal), folder, stacklevel=5 + depth)
         third = path / np.linalg.norm(path)
         tilt = float(np.degrees(np.arccos(np.clip(abs(third @ normal), -1.0, 1.0))))
         if tilt > TILT_TOL_DEG:
@@ -463,7 +520,7 @@ def _set_geometry(img: sitk.Image, positions: np.ndarray, orientation, folder: s
                 "direction matrix (third column along the slice positions); resample it onto an orthogonal "
                 "grid (medlab.registration.resample) before filters that assume one",
                 DicomWarning,
-                stacklevel=5,
+                stacklevel=5 + depth,
             )
         else:
             third = normal if third @ normal > 0 else -normal
