@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
+from skimage import exposure as ski_exposure
 
 from medlab._image import as_sitk, check_scalar, copy_geometry, mask_array
 from medlab._options import check_choice, check_int, check_positive, is_int
@@ -329,13 +330,11 @@ def equalize_hist(image, *, nbins: int = 256, mask=None, spacing=None):
     sitk.Image or ndarray of float32
         The cumulative distribution value of each voxel, in ``[0, 1]``.
     """
-    from skimage.exposure import equalize_hist as _eq
-
     nbins = check_int("nbins", nbins, minimum=2)
     img, back = as_sitk(image, spacing=spacing)
     check_scalar(img, "image")
     m = mask_array(mask, image)
-    out = _eq(sitk.GetArrayFromImage(img), nbins=nbins, mask=m)
+    out = ski_exposure.equalize_hist(sitk.GetArrayFromImage(img), nbins=nbins, mask=m)
     return back(copy_geometry(out.astype(np.float32), img))
 
 
@@ -372,8 +371,6 @@ def clahe(
         Values in ``[0, 1]`` (scikit-image stretches its result to that range). A constant
         image gives all zeros.
     """
-    from skimage.exposure import equalize_adapthist
-
     clip_limit = check_positive("clip_limit", clip_limit)
     if clip_limit > 1:
         raise ValueError(f"`clip_limit` must be in (0, 1]; got {clip_limit!r}")
@@ -392,7 +389,7 @@ def clahe(
     lo, hi = float(arr.min()), float(arr.max())
     if hi > lo:
         unit = _window_unit(arr, lo, hi, dtype=np.float64)
-        out = equalize_adapthist(unit, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
+        out = ski_exposure.equalize_adapthist(unit, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
     else:
         out = np.zeros(arr.shape)
     return back(copy_geometry(out.astype(np.float32), img))

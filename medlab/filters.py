@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
+from skimage import restoration as ski_restoration
 
 from medlab._histogram import histogram_threshold
 from medlab._image import as_sitk, check_scalar, copy_geometry, mask_array
@@ -306,8 +307,6 @@ def nl_means(
     -------
     sitk.Image or ndarray of float32
     """
-    from skimage.restoration import denoise_nl_means
-
     patch_size = check_int("patch_size", patch_size, minimum=1)
     img, f, back = _float_image(image, spacing)
     nd = img.GetDimension()
@@ -324,7 +323,7 @@ def nl_means(
             return back(f)  # no noise measured: nothing to remove
     h = check_positive("h", h)
     arr = sitk.GetArrayFromImage(f)
-    out = denoise_nl_means(
+    out = ski_restoration.denoise_nl_means(
         arr,
         patch_size=patch_size,
         patch_distance=patch_distance,
@@ -510,7 +509,7 @@ def sobel(image, *, spacing=None):
     -------
     sitk.Image or ndarray of float32
     """
-    from scipy import ndimage as ndi
+    from scipy import ndimage as ndi  # lazy: scipy.ndimage would more than double the import time
 
     img, f, back = _float_image(image, spacing)
     arr = sitk.GetArrayViewFromImage(f)
@@ -557,7 +556,7 @@ def canny(
     sitk.Image or ndarray of uint8
         1 on edges, 0 elsewhere.
     """
-    from scipy import ndimage as ndi
+    from scipy import ndimage as ndi  # lazy: scipy.ndimage would more than double the import time
 
     sigma = check_positive("sigma_mm", sigma_mm)
     img, f, back = _float_image(image, spacing)

@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from medlab._image import as_sitk, check_scalar
 from medlab._options import check_choice, check_int, check_positive
@@ -171,8 +172,6 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
         ``areas_mm2`` (T,) cavity area per frame; ``seeds_index`` list of the (t, y, x) seed
         used in each frame; ``threshold`` used; ``pixel_spacing_mm`` (dy, dx).
     """
-    from scipy import ndimage
-
     img, back, arr, (dy, dx) = _cine(cine, spacing, vector=False)
     check_scalar(img, "cine")
     T, Y, X = arr.shape

@@ -32,9 +32,12 @@ Examples
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import SimpleITK as sitk
+from scipy import ndimage
 
 from medlab._image import as_sitk, check_scalar, mask_array, spacing_zyx
+from medlab import detection
 from medlab import segmentation as seg
 from medlab._options import check_choice, check_int, check_positive
 
@@ -143,12 +146,12 @@ def tissue_segmentation(image, brain_mask, *, method="gmm", seed=0, max_samples=
     rng = np.random.default_rng(seed)
     fit = x if x.size <= n else rng.choice(x, n, replace=False)
     if method == "gmm":
-        from sklearn.mixture import GaussianMixture
+        from sklearn.mixture import GaussianMixture  # lazy: scikit-learn takes seconds to import
 
         model = GaussianMixture(3, random_state=seed).fit(fit[:, None])
         means = model.means_.ravel()
     else:
-        from sklearn.cluster import KMeans
+        from sklearn.cluster import KMeans  # lazy: scikit-learn takes seconds to import
 
         model = KMeans(3, random_state=seed, n_init=4).fit(fit[:, None])
         means = model.cluster_centers_.ravel()
@@ -190,8 +193,6 @@ def simulate_atrophy(image, region, *, depth_mm, tissue=None, fill_value=None, s
         ``image`` (same kind as ``image``), ``removed`` (uint8 mask of the changed voxels),
         ``volume_ml`` (exact volume of the changed voxels), ``n_voxels``, ``fill_value``.
     """
-    from scipy import ndimage
-
     img, back = as_sitk(image, spacing=spacing)
     check_scalar(img, "image")
     ref = image if not isinstance(image, sitk.Image) else img
@@ -267,8 +268,6 @@ def detect_haemorrhage(ct, *, hu_range=(50.0, 90.0), skull_hu=300.0, inner_margi
         ``attrs['mask']`` holds the label image of the candidates (same kind as ``ct``) and
         ``attrs['intracranial']`` the intracranial mask.
     """
-    from scipy import ndimage
-
     img, back = as_sitk(ct, spacing=spacing, name="ct")
     check_scalar(img, "ct")
     try:
@@ -324,8 +323,6 @@ def detect_haemorrhage(ct, *, hu_range=(50.0, 90.0), skull_hu=300.0, inner_margi
         table["score"] = table["volume_ml"]
         table = table[columns].reset_index(drop=True)
     else:
-        import pandas as pd
-
         table = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
     table.attrs["mask"] = back(lab_img)
     table.attrs["intracranial"] = _like(inside.astype(np.uint8), img, back)
@@ -358,10 +355,6 @@ def match_detections(detections, truth, lesions, *, tolerance_mm=0.0):
         ``volume_error_percent``, ``mean_hu``. ``attrs['false_positives']`` counts the
         detections that hit no lesion.
     """
-    import pandas as pd
-
-    from medlab import detection
-
     img, _ = as_sitk(truth, name="truth")
     arr = sitk.GetArrayFromImage(img)
     wanted = [int(les["label"]) for les in lesions]

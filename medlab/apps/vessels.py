@@ -36,6 +36,8 @@ from collections import deque
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
+from skimage import filters as ski_filters
 
 from medlab._image import as_sitk, check_scalar, mask_array, spacing_zyx
 from medlab._options import check_choice, check_positive
@@ -118,9 +120,7 @@ def vesselness(image, *, sigmas_mm=(1.0, 1.5, 2.0, 3.0), method="sitk", bright=T
                 f"method='skimage' needs an isotropic grid (frangi works in voxels); spacing is "
                 f"{sp} mm (z, y, x). Resample first or use method='sitk'"
             )
-        from skimage.filters import frangi
-
-        out = frangi(sitk.GetArrayViewFromImage(f).astype(np.float64), sigmas=[s / sp[0] for s in sig],
+        out = ski_filters.frangi(sitk.GetArrayViewFromImage(f).astype(np.float64), sigmas=[s / sp[0] for s in sig],
                      alpha=alpha, beta=beta, gamma=gamma, black_ridges=not bright)
     else:
         out = None
@@ -232,7 +232,7 @@ def centreline(mask, *, smooth_mm=1.0, spacing=None) -> dict:
         raise ValueError(f"`mask` must be 3D; got shape {m.shape}")
     s = check_positive("smooth_mm", smooth_mm, allow_zero=True)
     sp = np.array(spacing_zyx(img))
-    from skimage.morphology import skeletonize
+    from skimage.morphology import skeletonize  # lazy: skimage.morphology takes about a second
 
     skel = skeletonize(m)
     coords = np.argwhere(skel)
@@ -248,10 +248,8 @@ def centreline(mask, *, smooth_mm=1.0, spacing=None) -> dict:
     pts = coords[path].astype(np.float64)
     steps = np.linalg.norm(np.diff(pts, axis=0) * sp, axis=1)
     if s > 0 and len(pts) > 3:
-        from scipy.ndimage import gaussian_filter1d
-
         sigma_pts = s / max(float(np.mean(steps)), 1e-9)
-        pts = gaussian_filter1d(pts, sigma_pts, axis=0, mode="nearest")
+        pts = ndimage.gaussian_filter1d(pts, sigma_pts, axis=0, mode="nearest")
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0) * sp, axis=1))])
     pts_mm = np.array([img.TransformContinuousIndexToPhysicalPoint(tuple(p[::-1])) for p in pts])
     return {"points_index": pts, "points_mm": pts_mm, "arc_length_mm": arc,
@@ -303,8 +301,6 @@ def diameter_profile(mask, line: dict, *, method="area", trim_mm=None, step_mm=N
     if np.any(pts < -0.5) or np.any(pts > np.array(m.shape) - 0.5):
         raise ValueError(f"`line` points lie outside `mask` (shape {m.shape}): another grid?")
     arc = np.asarray(line["arc_length_mm"], dtype=np.float64)
-    from scipy import ndimage
-
     edt = ndimage.distance_transform_edt(m, sampling=sp)
     r_in = ndimage.map_coordinates(edt, pts.T, order=1)
     trim = float(r_in.max()) if trim_mm is None else check_positive("trim_mm", trim_mm, allow_zero=True)

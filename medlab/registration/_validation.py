@@ -126,7 +126,7 @@ def random_deformation(reference: sitk.Image, *, max_displacement_mm: float = 4.
         Fixed -> moving on ``reference``'s grid (linear interpolation in between, zero
         displacement outside). Seeded.
     """
-    from scipy import ndimage as ndi
+    from scipy import ndimage as ndi  # lazy: scipy.ndimage would double the import time
 
     if not isinstance(reference, sitk.Image):
         raise TypeError(f"`reference` must be a SimpleITK.Image; got {type(reference).__name__}")
@@ -189,7 +189,7 @@ def registration_scores(transform: sitk.Transform, truth: sitk.Transform, *, tar
     if (fixed_mask is None) != (moving_mask is None):
         raise ValueError("give both `fixed_mask` and `moving_mask` for Dice, or neither")
     if fixed_mask is not None:
-        from medlab.metrics import dice
+        from medlab.metrics import dice  # lazy: medlab.metrics loads scipy and pandas
 
         for key, t in (("dice", transform), ("dice_start", identity), ("dice_truth", truth)):
             out[key] = dice(resample_labels(moving_mask, fixed_mask, t), fixed_mask)

@@ -29,6 +29,7 @@ from ._common import (
     seeds_to_sitk,
     view,
 )
+from ._morphology import closing, fill_holes
 
 __all__ = [
     "canny",
@@ -127,8 +128,6 @@ def canny_regions(image, *, sigma_mm=1.0, low=None, high=None, closing_mm=None, 
     -------
     sitk.Image or ndarray of uint8
     """
-    from ._morphology import closing, fill_holes
-
     img, back = scalar_image(image, spacing)
     edges = canny(img, sigma_mm=sigma_mm, low=low, high=high)
     if closing_mm is not None:

@@ -48,7 +48,7 @@ def _boundary_2d(m: np.ndarray) -> np.ndarray:
 
 def _farthest_pair(points_mm: np.ndarray) -> tuple[float, int, int]:
     """Largest distance among ``points_mm`` (n, 2) and the indexes of that pair."""
-    from scipy.spatial import ConvexHull, QhullError
+    from scipy.spatial import ConvexHull, QhullError  # lazy: scipy.spatial is slow to import
 
     candidates = np.arange(len(points_mm))
     if len(points_mm) > 3:

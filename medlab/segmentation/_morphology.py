@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage as ndi
 
 from medlab._image import copy_geometry
 from medlab._options import check_choice, check_int, check_positive
@@ -21,6 +22,7 @@ from ._common import (
     scalar_image,
     seeds_to_sitk,
 )
+from ._region import _FACE, _FULL
 
 _KERNELS = {"ball": sitk.sitkBall, "box": sitk.sitkBox, "cross": sitk.sitkCross}
 
@@ -119,8 +121,6 @@ def fill_holes(mask, *, slice_wise=False, axis=0, spacing=None):
     axis = check_int("axis", axis, minimum=0)
     if axis > 2:
         raise ValueError(f"`axis` must be 0 (z), 1 (y) or 2 (x); got {axis!r}")
-    from scipy import ndimage as ndi
-
     arr = sitk.GetArrayFromImage(img).astype(bool)
     moved = np.moveaxis(arr, axis, 0)
     for k in range(moved.shape[0]):
@@ -198,8 +198,6 @@ def component_at(mask, *, seeds_index=None, seeds_mm=None, connectivity="face", 
     -------
     sitk.Image or ndarray of uint8
     """
-    from ._region import _FACE, _FULL
-
     conn = _FULL if check_connectivity(connectivity) else _FACE
     img, back = binary_image(mask, spacing)
     seeds = seeds_to_sitk(img, seeds_index, seeds_mm)
@@ -287,7 +285,7 @@ def label_statistics(labels, image=None, *, spacing=None):
         - with ``image``: ``mean``, ``std`` (sample standard deviation, n - 1), ``min``,
           ``max``, in image intensity units.
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas would about double the import time of medlab.segmentation
 
     if isinstance(labels, sitk.Image) or image is None or not isinstance(image, sitk.Image):
         lab, _ = scalar_image(labels, spacing, "labels")

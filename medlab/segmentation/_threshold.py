@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
+from skimage import filters as ski_filters
 
 from medlab._histogram import AUTO_METHODS, histogram_threshold
 from medlab._image import copy_geometry, mask_array
@@ -169,13 +170,11 @@ def multi_otsu(image, classes=3, *, mask=None, nbins=256, return_thresholds=Fals
     thresholds : list of float
         Only with ``return_thresholds=True``.
     """
-    from skimage.filters import threshold_multiotsu
-
     classes = check_int("classes", classes, minimum=2)
     nbins = check_int("nbins", nbins, minimum=2)
     img, back = scalar_image(image, spacing)
     arr, m, vals = _values(img, mask, image)
-    th = threshold_multiotsu(vals, classes=classes, nbins=nbins)
+    th = ski_filters.threshold_multiotsu(vals, classes=classes, nbins=nbins)
     lab = (np.digitize(arr, th) + 1).astype(np.uint8)
     if m is not None:
         lab[~m] = 0
