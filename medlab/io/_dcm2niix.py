@@ -67,12 +67,16 @@ def _link(files, folder: str) -> None:
             shutil.copyfile(path, target)
 
 
-def _run(files, where: str, tmp: str) -> tuple[list[str], list[str]]:
-    """Run dcm2niix on ``files``; return (output .nii paths, warning lines)."""
+def _run(files, where: str, tmp: str, folder: str | None) -> tuple[list[str], list[str]]:
+    """Run dcm2niix on ``files`` (or on ``folder``, which holds them and no other DICOM file);
+    return (output .nii paths, warning lines)."""
     src, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
-    os.mkdir(src)
     os.mkdir(out)
-    _link(files, src)
+    if folder is None:
+        os.mkdir(src)
+        _link(files, src)
+    else:  # no links to make and remove (unlinking is not free on every file system)
+        src = folder
     cmd = [binary(), "-g", "i", "-b", "y", "-ba", "n", "-z", "n", "-w", "1", "-d", "0", "-f", "%s_%j", "-o", out, src]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600, check=False)
@@ -220,6 +224,7 @@ def convert(
     pixel_spacing=None,
     per_volume: dict | None = None,
     stacklevel: int = 4,
+    folder: str | None = None,
 ) -> sitk.Image:
     """Convert the DICOM ``files`` of one series with dcm2niix into a 3D or 4D image.
 
@@ -243,9 +248,12 @@ def convert(
         kept when their length equals the number of volumes.
     stacklevel : int
         For dcm2niix's warnings: frames between here and the user's call, plus one.
+    folder : str, optional
+        A folder whose DICOM files are exactly ``files`` (no subfolders): dcm2niix reads it
+        directly instead of links to the files.
     """
     with tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-") as tmp:
-        niftis, found = _run(files, where, tmp)
+        niftis, found = _run(files, where, tmp, folder)
         parts = [_load_part(n, where) for n in niftis]
     for line in found:
         warnings.warn(f"{where}: dcm2niix: {line}", DicomWarning, stacklevel=stacklevel)

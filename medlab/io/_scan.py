@@ -81,6 +81,9 @@ class SeriesInfo:
     series_number: str | None = None
     series_description: str | None = None
     files: list = field(default_factory=list)
+    # True when these files are every DICOM file directly in the scanned folder (and nothing
+    # is in subfolders): a converter may then be given the folder itself.
+    whole_folder: bool = False
 
     def folders(self) -> list[str]:
         return sorted({os.path.dirname(f.path) for f in self.files})
@@ -190,12 +193,14 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
     update, close = _progress_bar(len(paths), progress)
     series: dict[str, SeriesInfo] = {}
     cache: dict = {}
+    dicom_files = 0
     try:
         for done, path in enumerate(paths, 1):
             if done % 100 == 0 and update(done) is False:
                 raise InterruptedError(f"listing {folder} stopped after {done} files")
             if not is_dicom_file(path):
                 continue
+            dicom_files += 1
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_TAGS), force=True)
                 media = ds.file_meta.get("MediaStorageSOPClassUID") if hasattr(ds, "file_meta") else None
@@ -254,4 +259,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
         update(len(paths))
     finally:
         close()
-    return list(series.values()), len(paths)
+    found = list(series.values())
+    if len(found) == 1 and len(found[0].files) == dicom_files:
+        found[0].whole_folder = all(os.path.dirname(f.path) == folder.rstrip(os.sep) for f in found[0].files)
+    return found, len(paths)

@@ -28,7 +28,7 @@ from medlab.io import _dcm2niix
 from medlab.io._common import UNIFORM_TOL, DicomWarning, fspath, itk_reason, require_exists, warn_if_nonuniform
 from medlab.io._dicom import check_mosaic_header, is_mosaic, read_dicom_file
 from medlab.io._fields import dataset_metadata
-from medlab.io._header import open_dicom
+from medlab.io._header import is_dicom_file, open_dicom
 from medlab.io._scan import FileInfo, SeriesInfo, scan
 from medlab.io._suv import pet_scale
 from medlab.io._volumes import attach, volume_metadata
@@ -312,6 +312,7 @@ def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress
             return image
     info = select_series(folder, series_uid=series_uid, progress=progress)
     layout = _layout(info, where=folder)
+    layout["whole_folder"] = info.whole_folder and len(layout["files"]) == len(info.files)
     if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
         return read_dicom_file(layout["files"][0], pet_units=pet_units)
     modality = (info.modality or "").upper()
@@ -385,6 +386,7 @@ def _dcm2niix_convert(layout: dict, folder: str, first, positions) -> sitk.Image
         pixel_spacing=first.pixel_spacing if first is not None else None,
         per_volume=_per_volume_times(layout),
         stacklevel=6,  # convert < _dcm2niix_convert < _convert < read_series < read < caller
+        folder=folder if layout.get("whole_folder") else None,
     )
 
 
@@ -422,6 +424,16 @@ def _regular(layout: dict) -> bool:
     return bool(np.abs(steps - mean).max() <= UNIFORM_TOL * abs(mean) + 1e-4 and tilt <= TILT_TOL_DEG)
 
 
+def _peek_modality(path: str) -> str:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"], force=True)
+        return str(ds.get("Modality") or "").strip().upper()
+    except Exception:  # noqa: BLE001 - the full scan reports unreadable files
+        return ""
+
+
 def _flat_single_series(folder: str, pet_units: str) -> sitk.Image | None:
     """A CT, PET or other non-MR 3D series alone in a flat folder, found and read by GDCM.
 
@@ -438,6 +450,9 @@ def _flat_single_series(folder: str, pet_units: str) -> sitk.Image | None:
             return None
         count = sum(1 for e in entries if e.is_file())
         if count < 2:
+            return None
+        probe = next((e.path for e in entries if e.is_file() and is_dicom_file(e.path)), None)
+        if probe is None or _peek_modality(probe) == "MR":  # MR goes to dcm2niix: no GDCM scan
             return None
         files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder))
         if len(files) != count:
