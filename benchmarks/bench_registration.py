@@ -261,7 +261,7 @@ def _check_composition():
     t1, brain = d["template"], d["brain_mask"]
     field = sitk.DisplacementFieldTransform(
         random_deformation(t1, max_displacement_mm=MAX_DISPLACEMENT_MM, seed=0)).GetDisplacementField()
-    aff = random_affine(center_mm=(0.0, 0.0, 20.0), seed=3)
+    aff = random_affine(centre_mm=(0.0, 0.0, 20.0), seed=3)
     tmp = Path(tempfile.mkdtemp(prefix="medlab_bench_"))
     try:
         fwd = [str(tmp / "1Warp.nii.gz"), str(tmp / "0GenericAffine.mat")]
@@ -292,9 +292,9 @@ def truth_for(kind, case_index, centre):
 
     seed = SEED_BASE[kind] + case_index
     if kind == "rigid":
-        return random_rigid(max_angle_deg=10.0, max_translation_mm=15.0, center_mm=centre, seed=seed), seed
+        return random_rigid(max_angle_deg=10.0, max_translation_mm=15.0, centre_mm=centre, seed=seed), seed
     return random_affine(max_angle_deg=10.0, max_translation_mm=15.0, max_scale=0.05, max_shear=0.05,
-                         center_mm=centre, seed=seed), seed
+                         centre_mm=centre, seed=seed), seed
 
 
 def _attempt(func):

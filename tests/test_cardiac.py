@@ -108,7 +108,7 @@ def test_echo_grey(echo):
     assert 0.01 < c.mean() < 0.1  # the colour box: measured 4.1 % of the pixels
     assert np.all(g[c] == 0)
     assert np.allclose(g[~c], rgb[~c].mean(axis=-1))
-    lum, _ = cardiac.echo_grey(cine, colour="luminance")
+    lum, _ = cardiac.echo_grey(cine, color="luminance")
     assert arr(lum)[c].mean() > 20
 
 

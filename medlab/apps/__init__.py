@@ -2,7 +2,7 @@
 ``monai.apps``). Each loads on first use.
 
 =================================== ==========================================================
-:mod:`medlab.apps.cardiac`          echo cines: grey levels under a colour Doppler box, the
+:mod:`medlab.apps.cardiac`          echo cines: grey levels under a color Doppler box, the
                                     cavity through the cine from one seed, ED/ES and FAC
 :mod:`medlab.apps.vessels`          vesselness, lumen, centreline, diameter profile, stenosis
 :mod:`medlab.apps.neuro`            brain extraction, tissue classes and volumes, simulated

@@ -1,4 +1,4 @@
-"""Echocardiography cines: grey conversion of colour-Doppler frames, cavity (blood pool)
+"""Echocardiography cines: grey conversion of color-Doppler frames, cavity (blood pool)
 segmentation per frame with temporal consistency, area-time curve, end-diastole/end-systole
 and fractional area change.
 
@@ -7,7 +7,7 @@ A cine is a 3D image whose z axis is time (one frame per z index): a ``SimpleITK
 Seeds are in-plane numpy indexes ``(y, x)``.
 
 =============================== ==============================================================
-:func:`echo_grey`               RGB cine -> grey cine; colour-Doppler pixels (flowing blood)
+:func:`echo_grey`               RGB cine -> grey cine; color-Doppler pixels (flowing blood)
                                 set to 0 (blood) or kept as luminance
 :func:`segment_cavity`          per-frame threshold level set from a seed; each frame starts
                                 from the previous frame's cavity and may grow at most
@@ -57,16 +57,16 @@ def _cine(cine, spacing, *, vector):
     return img, back, sitk.GetArrayFromImage(img), tuple(img.GetSpacing()[1::-1])
 
 
-def echo_grey(cine, *, colour="blood", chroma_threshold=40.0, spacing=None):
-    """Grey-level cine from an RGB (colour-Doppler) echo cine.
+def echo_grey(cine, *, color="blood", chroma_threshold=40.0, spacing=None):
+    """Grey-level cine from an RGB (color-Doppler) echo cine.
 
     Parameters
     ----------
     cine : sitk.Image or (T, Y, X, 3) ndarray
         RGB cine (frames along z); a scalar cine is returned as float32 unchanged.
-    colour : {'blood', 'luminance'}
-        What to do with colour pixels (``max(R, G, B) - min(R, G, B) > chroma_threshold``):
-        colour Doppler shows flowing blood, so 'blood' sets them to 0 (the grey level of the
+    color : {'blood', 'luminance'}
+        What to do with color pixels (``max(R, G, B) - min(R, G, B) > chroma_threshold``):
+        color Doppler shows flowing blood, so 'blood' sets them to 0 (the grey level of the
         blood pool); 'luminance' keeps their mean of R, G, B.
     chroma_threshold : float
         Grey pixels have R = G = B; JPEG compression leaves small differences.
@@ -76,11 +76,11 @@ def echo_grey(cine, *, colour="blood", chroma_threshold=40.0, spacing=None):
     Returns
     -------
     grey : sitk.Image or ndarray of float32
-        Mean of R, G, B (0-255), colour pixels per ``colour``.
-    colour_mask : sitk.Image or ndarray of uint8
-        1 where a pixel is coloured.
+        Mean of R, G, B (0-255), color pixels per ``color``.
+    color_mask : sitk.Image or ndarray of uint8
+        1 where a pixel is colored.
     """
-    check_choice("colour", colour, ("blood", "luminance"))
+    check_choice("color", color, ("blood", "luminance"))
     chroma = check_positive("chroma_threshold", chroma_threshold, allow_zero=True)
     img, back, arr, _ = _cine(cine, spacing, vector=True)
     if arr.ndim == 3:
@@ -90,7 +90,7 @@ def echo_grey(cine, *, colour="blood", chroma_threshold=40.0, spacing=None):
         a = arr.astype(np.float32)
         col = (a.max(axis=-1) - a.min(axis=-1)) > chroma
         grey = a.mean(axis=-1)
-        if colour == "blood":
+        if color == "blood":
             grey[col] = 0.0
         col = col.astype(np.uint8)
     out = []

@@ -218,7 +218,22 @@ def simulate_atrophy(image, region, *, depth_mm, tissue=None, fill_value=None, s
 
 
 def tissue_volumes(labels, *, names=None, spacing=None) -> dict:
-    """Volume (mL) of each nonzero label, keyed by name (``TISSUE_NAMES`` by default)."""
+    """Volume (mL) of each nonzero label, keyed by name (``TISSUE_NAMES`` by default).
+
+    Parameters
+    ----------
+    labels : sitk.Image or ndarray of int
+        A label image (e.g. from :func:`tissue_segmentation`).
+    names : dict of int to str, optional
+        Label value -> name (default ``TISSUE_NAMES``: 1 'csf', 2 'gm', 3 'wm').
+    spacing : float or sequence of float, optional
+        Voxel size in mm, array axis order, for numpy input.
+
+    Returns
+    -------
+    dict of str to float
+        mL per name (0.0 for a label with no voxel).
+    """
     img, _ = as_sitk(labels, spacing=spacing, name="labels")
     arr = sitk.GetArrayViewFromImage(img)
     vox = float(np.prod(img.GetSpacing())) / 1000.0

@@ -53,6 +53,13 @@ def _map(transform: sitk.Transform, points: np.ndarray) -> np.ndarray:
 def displacement_field(transform: sitk.Transform, reference) -> np.ndarray:
     """``transform(x) - x`` at every voxel ``x`` of ``reference``'s grid.
 
+    Parameters
+    ----------
+    transform : sitk.Transform
+        Any transform of the reference's dimension (fixed -> moving for a registration).
+    reference : sitk.Image or ndarray
+        The grid (origin, spacing, direction, size); a numpy array gives a unit grid.
+
     Returns
     -------
     ndarray of float64, shape ``reference``'s array shape + (dim,)

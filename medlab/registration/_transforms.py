@@ -31,6 +31,21 @@ def as_affine(transform: sitk.Transform) -> sitk.AffineTransform:
 
     The matrix and offset are read off the images of the origin and the unit vectors, so any
     linear ITK transform converts, whatever its parameterisation.
+
+    Parameters
+    ----------
+    transform : sitk.Transform
+        A linear transform (``IsLinear()``), 2D or 3D.
+
+    Returns
+    -------
+    sitk.AffineTransform
+        Centre at the origin; the same mapping of physical points (x, y[, z], mm).
+
+    Raises
+    ------
+    ValueError
+        If ``transform`` is not linear.
     """
     _check(transform, "transform")
     if not transform.IsLinear():
@@ -57,6 +72,11 @@ def compose(*transforms: sitk.Transform) -> sitk.Transform:
 
     Linear transforms are flattened into one ``sitk.AffineTransform``; otherwise the result is
     a ``sitk.CompositeTransform`` (applied last-to-first, as ITK does). Inputs are not modified.
+
+    Parameters
+    ----------
+    *transforms : sitk.Transform
+        One or more transforms of one dimension, outermost first.
 
     Examples
     --------
@@ -148,6 +168,20 @@ def read_transform(path) -> sitk.Transform:
 
     A file holding a single transform comes back as that transform's class (a rigid
     transform as ``sitk.Euler3DTransform``); several as a ``sitk.CompositeTransform``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (``.tfm``, ``.txt``, ``.h5``, ``.mat``).
+
+    Returns
+    -------
+    sitk.Transform
+
+    Raises
+    ------
+    ImageIOError
+        The file is missing or not a readable ITK transform file.
     """
     p = Path(os.fspath(path))
     if not p.is_file():
