@@ -149,6 +149,29 @@ def _value(ds, keyword: str, cache: dict | None = None):
     return cache[key]
 
 
+_LAST_TAG = 0x00280030  # PixelSpacing: the last of _TAGS in file order
+_TAG_LIST: list = []
+
+
+def _stop(tag, vr, length) -> bool:
+    return tag > _LAST_TAG
+
+
+def _read_header(path: str):
+    """The header up to PixelSpacing (0028,0030), keeping only ``_TAGS``.
+
+    Parsing stops there, before the private groups that follow (GE 0043, Siemens' CSA 0029)
+    and the pixel data; every value the scan needs lies before it.
+    """
+    from pydicom.filereader import read_partial
+    from pydicom.tag import Tag
+
+    if not _TAG_LIST:
+        _TAG_LIST.extend(Tag(k) for k in _TAGS)
+    with open(path, "rb") as fh:
+        return read_partial(fh, stop_when=_stop, specific_tags=_TAG_LIST, force=True)
+
+
 def _walk(folder: str):
     """Every regular file under ``folder`` (recursively, hidden entries skipped), sorted."""
     for root, dirs, files in os.walk(folder):
@@ -202,7 +225,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                 continue
             dicom_files += 1
             try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_TAGS), force=True)
+                ds = _read_header(path)
                 media = ds.file_meta.get("MediaStorageSOPClassUID") if hasattr(ds, "file_meta") else None
                 if str(media or _value(ds, "SOPClassUID", cache) or "") == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
                     continue
