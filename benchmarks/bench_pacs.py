@@ -10,7 +10,8 @@ DICOMweb with 1 worker and an empty folder uses one streamed series request; wit
 one request per instance, 2 at a time. ``dicomweb_per_instance_1_worker`` forces the
 per-instance path with 1 worker (one instance already in the folder, as a resumed retrieval
 sees it), so the 1 vs 2 worker comparison is like for like. DIMSE: 1 worker is one C-GET of
-the series; 2 workers are 2 associations, each a C-GET of half the instances by UID list.
+the series; 2 workers are 2 associations, each a C-GET of half the instances by UID list;
+``dimse_move_1_worker``: one C-MOVE of the series to this client's own storage listener.
 Target (issue): report the numbers."""
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def bench_pacs_retrieval_1_vs_2_workers():
     try:
         files, study, series = _series(Path(tempfile.mkdtemp(dir=work)))
         server.upload(files)
-        web, dimse = server.dicomweb(), server.dimse()
+        web, dimse, dimse_move = server.dicomweb(), server.dimse(), server.dimse(move_port=True)
         first_uid = str(__import__("pydicom").dcmread(files[0], stop_before_pixels=True).SOPInstanceUID)
         seed = files[0].read_bytes()
 
@@ -81,6 +82,7 @@ def bench_pacs_retrieval_1_vs_2_workers():
             "dicomweb_per_instance_2_workers": (web, 2, False),
             "dimse_1_worker": (dimse, 1, False),
             "dimse_2_workers": (dimse, 2, False),
+            "dimse_move_1_worker": (dimse_move, 1, False),
         }
         for c in configs.values():  # warm-up: imports, Orthanc's caches
             run(*c)

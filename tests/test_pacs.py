@@ -27,9 +27,11 @@ def _dimse(server, **kw):
     return DimseClient(server.host, server.dicom_port, called_aet=server.aet, calling_aet=server.client_aet, **kw)
 
 
-@pytest.fixture(params=["dicomweb", "dimse"])
+@pytest.fixture(params=["dicomweb", "dimse", "dimse-move"])
 def client(request, orthanc_ct):
     server = orthanc_ct[0]
+    if request.param == "dimse-move":
+        return server.dimse(move_port=True)
     return _web(server) if request.param == "dicomweb" else _dimse(server)
 
 
@@ -219,7 +221,7 @@ def test_server_that_does_not_answer_is_a_timeout(tmp_path):
         port = silent.getsockname()[1]
         with pytest.raises(PacsError, match=r"no answer within 0.5 s"):
             DicomWebClient(f"http://127.0.0.1:{port}/dicom-web", timeout_s=0.5, retries=0).echo()
-        with pytest.raises(PacsError, match="aborted or timed out"):
+        with pytest.raises(PacsError, match="did not answer within 0.5 s"):
             DimseClient("127.0.0.1", port, timeout_s=0.5).echo()
 
 

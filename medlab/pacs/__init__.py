@@ -7,7 +7,7 @@ Two transports with the same methods (``echo``, ``search``/``search_patients``/
 =============================== ==============================================================
 :class:`DicomWebClient`         DICOMweb: QIDO-RS, WADO-RS, STOW-RS; basic or bearer-token
                                 authentication, TLS (``https://``), retries with back-off
-:class:`DimseClient`            DIMSE: C-ECHO, C-FIND, C-GET, C-STORE (pynetdicom)
+:class:`DimseClient`            DIMSE: C-ECHO, C-FIND, C-GET or C-MOVE, C-STORE (pynetdicom)
 :class:`Retrieval`              what a series retrieval wrote (files, counts, bytes, seconds)
 :class:`PacsError`              a failed request: server, reason, what was already retrieved
 :func:`local_orthanc`           a throw-away Orthanc on 127.0.0.1 (teaching, notebooks, tests)

@@ -15,6 +15,43 @@ _LEVEL = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "instance"
 _UIDS_PER_GET = 200  # SOPInstanceUIDs per C-GET identifier (UID list matching)
 
 
+def _syntaxes() -> list:
+    """Transfer syntaxes this client accepts for received instances (stored as sent)."""
+    from pydicom import uid
+
+    return [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian,
+            uid.ExplicitVRBigEndian, uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLosslessSV1,
+            uid.JPEGLSLossless, uid.JPEG2000Lossless, uid.JPEG2000, uid.RLELossless]
+
+
+class _Sink:
+    """C-STORE handler (C-GET sub-operations or a C-MOVE destination): each instance is
+    written atomically as ``<SOPInstanceUID>.dcm``; failures are kept for one error later."""
+
+    def __init__(self, folder, result, bar):
+        self.folder, self.result, self.bar = folder, result, bar
+        self.lock = threading.Lock()
+        self.errors: list[str] = []
+
+    def __call__(self, event):
+        uid = str(event.request.AffectedSOPInstanceUID)
+        try:
+            if not c.is_uid(uid):
+                raise ValueError("invalid SOPInstanceUID")
+            path = c.instance_path(self.folder, uid)
+            if not path.exists():
+                data = event.encoded_dataset()
+                write_bytes(path, data)
+                with self.lock:
+                    self.result.retrieved += 1
+                    self.result.bytes += len(data)
+            self.bar.update(1)
+        except Exception as exc:  # reported after the association; the PACS sees a failure
+            self.errors.append(f"{uid}: {exc}")
+            return 0xA700
+        return 0x0000
+
+
 def _quiet_logs() -> None:
     """pynetdicom logs each association at INFO/ERROR; our errors say what failed."""
     import logging
@@ -43,10 +80,18 @@ class DimseClient:
         Seconds to wait for the connection and for each answer.
     tls : ssl.SSLContext, optional
         DICOM over TLS, when the PACS offers it.
+    move_port : int, optional
+        Retrieve with C-MOVE instead of C-GET (many PACS offer only C-MOVE): for the time of
+        a retrieval this client listens on ``move_port`` for the instances, which the PACS
+        sends to ``calling_aet`` (it must know that AE title with this host and port). Only
+        the PACS (``called_aet``) may connect.
+    move_bind : str
+        Address the C-MOVE listener binds to (default all interfaces; '127.0.0.1' when the
+        PACS runs on this machine).
     """
 
     def __init__(self, host: str, port: int, *, called_aet: str = "ANY-SCP", calling_aet: str = "MEDLAB",
-                 timeout_s: float = 30.0, tls=None):
+                 timeout_s: float = 30.0, tls=None, move_port: int | None = None, move_bind: str = "0.0.0.0"):
         from medlab._options import check_int, check_positive, require
 
         require("pynetdicom", extra="pacs", purpose="medlab.pacs (DIMSE)")
@@ -58,6 +103,8 @@ class DimseClient:
         self.called_aet, self.calling_aet = called_aet, calling_aet
         self.timeout_s = check_positive("timeout_s", timeout_s)
         self.tls = tls
+        self.move_port = None if move_port is None else check_int("move_port", move_port, minimum=1)
+        self.move_bind = str(move_bind)
         self.server = f"{called_aet}@{self.host}:{self.port}"
         _quiet_logs()
 
@@ -79,14 +126,19 @@ class DimseClient:
             setattr(ae, t, self.timeout_s)
         ae.maximum_pdu_size = 0
         kwargs = {"tls_args": (self.tls, self.host)} if self.tls is not None else {}
+        t0 = time.monotonic()
         assoc = ae.associate(self.host, self.port, contexts=contexts, ae_title=self.called_aet,
                              ext_neg=ext_neg, evt_handlers=handlers or [], **kwargs)
+        timed_out = time.monotonic() - t0 >= 0.9 * self.timeout_s  # pynetdicom aborts on its timeout too
         if not assoc.is_established:
+            who = (f"calling AE title {self.calling_aet!r} from this host, or its AE title is not "
+                   f"{self.called_aet!r}")
             if assoc.is_rejected:
-                why = (f"association rejected: the PACS does not accept calling AE title {self.calling_aet!r} "
-                       f"from this host, or its AE title is not {self.called_aet!r}")
-            else:
-                why = "association failed (aborted or timed out)"
+                why = f"association rejected: the PACS does not accept {who}"
+            elif timed_out:
+                why = f"no association: the PACS did not answer within {self.timeout_s:g} s (timeout_s)"
+            else:  # some PACS close the connection right after their rejection
+                why = f"association aborted by the PACS (it may not accept {who})"
             raise PacsError(self.server, why)
         return assoc
 
@@ -216,91 +268,97 @@ class DimseClient:
         return result
 
     def _transfer(self, study_uid, series_uid, todo, classes, folder, workers, progress, result, uids) -> None:
-        """C-GET of the series (``todo`` None) or of the listed instances, ``workers`` associations."""
-        bar = c.progress_bar(len(todo) if todo else len(uids), "C-GET", progress)
-        lock = threading.Lock()
+        """C-GET (or C-MOVE) of the series (``todo`` None) or of the listed instances,
+        ``workers`` associations."""
+        bar = c.progress_bar(len(todo) if todo else len(uids), "C-MOVE" if self.move_port else "C-GET", progress)
+        sink = _Sink(folder, result, bar)
+        listener = self._listen(classes, sink) if self.move_port else None
+        fetch = self._move if self.move_port else self._get
         try:
             shares = [None] if todo is None else [todo[i::workers] for i in range(workers) if todo[i::workers]]
-            args = [(study_uid, series_uid, share, classes, folder, result, bar, lock) for share in shares]
             if len(shares) == 1:
-                self._get(*args[0])
+                fetch(study_uid, series_uid, shares[0], classes, sink)
             else:
                 with ThreadPoolExecutor(len(shares), thread_name_prefix="medlab-cget") as pool:
-                    for f in [pool.submit(self._get, *a) for a in args]:
+                    for f in [pool.submit(fetch, study_uid, series_uid, sh, classes, sink) for sh in shares]:
                         f.result()
+            if sink.errors:
+                raise PacsError(self.server, f"could not write {len(sink.errors)} received instance(s): {sink.errors[0]}")
         except PacsError as exc:
             done = sorted(c.instance_path(folder, u) for u in uids if c.instance_path(folder, u).exists())
             raise PacsError(exc.server, exc.reason, retrieved=done,
                             missing=[u for u in uids if not c.instance_path(folder, u).exists()]) from None
         finally:
+            if listener is not None:
+                listener.shutdown()
             bar.close()
 
-    def _get(self, study_uid, series_uid, sop_uids, classes, folder, result, bar, lock) -> None:
+    @staticmethod
+    def _identifiers(study_uid, series_uid, sop_uids):
         import pydicom
-        from pydicom.uid import (
-            DeflatedExplicitVRLittleEndian,
-            ExplicitVRBigEndian,
-            ExplicitVRLittleEndian,
-            ImplicitVRLittleEndian,
-            JPEG2000,
-            JPEG2000Lossless,
-            JPEGBaseline8Bit,
-            JPEGExtended12Bit,
-            JPEGLosslessSV1,
-            JPEGLSLossless,
-            RLELossless,
-        )
+
+        chunks = [None] if sop_uids is None else [sop_uids[i:i + _UIDS_PER_GET]
+                                                  for i in range(0, len(sop_uids), _UIDS_PER_GET)]
+        for chunk in chunks:
+            ident = pydicom.Dataset()
+            ident.QueryRetrieveLevel = "SERIES" if chunk is None else "IMAGE"
+            ident.StudyInstanceUID = study_uid
+            ident.SeriesInstanceUID = series_uid
+            if chunk is not None:
+                ident.SOPInstanceUID = chunk
+            yield ident
+
+    def _final_status(self, responses, what: str, series_uid: str) -> None:
+        final = None
+        for status, _ in responses:
+            if not status:
+                raise PacsError(self.server, f"{what}: no answer (association aborted or timed out)")
+            final = int(status.Status)
+        if final not in (0x0000, 0xB000):
+            shown = "none" if final is None else f"0x{final:04X}"
+            raise PacsError(self.server, f"{what} of series {series_uid} failed (status {shown})")
+
+    def _get(self, study_uid, series_uid, sop_uids, classes, sink) -> None:
         from pynetdicom import build_role, evt
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as model
 
-        syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
-                    ExplicitVRBigEndian, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1,
-                    JPEGLSLossless, JPEG2000Lossless, JPEG2000, RLELossless]
-        contexts = [self._context(model)] + [self._context(k, syntaxes) for k in classes]
+        contexts = [self._context(model)] + [self._context(k, _syntaxes()) for k in classes]
         roles = [build_role(k, scp_role=True) for k in classes]
-        errors = []
-
-        def on_store(event):
-            uid = str(event.request.AffectedSOPInstanceUID)
-            path = c.instance_path(folder, uid)
-            try:
-                if not path.exists():
-                    data = event.encoded_dataset()
-                    write_bytes(path, data)
-                    with lock:
-                        result.retrieved += 1
-                        result.bytes += len(data)
-                bar.update(1)
-            except Exception as exc:  # reported after the association; the PACS sees a failure
-                errors.append(f"{uid}: {exc}")
-                return 0xA700
-            return 0x0000
-
-        ident = pydicom.Dataset()
-        ident.StudyInstanceUID = study_uid
-        ident.SeriesInstanceUID = series_uid
-        chunks = [None] if sop_uids is None else [sop_uids[i:i + _UIDS_PER_GET] for i in range(0, len(sop_uids), _UIDS_PER_GET)]
-        assoc = self._associate(contexts, ext_neg=roles, handlers=[(evt.EVT_C_STORE, on_store)])
+        assoc = self._associate(contexts, ext_neg=roles, handlers=[(evt.EVT_C_STORE, sink)])
         try:
-            for chunk in chunks:
-                if chunk is None:
-                    ident.QueryRetrieveLevel = "SERIES"
-                    ident.pop("SOPInstanceUID", None)
-                else:
-                    ident.QueryRetrieveLevel = "IMAGE"
-                    ident.SOPInstanceUID = chunk
-                final = None
-                for status, _ in assoc.send_c_get(ident, model):
-                    if not status:
-                        raise PacsError(self.server, "C-GET: no answer (association aborted or timed out)")
-                    final = int(status.Status)
-                if final not in (0x0000, 0xB000):
-                    raise PacsError(self.server, f"C-GET of series {series_uid} failed (status 0x{final:04X})")
+            for ident in self._identifiers(study_uid, series_uid, sop_uids):
+                self._final_status(assoc.send_c_get(ident, model), "C-GET", series_uid)
         finally:
             if assoc.is_established:
                 assoc.release()
-        if errors:
-            raise PacsError(self.server, f"could not write {len(errors)} received instance(s): {errors[0]}")
+
+    def _listen(self, classes, sink):
+        """The C-MOVE destination: a storage SCP on ``move_port`` that accepts only the PACS."""
+        from pynetdicom import AE, evt
+
+        ae = AE(ae_title=self.calling_aet)
+        ae.require_calling_aet = [self.called_aet]
+        for t in ("acse_timeout", "dimse_timeout", "network_timeout"):
+            setattr(ae, t, self.timeout_s)
+        for k in classes:
+            ae.add_supported_context(k, _syntaxes())
+        try:
+            return ae.start_server((self.move_bind, self.move_port), block=False,
+                                   evt_handlers=[(evt.EVT_C_STORE, sink)])
+        except OSError as exc:
+            raise PacsError(self.server, f"cannot listen on port {self.move_port} for C-MOVE: "
+                                         f"{exc.strerror or exc}") from None
+
+    def _move(self, study_uid, series_uid, sop_uids, classes, sink) -> None:
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as model
+
+        assoc = self._associate([self._context(model)])
+        try:
+            for ident in self._identifiers(study_uid, series_uid, sop_uids):
+                self._final_status(assoc.send_c_move(ident, self.calling_aet, model), "C-MOVE", series_uid)
+        finally:
+            if assoc.is_established:
+                assoc.release()
 
     def retrieve_image(self, study_uid: str, series_uid: str, *, folder=None, workers: int = 1,
                        progress: bool = True, **read_options):

@@ -62,6 +62,8 @@ class LocalOrthanc:
         Orthanc's REST API and its DICOMweb root (``http://127.0.0.1:PORT/dicom-web``).
     host, dicom_port, aet, client_aet : str, int, str, str
         DIMSE: the only calling AE title it accepts is ``client_aet``, from 127.0.0.1.
+    client_port : int
+        Where Orthanc sends C-MOVE results for ``client_aet`` (127.0.0.1).
     username, password : str
         HTTP basic authentication (``password`` is not shown in the repr).
     storage : pathlib.Path
@@ -77,6 +79,7 @@ class LocalOrthanc:
     host: str = "127.0.0.1"
     aet: str = SERVER_AET
     client_aet: str = CLIENT_AET
+    client_port: int = 0
 
     @property
     def url(self) -> str:
@@ -93,9 +96,11 @@ class LocalOrthanc:
         return DicomWebClient(self.dicomweb_url, username=self.username, password=self.password, **options)
 
     def dimse(self, **options):
-        """A :class:`DimseClient` for this sandbox."""
+        """A :class:`DimseClient` for this sandbox (``move_port=True``: retrieve by C-MOVE)."""
         from medlab.pacs._dimse import DimseClient
 
+        if options.get("move_port") is True:  # C-MOVE to the port Orthanc knows for client_aet
+            options.update(move_port=self.client_port, move_bind=self.host)
         return DimseClient(self.host, self.dicom_port, called_aet=self.aet, calling_aet=self.client_aet, **options)
 
     def rest(self, method: str, path: str, **kwargs):
@@ -144,6 +149,7 @@ def local_orthanc(folder, *, timeout_s: float = 20.0) -> LocalOrthanc:
     storage.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = _free_port(), _free_port()
     username, password = "medlab", secrets.token_urlsafe(16)
+    client_port = _free_port()
     config = {
         "Name": "medlab-sandbox",
         "StorageDirectory": str(storage),
@@ -162,7 +168,7 @@ def local_orthanc(folder, *, timeout_s: float = 20.0) -> LocalOrthanc:
         "DicomAlwaysAllowMove": False,
         "DicomModalities": {
             "medlab": {
-                "AET": CLIENT_AET, "Host": "127.0.0.1", "Port": _free_port(),
+                "AET": CLIENT_AET, "Host": "127.0.0.1", "Port": client_port,
                 "AllowEcho": True, "AllowFind": True, "AllowGet": True, "AllowMove": True, "AllowStore": True,
             }
         },
@@ -181,7 +187,7 @@ def local_orthanc(folder, *, timeout_s: float = 20.0) -> LocalOrthanc:
         # 67 -> 27 ms per instance, measured here on 127.0.0.1)
         env = {**os.environ, "TCP_NODELAY": "1"}
         proc = subprocess.Popen([exe, str(cfg)], stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env)
-    server = LocalOrthanc(http_port, dicom_port, username, password, storage, proc)
+    server = LocalOrthanc(http_port, dicom_port, username, password, storage, proc, client_port=client_port)
     weakref.finalize(server, _stop, proc)
     atexit.register(_stop, proc)
     deadline = time.monotonic() + timeout_s
