@@ -25,8 +25,8 @@ def test_connect_picks_the_transport(monkeypatch):
     monkeypatch.setenv("MEDLAB_PACS_PASSWORD", "not-shown")
     web = connect("http://127.0.0.1:8042/dicom-web")
     assert type(web).__name__ == "DicomWebClient" and "not-shown" not in repr(web)
-    dimse = connect("dicom://ORTHANC@127.0.0.1:4242?calling_aet=ME")
-    assert (dimse.called_aet, dimse.calling_aet, dimse.port) == ("ORTHANC", "ME", 4242)
+    dimse = connect("dicom://ORTHANC@127.0.0.1:4242?calling_aet=ME&move_port=11112")
+    assert (dimse.called_aet, dimse.calling_aet, dimse.port, dimse.move_port) == ("ORTHANC", "ME", 4242, 11112)
     with pytest.raises(ValueError, match="dicom://"):
         connect("ftp://127.0.0.1")
 
