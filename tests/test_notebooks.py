@@ -4,6 +4,7 @@ test module of its own (``tests/test_nb_<stem>.py``) that runs it and checks its
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -12,8 +13,29 @@ from notebook_support import NB_DIR, ROOT
 NOTEBOOKS = sorted(p for p in NB_DIR.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
-def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 2
+def test_notebooks_follow_the_layout():
+    """``tutorials/NN_topic.ipynb`` numbered 00, 01, ... without gaps or duplicates, and
+    ``usecases/topic.ipynb``; no notebook anywhere else."""
+    rel = [p.relative_to(NB_DIR).as_posix() for p in NOTEBOOKS]
+    tutorials = [r for r in rel if r.startswith("tutorials/")]
+    usecases = [r for r in rel if r.startswith("usecases/")]
+    assert tutorials and usecases and sorted(tutorials + usecases) == rel
+    numbers = []
+    for t in tutorials:
+        m = re.fullmatch(r"tutorials/(\d\d)_[a-z0-9_]+\.ipynb", t)
+        assert m, f"{t}: tutorials are named NN_topic.ipynb"
+        numbers.append(int(m.group(1)))
+    assert numbers == list(range(len(numbers))), f"tutorial numbers {numbers}"
+    bad = [u for u in usecases if not re.fullmatch(r"usecases/[a-z0-9_]+\.ipynb", u)]
+    assert bad == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_records_its_numbers_last(path):
+    """The last code cell records the headline numbers (``medlab.reports.record``) that the
+    notebook's test and the README gallery read."""
+    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert "record(" in "".join(code[-1]["source"]), "the last code cell must call medlab.reports.record(...)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

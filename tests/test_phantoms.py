@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import numpy as np
 import pytest
@@ -238,8 +237,11 @@ def test_options_are_keyword_only():
 @pytest.mark.parametrize(
     "func", [datasets.ct_phantom, datasets.mr_phantom, datasets.pet_phantom, datasets.us_phantom, datasets.xray_phantom]
 )
-def test_defaults_are_fast(func):
-    func()  # warm-up (imports)
-    start = time.perf_counter()
-    func()
-    assert time.perf_counter() - start < 0.5
+def test_defaults_are_seeded_and_reproducible(func):
+    """The same seed gives the same phantom to the bit and another seed another noise draw
+    (time is measured by benchmarks, not asserted here: it depends on the machine)."""
+    a, b, c = func(seed=5), func(seed=5), func(seed=6)
+    arr = sitk.GetArrayViewFromImage
+    np.testing.assert_array_equal(arr(a.image), arr(b.image))
+    np.testing.assert_array_equal(arr(a.labels), arr(b.labels))
+    assert not np.array_equal(arr(a.image), arr(c.image))
