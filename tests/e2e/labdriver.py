@@ -142,5 +142,14 @@ def run_cell(page, n: int) -> None:
 
 
 def open_notebook(page, url: str) -> None:
+    """Open the notebook and wait for an idle kernel. A dialog JupyterLab may raise on a slow
+    start (e.g. the kernel choice) is answered with its default button."""
     page.goto(url)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"], .jp-Dialog')
+    for _ in range(3):
+        dialog = page.locator(".jp-Dialog")
+        if not dialog.count():
+            break
+        dialog.locator(".jp-mod-accept").first.click()
+        page.wait_for_timeout(500)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
