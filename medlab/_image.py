@@ -55,6 +55,7 @@ def as_sitk(
     spacing: float | Sequence[float] | None = None,
     name: str = "image",
     vector: bool = False,
+    allow_4d: bool = False,
 ) -> tuple[sitk.Image, Callable]:
     """Return ``(sitk_image, back)`` for a ``SimpleITK.Image`` or a numpy array.
 
@@ -69,6 +70,11 @@ def as_sitk(
         Argument name used in error messages.
     vector : bool
         If True, the last axis of a numpy array is taken as components (e.g. RGB).
+    allow_4d : bool
+        If False (default), a 4D ``SimpleITK.Image`` (several volumes: time, diffusion, echo)
+        is refused with a message that says how to take one volume: a function that treats
+        the fourth axis as space would silently mix volumes. Only functions that work voxel by
+        voxel pass True.
 
     Returns
     -------
@@ -83,6 +89,8 @@ def as_sitk(
                 f"`spacing` is only for numpy input; `{name}` is a SimpleITK.Image "
                 f"with its own spacing {image.GetSpacing()} (x, y, z)"
             )
+        if not allow_4d:
+            check_not_4d(image, name)
         return image, _identity
     if isinstance(image, np.ndarray) or hasattr(image, "__array__"):
         arr = np.asarray(image)
@@ -101,6 +109,20 @@ def as_sitk(
             img.SetSpacing(check_spacing(spacing, nd, f"`{name}`")[::-1])
         return img, _to_array
     raise TypeError(f"`{name}` must be a SimpleITK.Image or a numpy array; got {type(image).__name__}")
+
+
+def check_not_4d(image, name: str = "image") -> None:
+    """Refuse a 4D ``SimpleITK.Image`` (several volumes) where one 2D/3D image is needed.
+
+    The message says how to take one volume (:func:`medlab.io.volume`): code that treats the
+    volume axis as a fourth spatial axis, or flattens it, would silently mix volumes.
+    """
+    if isinstance(image, sitk.Image) and image.GetDimension() == 4:
+        raise ValueError(
+            f"`{name}` is a 4D image of {image.GetSize()[3]} volumes (size {image.GetSize()}, "
+            "x, y, z, volume); this function works on one 2D or 3D image: take one volume "
+            "with medlab.io.volume(image, index), or reduce the volumes first (e.g. their mean)"
+        )
 
 
 def _identity(result):

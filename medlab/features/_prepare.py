@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from medlab._image import mask_array, spacing_zyx, to_array
+from medlab._image import check_not_4d, mask_array, spacing_zyx, to_array
 from medlab._options import check_choice, check_int, check_positive
 
 __all__ = ["FeatureSettings", "PreparedROI", "discretise", "ibsi_settings", "prepare_roi"]
@@ -267,6 +267,8 @@ def prepare_roi(image, mask, settings: FeatureSettings, *, spacing=None, label=N
     ``image`` and ``mask`` are ``SimpleITK.Image`` or numpy arrays ``(z, y, x)`` (2D arrays are
     taken as one slice); ``mask`` nonzero (or ``== label``) is the ROI.
     """
+    check_not_4d(image)
+    check_not_4d(mask, "mask")
     arr = np.asarray(to_array(image), dtype=np.float64)
     sp = spacing_zyx(image, spacing)
     if label is not None:
