@@ -117,15 +117,74 @@ def test_head_circumference_subtracts_the_boundary_offset():
     frac = _ellipse_mask((200, 300), (150, 100), (90, 60), 10)
     hc = mm.head_circumference(frac, spacing=(0.15, 0.15))
     hc_off = mm.head_circumference(frac, spacing=(0.15, 0.15), boundary_offset_px=mm.HC18_BOUNDARY_OFFSET_PX)
-    assert hc - hc_off == pytest.approx(2 * math.pi * 1.39 * 0.15, rel=1e-12)
+    assert hc - hc_off == pytest.approx(2 * math.pi * mm.HC18_BOUNDARY_OFFSET_PX * 0.15, rel=1e-12)
 
 
-def test_hc18_split_is_by_subject():
+def test_hc18_split_is_by_subject_and_stratified_by_head_size():
     split = mm.hc18_split(seed=0)
-    assert len(split["train"]) + len(split["val"]) == 373
-    assert not {c[:3] for c in split["train"]} & {c[:3] for c in split["val"]}
-    assert 0.17 < len(split["val"]) / 373 < 0.23
+    n = sum(len(v) for v in split.values())
+    assert n == 873 and set(split) == {"train", "val", "test"}
+    subjects = [{c[:3] for c in split[k]} for k in ("train", "val", "test")]
+    assert not (subjects[0] & subjects[1] or subjects[0] & subjects[2] or subjects[1] & subjects[2])
+    assert 0.13 < len(split["val"]) / n < 0.17 and 0.13 < len(split["test"]) / n < 0.17
+    # every head-size band is in every part, in about its overall share (HC18 is ordered by
+    # gestational age: a split by subject range would put all large heads in one part)
+    hc = dict(zip(split["train"] + split["val"] + split["test"],
+                  mm.hc18._hc_of(split["train"] + split["val"] + split["test"]), strict=True))
+    overall = {b: np.mean(mm.hc_band(list(hc.values())) == b) for b in ("<150", "150-250", ">250")}
+    for part in ("val", "test"):
+        bands = mm.hc_band([hc[c] for c in split[part]])
+        for b, share in overall.items():
+            assert abs(np.mean(bands == b) - share) < 0.04, (part, b)
+    assert max(hc[c] for c in split["test"]) > 300 and min(hc[c] for c in split["test"]) < 70
     assert mm.hc18_split(seed=0) == split and mm.hc18_split(seed=1) != split
+    assert mm.hc18_split(test_fraction=0)["test"] == []
+    with pytest.raises(ValueError, match="must be < 1"):
+        mm.hc18_split(val_fraction=0.6, test_fraction=0.5)
+
+
+def test_hc_band_edges():
+    assert list(mm.hc_band([149.9, 150.0, 250.0, 250.1])) == ["<150", "150-250", "150-250", ">250"]
+
+
+def test_fit_ellipse_on_a_head_cut_by_the_border():
+    # an ellipse whose lower fifth lies outside the image: the image edge is not the skull
+    frac = _ellipse_mask((200, 300), (150, 110), (100, 70), 0)[:160]
+    e = mm.fit_ellipse(frac, spacing=(0.1, 0.1))
+    assert e.semi_axes_mm == pytest.approx((10.0, 7.0), abs=0.03)
+    naive = mm.fit_ellipse(frac, spacing=(0.1, 0.1), exclude_border=False)
+    assert abs(naive.semi_axes_mm[1] - 7.0) > 0.5  # the straight edge pulls a naive fit (6.30 mm)
+    _, _, border = mm.hc18._fit(frac, spacing=(0.1, 0.1))
+    assert 0.05 < border < 0.3  # share of the outline on the border
+
+
+def test_ellipse_residual_is_zero_for_an_ellipse_and_not_for_a_square():
+    e = mm.hc18.Ellipse((0.0, 0.0), (2.0, 1.0), 30.0, mm.ellipse_circumference(2.0, 1.0))
+    t = np.linspace(0, 2 * np.pi, 100, endpoint=False)
+    x, y = 2 * np.cos(t), np.sin(t)
+    c, s_ = math.cos(math.radians(30)), math.sin(math.radians(30))
+    pts = np.column_stack([x * c - y * s_, x * s_ + y * c])
+    assert mm.ellipse_residual(e, pts) == pytest.approx(0.0, abs=1e-12)
+    assert mm.ellipse_residual(e, pts * 1.1) == pytest.approx(0.1 * math.sqrt(np.mean(np.hypot(x, y) ** 2)) / math.sqrt(2),
+                                                              rel=1e-9)
+    square = np.zeros((100, 100))
+    square[20:80, 20:80] = 1
+    e2, xy, _ = mm.hc18._fit(square)
+    assert mm.ellipse_residual(e2, xy) > 0.03
+
+
+def test_head_qc_reasons():
+    ok = mm.head_qc(hc_mm=200.0, pixel_mm=0.15, fit_residual=0.005, border_share=0.0, tta_spread=0.005)
+    assert ok == mm.HeadQC(False, (), 0.005, 0.0, 0.005, pytest.approx(200 / 0.15))
+    bad = mm.head_qc(hc_mm=1005.0, pixel_mm=1.0, fit_residual=0.05, border_share=0.2, tta_spread=0.1)
+    assert bad.flagged and len(bad.reasons) == 4  # all but the pixel count
+    assert "implausible size for the pixel spacing: 1005 mm outside 40-400 mm" in bad.reasons
+    assert "head cut by the image border (20% of its outline)" in bad.reasons
+    assert mm.head_qc(hc_mm=math.nan, pixel_mm=0.1, fit_residual=math.nan, border_share=math.nan, tta_spread=0,
+                      blank=True).reasons == ("blank image (constant intensity)", "no head found")
+    # thresholds can be overridden
+    assert not mm.head_qc(hc_mm=200.0, pixel_mm=0.15, fit_residual=0.05, border_share=0.0, tta_spread=0.0,
+                          thresholds={"max_fit_residual": 0.1}).flagged
 
 
 # ---------------------------------------------------------------------------------- dedup

@@ -3,7 +3,7 @@
 Floors are the values measured with the committed weights minus a margin (measured values in
 the comments; tools/train_pretrained.py wrote them into the weights' JSON too).
 
-* hc18_unet on the 75 validation images (60 subjects) of ``hc18_split(seed=0)``.
+* hc18_unet on the 133 test images (107 subjects, all trimesters) of ``hc18_split(seed=0)``.
 * busi_resnet on the 121 test images of ``busi_split(seed=0)`` (near-duplicate groups kept
   together, conflicting groups left out).
 """
@@ -11,9 +11,11 @@ the comments; tools/train_pretrained.py wrote them into the weights' JSON too).
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from medlab import models as mm
 from medlab.models.io import WEIGHTS_DIR
@@ -33,27 +35,87 @@ def test_shipped_weights_are_small_and_listed():
 def hc18_table():
     net = mm.pretrained("hc18_unet")
     assert net.task == "segmentation" and net.classes == ("background", "head")
-    return net, mm.evaluate_hc18(net, mm.hc18_split(seed=0)["val"])
+    return net, mm.evaluate_hc18(net, mm.hc18_split(seed=0)["test"])
 
 
 def test_hc18_validation_dice_and_head_circumference(hc18_table):
+    """On the test part of hc18_split(seed=0), which chose nothing (the QC thresholds came from
+    the validation part, the annotation-line offset from the training masks)."""
     net, table = hc18_table
-    assert len(table) == 75 and table["subject"].nunique() == 60
-    assert table["dice"].mean() >= 0.95  # 0.964
-    assert table["dice"].median() >= 0.965  # 0.974
+    assert len(table) == 133 and table["subject"].nunique() == 107
+    s = mm.hc18_summary(table, method="opencv")
+    assert table["dice"].mean() >= 0.958  # 0.968
     mad = {m: table[f"abs_err_{m}_mm"].mean() for m in mm.ELLIPSE_METHODS}
-    assert mad["opencv"] <= 2.1  # 1.81 mm (goal: 2 mm)
-    assert mad["skimage"] <= 2.2  # 1.87 mm
-    assert table["abs_err_opencv_mm"].median() <= 1.4  # 1.06 mm
-    assert (table["abs_err_opencv_mm"] <= 2).mean() >= 0.72  # 79 % of images within 2 mm
+    assert mad["opencv"] <= 2.8  # 2.50 mm (95 % CI 2.01-3.22, subject bootstrap); goal 1.8 mm not reached
+    assert mad["skimage"] <= 2.8  # 2.51 mm
+    # measured per band: HC < 150 mm 2.16 (38 images), 150-250 mm 2.02 (77), > 250 mm 5.31 (18)
+    for band, ceiling in {"<150": 2.6, "150-250": 2.4, ">250": 6.5}.items():
+        assert s["bands"][band]["mad_mm"] <= ceiling, band
+        lo, hi = s["bands"][band]["mad_ci95_mm"]
+        assert lo <= s["bands"][band]["mad_mm"] <= hi
+    assert (table["abs_err_opencv_mm"] <= 2).mean() >= 0.53  # 59 % of images within 2 mm
     # a fit to the reference mask reproduces the sonographer's HC almost exactly: the error is
     # the network's, not the ellipse fit's
     for m in mm.ELLIPSE_METHODS:
-        assert (table[f"hc_mask_{m}_mm"] - table["hc_ref_mm"]).abs().mean() <= 0.05  # 0.021 mm
+        assert (table[f"hc_mask_{m}_mm"] - table["hc_ref_mm"]).abs().mean() <= 0.06  # 0.035 mm
     # the JSON shipped with the weights records these same numbers
-    recorded = json.loads((WEIGHTS_DIR / "hc18_unet.json").read_text())["info"]["validation"]
-    assert recorded["dice_mean"] == pytest.approx(table["dice"].mean(), abs=2e-3)
-    assert recorded["mad_opencv_mm"] == pytest.approx(mad["opencv"], abs=0.05)
+    recorded = net.info["test"]
+    assert recorded["overall"]["dice_mean"] == pytest.approx(table["dice"].mean(), abs=2e-3)
+    assert recorded["overall"]["mad_mm"] == pytest.approx(mad["opencv"], abs=0.05)
+
+
+def test_hc18_qc_flags_hold_the_large_errors(hc18_table):
+    _, table = hc18_table
+    qc = mm.hc18_summary(table)["qc"]
+    assert qc["share_flagged"] <= 0.28  # 23 % flagged (31 of 133)
+    assert qc["mad_flagged_mm"] >= 2 * qc["mad_unflagged_mm"]  # 4.51 vs 1.89 mm
+    assert qc["large_errors_flagged"] >= 0.45  # 56 % of the 18 errors above 4 mm
+
+
+def test_hc18_bad_input_is_flagged_or_refused(hc18_table):
+    net, table = hc18_table
+    from medlab import datasets
+
+    d = datasets.load("hc18", case=table["case"].iloc[0], progress=False)
+    blank = sitk.Image(d["image"].GetSize(), sitk.sitkUInt8)
+    blank.CopyInformation(d["image"])
+    with pytest.warns(mm.ModelInputWarning, match="constant image"):
+        m = mm.measure_head(net, blank)
+    assert math.isnan(m.hc_mm) and m.qc.flagged and "blank image (constant intensity)" in m.qc.reasons
+    no_spacing = sitk.Image(d["image"])
+    no_spacing.SetSpacing((1.0, 1.0))
+    with pytest.warns(mm.ModelInputWarning, match=r"pixel size 1 mm .*was the spacing set"):
+        m = mm.measure_head(net, no_spacing)
+    assert any(r.startswith("implausible size for the pixel spacing") for r in m.qc.reasons)
+    with pytest.raises(ValueError, match="`spacing` .* is required for a numpy `image`"):
+        mm.measure_head(net, sitk.GetArrayFromImage(d["image"]))
+    # the same image with its spacing: one measurement, not flagged for size
+    ok = mm.measure_head(net, d["image"])
+    assert not any("size" in r for r in ok.qc.reasons)
+    assert ok.hc_mm == pytest.approx(table["hc_opencv_mm"].iloc[0], abs=1e-6)
+
+
+def test_model_cards_and_input_checks():
+    hc = mm.pretrained("hc18_unet")
+    text = mm.card(hc)
+    for part in ("Intended use", "Training data and split", "Performance on held-out data", "HC >250 mm",
+                 "Quality flags", "Known failure modes", "stratified by head circumference"):
+        assert part in text, part
+    assert hc._repr_markdown_() == text
+    assert mm.card(hc, format="html").startswith("<h3>Model card: hc18_unet</h3>")
+    busi = mm.pretrained("busi_resnet")
+    assert "ROC AUC (95 % CI)" in mm.card(busi)
+    from medlab import datasets
+
+    head = datasets.load("hc18", case="000_HC", progress=False)["image"]
+    reasons = mm.check_input(busi, head)
+    assert any("aspect ratio" in r for r in reasons)
+    with pytest.warns(mm.ModelInputWarning, match="does not look like what busi_resnet was trained on"):
+        mm.classify(busi, head)
+    with pytest.raises(ValueError, match="refusing to run it"):
+        mm.classify(busi, head, task="fetal head segmentation")
+    assert mm.check_input(hc, head) == []
+    assert mm.check_input(busi, datasets.load("busi", case="benign (1)", progress=False)["image"]) == []
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def test_notebook(tmp_path):
     assert r["tre_mm"] < 1.0  # 0.21 mm: registered back (0.54 mm before the 50 000-sample cap, 481f7da)
     # ModelRunner: the pretrained U-Net on the case, a session model trained in the background
     assert r["model_device"] in ("CPU", "GPU")
-    assert r["model_dice"] >= 0.92  # 0.936 on 000_HC
+    assert r["model_dice"] >= 0.80  # 0.824 on 000_HC (the smallest HC18 head) with the all-trimester hc18_unet
     assert r["session_epochs"] == 2 and r["session_stop_reason"] == "completed"
     assert r["session_models"] == ["busi_resnet", "hc18_unet", "small U-Net (session)"]
 

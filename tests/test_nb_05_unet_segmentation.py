@@ -1,5 +1,6 @@
 """notebooks/tutorials/05_unet_segmentation.ipynb: the pretrained fetal-head U-Net, fine-tuned for
-one epoch on 8 images, measured on 24 validation images (of subjects never trained on).
+one epoch on 8 images, measured on 24 images of the held-out test part (subjects never trained on,
+spread over all trimesters).
 
 Floors are the values measured with the notebook's defaults minus a margin (measured values in
 the comments); tests/test_models_pretrained.py checks the full validation split.
@@ -17,9 +18,9 @@ def test_notebook(tmp_path):
     assert r["shared_subjects"] == 0
     assert (r["n_train"], r["n_eval"], r["epochs"]) == (8, 24, 1)
     assert r["train_images_per_second"] > 0
-    assert r["dice_mean"] >= 0.95  # 0.972
-    assert min(r["mad_mm"].values()) <= 1.5  # 1.07 mm (opencv), 1.12 mm (skimage) on these 24 images
-    assert r["within_2mm"] >= 0.75  # 0.875
+    assert r["dice_mean"] >= 0.958  # 0.968
+    assert min(r["mad_mm"].values()) <= 4.0  # 3.57 mm (opencv), 3.65 mm (skimage) on these 24 images
+    assert r["within_2mm"] >= 0.58  # 0.667
     assert r["best_fit"] in ("skimage", "opencv")
-    assert max(r["mask_fit_mad_mm"].values()) <= 0.05  # 0.02: the fit itself is exact on the reference masks
+    assert max(r["mask_fit_mad_mm"].values()) <= 0.05  # 0.026: the fit itself is exact on the reference masks
     assert r["reload_identical"] is True

@@ -21,11 +21,15 @@ Explanations (:mod:`~medlab.models.explain`)
     :func:`grad_cam`, :func:`saliency`, :func:`occlusion`, :func:`mc_dropout`.
 Models on disk (:mod:`~medlab.models.io`)
     :class:`TrainedModel`, :func:`save`, :func:`load`, :func:`pretrained`, :func:`list_pretrained`.
+Model cards (:mod:`~medlab.models.cards`, no Keras)
+    :func:`card` (Markdown/HTML from ``info``), :func:`check_input` (is an image like the training
+    images, is it the model's task), :func:`input_domain`, :class:`ModelInputWarning`.
 Device (:mod:`~medlab.models._backend`)
     :func:`device_report`, :func:`use_backend`, :func:`backend`.
 Use cases
     HC18 (:mod:`~medlab.models.hc18`): :func:`fit_ellipse`, :func:`head_circumference`,
-    :func:`hc18_split`, :func:`evaluate_hc18`. BUSI (:mod:`~medlab.models.busi`):
+    :func:`hc18_split`, :func:`measure_head` (HC with a QC verdict), :func:`evaluate_hc18`,
+    :func:`hc18_summary`, :func:`choose_qc_thresholds`. BUSI (:mod:`~medlab.models.busi`):
     :func:`load_busi`, :func:`busi_split`, :func:`busi_subset`, :func:`evaluate_busi`; :func:`roc_auc_ci` (the one in
     :mod:`medlab.metrics`, re-exported).
 """
@@ -65,6 +69,8 @@ _NAMES = {
     "TrainingResult": "training",
     "ArrayDataset": "training",
     "segment": "inference",
+    "segment_flips": "inference",
+    "FLIPS": "inference",
     "classify": "inference",
     "sliding_window": "inference",
     "gaussian_importance": "inference",
@@ -73,6 +79,10 @@ _NAMES = {
     "saliency": "explain",
     "occlusion": "explain",
     "mc_dropout": "explain",
+    "card": "cards",
+    "check_input": "cards",
+    "input_domain": "cards",
+    "ModelInputWarning": "cards",
     "TrainedModel": "io",
     "save": "io",
     "load": "io",
@@ -88,13 +98,22 @@ _NAMES = {
     "ellipse_circumference": "hc18",
     "hc18_split": "hc18",
     "evaluate_hc18": "hc18",
+    "measure_head": "hc18",
+    "hc18_summary": "hc18",
+    "choose_qc_thresholds": "hc18",
+    "head_qc": "hc18",
+    "HeadQC": "hc18",
+    "HeadMeasurement": "hc18",
+    "HC18_QC": "hc18",
+    "hc_band": "hc18",
+    "ellipse_residual": "hc18",
     "load_busi": "busi",
     "busi_split": "busi",
     "busi_subset": "busi",
     "evaluate_busi": "busi",
 }
 
-_SUBMODULES = ("networks", "losses", "data", "training", "inference", "explain", "io", "roc", "hc18", "busi")
+_SUBMODULES = ("networks", "losses", "data", "training", "inference", "explain", "io", "roc", "hc18", "busi", "cards")
 
 __all__ = sorted(_NAMES)
 

@@ -13,20 +13,28 @@ Ellipse fits compared (``method``):
     scikit-image's ``EllipseModel``: total least squares (Halir & Flusser 1998).
 
 ``evaluate_hc18`` reports both, on the reference masks (how well a fit reproduces the
-sonographer's value from a perfect mask) and on the network's predictions. On the 75 validation
-images with the shipped ``hc18_unet``: on reference masks both reproduce the sonographer's HC to
-0.02 mm; on predictions OpenCV's fit has the smaller mean absolute difference (1.81 vs 1.87 mm)
-and more images within 2 mm (79 vs 75 %), scikit-image's the smaller median (0.98 vs 1.06 mm):
-the algebraic fit is pulled less by the uneven boundaries of the few poor segmentations, which
-dominate the mean. OpenCV is therefore the default.
+sonographer's value from a perfect mask) and on the network's predictions. OpenCV's algebraic fit
+is pulled less by the uneven boundaries of poor segmentations, which dominate the mean error, so
+it is the default; the shipped model's numbers for both are in ``pretrained('hc18_unet').info``.
+
+Partial skulls. A head cut by the image border has a boundary that runs along the border; those
+points are the image edge, not the skull, and are left out of the fit (``exclude_border``), so
+the ellipse is fitted to the visible arc and continues beyond the image.
+
+Quality control. :func:`measure_head` returns every head circumference with a verdict
+(:class:`HeadQC`): the residual of the ellipse fit, the share of the outline on the image
+border, the spread of the HC over four flipped passes of the network (test-time augmentation)
+and the plausibility of the size for the pixel spacing. The thresholds of a pretrained model
+were chosen on the validation part of :func:`hc18_split` (:func:`choose_qc_thresholds`) and are
+stored in its ``info['qc']``; :func:`hc18_summary` reports how the flags separate the errors.
 
 Boundary offset. The HC18 head masks include the drawn ellipse line, so their boundary lies
-outside the sonographer's ellipse: on the 298 training images of :func:`hc18_split` (seed 0)
-the 0.5 contour of the mask is 1.39 +- 0.08 pixels outside it (independent of the pixel size;
-an ellipse fitted to the mask overestimates HC by 0.93 mm on average). The perimeter of a
-convex curve moved inwards by ``d`` shrinks by exactly ``2 pi d``, so :func:`head_circumference`
-subtracts ``2 pi * boundary_offset_px * pixel size``; :data:`HC18_BOUNDARY_OFFSET_PX` is that
-calibration. A network trained on these masks learns the same boundary, so the same correction
+outside the sonographer's ellipse, by a nearly constant number of pixels (independent of the
+pixel size). The perimeter of a convex curve moved inwards by ``d`` shrinks by exactly
+``2 pi d``, so :func:`head_circumference` subtracts ``2 pi * boundary_offset_px * pixel size``;
+:data:`HC18_BOUNDARY_OFFSET_PX` is that calibration, measured on the training masks of
+:func:`hc18_split` (``tools/train_pretrained.py`` stores the value it measured in the model's
+``info``). A network trained on these masks learns the same boundary, so the same correction
 applies to its predictions.
 """
 
@@ -38,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import spacing_zyx, to_array
+from medlab._image import as_sitk, spacing_zyx, to_array
 from medlab._options import check_choice
 
 __all__ = [
@@ -47,14 +55,25 @@ __all__ = [
     "ELLIPSE_METHODS",
     "ellipse_circumference",
     "fit_ellipse",
+    "ellipse_residual",
     "head_circumference",
     "subject_of",
     "hc18_split",
+    "hc_band",
+    "HC_BANDS_MM",
     "evaluate_hc18",
+    "measure_head",
+    "head_qc",
+    "hc18_summary",
+    "choose_qc_thresholds",
+    "HeadQC",
+    "HeadMeasurement",
+    "HC18_QC",
+    "QC_REASONS",
 ]
 
 ELLIPSE_METHODS = ("opencv", "skimage")
-# measured on the training split of hc18_split(seed=0): 1.392 +- 0.079 px (module docstring)
+# measured on the 604 training masks of hc18_split(seed=0): median 1.39 px (mean 1.40, sd 0.06)
 HC18_BOUNDARY_OFFSET_PX = 1.39
 
 
@@ -93,7 +112,8 @@ def _boundary_points(arr: np.ndarray, level: float) -> np.ndarray:
     return max(contours, key=len) - 1.0  # undo the padding (closes contours at the border)
 
 
-def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.5) -> Ellipse:
+def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.5,
+                exclude_border: bool = True) -> Ellipse:
     """Fit an ellipse to the boundary of a 2D mask or probability map, in millimetres.
 
     Parameters
@@ -107,6 +127,10 @@ def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.
         Pixel size of numpy input in mm, ``(y, x)``; a ``sitk.Image`` carries its own.
     level : float
         Contour level.
+    exclude_border : bool
+        Leave out the parts of the boundary that run along the image border: a head cut by the
+        border is then fitted to its skull arc only (the ellipse continues beyond the image)
+        instead of to the straight image edge.
 
     Returns
     -------
@@ -123,6 +147,16 @@ def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.
     >>> [round(v, 1) for v in e.semi_axes_mm]
     [10.0, 6.0]
     """
+    return _fit(mask, method=method, spacing=spacing, level=level, exclude_border=exclude_border)[0]
+
+
+def _on_border(pts: np.ndarray, shape) -> np.ndarray:
+    """Contour points (row, col) that lie on the image border (the padding closed them there)."""
+    return (pts[:, 0] < -0.25) | (pts[:, 1] < -0.25) | (pts[:, 0] > shape[0] - 0.75) | (pts[:, 1] > shape[1] - 0.75)
+
+
+def _fit(mask, *, method="opencv", spacing=None, level=0.5, exclude_border=True):
+    """``(Ellipse, boundary points (x, y) mm used, share of the boundary on the border, shape)``."""
     check_choice("method", method, ELLIPSE_METHODS)
     sp = spacing_zyx(mask, spacing)
     arr = to_array(mask)
@@ -131,9 +165,13 @@ def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.
     if arr.dtype == bool or arr.dtype.kind in "iu":
         arr = (arr != 0).astype(np.float64)
     pts = _boundary_points(arr, level)
-    if len(pts) < 6:
-        return _NAN
+    border = _on_border(pts, arr.shape) if len(pts) else np.zeros(0, bool)
+    border_share = float(border.mean()) if len(pts) else math.nan
+    if exclude_border:
+        pts = pts[~border]
     xy = np.column_stack([pts[:, 1] * sp[1], pts[:, 0] * sp[0]])
+    if len(pts) < 6:
+        return _NAN, xy, border_share
     if method == "opencv":
         import cv2
 
@@ -146,14 +184,31 @@ def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.
 
         model = EllipseModel.from_estimate(xy)
         if not model:
-            return _NAN
+            return _NAN, xy, border_share
         (cx, cy), (a, b), theta = model.center, model.axis_lengths, model.theta
         angle = math.degrees(theta)
         if b > a:
             a, b, angle = b, a, angle + 90.0
     if not (np.isfinite([a, b]).all() and a > 0 and b > 0):
-        return _NAN
-    return Ellipse((float(cx), float(cy)), (float(a), float(b)), float(angle % 180.0), ellipse_circumference(a, b))
+        return _NAN, xy, border_share
+    e = Ellipse((float(cx), float(cy)), (float(a), float(b)), float(angle % 180.0), ellipse_circumference(a, b))
+    return e, xy, border_share
+
+
+def ellipse_residual(ellipse: Ellipse, points_mm) -> float:
+    """Root-mean-square radial distance of ``points_mm`` ``(x, y)`` from ``ellipse``, relative
+    to its mean radius ``sqrt(a b)`` (0: the boundary is an exact ellipse; NaN without points)."""
+    pts = np.asarray(points_mm, float).reshape(-1, 2)
+    if not len(pts) or not np.isfinite(ellipse.circumference_mm):
+        return math.nan
+    (cx, cy), (a, b) = ellipse.center_mm, ellipse.semi_axes_mm
+    t = math.radians(ellipse.angle_deg)
+    dx, dy = pts[:, 0] - cx, pts[:, 1] - cy
+    u, v = dx * math.cos(t) + dy * math.sin(t), -dx * math.sin(t) + dy * math.cos(t)
+    r = np.hypot(u, v)
+    phi = np.arctan2(v, u)
+    r_ellipse = a * b / np.hypot(b * np.cos(phi), a * np.sin(phi))
+    return float(np.sqrt(np.mean((r - r_ellipse) ** 2)) / math.sqrt(a * b))
 
 
 def head_circumference(mask, *, method: str = "opencv", spacing=None, boundary_offset_px: float = 0.0) -> float:
@@ -174,39 +229,275 @@ def subject_of(case: str) -> str:
     return case[:3]
 
 
-def hc18_split(*, val_fraction: float = 0.2, seed: int = 0) -> dict:
-    """Seeded train/validation split of the HC18 cases by subject (no subject in both).
+# head-circumference strata of hc18_split: equal-width 25 mm bands from 25 to 375 mm (HC18: 44-346)
+_HC_STRATA_MM = np.arange(50.0, 375.0, 25.0)
+# the bands reported separately (van den Heuvel 2018 report by trimester; these are the issue's)
+HC_BANDS_MM = (150.0, 250.0)
+
+
+def hc_band(hc_mm) -> np.ndarray:
+    """Band of each head circumference: ``'<150'``, ``'150-250'`` or ``'>250'`` (mm)."""
+    hc = np.atleast_1d(np.asarray(hc_mm, float))
+    lo, hi = HC_BANDS_MM
+    return np.where(hc < lo, f"<{lo:g}", np.where(hc <= hi, f"{lo:g}-{hi:g}", f">{hi:g}"))
+
+
+def hc18_split(*, val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0) -> dict:
+    """Seeded train/validation/test split of the HC18 cases by subject, stratified by head size.
+
+    HC18 is ordered by gestational age (head circumference rises with the subject number), so a
+    split by subject range would be a split by age. Here every subject (first three digits of
+    the case id) is in one part only, and the parts hold the same share of each 25 mm band of the
+    sonographer's head circumference (:func:`medlab.models.grouped_split` with the band as the
+    label), so validation and test cover every trimester.
+
+    Parameters
+    ----------
+    val_fraction, test_fraction : float
+        Shares of the validation part (choices: calibration, QC thresholds) and of the test part
+        (reported only); ``test_fraction=0`` gives no test part.
+    seed : int
 
     Returns
     -------
     dict
-        ``{'train': [case, ...], 'val': [case, ...]}``, sorted case ids.
+        ``{'train': [...], 'val': [...], 'test': [...]}``, sorted case ids.
     """
     from medlab import datasets
 
     from .data import grouped_split
 
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"`val_fraction` must be in (0, 1); got {val_fraction!r}")
-    cases = datasets.cases("hc18")
-    train, val = grouped_split([subject_of(c) for c in cases], fractions=(1 - val_fraction, val_fraction), seed=seed)
-    return {"train": [cases[i] for i in train], "val": [cases[i] for i in val]}
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1 or (name == "val_fraction" and value == 0):
+            raise ValueError(f"`{name}` must be in {'(0, 1)' if name == 'val_fraction' else '[0, 1)'}; got {value!r}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(f"`val_fraction` + `test_fraction` must be < 1; got {val_fraction + test_fraction!r}")
+    cases = list(datasets.cases("hc18"))
+    hc = _hc_of(cases)
+    strata = np.digitize(hc, _HC_STRATA_MM)
+    fractions = [1 - val_fraction - test_fraction, val_fraction] + ([test_fraction] if test_fraction > 0 else [])
+    parts = grouped_split([subject_of(c) for c in cases], strata, fractions=fractions, seed=seed)
+    names = ("train", "val", "test")
+    out = {names[k]: sorted(cases[i] for i in idx) for k, idx in enumerate(parts)}
+    out.setdefault("test", [])
+    return out
 
 
-def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: float = HC18_BOUNDARY_OFFSET_PX,
-                  batch_size: int = 8, progress=None):
-    """Segment HC18 cases and measure the head circumference against the sonographer's.
+def _hc_of(cases) -> np.ndarray:
+    """Sonographer's head circumference (mm) of HC18 cases, from the data set's table only."""
+    import csv
+
+    from medlab import datasets
+
+    root = datasets.fetch("hc18", ["training_set_pixel_size_and_HC.csv"], progress=False)
+    with open(root / "training_set_pixel_size_and_HC.csv", newline="", encoding="utf-8") as fh:
+        rows = {r[0]: r for r in csv.reader(fh)}
+    return np.array([float(rows[f"{c}.png"][2]) for c in cases])
+
+
+# --------------------------------------------------------------------- measurement with QC
+
+# Quality-control thresholds of measure_head. The defaults are placeholders for a model without
+# its own; a pretrained model carries the values chosen on its validation split in info["qc"].
+HC18_QC = {
+    "max_fit_residual": 0.02,     # RMS radial distance of the outline from its ellipse / mean radius
+    "max_border_share": 0.0,      # share of the outline on the image border (a head cut by it)
+    "max_tta_spread": 0.02,       # (max - min) / mean HC over the flipped passes
+    "hc_range_mm": (40.0, 400.0),  # fetal heads from 11 weeks to term (HC18: 44-346 mm)
+    "min_hc_px": 150.0,           # an outline shorter than this many pixels is too coarse to measure
+}
+QC_REASONS = {
+    "no_head": "no head found",
+    "blank": "blank image (constant intensity)",
+    "fit_residual": "outline is not elliptic (fit residual {fit_residual:.3f} > {max_fit_residual:g})",
+    "border": "head cut by the image border ({border_share:.0%} of its outline)",
+    "tta_spread": "unstable under flips: HC varies by {tta_spread:.1%} (> {max_tta_spread:.0%})",
+    "size_mm": "implausible size for the pixel spacing: {hc_mm:.0f} mm outside {hc_lo:g}-{hc_hi:g} mm",
+    "size_px": "head too small in pixels to measure ({hc_px:.0f} px outline)",
+}
+
+
+class HeadQC(NamedTuple):
+    """Quality verdict of one head circumference.
+
+    ``flagged`` is True when any check failed; ``reasons`` say which, in words; the other
+    fields are the measured quantities the checks use (see :data:`HC18_QC`)."""
+
+    flagged: bool
+    reasons: tuple
+    fit_residual: float
+    border_share: float
+    tta_spread: float
+    hc_px: float
+
+
+class HeadMeasurement(NamedTuple):
+    """A head circumference with its ellipse, its quality verdict and the head probability map
+    (on the input grid)."""
+
+    hc_mm: float
+    ellipse: Ellipse
+    qc: HeadQC
+    probability: object
+
+
+def _qc_thresholds(model, qc):
+    out = dict(HC18_QC)
+    info = getattr(model, "info", None) or {}
+    out.update(info.get("qc", {}).get("thresholds", {}))
+    out.update(qc or {})
+    unknown = set(out) - set(HC18_QC)
+    if unknown:
+        raise ValueError(f"`qc` has unknown keys {sorted(unknown)}; expected some of {sorted(HC18_QC)}")
+    return out
+
+
+def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, thresholds=None, blank=False) -> HeadQC:
+    """The quality verdict of one head circumference from its measured quantities.
+
+    Parameters
+    ----------
+    hc_mm : float
+        The head circumference (NaN: no head found).
+    pixel_mm : float
+        Pixel size (mm).
+    fit_residual, border_share, tta_spread : float
+        See :class:`HeadQC`.
+    thresholds : dict, optional
+        Overrides of :data:`HC18_QC`.
+    blank : bool
+        The image has constant intensity.
+    """
+    t = {**HC18_QC, **(thresholds or {})}
+    hc_px = hc_mm / pixel_mm if pixel_mm > 0 else math.nan
+    values = {"fit_residual": fit_residual, "border_share": border_share, "tta_spread": tta_spread, "hc_mm": hc_mm,
+              "hc_px": hc_px, "hc_lo": t["hc_range_mm"][0], "hc_hi": t["hc_range_mm"][1], **t}
+    failed = []
+    if blank:
+        failed.append("blank")
+    if not np.isfinite(hc_mm):
+        failed.append("no_head")
+    else:
+        if fit_residual > t["max_fit_residual"]:
+            failed.append("fit_residual")
+        if border_share > t["max_border_share"]:
+            failed.append("border")
+        if tta_spread > t["max_tta_spread"]:
+            failed.append("tta_spread")
+        if not t["hc_range_mm"][0] <= hc_mm <= t["hc_range_mm"][1]:
+            failed.append("size_mm")
+        if hc_px < t["min_hc_px"]:
+            failed.append("size_px")
+    reasons = tuple(QC_REASONS[k].format(**values) for k in failed)
+    return HeadQC(bool(failed), reasons, float(fit_residual), float(border_share), float(tta_spread), float(hc_px))
+
+
+def _scalar_grid(img: sitk.Image) -> sitk.Image:
+    """An empty float image with the geometry of ``img`` (a target grid for resampling)."""
+    ref = sitk.Image(img.GetSize(), sitk.sitkFloat32)
+    ref.CopyInformation(img)
+    return ref
+
+
+def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: bool = True,
+                 boundary_offset_px: float | None = None, qc=None, batch_size: int = 8):
+    """Head circumference of a fetal-head ultrasound image, with a quality-control verdict.
+
+    The model segments the head in each of the four flips of the image (:func:`medlab.models.
+    segment_flips`); the mean probability is the segmentation, its 0.5 contour (leaving out
+    any part along the image border) is fitted by an ellipse in mm and corrected for the
+    annotation line (:func:`head_circumference`). The verdict (:func:`head_qc`) flags an outline
+    that is not elliptic, a head cut by the border, an HC that changes between the flipped
+    passes, and a size that is implausible for the pixel spacing (e.g. a spacing that was
+    never set) or too few pixels.
+
+    Parameters
+    ----------
+    model : TrainedModel
+        A fetal-head segmentation model (``pretrained('hc18_unet')``; classes background, head).
+    image : sitk.Image or ndarray, or a list of them
+        2D grey (or RGB) ultrasound. A numpy array needs ``spacing``.
+    spacing : sequence of float, optional
+        Pixel size of numpy input in mm, ``(y, x)``. Required for arrays: there is no default.
+    method : {'opencv', 'skimage'}
+        Ellipse fit.
+    tta : bool
+        Four flipped passes (False: one pass; the spread check is then skipped).
+    boundary_offset_px : float, optional
+        Default: the model's ``info['boundary_offset_px']``, else :data:`HC18_BOUNDARY_OFFSET_PX`.
+    qc : dict, optional
+        Threshold overrides (keys of :data:`HC18_QC`); default: the model's ``info['qc']``.
+    batch_size : int
+
+    Returns
+    -------
+    HeadMeasurement or list of HeadMeasurement
+        ``probability`` is the head probability on the input grid (same kind as ``image``).
+
+    Raises
+    ------
+    ValueError
+        A numpy image without ``spacing``, an image that is not 2D, or a model that does not
+        segment a head.
+    """
+    from .data import resample_onto
+    from .inference import FLIPS, segment_flips
+
+    check_choice("method", method, ELLIPSE_METHODS)
+    if "head" not in getattr(model, "classes", ()):
+        raise ValueError(f"`model` must segment a 'head' class; its classes are {getattr(model, 'classes', None)!r}")
+    single = isinstance(image, sitk.Image | np.ndarray)
+    items = [image] if single else list(image)
+    if spacing is None and any(not isinstance(it, sitk.Image) for it in items):
+        raise ValueError("`spacing` (pixel size in mm, (y, x)) is required for a numpy `image`: a head "
+                         "circumference in mm needs it, and there is no safe default")
+    thresholds = _qc_thresholds(model, qc)
+    info = getattr(model, "info", None) or {}
+    offset = info.get("boundary_offset_px", HC18_BOUNDARY_OFFSET_PX) if boundary_offset_px is None else boundary_offset_px
+    head = list(model.classes).index("head")
+    passes = segment_flips(model, items, spacing=spacing, batch_size=batch_size, flips=FLIPS if tta else ((),), grid="model")
+    out = []
+    for item, probs in zip(items, passes, strict=True):
+        img = as_sitk(item, spacing=spacing, vector=not isinstance(item, sitk.Image) and np.ndim(item) == 3)[0]
+        pixel_mm = math.sqrt(img.GetSpacing()[0] * img.GetSpacing()[1])
+        heads = [sitk.VectorIndexSelectionCast(p, head) for p in probs]
+        mean_grid = heads[0] if len(heads) == 1 else sitk.NaryAdd(heads) / float(len(heads))
+        # the measurement on the input grid; the flipped passes are compared on the model grid
+        mean = sitk.GetArrayFromImage(resample_onto(mean_grid, _scalar_grid(img)))
+        e, xy, border = _fit(mean, method=method, spacing=spacing_zyx(img))
+        hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm
+        spread = 0.0
+        if len(heads) > 1 and np.isfinite(hc):
+            each = np.array([_fit(h, method=method)[0].circumference_mm for h in heads])
+            spread = float((each.max() - each.min()) / np.mean(each)) if np.isfinite(each).all() else math.inf
+        blank = float(np.ptp(sitk.GetArrayViewFromImage(img))) == 0.0
+        verdict = head_qc(hc_mm=hc, pixel_mm=pixel_mm, fit_residual=ellipse_residual(e, xy), border_share=border,
+                          tta_spread=spread, thresholds=thresholds, blank=blank)
+        if isinstance(item, sitk.Image):
+            prob = sitk.GetImageFromArray(mean.astype(np.float32))
+            prob.CopyInformation(item)
+        else:
+            prob = mean.astype(np.float32)
+        out.append(HeadMeasurement(math.nan if blank else float(hc), e, verdict, prob))
+    return out[0] if single else out
+
+
+def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: float | None = None,
+                  tta: bool = True, batch_size: int = 8, progress=None):
+    """Measure HC18 cases with :func:`measure_head` against the sonographer's head circumference.
 
     Parameters
     ----------
     model : TrainedModel
         A fetal-head segmentation model (e.g. ``pretrained('hc18_unet')``).
     cases : sequence of str
-        HC18 case ids (e.g. ``hc18_split()['val']``).
+        HC18 case ids (e.g. ``hc18_split()['test']``).
     methods : sequence of str
-        Ellipse fits to run (:data:`ELLIPSE_METHODS`).
-    boundary_offset_px : float
-        Passed to :func:`head_circumference` (module docstring).
+        Ellipse fits to run (:data:`ELLIPSE_METHODS`); the first one gives the QC verdict.
+    boundary_offset_px : float, optional
+        Passed to :func:`measure_head` (default: the model's).
+    tta : bool
+        Flipped passes (:func:`measure_head`).
     batch_size : int
     progress : callable, optional
         ``progress(fraction, message)`` after each batch; returning False stops
@@ -216,37 +507,142 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
     -------
     pandas.DataFrame
         One row per case: ``case``, ``subject``, ``pixel_size_mm``, ``hc_ref_mm`` (sonographer),
-        ``dice`` (:func:`medlab.metrics.dice` of the predicted labels against the reference
-        mask), and per method ``hc_<method>_mm`` (from the predicted head probability),
-        ``abs_err_<method>_mm`` and ``hc_mask_<method>_mm`` (the same fit on the reference
-        mask).
+        ``band`` (:func:`hc_band` of the reference), ``dice`` (:func:`medlab.metrics.dice` of the
+        predicted head, mean probability > 0.5, against the reference mask), per method
+        ``hc_<method>_mm``, ``abs_err_<method>_mm`` and ``hc_mask_<method>_mm`` (the same fit on
+        the reference mask), and the QC verdict: ``qc_flag``, ``qc_reasons`` ('; '-joined),
+        ``fit_residual``, ``border_share``, ``tta_spread``.
     """
     import pandas as pd
 
     from medlab import datasets
     from medlab.metrics import dice
 
-    from .inference import segment
-
+    methods = list(methods)
+    if not methods:
+        raise ValueError("`methods` is empty")
     for m in methods:
         check_choice("methods", m, ELLIPSE_METHODS)
+    offset = (getattr(model, "info", None) or {}).get("boundary_offset_px", HC18_BOUNDARY_OFFSET_PX) \
+        if boundary_offset_px is None else boundary_offset_px
     cases = list(cases)
     rows = []
     for start in range(0, len(cases), batch_size):
         chunk = cases[start:start + batch_size]
         data = [datasets.load("hc18", case=c, progress=False) for c in chunk]
-        outs = segment(model, [d["image"] for d in data], output="both", batch_size=batch_size)
-        for case, d, (labels, prob) in zip(chunk, data, outs, strict=True):
-            head = sitk.VectorIndexSelectionCast(prob, 1)
+        images = [d["image"] for d in data]
+        first = measure_head(model, images, method=methods[0], tta=tta, boundary_offset_px=offset, batch_size=batch_size)
+        for case, d, r in zip(chunk, data, first, strict=True):
+            prob = r.probability
             row = {"case": case, "subject": subject_of(case), "pixel_size_mm": d["pixel_size_mm"],
-                   "hc_ref_mm": d["hc_mm"], "dice": dice(labels, d["mask"])}
+                   "hc_ref_mm": d["hc_mm"], "band": str(hc_band(d["hc_mm"])[0]),
+                   "dice": dice(sitk.Cast(prob > 0.5, sitk.sitkUInt8), d["mask"])}
             for m in methods:
-                row[f"hc_{m}_mm"] = head_circumference(head, method=m, boundary_offset_px=boundary_offset_px)
-                row[f"abs_err_{m}_mm"] = abs(row[f"hc_{m}_mm"] - d["hc_mm"])
-                row[f"hc_mask_{m}_mm"] = head_circumference(d["mask"], method=m, boundary_offset_px=boundary_offset_px)
+                hc = r.hc_mm if m == methods[0] else head_circumference(prob, method=m, boundary_offset_px=offset)
+                row[f"hc_{m}_mm"] = hc
+                row[f"abs_err_{m}_mm"] = abs(hc - d["hc_mm"])
+                row[f"hc_mask_{m}_mm"] = head_circumference(d["mask"], method=m, boundary_offset_px=offset)
+            row.update(qc_flag=r.qc.flagged, qc_reasons="; ".join(r.qc.reasons), fit_residual=r.qc.fit_residual,
+                       border_share=r.qc.border_share, tta_spread=r.qc.tta_spread)
             rows.append(row)
         if progress is not None:
             done = start + len(chunk)
             if progress(done / len(cases), f"HC18: {done}/{len(cases)} cases") is False:
                 raise InterruptedError(f"HC18 evaluation stopped by the `progress` callback after {done} cases")
     return pd.DataFrame(rows)
+
+
+def _cluster_bootstrap_ci(values, groups, *, n_boot=2000, seed=0, level=0.95):
+    """Percentile CI of the mean of ``values`` resampling whole groups (subjects) with replacement."""
+    values = np.asarray(values, float)
+    groups = np.asarray(groups)
+    if len(values) == 0:
+        return (math.nan, math.nan)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    sums = np.bincount(inv, weights=values, minlength=len(uniq))
+    counts = np.bincount(inv, minlength=len(uniq))
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(uniq), size=(n_boot, len(uniq)))
+    means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
+    alpha = (1 - level) / 2
+    return (float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
+
+
+def hc18_summary(table, *, method: str = "opencv", large_error_mm: float = 4.0, n_boot: int = 2000,
+                 seed: int = 0) -> dict:
+    """Headline numbers of an :func:`evaluate_hc18` table, overall and per head-size band.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`evaluate_hc18`.
+    method : str
+        Which ellipse fit's columns to summarise.
+    large_error_mm : float
+        An absolute difference above this is a "large error" (for the QC separation).
+    n_boot : int
+        Bootstrap resamples of subjects (whole subjects, as images of one fetus are related).
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``overall`` and ``bands`` (``'<150'``, ``'150-250'``, ``'>250'``): ``n_images``,
+        ``n_subjects``, ``mad_mm``, ``mad_ci95_mm`` (subject bootstrap), ``median_abs_err_mm``,
+        ``bias_mm``, ``within_2mm``, ``dice_mean``; ``qc``: ``share_flagged``,
+        ``mad_flagged_mm``, ``mad_unflagged_mm`` (and its CI), ``n_large_errors``,
+        ``large_errors_flagged`` (share of the errors above ``large_error_mm`` that are flagged)
+        and ``reasons`` (how often each check fired).
+    """
+    err = table[f"abs_err_{method}_mm"].to_numpy(float)
+    signed = (table[f"hc_{method}_mm"] - table["hc_ref_mm"]).to_numpy(float)
+
+    def block(sel):
+        sub = table[sel]
+        e = err[sel]
+        return {
+            "n_images": int(sel.sum()),
+            "n_subjects": int(sub["subject"].nunique()),
+            "mad_mm": float(np.nanmean(e)) if len(e) else math.nan,
+            "mad_ci95_mm": list(_cluster_bootstrap_ci(e, sub["subject"], n_boot=n_boot, seed=seed)),
+            "median_abs_err_mm": float(np.nanmedian(e)) if len(e) else math.nan,
+            "bias_mm": float(np.nanmean(signed[sel])) if len(e) else math.nan,
+            "within_2mm": float(np.mean(e <= 2)) if len(e) else math.nan,
+            "dice_mean": float(sub["dice"].mean()) if len(e) else math.nan,
+        }
+
+    all_rows = np.ones(len(table), bool)
+    out = {"method": method, "overall": block(all_rows),
+           "bands": {b: block((table["band"] == b).to_numpy()) for b in hc_band([100.0, 200.0, 300.0])}}
+    flag = table["qc_flag"].to_numpy(bool)
+    large = err > large_error_mm
+    reasons = {}
+    for text in table["qc_reasons"]:
+        for r in filter(None, str(text).split("; ")):
+            key = r.split(" (")[0].split(":")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    out["qc"] = {
+        "share_flagged": float(flag.mean()),
+        "n_flagged": int(flag.sum()),
+        "mad_flagged_mm": float(np.nanmean(err[flag])) if flag.any() else math.nan,
+        "mad_unflagged_mm": float(np.nanmean(err[~flag])) if (~flag).any() else math.nan,
+        "mad_unflagged_ci95_mm": list(_cluster_bootstrap_ci(err[~flag], table["subject"][~flag], n_boot=n_boot,
+                                                            seed=seed)),
+        "large_error_mm": large_error_mm,
+        "n_large_errors": int(large.sum()),
+        "large_errors_flagged": float(flag[large].mean()) if large.any() else math.nan,
+        "reasons": reasons,
+    }
+    return out
+
+
+def choose_qc_thresholds(table, *, good_error_mm: float = 2.0, quantile: float = 0.95, method: str = "opencv") -> dict:
+    """QC thresholds from a validation table (:func:`evaluate_hc18`): for the fit residual and
+    the spread under flips, the ``quantile`` of the images measured within ``good_error_mm`` of
+    the sonographer (``method``'s fit), so about ``1 - quantile`` of good measurements are
+    flagged by each."""
+    good = table[table[f"abs_err_{method}_mm"] <= good_error_mm]
+    if len(good) < 10:
+        raise ValueError(f"`table` has {len(good)} images within {good_error_mm} mm; need at least 10")
+    return {"max_fit_residual": round(float(np.quantile(good["fit_residual"], quantile)), 4),
+            "max_tta_spread": round(float(np.quantile(good["tta_spread"], quantile)), 4)}

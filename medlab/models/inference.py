@@ -22,7 +22,10 @@ from ._backend import keras as _keras
 from .data import _check_size, resample_onto, resample_to, to_array
 from .io import TrainedModel
 
-__all__ = ["segment", "classify", "sliding_window", "gaussian_importance", "as_trained"]
+__all__ = ["segment", "segment_flips", "classify", "sliding_window", "gaussian_importance", "as_trained", "FLIPS"]
+
+# test-time augmentation of 2D segmentation: the spatial axes (array order) flipped in each pass
+FLIPS = ((), (1,), (0,), (0, 1))
 
 
 def as_trained(model, **preprocessing) -> TrainedModel:
@@ -83,6 +86,22 @@ def _labels_from(prob: sitk.Image, reference: sitk.Image) -> sitk.Image:
     return labels
 
 
+def _check_domain(tm: TrainedModel, items, task=None) -> None:
+    """Warn (:class:`~medlab.models.cards.ModelInputWarning`) for each image outside the model's
+    training domain; refuse another task (:func:`~medlab.models.cards.check_input`)."""
+    import warnings
+
+    from .cards import ModelInputWarning, check_input
+
+    for k, item in enumerate(items):
+        reasons = check_input(tm, item, task=task)
+        if reasons:
+            name = tm.info.get("name", "the model")
+            which = f"image {k}" if len(items) > 1 else "the image"
+            warnings.warn(f"{which} does not look like what {name} was trained on: " + "; ".join(reasons)
+                          + " (its output is not to be trusted)", ModelInputWarning, stacklevel=3)
+
+
 def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     keras = _keras()
     if len(x) <= batch_size:  # one eager call: no graph tracing for a single batch
@@ -99,6 +118,8 @@ def segment(
     batch_size: int = 8,
     overlap: float = 0.5,
     progress=None,
+    tta: bool = False,
+    task: str | None = None,
     **preprocessing,
 ):
     """Segment a 2D image or a 3D volume; the result lies on the input grid.
@@ -125,6 +146,13 @@ def segment(
     progress : callable, optional
         ``progress(fraction, message)`` during 3D inference; returning False stops it
         (InterruptedError).
+    tta : bool
+        2D only: average the probabilities of the four flips :data:`FLIPS` (test-time
+        augmentation; four network passes). :func:`segment_flips` gives each pass.
+    task : str, optional
+        The task the caller wants; a model tagged for another one refuses (ValueError). Images
+        unlike the model's training images get a :class:`~medlab.models.ModelInputWarning`
+        (:func:`~medlab.models.check_input`).
 
     Returns
     -------
@@ -148,9 +176,12 @@ def segment(
     single = isinstance(image, sitk.Image | np.ndarray)
     items = [image] if single else list(image)
     inputs = [_input_image(tm, it, spacing) for it in items]
+    _check_domain(tm, [img for img, _ in inputs], task)
+    if tta and _spatial_dims(tm) != 2:
+        raise ValueError("`tta` is for 2D models only")
     if _spatial_dims(tm) == 2:
         grids = [_training_grid(tm, img) for img, _ in inputs]
-        probs = _predict(tm.model, _network_input(tm, grids), batch_size)
+        probs = _flip_passes(tm, _network_input(tm, grids), batch_size, FLIPS if tta else ((),)).mean(axis=0)
         prob_grid = [_vector_on(p, g) for p, g in zip(probs, grids, strict=True)]
     else:
         prob_grid = []
@@ -171,8 +202,72 @@ def segment(
     return results[0] if single else results
 
 
-def classify(model, images, *, spacing=None, batch_size: int = 32, **preprocessing) -> np.ndarray:
+def _flip_passes(tm: TrainedModel, x: np.ndarray, batch_size: int, flips) -> np.ndarray:
+    """``(len(flips), n, *spatial, classes)`` probabilities, each pass flipped back."""
+    out = []
+    for axes in flips:
+        ax = tuple(a + 1 for a in axes)  # skip the batch axis
+        xf = np.ascontiguousarray(np.flip(x, ax)) if ax else x
+        p = _predict(tm.model, xf, batch_size)
+        out.append(np.flip(p, ax) if ax else p)
+    return np.stack(out)
+
+
+def segment_flips(model, image, *, spacing=None, batch_size: int = 8, flips=FLIPS, grid: str = "input",
+                  **preprocessing):
+    """Test-time augmentation of a 2D segmentation: the probabilities of each flipped pass.
+
+    Parameters
+    ----------
+    model : TrainedModel or keras.Model
+        A 2D segmentation model.
+    image : sitk.Image or ndarray, or a list of them
+    spacing : sequence of float, optional
+        Spacing of numpy input (mm, array axis order).
+    batch_size : int
+    flips : sequence of tuple of int
+        Spatial axes (array order) flipped in each pass; default :data:`FLIPS` (none, x, y,
+        both).
+    grid : {'input', 'model'}
+        'input': each pass resampled onto the grid of ``image`` (their mean is ``segment(...,
+        tta=True, output='probabilities')``); 'model': left on the model's grid (same physical
+        extent, ``input_size`` pixels; always ``sitk.Image``), which is much cheaper.
+
+    Returns
+    -------
+    list of sitk.Image or ndarray (a list of such lists for a list input)
+        One probability image per pass (vector pixels, one component per class), flipped back.
+    """
+    check_choice("grid", grid, ("input", "model"))
+    check_int("batch_size", batch_size, minimum=1)
+    tm = as_trained(model, **preprocessing)
+    if tm.task != "segmentation" or _spatial_dims(tm) != 2:
+        raise ValueError(f"`model` must be a 2D segmentation model; got a {_spatial_dims(tm)}D {tm.task} model")
+    flips = [tuple(int(a) for a in f) for f in flips]
+    for f in flips:
+        if any(a not in (0, 1) for a in f):
+            raise ValueError(f"`flips` entries name spatial axes 0 (y) and 1 (x); got {f!r}")
+    single = isinstance(image, sitk.Image | np.ndarray)
+    items = [image] if single else list(image)
+    inputs = [_input_image(tm, it, spacing) for it in items]
+    _check_domain(tm, [img for img, _ in inputs])
+    grids = [_training_grid(tm, img) for img, _ in inputs]
+    passes = _flip_passes(tm, _network_input(tm, grids), batch_size, flips)
+    if grid == "model":
+        results = [[_vector_on(passes[k, i], grids[i]) for k in range(len(flips))] for i in range(len(inputs))]
+    else:
+        results = [[back(resample_onto(_vector_on(passes[k, i], grids[i]), img)) for k in range(len(flips))]
+                   for i, (img, back) in enumerate(inputs)]
+    return results[0] if single else results
+
+
+def classify(model, images, *, spacing=None, batch_size: int = 32, task: str | None = None,
+             **preprocessing) -> np.ndarray:
     """Class probabilities of one image or a list of images.
+
+    ``task``: the task the caller wants; a model tagged for another one refuses (ValueError).
+    Images unlike the model's training images get a
+    :class:`~medlab.models.ModelInputWarning` (:func:`~medlab.models.check_input`).
 
     Returns
     -------
@@ -184,7 +279,9 @@ def classify(model, images, *, spacing=None, batch_size: int = 32, **preprocessi
     if tm.task != "classification":
         raise ValueError(f"`model` is a {tm.task} model; use segment()")
     items = [images] if isinstance(images, sitk.Image | np.ndarray) else list(images)
-    grids = [_training_grid(tm, _input_image(tm, it, spacing)[0]) for it in items]
+    imgs = [_input_image(tm, it, spacing)[0] for it in items]
+    _check_domain(tm, imgs, task)
+    grids = [_training_grid(tm, img) for img in imgs]
     return _predict(tm.model, _network_input(tm, grids), batch_size)
 
 

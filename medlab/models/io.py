@@ -89,6 +89,12 @@ class TrainedModel:
             if all(s is not None for s in shape):
                 self.input_size = tuple(int(s) for s in shape)
 
+    def _repr_markdown_(self):
+        # a notebook shows the model card when a TrainedModel is displayed
+        from .cards import card
+
+        return card(self)
+
     def preprocessing(self) -> dict:
         """The JSON-able preprocessing fields."""
         return {
@@ -197,7 +203,7 @@ def list_pretrained() -> list[str]:
     return sorted(p.name[: -len(".json")] for p in WEIGHTS_DIR.glob("*.json"))
 
 
-def pretrained(name: str) -> TrainedModel:
+def pretrained(name: str, *, folder=None) -> TrainedModel:
     """Load a pretrained model shipped inside the package (offline).
 
     Parameters
@@ -205,6 +211,9 @@ def pretrained(name: str) -> TrainedModel:
     name : str
         One of :func:`list_pretrained`: ``'hc18_unet'`` (fetal head segmentation in HC18
         ultrasound) or ``'busi_resnet'`` (breast ultrasound: benign / malignant / normal).
+    folder : str or Path, optional
+        Where ``NAME.json`` and ``NAME.weights.h5`` are (default: the shipped ones); for a model
+        just written by ``tools/train_pretrained.py --out``.
 
     Returns
     -------
@@ -218,14 +227,18 @@ def pretrained(name: str) -> TrainedModel:
     >>> net.task, net.classes
     ('segmentation', ('background', 'head'))
     """
-    check_choice("name", name, list_pretrained())
-    meta = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
+    folder = WEIGHTS_DIR if folder is None else Path(folder)
+    if folder == WEIGHTS_DIR:
+        check_choice("name", name, list_pretrained())
+    elif not (folder / f"{name}.json").is_file():
+        raise FileNotFoundError(f"no {name}.json in {str(folder)!r}")
+    meta = json.loads((folder / f"{name}.json").read_text())
     builder = meta.pop("builder")
     from . import networks
 
     func = {"unet": networks.unet, "classifier": networks.classifier}[builder["function"]]
     net = func(**builder["kwargs"], mixed_precision=False)
-    net.load_weights(WEIGHTS_DIR / f"{name}.weights.h5")
+    net.load_weights(folder / f"{name}.weights.h5")
     info = meta.pop("info", {})
     return TrainedModel(net, **meta, info={**info, "builder": builder, "name": name})
 
