@@ -31,6 +31,8 @@ __all__ = [
     "window_bounds",
     "auto_window",
     "resolve_window",
+    "window_unit",
+    "DEFAULT_PERCENTILES",
     "window_level",
     "equalize_hist",
     "clahe",
@@ -80,7 +82,9 @@ _PRESETS: dict[str, Preset] = {
     ),
 }
 
-_DEFAULT_PERCENTILES = (1.0, 99.0)
+#: Percentiles of ``'auto'`` windows (:func:`auto_window`), also :mod:`medlab.display`'s default.
+DEFAULT_PERCENTILES = (1.0, 99.0)
+_DEFAULT_PERCENTILES = DEFAULT_PERCENTILES  # old private name, still imported by medlab.display
 
 
 def presets() -> dict[str, Preset]:
@@ -133,16 +137,38 @@ def window_bounds(window: float, level: float) -> tuple[float, float]:
     return level - window / 2.0, level + window / 2.0
 
 
-def _window_unit(values: np.ndarray, low: float, high: float, dtype=np.float32) -> np.ndarray:
+def window_unit(values: np.ndarray, low: float, high: float, *, dtype=np.float32) -> np.ndarray:
     """The window map itself: ``clip((values - low) / (high - low), 0, 1)`` as ``dtype``.
 
     The only implementation of the mapping; :func:`window_level`, :func:`gamma` and the display
     lookup tables all call it.
+
+    Parameters
+    ----------
+    values : ndarray
+        Intensities (any shape).
+    low, high : float
+        The window's bounds in intensity units (:func:`window_bounds`), ``high > low``.
+    dtype : numpy dtype
+        Of the result (float32 by default; float64 for lookup tables).
+
+    Returns
+    -------
+    ndarray of ``dtype``
+        Values in [0, 1], the shape of ``values``.
+
+    Examples
+    --------
+    >>> window_unit(np.array([0.0, 25.0, 50.0, 100.0]), 0.0, 50.0)
+    array([0. , 0.5, 1. , 1. ], dtype=float32)
     """
     out = np.subtract(values, low, dtype=np.float64)
     out /= high - low  # a true division: exact halves (e.g. 25.5 grey levels) stay exact
     np.clip(out, 0.0, 1.0, out=out)
     return out.astype(dtype, copy=False)
+
+
+_window_unit = window_unit  # old private name, still imported by medlab.display
 
 
 def _check_percentiles(percentiles) -> tuple[float, float]:
@@ -160,7 +186,7 @@ def _check_percentiles(percentiles) -> tuple[float, float]:
 
 
 def auto_window(
-    image, *, percentiles: Sequence[float] = _DEFAULT_PERCENTILES, mask=None
+    image, *, percentiles: Sequence[float] = DEFAULT_PERCENTILES, mask=None
 ) -> tuple[float, float]:
     """A window spanning two intensity percentiles of the image (for MR, US, PET, ...).
 
@@ -205,7 +231,7 @@ def resolve_window(
     level: float | None = None,
     *,
     preset: str | None = None,
-    percentiles: Sequence[float] = _DEFAULT_PERCENTILES,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     mask=None,
 ) -> tuple[float, float]:
     """The ``(window, level)`` that :func:`window_level` would apply.
@@ -230,11 +256,13 @@ def resolve_window(
     -------
     (window, level) : tuple of float
     """
-    img, _ = as_sitk(image)
-    check_scalar(img, "image")
-    return _resolve(
-        sitk.GetArrayViewFromImage(img), image, window, level, preset, percentiles, mask
-    )
+    if isinstance(image, np.ndarray) and image.ndim in (2, 3):
+        arr = image  # no copy into SimpleITK: only percentiles are read (display calls this per frame)
+    else:
+        img, _ = as_sitk(image)
+        check_scalar(img, "image")
+        arr = sitk.GetArrayViewFromImage(img)
+    return _resolve(arr, image, window, level, preset, percentiles, mask)
 
 
 def _resolve(arr, image, window, level, preset, percentiles, mask) -> tuple[float, float]:
@@ -264,7 +292,7 @@ def window_level(
     level: float | None = None,
     *,
     preset: str | None = None,
-    percentiles: Sequence[float] = _DEFAULT_PERCENTILES,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     mask=None,
     spacing=None,
 ):
@@ -306,7 +334,7 @@ def window_level(
     arr = sitk.GetArrayViewFromImage(img)
     w, lev = _resolve(arr, image, window, level, preset, percentiles, mask)
     low, high = window_bounds(w, lev)
-    out = _window_unit(arr, low, high)
+    out = window_unit(arr, low, high)
     return back(copy_geometry(out, img))
 
 
@@ -388,7 +416,7 @@ def clahe(
         kernel_size = tuple(int(k) for k in ks)
     lo, hi = float(arr.min()), float(arr.max())
     if hi > lo:
-        unit = _window_unit(arr, lo, hi, dtype=np.float64)
+        unit = window_unit(arr, lo, hi, dtype=np.float64)
         out = ski_exposure.equalize_adapthist(unit, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
     else:
         out = np.zeros(arr.shape)
@@ -436,7 +464,7 @@ def gamma(image, gamma: float, *, in_range: Sequence[float] | None = None, spaci
             raise ValueError(f"`in_range` must be (low, high); got {in_range!r}") from None
         if not hi > lo:
             raise ValueError(f"`in_range` must have low < high; got {in_range!r}")
-    out = _window_unit(arr, lo, hi, dtype=np.float64) ** g
+    out = window_unit(arr, lo, hi, dtype=np.float64) ** g
     return back(copy_geometry(out.astype(np.float32), img))
 
 
@@ -448,7 +476,7 @@ def normalize(
     method: str = "zscore",
     *,
     mask=None,
-    percentiles: Sequence[float] = _DEFAULT_PERCENTILES,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     clip: bool = True,
     constant: str = "raise",
     spacing=None,
