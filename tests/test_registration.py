@@ -453,7 +453,7 @@ def test_mni152_demons_recovers_a_known_deformation():
 
 
 def test_registrations_on_threads_leave_the_callers_warnings_alone(brain):
-    """Two staged registrations (rigid, then affine) on worker threads while the main thread
+    """Four staged registrations (rigid, then affine) on worker threads while the main thread
     warns: each of the main thread's warnings is recorded once, in order, also after the
     workers end (a ``warnings.catch_warnings`` on a worker swaps process-global state)."""
     import threading
@@ -473,7 +473,7 @@ def test_registrations_on_threads_leave_the_callers_warnings_alone(brain):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        threads = [threading.Thread(target=work) for _ in range(2)]
+        threads = [threading.Thread(target=work) for _ in range(4)]  # 2 threads: the old code passed 1 in 3
         for t in threads:
             t.start()
         n = 0
@@ -484,10 +484,10 @@ def test_registrations_on_threads_leave_the_callers_warnings_alone(brain):
         for t in threads:
             t.join()
         warnings.warn("main after", UserWarning)
-    assert not errors and len(results) == 2
+    assert not errors and len(results) == 4
     mine = [str(w.message) for w in caught if str(w.message).startswith("main")]
     assert n > 10 and mine == [f"main {i}" for i in range(n)] + ["main after"]
-    # the two runs agree (seeded sampling; no shared state between them), and with the same
+    # the runs agree (seeded sampling; no shared state between them), and with the same
     # two stages given explicitly
     explicit = reg.register(image, moving, stages=[reg.LinearOptions(t, metric="mean_squares", levels=(2,),
                                                                      iterations=20) for t in ("rigid", "affine")])
