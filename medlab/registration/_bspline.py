@@ -10,7 +10,6 @@ import SimpleITK as sitk
 
 from medlab._options import check_positive
 
-from ._common import RegistrationError
 from ._method import (
     DEFAULTS,
     Pair,
@@ -131,7 +130,7 @@ def run_bspline(pair: Pair, options: BSplineOptions, metric: str, *, init=None, 
     check_overlap(pair, begin, init, notes)
     f_metric, m_metric = clip(pair.fixed32, percentiles), clip(pair.moving32, percentiles)
     rows = []
-    try:
+    with mask_hint(pair):
         R = new_method(metric, bins, fraction, options.seed, fmask, mmask, lv, sm, moving_initial)
         mesh, scale_factors = _bspline_mesh(f_metric, mesh_mm, len(lv))
         tx = sitk.BSplineTransformInitializer(f_metric, mesh, order=3)
@@ -143,10 +142,6 @@ def run_bspline(pair: Pair, options: BSplineOptions, metric: str, *, init=None, 
             convergenceWindowSize=5)
         run_method(R, f_metric, m_metric, lv, iters, user_cb, rows, "register")
         stop = R.GetOptimizerStopConditionDescription()
-    except RegistrationError as exc:
-        if fmask is None and mmask is None:
-            raise
-        raise mask_hint(exc) from exc
     final = tx if moving_initial is None else compose(moving_initial, tx)
     check_finite(final)
     initial_metric = evaluate(f_metric, m_metric, begin, metric, bins, fmask, mmask)

@@ -310,7 +310,7 @@ def run_linear(pair: Pair, options: LinearOptions, metric: str, *, init=None, fi
 
     # ---- optimise
     cap = options.sampling_fraction is None
-    try:
+    with mask_hint(pair):
         if swap:
             centre_m = rotation_centre(mimg, mmask)
             lv_m, sm_m = pyramid_levels(lv, options.smoothing_mm, float(min(mimg.GetSpacing())))
@@ -322,10 +322,6 @@ def run_linear(pair: Pair, options: LinearOptions, metric: str, *, init=None, fi
             optimised, rows, stop = _optimise(f_metric, m_metric, metric, start, moving_initial, lv, sm, iters,
                                               fraction, lr, bins, seed, fmask, mmask, user_cb, cap,
                                               options.search_mm)
-    except RegistrationError as exc:
-        if fmask is None and mmask is None:
-            raise
-        raise mask_hint(exc) from exc
     final = optimised if moving_initial is None else compose(moving_initial, optimised)
     check_finite(final)
 

@@ -9,6 +9,7 @@ process-global state, so it is never used here: registrations run on widget thre
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -334,15 +335,22 @@ def _outside_error(exc: RuntimeError, where: str) -> RegistrationError | None:
     )
 
 
-def mask_hint(exc: RegistrationError) -> RegistrationError:
-    """``exc`` with what a mask over one uniform structure does to the metric."""
-    # Measured on the sarcoma CT/MR with the tumour mask as fixed mask: Mattes MI inside it was
-    # -0.0002 (-0.26 over the whole image), a flat metric whose line search leaves the image.
-    return RegistrationError(
-        f"{exc} With masks: the metric only sees the voxels inside them; a mask over one "
-        "uniform structure (e.g. a tumour) leaves an almost flat metric. Dilate it to take in "
-        "the surrounding anatomy (e.g. 20 mm)."
-    )
+@contextlib.contextmanager
+def mask_hint(pair: Pair):
+    """Re-raise a RegistrationError of a masked registration with what a mask over one uniform
+    structure does to the metric."""
+    try:
+        yield
+    except RegistrationError as exc:
+        if pair.fixed_mask is None and pair.moving_mask is None:
+            raise
+        # Measured on the sarcoma CT/MR with the tumour mask as fixed mask: Mattes MI inside it
+        # was -0.0002 (-0.26 over the whole image), a flat metric whose line search leaves the image.
+        raise RegistrationError(
+            f"{exc} With masks: the metric only sees the voxels inside them; a mask over one "
+            "uniform structure (e.g. a tumour) leaves an almost flat metric. Dilate it to take in "
+            "the surrounding anatomy (e.g. 20 mm)."
+        ) from exc
 
 
 def _relay(user_cb):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import time
 import warnings
 from collections.abc import Sequence
