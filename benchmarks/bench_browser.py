@@ -18,6 +18,9 @@ browser_threshold_drag the threshold slider's lower handle dragged for ``DRAG_S`
                        a FloatSlider that redraws the thresholded overlay). Target: >= 20/s.
 browser_seed_click     click on the picture (a seed added, then removed, alternately) to the
                        next picture drawn (from the ``pointerup`` event). Medians.
+rotate_3d              left drag on View3D's 3D tile (NiiVue, WebGL2 on SwiftShader) for
+                       ``DRAG_S`` seconds: animation frames with WebGL draw calls per second.
+                       Target: >= 15.
 
 The 1-minute load average is given with every figure (the machine is shared).
 Run: ``.venv/bin/python benchmarks/bench_browser.py [--in-flight N] [--stream-format png]`` (a
@@ -119,6 +122,15 @@ mpl_slider.observe(threshold, names="value")
 widgets.VBox([fig.canvas, mpl_slider])
 '''
 
+_VIEW3D = '''\
+import medlab.datasets
+from medlab.widgets import View3D
+
+ph = medlab.datasets.ct_phantom(shape=(64, 128, 128), seed=3)
+viewer3d = SliceViewer(ph.image, unit="HU", overlay=ph.labels, window=400, level=40)
+View3D(viewer3d, height=400)
+'''
+
 _STATE = '''\
 print("STATE " + json.dumps({"frames_sent": viewer.canvas.frames_sent, "frames_acked": viewer.canvas.frames_acked,
                             "window": viewer.window, "threshold": th.range, "seeds": len(sp.seeds_index)}))
@@ -140,6 +152,17 @@ _INIT = """(() => {
   document.addEventListener("pointerup", () => window.__pointerup.push(performance.now()), true);
   // decode times of the medlab canvas (createImageBitmap), to split a frame's cycle into
   // decoding and the round trip through the server and the kernel
+  // WebGL frames (NiiVue): one entry per animation frame in which something was drawn
+  window.__glFrames = [];
+  let tick = 0, lastTick = -1;
+  (function loop() { tick++; requestAnimationFrame(loop); })();
+  for (const name of ["drawArrays", "drawElements"]) {
+    const orig = WebGL2RenderingContext.prototype[name];
+    WebGL2RenderingContext.prototype[name] = function (...args) {
+      if (tick !== lastTick) { lastTick = tick; window.__glFrames.push(performance.now()); }
+      return orig.apply(this, args);
+    };
+  }
   window.__decodes = [];
   const cib = window.createImageBitmap.bind(window);
   window.createImageBitmap = async (...args) => {
@@ -156,7 +179,7 @@ def _notebook(path: Path, in_flight: int, stream_format: str) -> None:
 
     nb = nbformat.v4.new_notebook()
     setup = _SETUP.replace("IN_FLIGHT", str(int(in_flight))).replace("STREAM_FORMAT", stream_format)
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in (setup, _MPL, _STATE)]
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (setup, _MPL, _STATE, _VIEW3D)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -291,6 +314,22 @@ def measure(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
             run_cell(page, 2)
             text = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea-output").inner_text()
             res["kernel"] = json.loads(re.search(r"STATE (\{.*\})", text).group(1))
+
+            # View3D: rotate the 3D tile of NiiVue (WebGL2 on SwiftShader) with a left drag
+            run_cell(page, 3)
+            gl = page.locator(".jp-Notebook .jp-Cell").nth(3).locator("canvas").first
+            gl.wait_for()
+            gl.scroll_into_view_if_needed()
+            page.wait_for_timeout(3000)  # volumes loaded and drawn
+            b = gl.bounding_box()
+            t0, t1 = _drag(page, b["x"] + b["width"] * 0.8, b["y"] + b["height"] * 0.5, 150, 0)
+            times = page.evaluate(f"window.__glFrames.filter(t => t >= {t0} && t <= {t1})")
+            edges = [t0, *times, t1]
+            gaps = sorted(q - p for p, q in zip(edges, edges[1:], strict=False))
+            res["rotate_3d"] = {"frames": len(times), "per_s": round(len(times) / ((t1 - t0) / 1000), 2),
+                                "drag_s": round((t1 - t0) / 1000, 1),
+                                "gap_p95_ms": round(gaps[int(round(0.95 * (len(gaps) - 1)))], 1),
+                                "load": _load()}
             res["page_errors"] = list(page.errors)
     res["load_end"] = _load()
     return res
@@ -310,7 +349,8 @@ def bench_browser_widgets(in_flight: int = 1, stream_format: str = "jpeg") -> di
         "note": (f"W/L drag {wl['per_s']}/s p95 {wl['gap_p95_ms']} ms (ipympl {wl_mpl['per_s']}/s, "
                  f"p95 {wl_mpl['gap_p95_ms']} ms); threshold {th['per_s']}/s (ipympl "
                  f"{r['threshold_drag_ipympl']['per_s']}/s); seed click {r['seed_click']['median_ms']} ms "
-                 f"(ipympl {r['seed_click_ipympl']['median_ms']} ms); load {r['load_start']}-{r['load_end']}"),
+                 f"(ipympl {r['seed_click_ipympl']['median_ms']} ms); 3D rotation {r['rotate_3d']['per_s']}/s; "
+                 f"load {r['load_start']}-{r['load_end']}"),
         "details": r,
     }
 

@@ -194,6 +194,9 @@ class WindowLevel(_Component):
                                         value="custom", style={"description_width": "70px"},
                                         layout=widgets.Layout(width="260px"))
         self._live = Throttle(self._apply_sliders)
+        # during a drag on the picture the state changes with every pointer event; the sliders
+        # follow at most every 0.15 s (each update is a message and a slider redraw in the page)
+        self._follow = Throttle(self._show_state, min_interval_s=0.15)
         with v.hold_redraw():
             if preset is not None:
                 self.set_preset(preset)
@@ -252,7 +255,7 @@ class WindowLevel(_Component):
             self._preset.value = "custom"
 
     def _on_state(self, _change):
-        self._show_state()
+        self._follow()
 
     def _on_slider(self, _change):
         self._live()
