@@ -116,6 +116,19 @@ CELLS = [
     plt.show()
     """),
     ("md", """
+    ## The CNN's model card
+
+    What `busi_resnet` was trained on, its held-out numbers and how it fails (`models.card`, from
+    its `info`); every call checks that an image looks like its BUSI training images and warns
+    otherwise (`models.check_input`).
+    """),
+    ("code", """
+    from IPython.display import Markdown
+    from IPython.display import display as show
+
+    show(Markdown(models.card(net)))
+    """),
+    ("md", """
     ## Where they disagree, and the cases they get wrong
 
     A wrong decision at the operating point: a malignant lesion called benign (a **missed
