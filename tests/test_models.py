@@ -248,3 +248,31 @@ def test_use_backend_refuses_to_switch_after_import():
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------------------------------------- test-time augmentation
+
+
+def test_segment_tta_is_the_mean_of_the_flipped_passes():
+    import SimpleITK as sitk
+
+    mm.set_seed(2)
+    tm = mm.TrainedModel(mm.unet(depth=2, base_filters=4, input_size=(16, 24), mixed_precision=False),
+                         task="segmentation", classes=("background", "head"))
+    img = sitk.GetImageFromArray(np.random.default_rng(0).random((30, 45)).astype(np.float32))
+    img.SetSpacing((0.2, 0.2))
+    passes = mm.segment_flips(tm, img)
+    assert len(passes) == 4 and passes[0].GetSize() == img.GetSize()
+    mean = np.mean([sitk.GetArrayFromImage(p) for p in passes], axis=0)
+    tta = sitk.GetArrayFromImage(mm.segment(tm, img, output="probabilities", tta=True))
+    np.testing.assert_allclose(tta, mean, atol=1e-6)
+    one = sitk.GetArrayFromImage(mm.segment(tm, img, output="probabilities"))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(passes[0]), one, atol=1e-6)  # first pass: no flip
+    # a flipped pass is the network on the flipped grid, flipped back
+    x = mm.to_array(img, size=(16, 24))
+    direct = np.asarray(tm.model(np.ascontiguousarray(x[:, :, ::-1]), training=False))[:, :, ::-1]
+    grid = mm.segment_flips(tm, img, flips=[(1,)], grid="model")[0]
+    assert grid.GetSize() == (24, 16)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(grid), direct[0], atol=1e-5)
+    with pytest.raises(ValueError, match="spatial axes 0 \\(y\\) and 1 \\(x\\)"):
+        mm.segment_flips(tm, img, flips=[(2,)])
