@@ -26,7 +26,6 @@ def test_notebook(tmp_path):
     # the CNN on the same 40 test images: measured 0.76 (0.61-0.91)
     assert r["cnn_test_auc"] > 0.65 and r["cnn_test_auc_ci95"][0] < r["cnn_test_auc"]
     assert r["top_feature"].startswith(("image_", "lesion_"))
-    assert r["seconds"] < 60  # measured 30 s on 2 busy cores
 
 
 @pytest.mark.notebook

@@ -23,7 +23,6 @@ def test_notebook(tmp_path):
     assert r["phantom_nodules"] == 5 and r["phantom_sensitivity_at_0fp"] == 1.0
     assert r["phantom_max_position_error_mm"] < 1.6
     assert r["phantom_max_abs_diameter_error_rel"] < 0.1
-    assert r["seconds"] < 30  # measured 3-5 s
 
 
 @pytest.mark.notebook

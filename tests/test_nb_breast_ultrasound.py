@@ -21,7 +21,6 @@ def test_notebook(tmp_path):
     assert 0 < r["n_wrong"]["cnn"] < 20  # measured 14 of 40
     assert r["n_wrong_all"] <= min(r["n_wrong"].values())
     assert r["n_grad_cams"] == min(4, r["n_wrong"]["cnn"])
-    assert r["seconds"] < 60  # measured 21 s on 2 busy cores
 
 
 @pytest.mark.notebook

@@ -19,7 +19,6 @@ def test_notebook(tmp_path):
     cnr = r["cnr"]
     assert cnr["header window"] == pytest.approx(cnr["original"], rel=1e-3)
     assert cnr["CLAHE (clip 0.01)"] < cnr["original"]
-    assert r["seconds"] < 30
 
 
 @pytest.mark.notebook

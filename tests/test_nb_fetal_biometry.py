@@ -31,7 +31,6 @@ def test_notebook(tmp_path):
     assert r["qc_mad_flagged_mm"] > 2 * r["qc_mad_unflagged_mm"]
     assert r["qc_share_flagged"] < 0.28 and r["qc_large_errors_flagged"] >= 0.45
     assert r["bad_input_flagged"] is True
-    assert r["seconds"] < 120  # 58 s (133 images, four network passes each)
 
 
 @pytest.mark.notebook

@@ -22,7 +22,6 @@ def test_notebook(tmp_path):
     # intensity-histogram features barely move (measured 4 % median), local intensity the most
     fam = r["median_abs_rel_diff_by_family"]
     assert fam["ih"] < 0.1 and fam["loc"] > fam["ih"]
-    assert r["seconds"] < 30
 
 
 @pytest.mark.notebook

@@ -24,6 +24,5 @@ def test_notebook_against_the_test_pacs(orthanc_ct, ibsi_ct_dicom, tmp_path, mon
     assert r["reader_volume_ml"] == pytest.approx(358.6, abs=0.5)
     # the soft-tissue part (-29..150 HU) of GTV-1: measured 0.778 of its volume
     assert 0.6 < r["tissue_fraction"] < 0.9 and r["tissue_volume_ml"] < r["reader_volume_ml"]
-    assert r["seconds"] < 60
     leaked = [p for p in Path(tmp_path).rglob("*") if p.is_file() and server.password.encode() in p.read_bytes()]
     assert leaked == []
