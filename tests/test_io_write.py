@@ -41,7 +41,7 @@ def test_round_trip_keeps_geometry_and_values(tmp_path, ext, compress):
     np.testing.assert_allclose(back.GetSpacing(), img.GetSpacing(), atol=tol)
     np.testing.assert_allclose(back.GetOrigin(), img.GetOrigin(), atol=tol)
     np.testing.assert_allclose(back.GetDirection(), img.GetDirection(), atol=tol)
-    leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".medlab-write-")]
+    leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".medlab-write-") or ".medlab-tmp-" in n]
     assert leftovers == []
 
 

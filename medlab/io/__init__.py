@@ -25,11 +25,15 @@ Hounsfield units, PET in SUV body weight by default. Unreadable data always rais
 pydicom is imported only by the functions that parse DICOM with it. Geometry is never guessed
 silently: a series that cannot form one image raises :class:`medlab.ImageIOError`; one read
 under an assumption gives a :class:`DicomWarning` (a ``UserWarning``) that states it.
+
+``MAX_BYTES`` (None: half the physical memory) bounds the voxel data a file's header may ask
+:func:`read` to allocate; set it, or pass ``read(..., max_bytes=)``, for trusted large files.
 """
 
 from __future__ import annotations
 
 from medlab.io._common import DicomWarning
+from medlab.io._guard import MAX_BYTES
 from medlab.io._labels import rtstruct_rois, rtstruct_to_labels, seg_to_labels
 from medlab.io._meta import IDENTIFYING_KEYS, METADATA_KEYS, metadata
 from medlab.io._read import read
@@ -48,6 +52,7 @@ __all__ = [
     "VOLUME_METADATA_KEY",
     "VOLUME_METADATA_KEYS",
     "DicomWarning",
+    "MAX_BYTES",
     "metadata",
     "suv_factor",
     "rtstruct_rois",

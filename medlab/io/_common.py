@@ -48,15 +48,28 @@ def extension(path: str) -> str:
 
 
 _ADDRESS = re.compile(r"\w*\(0x[0-9a-fA-F]+\):\s*")
+# A source location of the library build ("/path/to/itkFoo.cxx:123:" or "in file /...").
+_SOURCE = re.compile(r"(?:in file\s+)?\S*/\S+\.(?:cxx|cpp|cc|hxx|txx|h|c)(?::\d+)?:?\s*")
+_NO_FILE = re.compile(r"no such file or directory", re.IGNORECASE)
 
 
-def itk_reason(exc: BaseException) -> str:
-    """The useful part of a SimpleITK ``RuntimeError`` message (drops source locations)."""
+def itk_reason(exc: BaseException, path: str | None = None) -> str:
+    """The useful part of a SimpleITK ``RuntimeError`` message (drops build paths, addresses).
+
+    When ``path`` exists but the library says "No such file or directory" (ITK's MetaImage
+    reader reports errno after failing on a corrupted file), the reason says the content is
+    unreadable instead.
+    """
     text = str(exc).strip()
     if "ERROR:" in text:
         text = text.rsplit("ERROR:", 1)[1]
     text = _ADDRESS.sub("", text)
-    return " ".join(text.split()) or type(exc).__name__
+    text = _SOURCE.sub("", text)
+    text = " ".join(text.split()) or type(exc).__name__
+    if path is not None and os.path.exists(path) and _NO_FILE.search(text):
+        text = _NO_FILE.sub("unreadable content", text)
+        text = f"the file exists but its header or data cannot be parsed ({text})"
+    return text
 
 
 def require_exists(path: str) -> None:

@@ -14,20 +14,22 @@ import SimpleITK as sitk
 
 from medlab._image import as_sitk
 from medlab.errors import ImageIOError
-from medlab.io import _dcm2niix
-from medlab.io._common import warn_if_nonuniform
+from medlab.io import _dcm2niix, _guard
+from medlab.io._common import DicomWarning, itk_reason, warn_if_nonuniform
 from medlab.io._fields import dataset_metadata
 from medlab.io._header import find, frame_items, open_dicom
 from medlab.io._suv import pet_scale
 from medlab.io._volumes import attach
 
 
-def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
+def read_dicom_file(path: str, *, pet_units: str, max_bytes: int | None = None) -> sitk.Image:
     """Decode one DICOM file into a ``sitk.Image`` in physical units.
 
     A single frame gives a 2D image; several frames give a 3D image with frames along z.
-    See :func:`medlab.io.read` for the conventions.
+    See :func:`medlab.io.read` for the conventions. The pixel module is checked before
+    decoding (:func:`_check_pixel_module`) and the result's geometry after it.
     """
+    limit = _guard.max_bytes(max_bytes)
     ds = open_dicom(path)
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         modality = ds.get("Modality", "?")
@@ -46,6 +48,7 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
             spacing = find(ds, "PixelSpacing")
             spacing = tuple(float(v) for v in spacing) if spacing is not None and len(spacing) == 2 else None
             return _dcm2niix.convert([path], path, orientation=iop, positions=positions, pixel_spacing=spacing)
+    expected = _check_pixel_module(ds, path, limit)
     try:
         arr = ds.pixel_array
     except (KeyboardInterrupt, SystemExit):
@@ -69,26 +72,110 @@ def read_dicom_file(path: str, *, pet_units: str) -> sitk.Image:
     vector = arr.ndim == (4 if frames > 1 else 3)
     if frames == 1:
         arr = arr[np.newaxis]  # one layout below: (frames, rows, columns[, samples])
+    if arr.shape[:3] != expected[:3] or (arr.ndim == 4 and arr.shape[3] != 3) or arr.ndim not in (3, 4):
+        raise ImageIOError(
+            path,
+            f"decoded pixel data of shape {arr.shape} do not match NumberOfFrames x Rows x Columns x "
+            f"SamplesPerPixel = {expected}",
+        )
     if photometric == "MONOCHROME1":
         arr = _invert_monochrome1(arr, ds)
     if not vector:
-        arr = _modality_lut(arr, ds)
+        arr = _modality_lut(arr, ds, path)
     if str(ds.get("Modality", "")).upper() == "PT":
         factor = pet_scale(dataset_metadata(ds, identifying=True), pet_units, path)
         if factor is not None:
             arr = arr.astype(np.float32) * np.float32(factor)
 
-    spacing_xy = _pixel_spacing_xy(ds)
+    spacing_xy = _pixel_spacing_xy(ds, path)
     if frames == 1:
         img, _ = as_sitk(arr[0], vector=vector)
         img.SetSpacing(spacing_xy)
+        _guard.check_geometry(img, path, dicom=True)
         return attach(img, {"source": "pydicom"})
     order, origin, direction, step = _frame_geometry(ds, frames, path)
     img, _ = as_sitk(arr[order] if order is not None else arr, vector=vector)
-    img.SetSpacing((*spacing_xy, step))
-    img.SetOrigin(origin)
-    img.SetDirection(direction)
+    try:
+        img.SetSpacing((*spacing_xy, step))
+        img.SetOrigin(origin)
+        img.SetDirection(direction)
+    except RuntimeError as exc:  # ITK refuses e.g. a singular direction
+        raise ImageIOError(path, f"the frame geometry is not a valid grid: {itk_reason(exc)}") from exc
+    _guard.check_geometry(img, path, dicom=True)
     return attach(img, {"source": "pydicom"})
+
+
+# Transfer syntaxes whose PixelData is stored uncompressed (its length is known exactly).
+_NATIVE = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.1.99",  # deflated: the dataset, not the pixel data, is compressed
+}
+
+
+def _check_pixel_module(ds, path: str, limit: int) -> tuple[int, int, int, int]:
+    """(frames, rows, columns, samples) after checking the pixel module against the data.
+
+    Refuses sizes that are not positive, SamplesPerPixel other than 1 or 3 (4 for retired
+    ARGB/CMYK is not read), a BitsAllocated that is not 1, 8, 16, 32 or 64, a declared size
+    above ``limit`` bytes and, for uncompressed transfer syntaxes, a PixelData shorter than
+    the header declares; longer data (padding) give a :class:`DicomWarning` and only the
+    declared bytes are read, never extra components or frames.
+    """
+    fields = {}
+    for key, default in (("Rows", None), ("Columns", None), ("SamplesPerPixel", 1), ("NumberOfFrames", 1), ("BitsAllocated", None)):
+        value = ds.get(key, default)
+        if value in (None, ""):
+            value = default
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            raise ImageIOError(path, f"{key} must be an integer; got {value!r}") from None
+        if value is None or value < 1:
+            raise ImageIOError(path, f"{key} must be a positive integer; got {value!r}")
+        fields[key] = value
+    if fields["SamplesPerPixel"] not in (1, 3):
+        raise ImageIOError(path, f"SamplesPerPixel must be 1 or 3; got {fields['SamplesPerPixel']}")
+    bits = fields["BitsAllocated"]
+    if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        bits = 64 if "DoubleFloatPixelData" in ds else 32
+    if bits not in (1, 8, 16, 32, 64):
+        raise ImageIOError(path, f"BitsAllocated must be 1, 8, 16, 32 or 64; got {bits}")
+    shape = (fields["NumberOfFrames"], fields["Rows"], fields["Columns"], fields["SamplesPerPixel"])
+    voxels = shape[0] * shape[1] * shape[2] * shape[3]
+    nbytes = (voxels * bits + 7) // 8
+    decoded = voxels * max(bits // 8, 1)
+    if decoded > limit:
+        raise ImageIOError(
+            path,
+            f"NumberOfFrames x Rows x Columns x SamplesPerPixel x BitsAllocated declare {decoded / 2**20:.6g} "
+            f"MiB, above the limit of {limit / 2**20:.6g} MiB (pass max_bytes= to medlab.io.read if trusted)",
+        )
+    ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    if "PixelData" in ds and ts in _NATIVE:
+        try:
+            length = len(ds.PixelData)
+        except Exception as exc:  # noqa: BLE001 - a corrupted element length surfaces here
+            raise ImageIOError(path, f"unreadable PixelData element: {type(exc).__name__}: {exc}") from None
+        if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "YBR_FULL_422":
+            nbytes = nbytes // 3 * 2  # chroma subsampled horizontally: 2 values per pixel
+        if length < nbytes:
+            raise ImageIOError(
+                path,
+                f"PixelData holds {length} bytes; NumberOfFrames x Rows x Columns x SamplesPerPixel x "
+                f"BitsAllocated = {shape[0]} x {shape[1]} x {shape[2]} x {shape[3]} x {bits} bits declare {nbytes}",
+            )
+        if length > nbytes + 1:
+            # Decoders would turn the excess into extra frames or components: read what is declared.
+            ds.PixelData = bytes(ds.PixelData[: nbytes + nbytes % 2])
+            warnings.warn(
+                f"{path}: PixelData holds {length} bytes, {length - nbytes} more than NumberOfFrames x Rows x "
+                f"Columns x SamplesPerPixel x BitsAllocated declare ({nbytes}); the trailing bytes are ignored",
+                DicomWarning,
+                stacklevel=4,
+            )
+    return shape
 
 
 # Private creator of Siemens' CSA headers; the image header is element xx10 of its block.
@@ -180,55 +267,89 @@ def _invert_monochrome1(arr: np.ndarray, ds) -> np.ndarray:
     return ((1 << bits) - 1 - arr.astype(np.int64)).astype(arr.dtype)
 
 
-def _rescale_params(ds, frames: int) -> tuple[np.ndarray, np.ndarray]:
+def _number(value, default: float, name: str, path: str) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ImageIOError(path, f"{name} must be a number; got {value!r}") from None
+    if not np.isfinite(out):
+        raise ImageIOError(path, f"{name} must be finite; got {value!r}")
+    return out
+
+
+def _rescale_params(ds, frames: int, path: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Per-frame (slope, intercept): per-frame functional groups, shared ones, or top level."""
     items = frame_items(ds, "PixelValueTransformationSequence")
     if items is not None and len(items) in (1, frames):
-        slopes = [float(it.get("RescaleSlope", 1) or 1) for it in items]
-        intercepts = [float(it.get("RescaleIntercept", 0) or 0) for it in items]
+        slopes = [_number(it.get("RescaleSlope"), 1.0, "RescaleSlope", path) for it in items]
+        intercepts = [_number(it.get("RescaleIntercept"), 0.0, "RescaleIntercept", path) for it in items]
     else:
-        slopes = [float(ds.get("RescaleSlope", 1) or 1)]
-        intercepts = [float(ds.get("RescaleIntercept", 0) or 0)]
+        slopes = [_number(ds.get("RescaleSlope"), 1.0, "RescaleSlope", path)]
+        intercepts = [_number(ds.get("RescaleIntercept"), 0.0, "RescaleIntercept", path)]
+    slopes = [s if s != 0 else 1.0 for s in slopes]  # 0 = not set (as before: `or 1`)
     if "DoseGridScaling" in ds:  # RTDOSE: stored value * DoseGridScaling = dose in DoseUnits
-        slopes = [s * float(ds.DoseGridScaling) for s in slopes]
-    return np.asarray(slopes), np.asarray(intercepts)
+        scale = _number(ds.DoseGridScaling, 1.0, "DoseGridScaling", path)
+        slopes = [s * scale for s in slopes]
+    return np.asarray(slopes, float), np.asarray(intercepts, float)
 
 
-def _modality_lut(arr: np.ndarray, ds) -> np.ndarray:
+def _modality_lut(arr: np.ndarray, ds, path: str = "") -> np.ndarray:
     """Apply the modality LUT or rescale (CT to HU, PET to its Units, RTDOSE to Gy)."""
     if "ModalityLUTSequence" in ds:
         from pydicom.pixels import apply_modality_lut
 
         return apply_modality_lut(arr, ds)
-    slopes, intercepts = _rescale_params(ds, arr.shape[0])
+    slopes, intercepts = _rescale_params(ds, arr.shape[0], path)
     if np.all(slopes == 1) and np.all(intercepts == 0):
         return arr
     shape = (-1,) + (1,) * (arr.ndim - 1)
     slopes, intercepts = slopes.reshape(shape), intercepts.reshape(shape)
     integral = np.all(slopes == np.round(slopes)) and np.all(intercepts == np.round(intercepts))
+    # Computed in float64 (exact for every integer below 2**53), then range-checked: integer
+    # arithmetic in int64 would overflow silently for an absurd slope.
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(np.float64) * slopes + intercepts
+    low = high = 0.0
+    if out.size:
+        low, high = float(out.min()), float(out.max())
+        if not (np.isfinite(low) and np.isfinite(high)) or max(abs(low), abs(high)) > float(np.finfo(np.float32).max):
+            raise ImageIOError(
+                path,
+                f"RescaleSlope/RescaleIntercept{'/DoseGridScaling' if 'DoseGridScaling' in ds else ''} "
+                f"({slopes.ravel()[0]:g}, {intercepts.ravel()[0]:g}) map the stored values outside the float32 range",
+            )
     if integral and arr.dtype.kind in "iu":
-        out = arr.astype(np.int64) * slopes.astype(np.int64) + intercepts.astype(np.int64)
         for dtype in (np.int16, np.int32):
             info = np.iinfo(dtype)
-            if out.size == 0 or (out.min() >= info.min and out.max() <= info.max):
+            if out.size == 0 or (low >= info.min and high <= info.max):
                 return out.astype(dtype)
-        return out
-    return (arr.astype(np.float32) * slopes.astype(np.float32) + intercepts.astype(np.float32)).astype(np.float32)
+        if high - low < 2**53 and max(abs(low), abs(high)) < 2**63:
+            return out.astype(np.int64)
+    return out.astype(np.float32)
 
 
-def _valid_spacing(value) -> tuple[float, float] | None:
+def _valid_spacing(value, keyword: str = "PixelSpacing", path: str = "") -> tuple[float, float] | None:
+    """(column step, row step) mm from a (row, column) spacing attribute; None if absent.
+
+    A present but unusable value (not two numbers, not finite, outside
+    :data:`medlab.io._guard.SPACING_RANGE`) raises: it is never replaced by another value.
+    """
     if value is None:
         return None
     try:
-        row, col = (float(v) for v in list(value)[:2])
+        values = list(value) if not isinstance(value, (str, bytes)) else str(value).split("\\")
+        row, col = (float(v) for v in values[:2])
     except (TypeError, ValueError):
-        return None
-    if row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col):
-        return col, row
-    return None
+        raise ImageIOError(path, f"{keyword} must be two numbers (row, column spacing in mm); got {value!r}") from None
+    low, high = _guard.SPACING_RANGE
+    if not (np.isfinite(row) and np.isfinite(col) and low <= row <= high and low <= col <= high):
+        raise ImageIOError(path, f"{keyword} must be finite and in [{low:g}, {high:g}] mm; got {row!r}, {col!r}")
+    return col, row
 
 
-def _pixel_spacing_xy(ds) -> tuple[float, float]:
+def _pixel_spacing_xy(ds, path: str = "") -> tuple[float, float]:
     """In-plane spacing (x = column step, y = row step) in mm.
 
     PixelSpacing (patient plane), else ImagerPixelSpacing (projection radiographs: the
@@ -236,7 +357,10 @@ def _pixel_spacing_xy(ds) -> tuple[float, float]:
     is in cm, else 1.0 (no physical calibration).
     """
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
-        spacing = _valid_spacing(find(ds, keyword))
+        value = find(ds, keyword)
+        if value is not None and not str(value).strip("[]' \\"):
+            continue  # present but empty (type 2): not given
+        spacing = _valid_spacing(value, keyword, path)
         if spacing is not None:
             return spacing
     deltas = set()

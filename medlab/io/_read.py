@@ -8,6 +8,7 @@ import SimpleITK as sitk
 
 from medlab._options import check_choice
 from medlab.errors import ImageIOError, MedlabError
+from medlab.io import _guard
 from medlab.io._common import ITK_EXTENSIONS, extension, fspath, itk_reason, require_exists
 from medlab.io._dicom import read_dicom_file
 from medlab.io._series import read_series
@@ -21,6 +22,7 @@ def read(
     pet_units: str = "suv",
     as_gray: bool = False,
     progress=None,
+    max_bytes: int | None = None,
 ) -> sitk.Image:
     """Read a medical image into a ``SimpleITK.Image`` with physical geometry and units.
 
@@ -45,6 +47,11 @@ def read(
     - **a file ending in** ``.nii``, ``.nii.gz``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``,
       ``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff`` or ``.bmp``: SimpleITK's own
       readers. PNG/JPEG/BMP are 2D; colour stays a vector image (see ``as_gray``).
+      Before SimpleITK sees a NIfTI, NRRD or MetaImage file its header is parsed and checked
+      in Python (dimensions, sizes, data type, spacing finite and positive, origin and
+      direction finite, a data file that exists) and the data, decompressed with their
+      checksum where compressed, must cover the size the header declares: ITK's readers would
+      otherwise zero-fill short data, and crash or hang on some corrupted headers.
     - **any other file**: one DICOM file, decoded by pydicom with the pylibjpeg plugins, so
       every transfer syntax pydicom can decode works: uncompressed, deflate, RLE, JPEG
       baseline/extended/lossless, JPEG-LS, JPEG 2000. A single frame gives a **2D image**
@@ -79,6 +86,11 @@ def read(
         stored values in whatever Units the file declares.
     progress : None, bool or callable
         Folders only: progress of reading the headers; see :func:`list_series`.
+    max_bytes : int, optional
+        Largest voxel data (bytes, as the file's header declares them) to allocate; a header
+        that asks for more is refused before anything is allocated. Default
+        ``medlab.io.MAX_BYTES`` (None: half of this machine's physical memory). Raise it for a
+        trusted, very large file.
     as_gray : bool
         If True, a colour (vector) image is converted to its luma
         ``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601, as JPEG and DICOM YBR use) as float32
@@ -95,7 +107,10 @@ def read(
     Raises
     ------
     ImageIOError
-        When the path is missing, or the data are empty, truncated, not an image, ambiguous
+        When the path is missing, or a header field is invalid (the message names it), the
+        header declares more than ``max_bytes``, the returned geometry would not be physical
+        (spacing outside [1e-6, 1e5] mm along the spatial axes, non-finite origin, a direction
+        without unit columns or singular), or the data are empty, truncated, not an image, ambiguous
         (several series without ``series_uid``; the message lists each series' UID, modality,
         description and number of files) or cannot be decoded; and when the PET header does
         not allow the requested ``pet_units`` (the message names the missing tags).
@@ -114,6 +129,7 @@ def read(
     (-896, 1167)
     """
     check_choice("pet_units", pet_units, PET_UNITS)
+    limit = _guard.max_bytes(max_bytes)
     path = fspath(path)
     require_exists(path)
     if os.path.isdir(path):
@@ -122,10 +138,10 @@ def read(
         if series_uid is not None:
             raise ValueError(f"`series_uid` selects a series in a folder; `path` is a file: {path}")
         if extension(path) in ITK_EXTENSIONS:
-            img = _read_itk(path)
+            img = _read_itk(path, limit)
         else:
             try:
-                img = read_dicom_file(path, pet_units=pet_units)
+                img = read_dicom_file(path, pet_units=pet_units, max_bytes=limit)
             except MedlabError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -136,13 +152,17 @@ def read(
     return to_gray(img) if as_gray else img
 
 
-def _read_itk(path: str) -> sitk.Image:
+def _read_itk(path: str, limit: int) -> sitk.Image:
     if os.path.getsize(path) == 0:
         raise ImageIOError(path, "empty file")
+    ext = extension(path)
+    _guard.preflight(path, ext, limit)
     try:
-        return sitk.ReadImage(path)
-    except RuntimeError as exc:
-        raise ImageIOError(path, f"cannot read as {extension(path)}: {itk_reason(exc)}") from exc
+        img = sitk.ReadImage(path)
+    except (RuntimeError, MemoryError) as exc:
+        raise ImageIOError(path, f"cannot read as {ext}: {itk_reason(exc, path)}") from exc
+    _guard.check_geometry(img, path)
+    return img
 
 
 _LUMA = (0.299, 0.587, 0.114)

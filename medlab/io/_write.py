@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import SimpleITK as sitk
 
+from medlab import _atomic
 from medlab._image import as_sitk
 from medlab.errors import ImageIOError
 from medlab.io._common import ITK_EXTENSIONS, extension, fspath, itk_reason
@@ -39,10 +41,19 @@ def write(image, path, *, overwrite: bool = False, compress: bool = True) -> Pat
     to float32 precision, JPEG to about 1%).
     DICOM is not written.
 
-    The image is written into a fresh temporary folder beside ``path`` under the final file
-    name (so the writer picks the format from the same extension, and a ``.mhd`` header names
-    its data file correctly), then moved into place with ``os.replace``. If anything fails,
-    the temporary folder is removed: no partial file is ever left at ``path``.
+    The image is written into a temporary folder beside ``path`` (named by
+    :mod:`medlab._atomic`, with this host and process id) under the final file name, so the
+    writer picks the format from the same extension, then moved into place with
+    ``os.replace``; if anything fails the folder is removed, and the folders of writers that
+    were killed are removed by the next write into the same folder: no partial file is ever
+    left at ``path``. A header with a separate data file (``.mhd``, ``.nhdr``) is replaced
+    as a pair: when it replaces an existing image (or its data file's name is taken), the
+    new data go to a new file named ``<name>.<16 hex digits><suffix>``, then the header that
+    names it replaces the old header in one rename, then the old data file is removed. A
+    process killed at any point thus leaves the old pair or the new pair, never a header
+    with the other's data; a data file it leaves unreferenced is removed by the next write
+    of the same ``path`` (any ``<name>[.<16 hex>].raw``, ``.zraw`` or ``.raw.gz`` beside it
+    that its header does not name).
 
     Parameters
     ----------
@@ -70,7 +81,7 @@ def write(image, path, *, overwrite: bool = False, compress: bool = True) -> Pat
         If the extension is not supported, or the image's pixel type, dimension or number of
         components cannot be stored in that format (e.g. float32 as PNG).
     """
-    img, _ = as_sitk(image, name="image")
+    img, _ = as_sitk(image, name="image", allow_4d=True)
     target = Path(fspath(path))
     ext = extension(str(target))
     if ext not in WRITE_EXTENSIONS:
@@ -84,25 +95,105 @@ def write(image, path, *, overwrite: bool = False, compress: bool = True) -> Pat
         raise ImageIOError(target, f"the folder {str(folder)!r} does not exist")
     if target.exists() and not overwrite:
         raise ImageIOError(target, "file exists; pass overwrite=True to replace it")
-    tmpdir = tempfile.mkdtemp(prefix=".medlab-write-", dir=folder)
+    _atomic.clean_stale(folder)
+    pair = ext in _PAIR_FIELD
+    if pair:
+        _remove_orphans(target, ext)
+    scratch = _atomic._temp_for(target)
+    scratch.mkdir()
     try:
-        tmp = os.path.join(tmpdir, target.name)
+        tmp = scratch / target.name
         try:
-            sitk.WriteImage(img, tmp, useCompression=compress)
+            sitk.WriteImage(img, str(tmp), useCompression=compress)
         except RuntimeError as exc:
             raise ImageIOError(target, f"cannot write {ext}: {itk_reason(exc)}") from exc
-        # Companion files (the .raw/.zraw of a .mhd) first, the file named by `path` last, so
-        # the header never points at data that is not there yet.
-        companions = sorted(n for n in os.listdir(tmpdir) if n != target.name)
-        for name in companions:
-            if (folder / name).exists() and not overwrite:
-                raise ImageIOError(folder / name, f"file exists (data file of {target.name}); pass overwrite=True")
-        for name in companions:
-            os.replace(os.path.join(tmpdir, name), folder / name)
-        os.replace(tmp, target)
+        companions = sorted(n for n in os.listdir(scratch) if n != target.name)
+        if not pair or not companions:
+            if companions:  # pragma: no cover - only the pair formats write a second file
+                raise ImageIOError(target, f"the {ext} writer wrote unexpected files {companions}")
+            os.replace(tmp, target)
+        else:
+            _replace_pair(tmp, companions, target, ext, overwrite=overwrite)
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+# Header formats with a separate data file: the header line that names it.
+_PAIR_FIELD = {
+    ".mhd": re.compile(r"^(?P<key>ElementDataFile\s*=\s*)(?P<name>.*?)\s*$", re.MULTILINE),
+    ".nhdr": re.compile(r"^(?P<key>data ?file:\s*)(?P<name>.*?)\s*$", re.MULTILINE | re.IGNORECASE),
+}
+
+
+def _data_name(header: Path, ext: str) -> str | None:
+    """The data file a ``.mhd``/``.nhdr`` header names (None if unreadable or LOCAL)."""
+    try:
+        with open(header, "rb") as f:
+            text = f.read(1 << 16).decode("utf-8", "replace")
+    except OSError:
+        return None
+    m = _PAIR_FIELD[ext].search(text)
+    if m is None or m["name"].upper() == "LOCAL" or os.sep in m["name"] or not m["name"]:
+        return None
+    return m["name"]
+
+
+def _unique_name(target: Path, companion: str) -> str:
+    suffix = companion[len(target.stem):] if companion.startswith(target.stem) else Path(companion).suffix
+    return f"{target.stem}.{secrets.token_hex(8)}{suffix}"
+
+
+def _orphan_pattern(target: Path) -> re.Pattern:
+    # ITK's own data names (x.raw, x.zraw, x.raw.gz) and the unique ones given at an overwrite.
+    return re.compile(re.escape(target.stem) + r"(\.[0-9a-f]{16})?\.(raw|zraw|raw\.gz)$")
+
+
+def _remove_orphans(target: Path, ext: str) -> None:
+    """Remove data files of ``target`` (``<stem>[.<16 hex>].raw|.zraw|.raw.gz``) its header does not name.
+
+    They are left by a write killed between moving the new data in and replacing the header
+    (or before removing the old data).
+    """
+    if not target.is_file():
+        return  # no header: nothing says which data files are its own
+    current = _data_name(target, ext)
+    if current is None:
+        return
+    pattern = _orphan_pattern(target)
+    for entry in os.scandir(target.parent):
+        if entry.name != current and pattern.match(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.remove(entry.path)
+            except FileNotFoundError:
+                pass
+
+
+def _replace_pair(tmp: Path, companions: list, target: Path, ext: str, *, overwrite: bool) -> None:
+    """Move a freshly written header + data file pair from its scratch folder to ``target``."""
+    if len(companions) != 1:
+        raise ImageIOError(target, f"the {ext} writer wrote several data files {companions}; expected one")
+    (companion,) = companions
+    folder = target.parent
+    old = _data_name(target, ext) if target.exists() else None
+    if target.exists() or (folder / companion).exists():
+        if not overwrite:
+            taken = target if target.exists() else folder / companion
+            raise ImageIOError(taken, f"file exists (data file of {target.name}); pass overwrite=True")
+        # Replacing: the new data get a name of their own, so the old header keeps naming the
+        # old data until the header itself is replaced.
+        name = _unique_name(target, companion)
+        text = tmp.read_text(encoding="utf-8")
+        m = _PAIR_FIELD[ext].search(text)
+        if m is None or m["name"] != companion:
+            raise ImageIOError(target, f"the {ext} header written does not name its data file {companion!r}")
+        tmp.write_text(text[: m.start("name")] + name + text[m.end("name"):], encoding="utf-8")
+    else:
+        name = companion
+    os.replace(tmp.parent / companion, folder / name)
+    os.replace(tmp, target)  # the one step that switches from the old pair to the new one
+    if old is not None and old != name and (folder / old).is_file():
+        os.remove(folder / old)
 
 
 def _check_format(img: sitk.Image, ext: str) -> None:
