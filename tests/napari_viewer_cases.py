@@ -40,31 +40,90 @@ def _add(viewer, layer_tuple):
     return getattr(viewer, f"add_{kind}")(data, **kwargs)
 
 
+def _notes():
+    from napari.utils.notifications import notification_manager
+
+    return [str(n.message) for n in notification_manager.records]
+
+
+def _rows_brightness(shot) -> tuple[float, float]:
+    """Mean grey of the top and bottom halves of the drawn (non-black) rows of a screenshot."""
+    grey = shot[..., :3].mean(axis=2)
+    rows = np.flatnonzero(grey.max(axis=1) > 0)
+    drawn = grey[rows[0]:rows[-1] + 1]
+    half = len(drawn) // 2
+    return float(drawn[:half].mean()), float(drawn[half:].mean())
+
+
 def test_open_sample_and_screenshot(make_napari_viewer, phantom, tmp_path):
     viewer = make_napari_viewer(show=True)
     path = medlab.io.write(phantom[0], tmp_path / "ct.nrrd")
     [layer] = viewer.open(str(path), plugin="medlab")
     assert layer.scale == pytest.approx((2.5, 2.0, 2.0)) and layer.translate == pytest.approx((100.0, 12.5, -40.0))
+    assert [str(u) for u in layer.units] == ["millimeter"] * 3 and tuple(layer.axis_labels) == ("I→S", "A→P", "R→L")
+    assert tuple(layer.contrast_limits) == (-150.0, 250.0)  # CT soft-tissue window, not -1000..max
+    assert viewer.canvas.overlays["scale_bar"].visible and tuple(viewer.dims.axis_labels) == ("I→S", "A→P", "R→L")
+    viewer.layers.remove("ct")
+    # radiological display: superior up in coronal and sagittal views, letters on the canvas
+    arr = np.zeros((24, 48, 64), np.int16)
+    arr[12:] = 1000  # the superior half bright (z index grows towards the head)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((2.0, 2.0, 2.5))
+    [layer] = viewer.open(str(medlab.io.write(img, tmp_path / "head_up.nrrd")), plugin="medlab")
+    viewer.dims.order = (1, 0, 2)  # coronal: I→S vertical, R→L horizontal
+    viewer.reset_view()
+    assert viewer.scene.camera.orientation2d[0] == "up"
+    assert viewer.canvas.overlays["text"].visible and viewer.canvas.overlays["text"].text.startswith("coronal   top S · bottom I")
+    top, bottom = _rows_brightness(viewer.screenshot(canvas_only=True, flash=False))
+    assert top > bottom + 100, (top, bottom)  # the bright superior half drawn at the top
+    viewer.dims.order = (2, 0, 1)
+    assert viewer.canvas.overlays["text"].text.startswith("sagittal   top S")
+    viewer.dims.order = (0, 1, 2)
+    assert viewer.scene.camera.orientation2d[0] == "down" and viewer.canvas.overlays["text"].text.startswith("axial   top A")
+    viewer.layers.remove(layer)
     layers = viewer.open_sample("medlab", "ct_phantom")
     assert [lay.name for lay in layers] == ["CT phantom (HU)", "phantom labels"]
-    assert viewer.layers["phantom labels"].data.max() >= 1
-    viewer.layers.remove("ct")
+    labels = viewer.layers["phantom labels"]
+    assert labels.data.max() >= 1
     viewer.dims.ndisplay = 2
+    z = int(np.argmax((labels.data > 0).sum(axis=(1, 2))))  # the slice with most lesion voxels
+    viewer.dims.set_point(0, z * labels.scale[0] + labels.translate[0])
+    viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.ndim == 3 and shot[..., :3].std() > 5  # a picture, not a black window
+    rgb = shot[..., :3].astype(int)
+    coloured = (rgb.max(axis=2) - rgb.min(axis=2)) > 40  # grey CT has r = g = b; label colours do not
+    assert coloured.sum() > 20, coloured.sum()
 
 
 def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
     img, ph = phantom
     viewer = make_napari_viewer()
-    ct = _add(viewer, _layers.image_to_layer(img, "ct"))
+    ct = _add(viewer, _layers.image_to_layer(img, "ct", modality="CT"))
     _, th = viewer.window.add_plugin_dock_widget("medlab", "Threshold")
     th.image.value = ct
     th.lower.value, th.upper.value = 100.0, 3000.0
     th()  # the call button; napari adds the returned labels layer
-    np.testing.assert_array_equal(viewer.layers["ct threshold"].data,
-                                  sitk.GetArrayFromImage(medlab.segmentation.threshold(img, lower=100, upper=3000)))
-    assert viewer.layers["ct threshold"].scale == pytest.approx(ct.scale)
+    want = sitk.GetArrayFromImage(medlab.segmentation.threshold(img, lower=100, upper=3000))
+    first = viewer.layers["ct threshold"]
+    np.testing.assert_array_equal(first.data, want)
+    assert first.scale == pytest.approx(ct.scale)
+    # its size and mean HU, shown and kept
+    summary = first.metadata["summary"]
+    assert summary["volume_ml"] == pytest.approx(want.sum() * 2.5 * 2.0 * 2.0 / 1000.0)
+    assert summary["mean"] == pytest.approx(sitk.GetArrayFromImage(img)[want > 0].mean())
+    assert any(m.startswith("ct threshold: ") and " HU (" in m for m in _notes())
+    # a painted edit survives a re-run: the result goes to a new layer
+    first.data[0, 0, :5] = 7
+    th()
+    assert "ct threshold [2]" in viewer.layers and (first.data[0, 0, :5] == 7).all()
+    np.testing.assert_array_equal(viewer.layers["ct threshold [2]"].data, want)
+    # a readable error, nothing added
+    n_layers = len(viewer.layers)
+    th.lower.value, th.upper.value = 3000.0, 100.0
+    th()
+    assert len(viewer.layers) == n_layers
+    assert _notes()[-1] == "Threshold: lower (3000) is above upper (100); set lower <= upper. Nothing was added"
 
     lesion = max(ph.truth["lesions"], key=lambda le: le["n_voxels"])
     seed = np.asarray(lesion["centre_index"], float)
@@ -77,6 +136,14 @@ def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
                                                     lower=lesion["hu"] - 100, upper=lesion["hu"] + 100)
     np.testing.assert_array_equal(viewer.layers["ct region"].data, sitk.GetArrayFromImage(want))
     assert viewer.layers["ct region"].data.sum() > 10
+    assert viewer.layers["ct region"].metadata["summary"]["voxels"] == int(sitk.GetArrayFromImage(want).sum())
+    outside = viewer.add_points([ct.translate - 500.0], name="outside")
+    rg.seeds.value = outside
+    n_layers = len(viewer.layers)
+    rg()
+    assert len(viewer.layers) == n_layers
+    assert _notes()[-1].startswith("Region growing: seed point") and "is outside the image" in _notes()[-1]
+    assert "move the point into 'ct'" in _notes()[-1]
 
 
 def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer, phantom, qtbot):
@@ -101,11 +168,13 @@ def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer,
     assert np.abs(blend).mean() < 0.5 * np.abs(before).mean()  # registered: the difference shrank
 
 
-def test_model_runner_dock_widget(make_napari_viewer, qtbot):
+def test_model_runner_dock_widget(make_napari_viewer, qtbot, monkeypatch):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("medlab", "hc18")
-    _, w = viewer.window.add_plugin_dock_widget("medlab", "Model runner")
-    assert w._device.value.startswith("runs on ") and "backend" in w._device.value
+    _, w = viewer.window.add_plugin_dock_widget("medlab", "Model runner")  # returns at once: device checked later
+    qtbot.waitUntil(lambda: w.device is not None, timeout=120_000)
+    assert w._device.value.startswith("runs on ") and len(w._device.value) <= 48
+    assert "backend" in w._device.tooltip
     w._image.value = layers[0]
     w._model.value = "hc18_unet"
     w.run()
@@ -114,9 +183,28 @@ def test_model_runner_dock_widget(make_napari_viewer, qtbot):
     np.testing.assert_array_equal(viewer.layers["model labels"].data, want)
     cam = viewer.layers["Grad-CAM"]
     assert cam.data.shape == want.shape and cam.data.max() == pytest.approx(1.0)
+    # a failure: readable, and the status and the button reset
+    from medlab.widgets.napari import _widgets
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(_model_process.POOL_HELP)
+
+    monkeypatch.setattr(_model_process, "run_model", broken)
+    worker = w.run()
+    qtbot.waitUntil(lambda: "failed" in w._result.value, timeout=30_000)
+    qtbot.waitUntil(lambda: w._run.enabled, timeout=30_000)
+    assert "__main__" in w._result.value and "__main__" in _notes()[-1] and _widgets is not None and worker
+    monkeypatch.undo()
+    # an RGB layer (as napari opens a PNG) is converted to grey for the model
+    grey = layers[0].data
+    rgb = viewer.add_image(np.stack([grey] * 3, axis=-1).astype(np.uint8), rgb=True, name="rgb")
+    w._image.value = rgb
     w._model.value = "busi_resnet"
     w.run()
     qtbot.waitUntil(lambda: "probabilities" in w.info, timeout=180_000)
     info = w.info
     assert set(info["probabilities"]) == {"benign", "malignant", "normal"} and "benign" in w._result.value
+    # the model's own input check (an HC18 head is not a BUSI breast image) reaches the user
+    assert any(m.startswith("busi_resnet: the image does not look like what busi_resnet was trained on")
+               for m in _notes())
     assert "tensorflow" not in __import__("sys").modules  # it ran in the worker process

@@ -82,7 +82,10 @@ def test_manifest_is_valid_and_discovered_through_the_entry_point():
     assert found.name == "medlab"
     assert {c.id for c in found.contributions.commands} == {c.id for c in mf.contributions.commands}
     assert [w.display_name for w in mf.contributions.widgets] == ["Threshold", "Region growing", "Registration blend",
-                                                                 "Model runner"]
+                                                                 "Model runner", "Window"]
+    writers = {w.command: w.filename_extensions for w in mf.contributions.writers}
+    assert writers == {"medlab.write_labels": [".nii.gz", ".nii", ".nrrd", ".mha", ".dcm"],
+                       "medlab.write_image": [".nii.gz", ".nii", ".nrrd", ".mha"]}
     assert {s.key for s in mf.contributions.sample_data} == {"ct_phantom", "ibsi_ct_phantom", "hc18"}
     assert mf.contributions.readers[0].accepts_directories
 

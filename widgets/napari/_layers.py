@@ -16,15 +16,22 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+import medlab.enhance
 import medlab.fusion
 import medlab.registration
 import medlab.segmentation
 from medlab._options import check_choice
 
 __all__ = [
+    "AXIS_LABELS_3D",
+    "default_contrast",
+    "guess_modality",
     "image_to_layer",
+    "layer_meta_to_image",
     "layer_to_image",
+    "mask_summary",
     "model_layers",
+    "rgb_to_grey",
     "points_to_index",
     "region_growing_layer",
     "registration_blend_layers",
@@ -32,6 +39,60 @@ __all__ = [
 ]
 
 BLEND_MODES = ("alpha", "checkerboard", "difference")
+
+#: Anatomical names of a 3D layer's axes after the reorientation to LPS, napari (z, y, x) order:
+#: each axis runs from the first to the second letter (inferior to superior, anterior to
+#: posterior, patient right to patient left).
+AXIS_LABELS_3D = ("I→S", "A→P", "R→L")
+#: The default window of a CT layer: medlab.enhance's soft-tissue preset (HU), not the data range.
+CT_DEFAULT_PRESET = "abdomen"
+
+
+def _axes(ndim: int) -> tuple[tuple, tuple]:
+    """``(axis_labels, units)`` of a layer with ``ndim`` dimensions (2D, 3D, or 4D with a
+    volume axis first): mm on every spatial axis."""
+    if ndim == 2:
+        return ("y", "x"), ("mm", "mm")
+    if ndim == 3:
+        return AXIS_LABELS_3D, ("mm",) * 3
+    return ("volume", *AXIS_LABELS_3D), ("pixel", "mm", "mm", "mm")
+
+
+def guess_modality(name: str | None = None, data: np.ndarray | None = None) -> str | None:
+    """'CT', 'PT' or 'MR' from a file or series name (a ``CT``/``PET``/``PT``/``MR`` word), else
+    'CT' when the intensities look like Hounsfield units (air at -1000, integer-valued, up to at
+    least bone), else None."""
+    import re
+
+    if name:
+        words = {w.upper() for w in re.split(r"[^A-Za-z0-9]+", str(name)) if w}
+        for key, modality in (("CT", "CT"), ("PET", "PT"), ("PT", "PT"), ("MR", "MR"), ("MRI", "MR")):
+            if key in words:
+                return modality
+    if data is not None and np.asarray(data).ndim >= 2:
+        arr = np.asarray(data)
+        sample = arr[tuple(slice(None, None, max(1, n // 64)) for n in arr.shape)]
+        if sample.size and -1100 <= float(sample.min()) <= -900 and float(sample.max()) >= 300 \
+                and np.all(sample == np.round(sample)):
+            return "CT"
+    return None
+
+
+def default_contrast(data: np.ndarray, modality: str | None = None) -> tuple[float, float] | None:
+    """The contrast limits a layer opens with: the soft-tissue window for CT (HU), the 1-99th
+    percentile window (:func:`medlab.enhance.resolve_window` 'auto') for anything else, None for
+    a constant image (napari's own)."""
+    arr = np.asarray(data)
+    if modality == "CT":
+        p = medlab.enhance.presets()[CT_DEFAULT_PRESET]
+        return medlab.enhance.window_bounds(p.window, p.level)
+    if arr.ndim not in (2, 3) or arr.dtype.kind not in "iuf":
+        return None
+    sample = arr[tuple(slice(None, None, max(1, n // 96)) for n in arr.shape)]
+    window, level = medlab.enhance.resolve_window(np.ascontiguousarray(sample))
+    if not window > 0:
+        return None
+    return medlab.enhance.window_bounds(window, level)
 
 
 def _lps(img: sitk.Image) -> sitk.Image:
@@ -59,14 +120,28 @@ def geometry(img: sitk.Image) -> dict:
     return {"affine": affine}
 
 
-def image_to_layer(img: sitk.Image, name: str, layer_type: str = "image", **kwargs) -> tuple:
-    """A ``sitk.Image`` as a napari LayerDataTuple (reoriented to LPS, geometry as scale/translate)."""
+def image_to_layer(img: sitk.Image, name: str, layer_type: str = "image", *, modality: str | None = None,
+                   **kwargs) -> tuple:
+    """A ``sitk.Image`` as a napari LayerDataTuple (reoriented to LPS, geometry as scale/translate,
+    units mm, anatomical axis labels). An image layer without ``contrast_limits`` gets
+    :func:`default_contrast` for ``modality`` (guessed from the intensities when None)."""
     img = _lps(img)
     data = sitk.GetArrayFromImage(img)
     if layer_type == "labels" and data.dtype.kind not in "iu":
         data = data.astype(np.int32)
     meta = {"spacing_mm": img.GetSpacing(), "origin_mm": img.GetOrigin(), "direction": img.GetDirection()}
-    opts = {"name": name, **geometry(img), "metadata": {**meta, **kwargs.pop("metadata", {})}, **kwargs}
+    labels, units = _axes(img.GetDimension())
+    opts = {"name": name, **geometry(img), "axis_labels": labels, "units": units}
+    if img.GetNumberOfComponentsPerPixel() in (3, 4) and layer_type == "image":
+        opts["rgb"] = True
+    elif layer_type == "image" and "contrast_limits" not in kwargs:
+        modality = modality or guess_modality(None, data)
+        limits = default_contrast(data, modality)
+        if limits is not None:
+            opts["contrast_limits"] = limits
+        if modality:
+            meta["modality"] = modality
+    opts.update(metadata={**meta, **kwargs.pop("metadata", {})}, **kwargs)
     return data, opts, layer_type
 
 
@@ -87,6 +162,78 @@ def layer_to_image(data, scale: Sequence[float] | None = None, translate: Sequen
         r = np.asarray(rotate, float)[-nd:, -nd:][::-1, ::-1]  # napari (z, y, x) -> SimpleITK (x, y, z)
         img.SetDirection(r.ravel().tolist())
     return img
+
+
+def layer_meta_to_image(data, meta: dict) -> sitk.Image:
+    """A layer's array and its attributes (napari's writer ``meta``, or ``layer.as_layer_data_tuple()[1]``:
+    ``scale``, ``translate``, ``rotate``, ``shear``, ``affine``) as a ``sitk.Image`` whose spacing,
+    origin and direction give every voxel napari's world position (mm). A 4D layer is refused
+    (write its volumes one by one)."""
+    arr = np.asarray(data)
+    nd = arr.ndim
+    if nd not in (2, 3):
+        raise ValueError(f"the layer must be 2D or 3D; got data of shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    from napari.utils.transforms import Affine
+
+    t = Affine(scale=meta.get("scale"), translate=meta.get("translate"), rotate=meta.get("rotate"),
+               shear=meta.get("shear"), ndim=nd)
+    extra = meta.get("affine")
+    if extra is not None:
+        extra = extra.affine_matrix if hasattr(extra, "affine_matrix") else np.asarray(extra, float)
+        full = extra[-nd - 1:, -nd - 1:] @ t.affine_matrix
+    else:
+        full = t.affine_matrix
+    lin = full[:nd, :nd]  # (z, y, x) order: world = lin @ index + offset
+    spacing = np.linalg.norm(lin, axis=0)
+    if np.any(spacing <= 0):
+        raise ValueError("the layer's transform is degenerate (a zero scale)")
+    direction = (lin / spacing)[::-1, ::-1]  # to SimpleITK (x, y, z)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing([float(v) for v in spacing[::-1]])
+    img.SetOrigin([float(v) for v in full[:nd, nd][::-1]])
+    img.SetDirection(direction.ravel().tolist())
+    return img
+
+
+#: The intensity unit shown after a segmentation, by modality.
+UNITS = {"CT": "HU", "PT": "SUV"}
+
+# ITU-R BT.601 luma, the weights medlab.io.read(as_gray=True) uses
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def rgb_to_grey(data) -> np.ndarray:
+    """An RGB(A) layer's array ``(..., 3 or 4)`` as grey float32 (BT.601 luma, as
+    ``medlab.io.read(as_gray=True)``); a grey array is returned unchanged."""
+    arr = np.asarray(data)
+    if arr.ndim < 3 or arr.shape[-1] not in (3, 4):
+        return arr
+    return (arr[..., :3].astype(np.float32) @ np.asarray(_LUMA, np.float32)).astype(np.float32)
+
+
+def mask_summary(mask, image: sitk.Image, modality: str | None = None) -> dict:
+    """Size and mean intensity of a mask (numpy, the image's grid): ``voxels``, ``volume_ml`` (3D)
+    or ``area_mm2`` (2D), ``mean`` (in the image's unit: HU for CT, SUV for PET), ``unit``, and a
+    one-line ``text``."""
+    m = np.asarray(mask) > 0
+    voxels = int(m.sum())
+    cell = float(np.prod(image.GetSpacing()))  # mm³ (mm² in 2D)
+    unit = UNITS.get(modality or "", "")
+    out = {"voxels": voxels, "unit": unit}
+    size = voxels * cell
+    if m.ndim == 3:
+        out["volume_ml"] = size / 1000.0
+        size_text = f"{size / 1000.0:.1f} mL"
+    else:
+        out["area_mm2"] = size
+        size_text = f"{size:.1f} mm²"
+    if voxels:
+        out["mean"] = float(sitk.GetArrayViewFromImage(image)[m].mean())
+        size_text += f", mean {out['mean']:.1f}" + (f" {unit}" if unit else "")
+    out["text"] = f"{size_text} ({voxels} voxels)" if voxels else "empty: no voxel in range (check lower/upper)"
+    return out
 
 
 def points_to_index(points, scale, translate, shape) -> list[tuple[int, ...]]:

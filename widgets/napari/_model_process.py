@@ -13,12 +13,13 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import threading
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["device_report", "run_model", "shutdown"]
+__all__ = ["POOL_HELP", "device_report", "run_model", "shutdown", "shutdown_broken"]
 
 _POOL: ProcessPoolExecutor | None = None
 _LOCK = threading.Lock()
@@ -52,7 +53,7 @@ def _device() -> dict:
     return medlab.models.device_report()
 
 
-def _run(name: str, array: np.ndarray, spacing, origin, grad_cam: bool):
+def _run(name: str, array: np.ndarray, spacing, origin, direction, grad_cam: bool):
     import medlab.models
 
     from ._layers import model_layers
@@ -62,17 +63,47 @@ def _run(name: str, array: np.ndarray, spacing, origin, grad_cam: bool):
     img = sitk.GetImageFromArray(array)
     img.SetSpacing(spacing)
     img.SetOrigin(origin)
-    return model_layers(_MODELS[name], img, grad_cam=grad_cam)
+    img.SetDirection(direction)
+    with warnings.catch_warnings(record=True) as caught:  # sent back: the dock shows them as notifications
+        warnings.simplefilter("always")
+        layers, info = model_layers(_MODELS[name], img, grad_cam=grad_cam)
+    info["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+    return layers, info
 
 
 # --------------------------------------------------------------------------- callers
 def device_report() -> dict:
     """:func:`medlab.models.device_report` of the worker process (where the models run)."""
-    return _pool().submit(_device).result()
+    return _submit(_device)
+
+
+POOL_HELP = ("the model process stopped before answering. napari's model runner starts it with "
+             "'spawn', which re-imports the script that started napari: in a script, put the napari code "
+             "under `if __name__ == \"__main__\":` (a notebook or the napari command need nothing). "
+             "It restarts on the next run")
+
+
+def _submit(fn, *args):
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return _pool().submit(fn, *args).result()
+    except BrokenProcessPool as exc:
+        shutdown_broken()
+        raise RuntimeError(POOL_HELP) from exc
+
+
+def shutdown_broken() -> None:
+    """Forget a broken pool (a new one starts on the next call)."""
+    global _POOL
+    with _LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run_model(name: str, image: sitk.Image, *, grad_cam: bool = True):
-    """:func:`._layers.model_layers` of pretrained model ``name`` on ``image``, in the worker."""
-    fut = _pool().submit(_run, name, sitk.GetArrayFromImage(image), image.GetSpacing(), image.GetOrigin(),
-                         bool(grad_cam))
-    return fut.result()
+    """:func:`._layers.model_layers` of pretrained model ``name`` on ``image``, in the worker.
+    A worker that died (e.g. a script without the ``__main__`` guard) raises RuntimeError saying so."""
+    return _submit(_run, name, sitk.GetArrayFromImage(image), image.GetSpacing(), image.GetOrigin(),
+                   image.GetDirection(), bool(grad_cam))

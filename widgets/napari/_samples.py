@@ -4,6 +4,7 @@ from the dataset registry's store)."""
 from __future__ import annotations
 
 from ._layers import image_to_layer
+from ._view import install_current
 
 __all__ = ["ct_phantom", "hc18_ultrasound", "ibsi_ct_phantom"]
 
@@ -12,8 +13,9 @@ def ct_phantom():
     """A seeded synthetic CT (HU) with its lesion labels (exact ground truth)."""
     import medlab.datasets
 
+    install_current()
     ph = medlab.datasets.ct_phantom(shape=(48, 128, 128), seed=0)
-    layers = [image_to_layer(ph.image, "CT phantom (HU)", contrast_limits=(-1000.0, 1000.0))]
+    layers = [image_to_layer(ph.image, "CT phantom (HU)", modality="CT")]
     if ph.labels is not None:
         layers.append(image_to_layer(ph.labels, "phantom labels", "labels"))
     return layers
@@ -23,8 +25,9 @@ def ibsi_ct_phantom():
     """The IBSI CT radiomics phantom (HU) with its GTV."""
     import medlab.datasets
 
+    install_current()
     ct, gtv = medlab.datasets.load("ibsi_ct_phantom", progress=False)
-    return [image_to_layer(ct, "IBSI CT phantom (HU)"), image_to_layer(gtv, "GTV", "labels")]
+    return [image_to_layer(ct, "IBSI CT phantom (HU)", modality="CT"), image_to_layer(gtv, "GTV", "labels")]
 
 
 def hc18_ultrasound():

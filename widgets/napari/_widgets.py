@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from magicgui import magic_factory
 from magicgui.widgets import (
     CheckBox,
@@ -18,10 +19,12 @@ from magicgui.widgets import (
 
 from ._layers import (
     BLEND_MODES,
-    layer_to_image,
+    layer_meta_to_image,
+    mask_summary,
     points_to_index,
     region_growing_layer,
     registration_blend_layers,
+    rgb_to_grey,
     threshold_layer,
 )
 
@@ -30,36 +33,129 @@ if TYPE_CHECKING:  # napari resolves these annotations at run time (magicgui imp
 
 __all__ = [
     "ModelRunnerWidget",
+    "notify_error",
     "region_growing_widget",
     "registration_blend_widget",
     "threshold_widget",
+    "window_widget",
 ]
 
 _NUMBER = {"widget_type": "FloatSpinBox", "min": -1e9, "max": 1e9, "step": 1.0}
+_KEPT = ("dicom_source", "series_uid", "modality")  # metadata a result layer inherits from its image
 
 
 def _image(layer):
-    return layer_to_image(layer.data, layer.scale, layer.translate)
+    if layer is None:
+        raise ValueError("choose an image layer (open an image first: File > Open)")
+    if getattr(layer, "rgb", False):
+        raise ValueError(f"'{layer.name}' is an RGB (colour) layer; this tool needs a grey image")
+    if layer.data.ndim not in (2, 3):
+        raise ValueError(f"'{layer.name}' has {layer.data.ndim} dimensions; this tool needs one 2D or 3D image "
+                         "(for a 4D series, save or pick one volume)")
+    return layer_meta_to_image(layer.data, layer.as_layer_data_tuple()[1])
+
+
+def notify_error(tool: str, exc: BaseException, hint: str = "") -> str:
+    """Show napari's error notification: the tool, what went wrong and what to do. Returns the text."""
+    from napari.utils.notifications import show_error
+
+    text = f"{tool}: {exc}" + (f". {hint}" if hint else "")
+    show_error(text)
+    return text
+
+
+def _notify_info(text: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(text)
+
+
+def _free_name(viewer, base: str) -> str:
+    """``base``, or ``base [2]``, ``base [3]``...: a re-run never replaces a layer (nor its edits)."""
+    if viewer is None or base not in viewer.layers:
+        return base
+    k = 2
+    while f"{base} [{k}]" in viewer.layers:
+        k += 1
+    return f"{base} [{k}]"
+
+
+def _result(viewer, image_layer, layer: tuple, image) -> tuple:
+    """A result labels layer named freely, with the source's DICOM metadata and a summary
+    (voxels, mL or mm², mean in the image's unit) shown as a notification and kept in metadata."""
+    data, kwargs, kind = layer
+    kwargs["name"] = _free_name(viewer, kwargs["name"])
+    meta = image_layer.metadata
+    kwargs["metadata"].update({k: meta[k] for k in _KEPT if meta.get(k)})
+    summary = mask_summary(data, image, meta.get("modality"))
+    kwargs["metadata"]["summary"] = summary
+    _notify_info(f"{kwargs['name']}: {summary['text']}")
+    return data, kwargs, kind
+
+
+def _check_range(lower: float, upper: float) -> None:
+    if lower > upper:
+        raise ValueError(f"lower ({lower:g}) is above upper ({upper:g}); set lower <= upper")
 
 
 @magic_factory(call_button="threshold", lower=_NUMBER, upper=_NUMBER)
-def threshold_widget(image: napari.layers.Image, lower: float = 300.0,
+def threshold_widget(viewer: napari.Viewer, image: napari.layers.Image, lower: float = 300.0,
                      upper: float = 3000.0) -> napari.types.LayerDataTuple:
-    """Voxels with ``lower <= value <= upper`` (medlab.segmentation.threshold) as a labels layer."""
-    return threshold_layer(_image(image), lower, upper, name=f"{image.name} threshold")
+    """Voxels with ``lower <= value <= upper`` (medlab.segmentation.threshold) as a new labels
+    layer (a re-run adds another: painted edits are never replaced); its volume and mean value are
+    shown. A failure is shown as a notification saying what to do."""
+    try:
+        _check_range(lower, upper)
+        img = _image(image)
+        return _result(viewer, image, threshold_layer(img, lower, upper, name=f"{image.name} threshold"), img)
+    except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is added
+        notify_error("Threshold", exc, "Nothing was added")
+        return None
 
 
 @magic_factory(call_button="grow region", lower=_NUMBER, upper=_NUMBER,
                connectivity={"choices": ["face", "full"]})
-def region_growing_widget(image: napari.layers.Image, seeds: napari.layers.Points,
+def region_growing_widget(viewer: napari.Viewer, image: napari.layers.Image, seeds: napari.layers.Points,
                           lower: float = -100.0, upper: float = 100.0,
                           connectivity: str = "face") -> napari.types.LayerDataTuple:
     """The region connected to the points of ``seeds`` within [lower, upper]
-    (medlab.segmentation.connected_threshold)."""
-    world = seeds.data * seeds.scale + seeds.translate  # the points in mm, (z, y, x)
-    seeds_index = points_to_index(world, image.scale, image.translate, image.data.shape)
-    return region_growing_layer(_image(image), seeds_index, lower, upper, connectivity,
-                                name=f"{image.name} region")
+    (medlab.segmentation.connected_threshold) as a new labels layer, with its volume (mL) and mean
+    value shown: a region that leaked into its surroundings shows at once as a large volume."""
+    try:
+        _check_range(lower, upper)
+        if seeds is None:
+            raise ValueError("choose a Points layer with the seeds (Layers > New Points layer, then click "
+                             "inside the structure)")
+        img = _image(image)
+        world = np.asarray([seeds.data_to_world(p) for p in seeds.data]).reshape(-1, seeds.ndim)  # mm, (z, y, x)
+        try:
+            seeds_index = points_to_index(world, image.scale, image.translate, image.data.shape)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; move the point into '{image.name}' (or pick the image it was "
+                             "clicked on)") from None
+        layer = region_growing_layer(img, seeds_index, lower, upper, connectivity, name=f"{image.name} region")
+        return _result(viewer, image, layer, img)
+    except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is added
+        notify_error("Region growing", exc, "Nothing was added")
+        return None
+
+
+@magic_factory(auto_call=True, preset={"choices": ["abdomen", "mediastinum", "lung", "bone", "brain", "subdural",
+                                                   "stroke", "liver", "auto"]})
+def window_widget(image: napari.layers.Image, preset: str = "abdomen") -> None:
+    """Set an image layer's contrast to a :func:`medlab.enhance.presets` window (CT, in HU;
+    'auto': the 1-99th percentile window of the data)."""
+    from ._view import window_limits
+
+    if image is None:
+        return
+    try:
+        low, high = window_limits(preset, np.asarray(image.data) if preset == "auto" else None)
+        lo_range, hi_range = image.contrast_limits_range
+        image.contrast_limits_range = (min(lo_range, low), max(hi_range, high))
+        image.contrast_limits = (low, high)
+    except Exception as exc:  # noqa: BLE001
+        notify_error("Window", exc)
 
 
 def _show(viewer, layers) -> None:
@@ -86,15 +182,20 @@ def registration_blend_widget(viewer: napari.Viewer, fixed: napari.layers.Image,
     """
     from napari.qt.threading import create_worker
 
-    fimg, mimg = _image(fixed), _image(moving)
+    try:
+        fimg, mimg = _image(fixed), _image(moving)
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        notify_error("Registration blend", exc, "Choose two grey image layers")
+        return None
 
     def work():
         layers, _ = registration_blend_layers(fimg, mimg, mode=mode, alpha=alpha, tiles=tiles, register=register,
                                               transform=transform, metric=metric, iterations=iterations)
         return layers
 
-    worker = create_worker(work)
+    worker = create_worker(work, _ignore_errors=True)  # errors go to the notification below
     worker.returned.connect(lambda layers: _show(viewer, layers))
+    worker.errored.connect(lambda exc: notify_error("Registration blend", exc))
     worker.start()
     return worker
 
@@ -111,45 +212,89 @@ class ModelRunnerWidget(Container):
     def __init__(self, napari_viewer):
         import medlab.models
 
-        from .._runner import device_text
-        from . import _model_process
-
         super().__init__()
         self._viewer = napari_viewer
         self.info: dict = {}  # the last run's extra results (a classifier's probabilities)
-        self.device = _model_process.device_report()
+        self.device: dict | None = None  # filled by a background check: opening the dock never waits
         self._image = create_widget(annotation="napari.layers.Image", label="image")
         self._model = ComboBox(choices=medlab.models.list_pretrained(), value="hc18_unet", label="model")
         self._cam = CheckBox(value=True, text="Grad-CAM")
-        self._device = Label(value=device_text(self.device))
+        self._device = Label(value="checking where models run…")
         self._run = PushButton(text="run")
         self._result = Label(value="")
         self._run.changed.connect(self.run)
         self.extend([self._device, self._image, self._model, self._cam, self._run, self._result])
+        self._device_worker = self._check_device()
+
+    def _check_device(self):
+        """Ask the model process where it runs, on a thread worker (starting that process and
+        importing Keras takes seconds)."""
+        from napari.qt.threading import create_worker
+
+        from . import _model_process
+
+        worker = create_worker(_model_process.device_report, _ignore_errors=True)
+        worker.returned.connect(self._device_shown)
+        worker.errored.connect(lambda exc: setattr(self._device, "value", "device unknown (see the notification)"))
+        worker.errored.connect(lambda exc: notify_error("Model runner", exc))
+        worker.start()
+        return worker
+
+    def _device_shown(self, report: dict) -> None:
+        from .._runner import device_text
+
+        self.device = report
+        text = device_text(report)
+        short = text.split(" · ")[0]
+        self._device.value = short if len(short) <= 48 else short[:47] + "…"
+        self._device.tooltip = text  # the whole line (CPU model, backend and Keras versions) on hover
 
     def run(self):
         """Run the selected model on the image layer, on a thread worker (which waits for the
-        model process); the layers are added when it returns. Returns the worker (started)."""
+        model process); the layers are added when it returns. An RGB layer is converted to grey
+        (the pretrained models take grey images). A failure is shown as a notification and in the
+        status line. Returns the worker (started), or None when nothing could start."""
+        from napari.qt.threading import create_worker
+
         from . import _model_process
 
         layer = self._image.value
-        if layer is None:
-            raise ValueError("choose an image layer")
-        from napari.qt.threading import create_worker
-
-        name, image, cam = self._model.value, _image(layer), self._cam.value
-        worker = create_worker(_model_process.run_model, name, image, grad_cam=cam)
+        try:
+            if layer is None:
+                raise ValueError("choose an image layer (open an image first: File > Open)")
+            attrs = layer.as_layer_data_tuple()[1]
+            data = layer.data
+            if getattr(layer, "rgb", False):
+                data = rgb_to_grey(data)
+                attrs = {**attrs, "scale": tuple(attrs["scale"])[-data.ndim:],
+                         "translate": tuple(attrs["translate"])[-data.ndim:]}
+            image = layer_meta_to_image(data, attrs)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self._result.value = f"not run: {exc}"
+            notify_error("Model runner", exc)
+            return None
+        name, cam = self._model.value, self._cam.value
+        worker = create_worker(_model_process.run_model, name, image, grad_cam=cam, _ignore_errors=True)
         worker.returned.connect(self._shown)
+        worker.errored.connect(self._failed)
         self._run.enabled = False
         self._result.value = f"running {name}…"
         worker.finished.connect(lambda: setattr(self._run, "enabled", True))
         worker.start()
         return worker
 
+    def _failed(self, exc: BaseException) -> None:
+        self._result.value = f"{self._model.value} failed: {exc}"
+        notify_error("Model runner", exc)
+
     def _shown(self, result) -> None:
+        from napari.utils.notifications import show_warning
+
         layers, info = result
         _show(self._viewer, layers)
         self.info = info
+        for text in info.get("warnings", ()):  # e.g. medlab.models' ModelInputWarning: said, not hidden
+            show_warning(f"{self._model.value}: {text}")
         if "probabilities" in info:
             self._result.value = ", ".join(f"{c} {p:.3f}" for c, p in info["probabilities"].items())
         else:
