@@ -35,13 +35,13 @@ def test_every_sample_member_is_a_registered_file_with_its_sha256():
                 rel = name[len(root) + 1:]
                 assert hashlib.sha256(zf.read(name)).hexdigest() == roots[root]["files"][rel]["sha256"], name
                 n += 1
-    assert n == 183  # 2 + 1 + 30 + 6 + 35 + 63 + 46 files (tools/make_sample.py)
+    assert n == 336  # 2 + 1 + 30 + 6 + 35 + 153 + 63 + 46 files (tools/make_sample.py)
 
 
 def test_data_source_follows_the_store_and_the_setting(no_store, monkeypatch, tmp_path):
     assert datasets.data_source("sts") == "sample"
     assert datasets.data_source("mni152") == "full"  # package data: always whole
-    assert datasets.data_source("dcm_qa_nih") == "full"  # no sample of it
+    assert datasets.data_source("dcm_qa_nih") == "sample"  # one series of the eight
     monkeypatch.setenv("MEDLAB_DATA_STORE", str(tmp_path / "store"))
     assert datasets.data_source("sts") == "full"
     monkeypatch.delenv("MEDLAB_DATA_STORE")
@@ -55,9 +55,23 @@ def test_data_source_follows_the_store_and_the_setting(no_store, monkeypatch, tm
 def test_cases_list_the_sample_without_a_store_and_everything_with_one(no_store, monkeypatch):
     assert datasets.cases("sts") == datasets.cases("sts", source="full")  # every patient's PET is in
     assert len(datasets.cases("hc18")) == 17 and "000_HC" in datasets.cases("hc18")
+    assert datasets.cases("dcm_qa_nih") == ["20180918GE/mr_0004"]
     assert len(datasets.cases("hc18", source="full")) == len(_registry.case_names("hc18")) > 800
     busi = datasets.cases("busi")
     assert len(busi) == 46 and sum(c.startswith("malignant") for c in busi) == 16
+
+
+def test_hc18_split_on_the_sample_is_the_full_split_restricted(no_store, monkeypatch):
+    # a sample image is "held out" only if the full split (the pretrained model's) holds it out
+    from medlab import models
+
+    on_sample = models.hc18_split(seed=0)
+    monkeypatch.setenv("MEDLAB_DATA_SOURCE", "full")
+    full = models.hc18_split(seed=0)
+    sample = set(datasets.cases("hc18", source="sample"))
+    for part in ("train", "val", "test"):
+        assert on_sample[part] == [c for c in full[part] if c in sample]
+    assert len(on_sample["test"]) == 16 and on_sample["train"] == ["000_HC"]
     monkeypatch.setenv("MEDLAB_DATA_SOURCE", "full")
     assert len(datasets.cases("hc18")) > 800
 
@@ -87,4 +101,4 @@ def test_full_source_never_uses_the_sample(no_store, monkeypatch):
 def test_info_says_what_the_sample_holds(no_store):
     info = datasets.info("ibsi_ct_phantom")
     assert info["sample_files"] == info["n_files"] == 63 and info["data_source"] == "sample"
-    assert datasets.info("dcm_qa_nih")["sample_files"] == 0
+    assert datasets.info("dcm_qa_nih")["sample_files"] == 153 < datasets.info("dcm_qa_nih")["n_files"]

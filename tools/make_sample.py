@@ -14,10 +14,13 @@ What is chosen, and why (the smallest set with which every notebook runs with it
   ``extra/``: the CTs of STS_002 (tutorial 04's two-patient table), STS_003 and STS_008
   (tutorial 07's default cases).
 - ``pyradiomics``: brain1 and breast1; ``extra/``: brain2 (tutorial 03).
-- ``hc18``: 000_HC (tutorials 00, 01) and 16 images of 9 subjects that both the split of the
-  pretrained ``hc18_unet`` (subjects 000-299) and ``hc18_split(seed=0)`` of all 873 images hold
-  out; so a notebook that fine-tunes or evaluates on the sample never sees a training image of
-  the pretrained model as held out.
+- ``hc18``: 000_HC (tutorials 00, 01) and 16 images of the test part of ``hc18_split(seed=0)``
+  (the pretrained ``hc18_unet`` never saw them), 5 with a head circumference under 150 mm, 6 from
+  150 to 250 mm and 5 over 250 mm, evenly spaced in each band; ``hc18_split`` splits the whole
+  data set and keeps the sample's cases in each part, so a sample image called held out is held
+  out by the full split too.
+- ``dcm_qa_nih``: the GE EPI run ``In/20180918GE/mr_0004`` (15 slices x 10 volumes, tutorial 01's
+  4D section) with its dcm2niix reference (BSD-2-Clause).
 - ``busi`` (``noncommercial/``: research-use terms): 46 images of the test part of
   ``busi_split(seed=0)`` (the pretrained ``busi_resnet`` never saw them), spread evenly:
   24 benign, 16 malignant, 6 normal.
@@ -42,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "medlab" / "datasets" / "sample"
 REGISTRY = ROOT / "medlab" / "datasets" / "registry.json"
 
-HC18 = ["000_HC", "064_2HC", "064_HC", "066_2HC", "066_HC", "088_2HC", "088_HC", "148_HC", "164_2HC",
-        "164_HC", "191_HC", "203_2HC", "203_3HC", "203_4HC", "203_HC", "240_HC", "285_HC"]
+HC18 = ["000_HC", "030_HC", "089_HC", "106_HC", "136_HC", "194_HC", "204_HC", "210_HC", "295_HC", "359_2HC",
+        "612_HC", "686_2HC", "693_HC", "717_HC", "774_HC", "781_HC", "796_HC"]
 BUSI = ["benign (1)", "benign (11)", "benign (137)", "benign (147)", "benign (159)", "benign (187)",
         "benign (208)", "benign (228)", "benign (237)", "benign (266)", "benign (281)", "benign (291)",
         "benign (306)", "benign (318)", "benign (346)", "benign (36)", "benign (364)", "benign (372)",
@@ -63,6 +66,7 @@ SAMPLE: dict[str, dict[str, list[str]]] = {
         "pyradiomics": ["brain1_*", "breast1_*"],
         "hc18": ["training_set_pixel_size_and_HC.csv"]
                 + [f"training_set/{c}{s}.png" for c in HC18 for s in ("", "_Annotation")],
+        "dcm_qa_nih": ["In/20180918GE/mr_0004/*", "Ref/DCM2NIIX_regression_test_4.*"],
     },
     "extra": {
         "sts": ["STS_002/CT_*", "STS_003/CT_*", "STS_008/CT_*"],

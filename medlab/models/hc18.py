@@ -261,7 +261,9 @@ def hc18_split(*, val_fraction: float = 0.15, test_fraction: float = 0.15, seed:
     Returns
     -------
     dict
-        ``{'train': [...], 'val': [...], 'test': [...]}``, sorted case ids.
+        ``{'train': [...], 'val': [...], 'test': [...]}``, sorted case ids. The split is made
+        over all cases of the data set; on a machine that holds only the embedded sample
+        (:func:`medlab.datasets.data_source`), each part lists only the sample's cases.
     """
     from medlab import datasets
 
@@ -272,13 +274,17 @@ def hc18_split(*, val_fraction: float = 0.15, test_fraction: float = 0.15, seed:
             raise ValueError(f"`{name}` must be in {'(0, 1)' if name == 'val_fraction' else '[0, 1)'}; got {value!r}")
     if val_fraction + test_fraction >= 1:
         raise ValueError(f"`val_fraction` + `test_fraction` must be < 1; got {val_fraction + test_fraction!r}")
-    cases = list(datasets.cases("hc18"))
+    # the split is one of the whole data set, whatever this machine holds: on the embedded sample
+    # each part keeps only the sample's cases, so a sample case is never called held out when the
+    # full split (the one the pretrained model was trained on) put it in training
+    cases = list(datasets.cases("hc18", source="full"))
+    available = set(datasets.cases("hc18"))
     hc = _hc_of(cases)
     strata = np.digitize(hc, _HC_STRATA_MM)
     fractions = [1 - val_fraction - test_fraction, val_fraction] + ([test_fraction] if test_fraction > 0 else [])
     parts = grouped_split([subject_of(c) for c in cases], strata, fractions=fractions, seed=seed)
     names = ("train", "val", "test")
-    out = {names[k]: sorted(cases[i] for i in idx) for k, idx in enumerate(parts)}
+    out = {names[k]: sorted(cases[i] for i in idx if cases[i] in available) for k, idx in enumerate(parts)}
     out.setdefault("test", [])
     return out
 

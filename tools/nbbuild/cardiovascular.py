@@ -92,13 +92,13 @@ CELLS = [
     """),
     ("code", """
     t0 = time.perf_counter()
-    res = cardiac.segment_cavity(grey, seed_index=ECHO_SEED_YX, threshold=ECHO_THRESHOLD, shrink=ECHO_SHRINK)
+    res = cardiac.segment_cavity(grey, seed_index=(0, *ECHO_SEED_YX), threshold=ECHO_THRESHOLD, shrink=ECHO_SHRINK)
     echo_seconds = time.perf_counter() - t0
     areas_cm2 = res["areas_mm2"] / 100
     phases = cardiac.cardiac_phases(areas_cm2, frame_time_ms=frame_ms)
     masks = sitk.GetArrayFromImage(res["mask"])
     n_components = [int(ndimage.label(m)[1]) for m in masks]
-    seed_inside = all(bool(masks[k][s]) for k, s in enumerate(res["seeds_index"]))
+    seed_inside = all(bool(masks[s]) for s in res["seeds_index"])  # (t, y, x) per frame
     print(f"{echo_seconds:.1f} s; components per frame: {sorted(set(n_components))}; seed in cavity: {seed_inside}")
     print(f"ED frame {phases['ed_frame']} ({phases['ed_area']:.2f} cm²), ES frame {phases['es_frame']} "
           f"({phases['es_area']:.2f} cm²), FAC {phases['fac']:.2f}; systoles at frames {phases['systole_frames']}, "
@@ -142,7 +142,7 @@ CELLS = [
     """),
     ("code", """
     ph = datasets.echo_cine_phantom(n_frames=PHANTOM_FRAMES, fac=PHANTOM_FAC, seed=0)
-    pres = cardiac.segment_cavity(ph.image, seed_index=ph.truth["centre_index"])
+    pres = cardiac.segment_cavity(ph.image, seed_index=(0, *ph.truth["centre_index"]))
     true_area = np.array(ph.truth["areas_mm2"])
     pphases = cardiac.cardiac_phases(pres["areas_mm2"])
     phantom_area_err = np.abs(pres["areas_mm2"] / true_area - 1)
