@@ -100,8 +100,13 @@ def _load_part(nii: str, where: str) -> dict:
     stem = nii[: -len(".nii")]
     sidecar = {}
     if os.path.exists(stem + ".json"):
-        with open(stem + ".json", encoding="utf-8") as fh:
-            sidecar = json.load(fh)
+        # dcm2niix copies header strings into its sidecar: a corrupted header can put control
+        # characters or invalid UTF-8 there (seen by the reader fuzz test).
+        try:
+            with open(stem + ".json", encoding="utf-8", errors="replace") as fh:
+                sidecar = json.load(fh, strict=False)
+        except ValueError as exc:
+            raise ImageIOError(where, f"dcm2niix's metadata sidecar is unreadable ({exc}): corrupted DICOM header") from exc
     arr = sitk.GetArrayFromImage(img)  # (t, z, y, x) or (z, y, x)
     if arr.ndim == 3:
         arr = arr[np.newaxis]

@@ -130,7 +130,7 @@ _MET_TYPES = {
     "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
     "MET_DOUBLE": 8,
 }
-_MET_LINE = re.compile(rb"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+_MET_LINE = re.compile(rb"^\s*([^=\s][^=]*?)\s*=\s*(.*?)\s*$")  # keys of copied metadata: "dim[0]"
 
 
 def _read_text_header(path, *, stop) -> tuple[list[tuple[str, str]], int]:
@@ -154,6 +154,11 @@ def _read_text_header(path, *, stop) -> tuple[list[tuple[str, str]], int]:
         offset = nxt
 
 
+_MET_KEYS = {"ndims", "dimsize", "elementtype", "elementnumberofchannels", "elementspacing", "elementsize",
+             "offset", "position", "origin", "centerofrotation", "transformmatrix", "rotation", "orientation",
+             "binarydata", "compresseddata", "compresseddatasize", "headersize", "elementdatafile"}
+
+
 def preflight_metaimage(path: str, limit: int) -> None:
     """Validate a MetaImage header (and its data length) before ITK reads it."""
 
@@ -173,7 +178,7 @@ def preflight_metaimage(path: str, limit: int) -> None:
     fields, data_offset = _read_text_header(path, stop=stop)
     h = {}
     for key, value in fields:
-        if key.lower() in h:
+        if key.lower() in h and key.lower() in _MET_KEYS:
             raise ImageIOError(path, f"header field {key} appears twice")
         h[key.lower()] = value
     if "elementdatafile" not in h:

@@ -133,7 +133,12 @@ def read(
     path = fspath(path)
     require_exists(path)
     if os.path.isdir(path):
-        img = read_series(path, series_uid=series_uid, pet_units=pet_units, progress=progress)
+        try:
+            img = read_series(path, series_uid=series_uid, pet_units=pet_units, progress=progress)
+        except (MedlabError, ValueError, TypeError, MemoryError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - pydicom/GDCM on a corrupted file; see below
+            raise ImageIOError(path, f"corrupted or unsupported DICOM content: {type(exc).__name__}: {exc}") from exc
     else:
         if series_uid is not None:
             raise ValueError(f"`series_uid` selects a series in a folder; `path` is a file: {path}")
