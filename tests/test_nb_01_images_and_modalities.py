@@ -16,3 +16,9 @@ def test_notebook(tmp_path):
     assert r["us_cine_frames"] == 30
     assert r["xray_shape_yx"] == [1955, 1841]
     assert set(r["modalities"]) >= {"CT", "MR", "PT", "CR", "US", "NM"}
+    # the GE fMRI run (dcm_qa_nih): 15 slices x 10 volumes, TR 5 s, interleaved (dcm2niix's
+    # reference and the BIDS sidecar agree: SliceTiming 0, 2.5, 0.333, ...)
+    assert r["epi_size_xyzt"] == [64, 64, 15, 10]
+    assert r["epi_tr_s"] == pytest.approx(5.0)
+    assert r["epi_acquisition_order"][:4] == [0, 2, 4, 6]
+    assert 3.0 < r["epi_tsnr_median"] < 5.5  # measured 4.0: the run's signal drifts between volumes
