@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from medlab._options import check_choice
-from medlab.enhance import _DEFAULT_PERCENTILES, _resolve, _window_unit, window_bounds
+from medlab.enhance import DEFAULT_PERCENTILES, resolve_window, window_bounds, window_unit
 
 __all__ = [
     "to_uint8", "render", "png_bytes", "encode", "boundary", "overlay_palette", "slice_of", "imshow",
@@ -68,7 +68,7 @@ def _lut(dtype_str: str, low: float, high: float) -> np.ndarray:
     dtype = np.dtype(dtype_str)
     unsigned = np.dtype(f"u{dtype.itemsize}")
     values = np.arange(2 ** (8 * dtype.itemsize), dtype=unsigned).view(dtype)
-    lut = _to_u8(_window_unit(values, low, high, dtype=np.float64))
+    lut = _to_u8(window_unit(values, low, high, dtype=np.float64))
     lut.flags.writeable = False
     return lut
 
@@ -102,7 +102,7 @@ def to_uint8(
     level: float | None = None,
     *,
     preset: str | None = None,
-    percentiles: Sequence[float] = _DEFAULT_PERCENTILES,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
 ) -> np.ndarray:
     """Window a 2D slice to 8-bit grey values.
 
@@ -133,12 +133,12 @@ def to_uint8(
     array([[  0, 128, 255, 255]], dtype=uint8)
     """
     arr = _array2d(slice2d, "slice2d")
-    w, lev = _resolve(arr, arr.shape, window, level, preset, percentiles, None)
+    w, lev = resolve_window(arr, window, level, preset=preset, percentiles=percentiles)
     low, high = window_bounds(w, lev)
     if arr.dtype in _LUT_DTYPES:
         lut = _lut(arr.dtype.str, low, high)
         return lut[arr.view(f"u{arr.dtype.itemsize}")]
-    unit = _window_unit(arr, low, high, dtype=np.float64)
+    unit = window_unit(arr, low, high, dtype=np.float64)
     if arr.dtype.kind == "f":
         np.nan_to_num(unit, copy=False, nan=0.0)  # NaN (no data) shows black
     return _to_u8(unit)
@@ -237,7 +237,7 @@ def render(
     level: float | None = None,
     *,
     preset: str | None = None,
-    percentiles: Sequence[float] = _DEFAULT_PERCENTILES,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     colormap=None,
     overlay=None,
     overlay_mode: str = "fill",
@@ -310,7 +310,7 @@ def png_bytes(
     level: float | None = None,
     *,
     preset: str | None = None,
-    percentiles: Sequence[float] = _DEFAULT_PERCENTILES,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     colormap=None,
     overlay=None,
     overlay_mode: str = "fill",

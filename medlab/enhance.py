@@ -84,7 +84,6 @@ _PRESETS: dict[str, Preset] = {
 
 #: Percentiles of ``'auto'`` windows (:func:`auto_window`), also :mod:`medlab.display`'s default.
 DEFAULT_PERCENTILES = (1.0, 99.0)
-_DEFAULT_PERCENTILES = DEFAULT_PERCENTILES  # old private name, still imported by medlab.display
 
 
 def presets() -> dict[str, Preset]:
@@ -168,7 +167,6 @@ def window_unit(values: np.ndarray, low: float, high: float, *, dtype=np.float32
     return out.astype(dtype, copy=False)
 
 
-_window_unit = window_unit  # old private name, still imported by medlab.display
 
 
 def _check_percentiles(percentiles) -> tuple[float, float]:

@@ -19,11 +19,6 @@ SHARED = {"medlab._image", "medlab._options", "medlab._progress", "medlab._histo
 #: (importer unit, imported module, name) allowed for now, each with the owner of its fix (issue 21
 #: asks for none): a new private import fails the test, a fixed one must leave this list.
 KNOWN_PRIVATE = {
-    # display uses enhance's window internals (issue 21: display/enhance owners give enhance a
-    # public window-resolving helper)
-    ("medlab.display", "medlab.enhance", "_DEFAULT_PERCENTILES"),
-    ("medlab.display", "medlab.enhance", "_resolve"),
-    ("medlab.display", "medlab.enhance", "_window_unit"),
     # models re-exports roc_auc_ci from metrics' private module (models owner: import medlab.metrics)
     ("medlab.models", "medlab.metrics._classification", "AUC"),
     ("medlab.models", "medlab.metrics._classification", "roc_auc_ci"),

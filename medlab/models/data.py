@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from medlab import enhance
 from medlab._image import as_sitk
 from medlab._options import check_choice, check_int, check_positive, is_int
 
@@ -118,28 +119,31 @@ def resample_onto(image: sitk.Image, reference: sitk.Image, *, interpolator="lin
 
 
 def normalize(array: np.ndarray, method: str = "zscore", *, mask=None) -> np.ndarray:
-    """Intensity normalisation of one image (all channels together), as float32.
+    """Intensity normalisation of one network input (all channels together), as float32.
+
+    The statistics are :func:`medlab.enhance.normalize`'s (the one normalisation of medlab),
+    with a constant image mapped to zeros (a blank frame must not stop a batch).
 
     Parameters
     ----------
     array : ndarray
-        The image.
+        The image, ``(rows, columns[, channels])``.
     method : {'zscore', 'minmax', 'none'}
         'zscore': ``(x - mean) / std``; 'minmax': ``(x - min) / (max - min)`` into [0, 1];
-        'none': unchanged (cast to float32). A constant image maps to zeros.
+        'none': unchanged (cast to float32).
     mask : ndarray of bool, optional
         Statistics from these pixels only (e.g. the body).
+
+    Returns
+    -------
+    ndarray of float32
+        Same shape as ``array``.
     """
     check_choice("method", method, NORMALIZATIONS)
     x = np.asarray(array, dtype=np.float32)
     if method == "none":
         return x.copy()
-    ref = x if mask is None else x[np.asarray(mask, bool)]
-    if method == "zscore":
-        mean, std = float(ref.mean()), float(ref.std())
-        return ((x - mean) / std).astype(np.float32) if std > 0 else np.zeros_like(x)
-    lo, hi = float(ref.min()), float(ref.max())
-    return ((x - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros_like(x)
+    return np.asarray(enhance.normalize(x, method, mask=mask, constant="zeros"), dtype=np.float32)
 
 
 def _as_image(image, spacing=None) -> sitk.Image:
