@@ -174,8 +174,8 @@ CELLS = [
     (a radial body profile onto the radial tumour profile) scores higher than the true alignment.
     So `register` runs similarity and affine as two stages: rigid over the whole pyramid first,
     then the full model from there (`rigid_first=True`, ANTs' practice), and it rejects a second
-    stage that scales the image outside 0.8-1.25 or runs off the image, keeping the rigid stage
-    with a `RegistrationWarning`. Measured here (STS_001, seed 1, `LEVELS` (4, 2)): rigid 2.3 mm;
+    stage that scales the image outside 0.8-1.25 or runs off the image, keeping the rigid stage:
+    each stage's verdict (accepted, collapsed, rejected) and metric are in `result.stages`. Measured here (STS_001, seed 1, `LEVELS` (4, 2)): rigid 2.3 mm;
     similarity 3.8 mm (7.9 mm in one stage, `rigid_first=False`); affine collapses either way
     (scales 0.3-0.8: 37 mm in one stage), so the rigid stage is kept (2.5 mm). For one patient's
     PET/CT, rigid is the right model.
