@@ -16,7 +16,7 @@ import medlab.fusion
 import medlab.io
 import medlab.registration
 import medlab.segmentation
-from medlab.widgets.napari import _layers, _model_process
+from medlab.widgets.napari import _layers, _model_process, _view
 
 assert "tensorflow" not in __import__("sys").modules
 
@@ -123,7 +123,7 @@ def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
     th.lower.value, th.upper.value = 3000.0, 100.0
     th()
     assert len(viewer.layers) == n_layers
-    assert _notes()[-1] == "Threshold: lower (3000) is above upper (100); set lower <= upper. Nothing was added"
+    assert "Threshold: lower (3000) is above upper (100); set lower <= upper. Nothing was added" in _notes()[-2:]
 
     lesion = max(ph.truth["lesions"], key=lambda le: le["n_voxels"])
     seed = np.asarray(lesion["centre_index"], float)
@@ -144,6 +144,36 @@ def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
     assert len(viewer.layers) == n_layers
     assert _notes()[-1].startswith("Region growing: seed point") and "is outside the image" in _notes()[-1]
     assert "move the point into 'ct'" in _notes()[-1]
+    # window presets
+    _, win = viewer.window.add_plugin_dock_widget("medlab", "Window")
+    win.image.value = ct
+    win.preset.value = "lung"  # auto_call: applied at once
+    assert tuple(ct.contrast_limits) == (-1350.0, 150.0)
+
+
+def test_pet_lesion_dock_widget_shows_the_plausibility_verdict(make_napari_viewer):
+    ph = medlab.datasets.pet_phantom(n_lesions=1, noise=0, seed=3)
+    lesion = ph.truth["lesions"][0]
+    viewer = make_napari_viewer()
+    _view.radiological(viewer)  # what the reader does when a file is opened
+    pet = _add(viewer, _layers.image_to_layer(ph.image, "pet", modality="PT"))
+    seed = np.asarray(lesion["centre_index"], float)
+    points = viewer.add_points([seed * pet.scale + pet.translate], name="seed")
+    _, w = viewer.window.add_plugin_dock_widget("medlab", "PET lesion")
+    w.pet.value, w.seed.value = pet, points
+    w()
+    want, info = medlab.segmentation.segment_pet_tumour(ph.image, seed_index=lesion["centre_index"],
+                                                       return_info=True, warn=False)
+    layer = viewer.layers["pet lesion"]
+    np.testing.assert_array_equal(layer.data, sitk.GetArrayFromImage(want))
+    assert layer.metadata["plausible"] is False and layer.metadata["reasons"] == list(info["verdict"].reasons)
+    assert any(m.startswith("pet lesion: implausible result: region is a handful of voxels") for m in _notes())
+    # the user's seeds layer is put in mm too, so napari keeps rendering in mm (it drops the units of
+    # all layers while one is in pixels; its one-off "Inconsistent units" toast comes first, napari's
+    # own handlers run before a plugin's)
+    assert viewer.layers.extent.units is not None
+    assert [str(u) for u in points.units] == ["millimeter"] * 3
+    assert any(m.startswith("pet lesion: ") and " SUV (" in m for m in _notes())  # volume and mean SUV
 
 
 def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer, phantom, qtbot):

@@ -165,3 +165,16 @@ def test_parent_folders_open_their_one_series_or_list_several(ibsi_ct):
         _reader.read_layers(str(study))
     n = len(medlab.io.list_series(study))
     assert str(err.value).count("\n  - ") == n >= 2
+
+
+def test_a_dead_model_process_is_explained_and_restarted():
+    import os
+
+    from medlab.widgets.napari import _model_process
+
+    try:
+        with pytest.raises(RuntimeError, match=r'if __name__ == \\"__main__\\"|if __name__ == "__main__"'):
+            _model_process._submit(os._exit, 3)  # the worker dies as with an unguarded user script
+        assert _model_process._submit(abs, -2) == 2  # a fresh worker on the next call
+    finally:
+        _model_process.shutdown()

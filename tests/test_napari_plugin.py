@@ -82,7 +82,7 @@ def test_manifest_is_valid_and_discovered_through_the_entry_point():
     assert found.name == "medlab"
     assert {c.id for c in found.contributions.commands} == {c.id for c in mf.contributions.commands}
     assert [w.display_name for w in mf.contributions.widgets] == ["Threshold", "Region growing", "Registration blend",
-                                                                 "Model runner", "Window"]
+                                                                 "Model runner", "Window", "PET lesion"]
     writers = {w.command: w.filename_extensions for w in mf.contributions.writers}
     assert writers == {"medlab.write_labels": [".nii.gz", ".nii", ".nrrd", ".mha", ".dcm"],
                        "medlab.write_image": [".nii.gz", ".nii", ".nrrd", ".mha"]}
@@ -163,4 +163,4 @@ def test_viewer_and_dock_widgets_in_a_fresh_process(display, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", str(CASES)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
-    assert "4 passed" in r.stdout.splitlines()[-1], r.stdout[-2000:]
+    assert "5 passed" in r.stdout.splitlines()[-1], r.stdout[-2000:]

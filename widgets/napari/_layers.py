@@ -32,6 +32,7 @@ __all__ = [
     "mask_summary",
     "model_layers",
     "rgb_to_grey",
+    "pet_tumour_layer",
     "points_to_index",
     "region_growing_layer",
     "registration_blend_layers",
@@ -266,6 +267,16 @@ def region_growing_layer(image: sitk.Image, seeds_index, lower: float, upper: fl
     region = medlab.segmentation.connected_threshold(image, seeds_index=list(seeds_index), lower=lower,
                                                       upper=upper, connectivity=connectivity)
     return image_to_layer(region, name, "labels")
+
+
+def pet_tumour_layer(pet: sitk.Image, seed_index, method: str = "otsu_box", name: str = "PET tumour") -> tuple:
+    """:func:`medlab.segmentation.segment_pet_tumour` from one seed (numpy index) as a labels layer.
+
+    Returns ``(layer, info)``: ``info`` is the method's (``suvmax``, ``threshold`` in SUV and the
+    plausibility ``verdict``); no warning is issued here, the caller shows the verdict."""
+    mask, info = medlab.segmentation.segment_pet_tumour(pet, seed_index=tuple(seed_index), method=method,
+                                                        return_info=True, warn=False)
+    return image_to_layer(mask, name, "labels"), info
 
 
 def registration_blend_layers(fixed: sitk.Image, moving: sitk.Image, *, mode: str = "checkerboard",

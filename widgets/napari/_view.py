@@ -49,6 +49,21 @@ def _update(viewer) -> None:
         viewer.canvas.overlays["text"].visible = True
 
 
+def _harmonise(viewer) -> None:
+    """Give layers the user made (a Points layer for seeds, a new Labels layer to paint) the mm
+    units and axis names of the medlab layers of the same dimensionality: napari drops the units
+    of every layer ("Inconsistent units across layers") when one layer is in pixels."""
+    ours = [lay for lay in viewer.layers if tuple(lay.axis_labels)[-3:] == AXIS_LABELS_3D]
+    if not ours:
+        return
+    ndim = ours[0].ndim
+    for lay in viewer.layers:
+        if lay.ndim == ndim and all(str(u) == "pixel" for u in lay.units) \
+                and tuple(lay.axis_labels)[-3:] != AXIS_LABELS_3D:
+            lay.units = tuple(ours[0].units)
+            lay.axis_labels = tuple(ours[0].axis_labels)
+
+
 def radiological(viewer) -> None:
     """Keep ``viewer`` in the radiological display (once per viewer; safe to call again): superior
     up when the ``I→S`` axis is vertical, orientation letters in the text overlay, the scale bar
@@ -60,7 +75,9 @@ def radiological(viewer) -> None:
         viewer.dims.events.order.connect(lambda _e=None: _update(viewer))
         viewer.dims.events.ndisplay.connect(lambda _e=None: _update(viewer))
         viewer.dims.events.axis_labels.connect(lambda _e=None: _update(viewer))
+        viewer.layers.events.inserted.connect(lambda _e=None: _harmonise(viewer))
         viewer.canvas.overlays["scale_bar"].visible = True
+    _harmonise(viewer)
     _update(viewer)
 
 

@@ -21,6 +21,7 @@ from ._layers import (
     BLEND_MODES,
     layer_meta_to_image,
     mask_summary,
+    pet_tumour_layer,
     points_to_index,
     region_growing_layer,
     registration_blend_layers,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # napari resolves these annotations at run time (magicgui imp
 __all__ = [
     "ModelRunnerWidget",
     "notify_error",
+    "pet_tumour_widget",
     "region_growing_widget",
     "registration_blend_widget",
     "threshold_widget",
@@ -83,6 +85,9 @@ def _free_name(viewer, base: str) -> str:
 def _result(viewer, image_layer, layer: tuple, image) -> tuple:
     """A result labels layer named freely, with the source's DICOM metadata and a summary
     (voxels, mL or mm², mean in the image's unit) shown as a notification and kept in metadata."""
+    from ._view import radiological
+
+    radiological(viewer)
     data, kwargs, kind = layer
     kwargs["name"] = _free_name(viewer, kwargs["name"])
     meta = image_layer.metadata
@@ -123,20 +128,50 @@ def region_growing_widget(viewer: napari.Viewer, image: napari.layers.Image, see
     value shown: a region that leaked into its surroundings shows at once as a large volume."""
     try:
         _check_range(lower, upper)
-        if seeds is None:
-            raise ValueError("choose a Points layer with the seeds (Layers > New Points layer, then click "
-                             "inside the structure)")
         img = _image(image)
-        world = np.asarray([seeds.data_to_world(p) for p in seeds.data]).reshape(-1, seeds.ndim)  # mm, (z, y, x)
-        try:
-            seeds_index = points_to_index(world, image.scale, image.translate, image.data.shape)
-        except ValueError as exc:
-            raise ValueError(f"{exc}; move the point into '{image.name}' (or pick the image it was "
-                             "clicked on)") from None
+        seeds_index = _seed_indexes(seeds, image)
         layer = region_growing_layer(img, seeds_index, lower, upper, connectivity, name=f"{image.name} region")
         return _result(viewer, image, layer, img)
     except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is added
         notify_error("Region growing", exc, "Nothing was added")
+        return None
+
+
+def _seed_indexes(seeds, image) -> list[tuple[int, ...]]:
+    if seeds is None or len(seeds.data) == 0:
+        raise ValueError("choose a Points layer with a seed (Layers > New Points layer, then click inside "
+                         "the structure)")
+    world = np.asarray([seeds.data_to_world(p) for p in seeds.data]).reshape(-1, seeds.ndim)  # mm, (z, y, x)
+    try:
+        return points_to_index(world, image.scale, image.translate, image.data.shape)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; move the point into '{image.name}' (or pick the image it was "
+                         "clicked on)") from None
+
+
+@magic_factory(call_button="segment lesion", method={"choices": ["otsu_box", "percent_suvmax", "suv"]})
+def pet_tumour_widget(viewer: napari.Viewer, pet: napari.layers.Image, seed: napari.layers.Points,
+                      method: str = "otsu_box") -> napari.types.LayerDataTuple:
+    """One-click PET lesion (medlab.segmentation.segment_pet_tumour) from the last point of
+    ``seed``, as a new labels layer with its volume and mean SUV; an implausible result (low
+    contrast, a handful of voxels, at the border, too large, a hotter structure nearby) is shown
+    as a warning notification with the reasons."""
+    from napari.utils.notifications import show_warning
+
+    try:
+        img = _image(pet)
+        seed_index = _seed_indexes(seed, pet)[-1]
+        layer, info = pet_tumour_layer(img, seed_index, method, name=f"{pet.name} lesion")
+        data, kwargs, kind = _result(viewer, pet, layer, img)
+        verdict = info["verdict"]
+        kwargs["metadata"].update(suvmax=float(info["suvmax"]), plausible=bool(verdict.plausible),
+                                  reasons=list(verdict.reasons))
+        if not verdict.plausible:
+            show_warning(f"{kwargs['name']}: implausible result: {'; '.join(verdict.reasons)}. Check the seed "
+                         "(on the lesion?), try another method, or correct the labels by hand")
+        return data, kwargs, kind
+    except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is added
+        notify_error("PET lesion", exc, "Nothing was added")
         return None
 
 
