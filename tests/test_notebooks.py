@@ -51,3 +51,13 @@ def test_notebook_has_its_own_test(path):
     test = ROOT / "tests" / f"test_nb_{path.stem}.py"
     assert test.is_file(), f"{path.relative_to(ROOT)} needs {test.relative_to(ROOT)} checking its recorded numbers"
     assert path.relative_to(NB_DIR).as_posix() in test.read_text()
+
+
+def test_each_notebook_runs_once_in_the_suite():
+    """The default run of a notebook is its papermill run in ``tests/test_nb_<stem>.py``; nbval
+    over ``notebooks/`` would execute every notebook a second time with the same parameters."""
+    import tomllib
+
+    opts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "notebooks" not in opts["testpaths"]
+    assert "--nbval" not in opts["addopts"]
