@@ -692,3 +692,26 @@ def test_a_jpeg_stream_ends_on_the_lossless_picture(ct, monkeypatch):
     np.testing.assert_array_equal(_decode(c.png), v.pixels)
     _ack(c)
     assert c.frames_sent == sent + 1  # nothing more to send
+
+
+def test_seed_picker_on_pet_shows_the_plausibility_verdict():
+    # synthetic PET in SUV: background 1.0, a 20 mm sphere of SUV 8 (plausible lesion); a seed
+    # in the background grows a handful of low-uptake voxels (implausible, with the reasons)
+    zz, yy, xx = np.mgrid[:24, :40, :40]
+    suv = np.where((zz - 12) ** 2 + (yy - 20) ** 2 + (xx - 20) ** 2 <= 5 ** 2, 8.0, 1.0).astype(np.float32)
+    suv[3, 3, 3:5] = 1.5  # two voxels of slightly raised uptake in the background
+    pet = sitk.GetImageFromArray(suv)
+    pet.SetSpacing((2.0, 2.0, 2.0))
+    sp = SeedPicker(pet, unit="SUV", lower=4.0, upper=100.0, seeds_index=[(12, 20, 20)])
+    assert sp.verdict is not None and sp.verdict.plausible, sp.verdict.reasons
+    assert sp.verdict == medlab.segmentation.pet_plausibility(pet, sp.region)
+    assert "implausible" not in sp._info.value
+    sp.range = (1.4, 1.6)
+    sp.seeds_index = [(3, 3, 3)]
+    assert sp.region.sum() == 2 and not sp.verdict.plausible
+    assert any("handful of voxels" in r for r in sp.verdict.reasons)
+    assert "implausible PET lesion" in sp._info.value and "handful of voxels" in sp._info.value
+    sp.seeds_index = []
+    assert sp.verdict is None
+    # not PET: no verdict
+    assert SeedPicker(pet, unit="HU", lower=4.0, upper=100.0, seeds_index=[(12, 20, 20)]).verdict is None

@@ -164,6 +164,16 @@ def test_title_names_the_selected_model_and_native_logs_are_captured(us, disks):
     assert isinstance(r.native_log, str)
 
 
+def test_model_card_follows_the_selected_model(us):
+    r = ModelRunner(us["image"], model="hc18_unet")
+    assert "shown once the model is loaded" in r._card.value
+    r.infer()
+    assert r._card.value == medlab.models.card(r.model, format="html")
+    assert "hc18" in r._card.value.lower() and "<h3>" in r._card.value
+    r.select("busi_resnet")  # not loaded yet: no stale card of the other model
+    assert "busi_resnet" in r._card.value and "shown once the model is loaded" in r._card.value
+
+
 def test_native_stderr_is_captured_not_shown(capfd):
     import os
 

@@ -456,6 +456,11 @@ class SeedPicker(_Component):
     statistics : dict
         ``voxels``, ``volume_ml`` or ``area_mm2``, ``mean``, ``std``, ``min``, ``max``
         (empty when there is no seed).
+    verdict : medlab.segmentation.PetVerdict or None
+        On a PET in SUV (viewer unit ``'SUV'``): whether the region is a plausible lesion
+        (:func:`medlab.segmentation.pet_plausibility`: low uptake or contrast, a handful of
+        voxels, touching the field of view, too large, a far hotter structure nearby); the
+        reasons are shown under the statistics. None for other images or no region.
     """
 
     seeds_index = t.List()
@@ -482,6 +487,7 @@ class SeedPicker(_Component):
         self._layer, self.color, self.seed_color = layer, tuple(color), tuple(seed_color)
         self.region = np.zeros(v.array.shape, np.uint8)
         self.statistics: dict = {}
+        self.verdict = None
         self._step = _step(v)
         self._range = _slider(widgets.FloatRangeSlider, "region", lo, hi, self._step)
         self._range.tooltip = "intensity range the region grows in"
@@ -601,6 +607,7 @@ class SeedPicker(_Component):
             if not self.seeds_index:
                 self.region = np.zeros(v.array.shape, np.uint8)
                 self.statistics = {}
+                self.verdict = None
                 self._info.value = "<i>click on the image to add a seed</i>"
                 v.remove_layer(self._layer)
                 return
@@ -609,15 +616,26 @@ class SeedPicker(_Component):
                 connectivity=self.connectivity)
             self.region = sitk.GetArrayFromImage(region)
             self.statistics = self._statistics()
+            self.verdict = self._pet_verdict()
             self._info.value = self._table()
             v.set_overlay(self._layer, self.region, mode=self._mode, color=self.color)
 
     def _statistics(self) -> dict:
         return region_statistics(self.viewer, self.region)
 
+    def _pet_verdict(self):
+        """On a PET in SUV: is the grown region a plausible lesion (medlab.segmentation.pet_plausibility)?"""
+        if self.viewer.unit.strip().upper() != "SUV" or not self.region.any():
+            return None
+        return medlab.segmentation.pet_plausibility(self.viewer.image, self.region)
+
     def _table(self) -> str:
         s, unit = self.statistics, html.escape(self.viewer.unit)
         cells = [f"{len(self.seeds_index)} seed(s)", _size_text(s), f"{s['voxels']} {_count_word(self.viewer)}"]
         if "mean" in s:
             cells.append(f"mean {s['mean']:.4g} ± {s['std']:.3g} {unit} [{s['min']:.4g}, {s['max']:.4g}]")
-        return "<code>" + " &nbsp;|&nbsp; ".join(cells) + "</code>"
+        table = "<code>" + " &nbsp;|&nbsp; ".join(cells) + "</code>"
+        if self.verdict is not None and not self.verdict.plausible:
+            items = "".join(f"<li>{html.escape(r)}</li>" for r in self.verdict.reasons)
+            table += f"<div style='color:#b00'><b>implausible PET lesion:</b><ul>{items}</ul></div>"
+        return table

@@ -165,6 +165,10 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
         self._progress = widgets.FloatProgress(min=0.0, max=1.0, value=0.0, description="training")
         self._status = widgets.HTML("")
         self._result = widgets.HTML("")
+        # the selected model's card (training data, intended use, measured performance, QC):
+        # filled when the model is loaded (pretrained models load on first use)
+        self._card = widgets.HTML("")
+        self._card_box = widgets.Accordion(children=[self._card], titles=("model card",), selected_index=None)
         cam_width = f"{self.viewer.canvas.display_width // 2}px"
         self._cam_view = widgets.Image(format="png", layout=widgets.Layout(width=cam_width))
         self.plot = LinePlot(xlabel="epoch", ylabel="loss", title="training loss")
@@ -181,6 +185,7 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
             widgets.HBox([widgets.VBox([widgets.HTML("<b>Grad-CAM</b>"), self._cam_view]),
                           widgets.VBox([self.plot, widgets.HBox([self._progress, self._stop]), self._status])]),
             self._result,
+            self._card_box,
         ]
         self.children = [self.viewer, *controls] if owned else controls
 
@@ -207,6 +212,16 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
         self._pick.value = name
         base = self._base_title
         self.viewer.title = f"{base} · model: {name}" if base else f"model: {name}"
+        self._show_card()
+
+    def _show_card(self) -> None:
+        name = self.model_name
+        with self._lock:
+            tm = self._models.get(name) or self._loaded.get(name)
+        if tm is None:
+            self._card.value = f"<i>The card of {html.escape(name)} is shown once the model is loaded (infer).</i>"
+        else:
+            self._card.value = medlab.models.card(tm, format="html")
 
     @property
     def model(self):
@@ -227,6 +242,7 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
         and ``cam`` (Grad-CAM, numpy, on the image grid).
         """
         tm = self.model
+        self._show_card()
         if self._training_model is tm and self.job is not None and self.job.running:
             raise RuntimeError(f"{self.model_name!r} is being trained; stop or join the training first")
         v = self.viewer
