@@ -176,7 +176,7 @@ def test_pet_lesion_dock_widget_shows_the_plausibility_verdict(make_napari_viewe
     assert any(m.startswith("pet lesion: ") and " SUV (" in m for m in _notes())  # volume and mean SUV
 
 
-def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer, phantom, qtbot):
+def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer, phantom, qtbot, tmp_path):
     img = phantom[0]
     shift = (4.0, -2.0, 0.0)
     moved = medlab.registration.move_image(img, sitk.TranslationTransform(3, shift))
@@ -187,15 +187,35 @@ def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer,
     _, w = viewer.window.add_plugin_dock_widget("medlab", "Registration blend")
     w.fixed.value, w.moving.value = fixed_layer, moving_layer
     w.mode.value, w.register.value, w.metric.value, w.iterations.value = "difference", True, "mean_squares", 60
-    worker = w()  # registers on a thread worker: the viewer stays responsive
-    qtbot.waitUntil(lambda: "blend (difference)" in viewer.layers, timeout=120_000)
-    assert worker.abort_requested is False
-    blend = viewer.layers["blend (difference)"].data
+    worker = w.run()  # registers on a thread worker: the viewer stays responsive
+    assert not w._run.enabled and w._stop.enabled  # no second registration by a double click
+    qtbot.waitUntil(lambda: "blend" in viewer.layers and w._run.enabled, timeout=120_000)
+    assert worker.abort_requested is False and w._progress.value == 100 and "metric" in w._status.value
+    blend = viewer.layers["blend"].data
     on_fixed = viewer.layers["moving on fixed"].data
     assert blend.shape == on_fixed.shape == fixed_layer.data.shape
     before = sitk.GetArrayFromImage(medlab.fusion.difference(img, medlab.registration.resample(moved, img),
                                                              window1="auto", window2="auto"))
     assert np.abs(blend).mean() < 0.5 * np.abs(before).mean()  # registered: the difference shrank
+    # mode and alpha re-blend the cached result into the same layer: no new registration, no new layer
+    result, n_layers = w.result, len(viewer.layers)
+    w.mode.value = "alpha"
+    w.alpha.value = 0.25
+    assert w.result is result and len(viewer.layers) == n_layers and viewer.layers["blend"].metadata["mode"] == "alpha"
+    fixed_img = _layers.layer_meta_to_image(fixed_layer.data, fixed_layer.as_layer_data_tuple()[1])
+    want = medlab.fusion.alpha_blend(fixed_img, result.resampled, 0.25, window1="auto", window2="auto")
+    np.testing.assert_allclose(viewer.layers["blend"].data, sitk.GetArrayFromImage(want))
+    assert w.run() is None  # same inputs: re-blended from the cache
+    # the transform, saved and read back
+    path = w.save_transform(tmp_path / "moving_to_fixed.tfm")
+    back = medlab.registration.read_transform(path)
+    np.testing.assert_allclose(back.GetParameters(), result.transform.GetParameters(), atol=1e-9)
+    # a stop request ends a registration without changing the layers
+    w.iterations.value = 500
+    w.run()
+    w.stop()
+    qtbot.waitUntil(lambda: w._run.enabled, timeout=120_000)
+    assert w._status.value.startswith("stopped") and w.result is result
 
 
 def test_model_runner_dock_widget(make_napari_viewer, qtbot, monkeypatch):

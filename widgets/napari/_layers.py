@@ -24,6 +24,7 @@ from medlab._options import check_choice
 
 __all__ = [
     "AXIS_LABELS_3D",
+    "blend_layer",
     "default_contrast",
     "guess_modality",
     "image_to_layer",
@@ -296,6 +297,17 @@ def registration_blend_layers(fixed: sitk.Image, moving: sitk.Image, *, mode: st
         on_fixed = result.resampled
     else:
         on_fixed = medlab.registration.resample(moving, fixed)
+    layers = [image_to_layer(on_fixed, "moving on fixed", visible=False),
+              blend_layer(fixed, on_fixed, mode=mode, alpha=alpha, tiles=tiles, name=f"blend ({mode})")]
+    return layers, result
+
+
+def blend_layer(fixed: sitk.Image, on_fixed: sitk.Image, *, mode: str = "checkerboard", alpha: float = 0.5,
+                tiles: int = 4, name: str = "blend") -> tuple:
+    """The fused view of ``fixed`` and ``on_fixed`` (already on the fixed grid) as an image layer:
+    :mod:`medlab.fusion` alpha / checkerboard (``tiles`` per in-plane axis) / difference on 'auto'
+    windows. Cheap: the registration blend widget re-blends its cached result with it."""
+    mode = check_choice("mode", mode, BLEND_MODES)
     win = {"window1": "auto", "window2": "auto"}
     if mode == "alpha":
         fused = medlab.fusion.alpha_blend(fixed, on_fixed, alpha, **win)
@@ -307,9 +319,7 @@ def registration_blend_layers(fixed: sitk.Image, moving: sitk.Image, *, mode: st
     else:
         fused = medlab.fusion.difference(fixed, on_fixed, **win)
     limits = (-1.0, 1.0) if mode == "difference" else (0.0, 1.0)
-    layers = [image_to_layer(on_fixed, "moving on fixed", visible=False),
-              image_to_layer(fused, f"blend ({mode})", contrast_limits=limits)]
-    return layers, result
+    return image_to_layer(fused, name, contrast_limits=limits, metadata={"mode": mode})
 
 
 def model_layers(trained, image: sitk.Image, *, grad_cam: bool = True) -> tuple[list[tuple], dict]:

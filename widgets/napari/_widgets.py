@@ -24,7 +24,6 @@ from ._layers import (
     pet_tumour_layer,
     points_to_index,
     region_growing_layer,
-    registration_blend_layers,
     rgb_to_grey,
     threshold_layer,
 )
@@ -34,10 +33,10 @@ if TYPE_CHECKING:  # napari resolves these annotations at run time (magicgui imp
 
 __all__ = [
     "ModelRunnerWidget",
+    "RegistrationBlendWidget",
     "notify_error",
     "pet_tumour_widget",
     "region_growing_widget",
-    "registration_blend_widget",
     "threshold_widget",
     "window_widget",
 ]
@@ -201,38 +200,174 @@ def _show(viewer, layers) -> None:
         getattr(viewer, f"add_{kind}")(data, **kwargs)
 
 
-@magic_factory(call_button="blend", mode={"choices": list(BLEND_MODES)},
-               alpha={"widget_type": "FloatSlider", "min": 0.0, "max": 1.0, "step": 0.05},
-               tiles={"min": 1, "max": 32}, transform={"choices": ["rigid", "similarity", "affine"]},
-               metric={"choices": ["mattes", "correlation", "mean_squares"]}, iterations={"min": 1, "max": 1000})
-def registration_blend_widget(viewer: napari.Viewer, fixed: napari.layers.Image, moving: napari.layers.Image,
-                              mode: str = "checkerboard", alpha: float = 0.5, tiles: int = 6,
-                              register: bool = False, transform: str = "rigid", metric: str = "mattes",
-                              iterations: int = 100):
-    """The moving image resampled on the fixed grid (registered first when ``register`` is on:
-    medlab.registration.register), blended with medlab.fusion.
+class RegistrationBlendWidget(Container):
+    """The moving image on the fixed grid (registered first when ``register`` is on:
+    medlab.registration.register), blended with medlab.fusion, as a job: a progress bar with the
+    registration's own messages (level, iteration, metric), a stop button, the run button disabled
+    while it runs. The result is cached: changing mode, alpha or tiles re-blends it at once into
+    the one ``blend`` layer (no new registration); the transform can be saved to an ITK file
+    (:meth:`medlab.registration.RegistrationResult.save`)."""
 
-    The work runs on a napari thread worker (the viewer stays responsive during a registration);
-    the layers are added when it returns. Returns the worker (started).
-    """
-    from napari.qt.threading import create_worker
+    def __init__(self, napari_viewer):
+        from magicgui.widgets import FloatSlider, ProgressBar, SpinBox
 
-    try:
-        fimg, mimg = _image(fixed), _image(moving)
-    except Exception as exc:  # noqa: BLE001 - shown to the user
-        notify_error("Registration blend", exc, "Choose two grey image layers")
-        return None
+        super().__init__()
+        self._viewer = napari_viewer
+        self.fixed = create_widget(annotation="napari.layers.Image", label="fixed")
+        self.moving = create_widget(annotation="napari.layers.Image", label="moving")
+        self.mode = ComboBox(choices=list(BLEND_MODES), value="checkerboard", label="mode")
+        self.alpha = FloatSlider(min=0.0, max=1.0, step=0.05, value=0.5, label="alpha")
+        self.tiles = SpinBox(min=1, max=32, value=6, label="tiles")
+        self.register = CheckBox(value=False, text="register")
+        self.transform = ComboBox(choices=["rigid", "similarity", "affine"], value="rigid", label="transform")
+        self.metric = ComboBox(choices=["mattes", "correlation", "mean_squares"], value="mattes", label="metric")
+        self.iterations = SpinBox(min=1, max=1000, value=100, label="iterations")
+        self._run = PushButton(text="blend")
+        self._stop = PushButton(text="stop", enabled=False)
+        self._progress = ProgressBar(min=0, max=100, value=0, label="progress")
+        self._status = Label(value="")
+        self._save = PushButton(text="save transform…", enabled=False)
+        self.result = None  # the last RegistrationResult (None without registration)
+        self._cache = None  # (key, fixed image, moving on fixed)
+        self._latest = None  # (fraction, message) from the registration thread
+        self._stopping = False
+        self._timer = None
+        self._run.changed.connect(self.run)
+        self._stop.changed.connect(self.stop)
+        self._save.changed.connect(self._ask_save)
+        for w in (self.mode, self.alpha, self.tiles):
+            w.changed.connect(self._reblend)
+        self.extend([self.fixed, self.moving, self.mode, self.alpha, self.tiles, self.register, self.transform,
+                     self.metric, self.iterations, self._run, self._stop, self._progress, self._status, self._save])
 
-    def work():
-        layers, _ = registration_blend_layers(fimg, mimg, mode=mode, alpha=alpha, tiles=tiles, register=register,
-                                              transform=transform, metric=metric, iterations=iterations)
-        return layers
+    def _key(self) -> tuple:
+        f, m = self.fixed.value, self.moving.value
+        return (id(f), id(f.data) if f is not None else None, id(m), id(m.data) if m is not None else None,
+                self.register.value, self.transform.value, self.metric.value, self.iterations.value)
 
-    worker = create_worker(work, _ignore_errors=True)  # errors go to the notification below
-    worker.returned.connect(lambda layers: _show(viewer, layers))
-    worker.errored.connect(lambda exc: notify_error("Registration blend", exc))
-    worker.start()
-    return worker
+    def run(self):
+        """Resample (and register) on a thread worker; returns the worker, or None when the cached
+        result was only re-blended or the layers were not usable (a notification says why)."""
+        from napari.qt.threading import create_worker
+        from qtpy.QtCore import QTimer
+
+        import medlab.registration
+
+        key = self._key()
+        if self._cache is not None and self._cache[0] == key:
+            self._reblend()
+            return None
+        try:
+            fimg, mimg = _image(self.fixed.value), _image(self.moving.value)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            notify_error("Registration blend", exc, "Choose two grey image layers")
+            return None
+        register, options = self.register.value, {"transform": self.transform.value, "metric": self.metric.value,
+                                                  "iterations": self.iterations.value}
+        self._stopping, self._latest = False, (0.0, "starting…")
+
+        def progress(fraction, message):
+            self._latest = (float(fraction), str(message))
+            return not self._stopping
+
+        def work():
+            if register:
+                result = medlab.registration.register(fimg, mimg, progress=progress, **options)
+                return result, result.resampled
+            return None, medlab.registration.resample(mimg, fimg)
+
+        worker = create_worker(work, _ignore_errors=True)  # errors go to _failed
+        worker.returned.connect(lambda out: self._done(key, fimg, *out))
+        worker.errored.connect(self._failed)
+        worker.finished.connect(self._finished)
+        self._run.enabled, self._stop.enabled = False, True
+        self._progress.value = 0
+        self._status.value = "registering…" if register else "resampling…"
+        self._timer = QTimer()
+        self._timer.timeout.connect(self._poll)
+        self._timer.start(200)
+        worker.start()
+        return worker
+
+    def stop(self) -> None:
+        """Ask the running registration to stop (at its next iteration)."""
+        self._stopping = True
+        self._status.value = "stopping…"
+
+    def _poll(self) -> None:
+        if self._latest is not None and not self._stopping:
+            fraction, message = self._latest
+            self._progress.value = int(round(100 * fraction))
+            self._status.value = message[:60]
+
+    def _finished(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._run.enabled, self._stop.enabled = True, False
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, InterruptedError) or self._stopping:
+            self._status.value = "stopped: nothing changed"
+            _notify_info("Registration blend: stopped; the layers are unchanged")
+            return
+        self._status.value = f"failed: {exc}"[:80]
+        notify_error("Registration blend", exc)
+
+    def _done(self, key, fimg, result, on_fixed) -> None:
+        self._cache = (key, fimg, on_fixed)
+        self.result = result
+        self._progress.value = 100
+        if result is not None:
+            self._status.value = (f"metric {result.initial_metric:.4g} → {result.final_metric:.4g} "
+                                  f"({result.transform_kind})")
+        else:
+            self._status.value = "resampled (not registered)"
+        self._save.enabled = result is not None
+        from ._layers import image_to_layer
+
+        _show(self._viewer, [image_to_layer(on_fixed, "moving on fixed", visible=False)])
+        self._reblend()
+
+    def _reblend(self, *_args) -> None:
+        """Blend the cached result again with the current mode, alpha and tiles into the one
+        ``blend`` layer (nothing to do before a first run)."""
+        from ._layers import blend_layer
+
+        if self._cache is None:
+            return
+        _, fimg, on_fixed = self._cache
+        try:
+            data, kwargs, _ = blend_layer(fimg, on_fixed, mode=self.mode.value, alpha=self.alpha.value,
+                                          tiles=self.tiles.value, name="blend")
+        except Exception as exc:  # noqa: BLE001
+            notify_error("Registration blend", exc)
+            return
+        if "blend" in self._viewer.layers:
+            layer = self._viewer.layers["blend"]
+            layer.data = data
+            layer.contrast_limits = kwargs["contrast_limits"]
+            layer.metadata["mode"] = kwargs["metadata"]["mode"]
+        else:
+            self._viewer.add_image(data, **kwargs)
+
+    def save_transform(self, path) -> str:
+        """Write the last registration's transform (ITK format by extension, e.g. ``.tfm``, ``.h5``);
+        :func:`medlab.registration.read_transform` reads it, ``RegistrationResult.apply`` uses it."""
+        if self.result is None:
+            raise ValueError("no registration yet: tick 'register' and run first")
+        return str(self.result.save(path, overwrite=True))
+
+    def _ask_save(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(None, "Save the transform", "transform.tfm",
+                                              "ITK transform (*.tfm *.txt *.h5 *.mat)")
+        if path:
+            try:
+                _notify_info(f"transform saved: {self.save_transform(path)}")
+            except Exception as exc:  # noqa: BLE001
+                notify_error("Save transform", exc)
 
 
 class ModelRunnerWidget(Container):
