@@ -7,7 +7,8 @@ directory. Notebook kernels inherit both settings.
 
 The network is blocked in the test process: name look-ups and connections to anything but the
 loopback interface raise :class:`NetworkBlocked` (an ``OSError``, as a real network failure
-would), so no code path can download silently. Kernels and servers on 127.0.0.1 still work.
+would), so no code path can download silently. Kernels and servers on 127.0.0.1 still work;
+``MEDLAB_OFFLINE=1`` switches medlab's downloads off in the processes the tests start.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ def pytest_configure(config):
     _saved["cache"] = os.environ.get("MEDLAB_CACHE_DIR")
     _saved["tmp"] = tempfile.mkdtemp(prefix="medlab-test-cache-")
     os.environ["MEDLAB_CACHE_DIR"] = _saved["tmp"]
+    # downloads are switched off in every process the tests start (notebook kernels, Dask
+    # workers, napari's model process), which the socket guard of this process cannot reach
+    _saved["offline"] = os.environ.get("MEDLAB_OFFLINE")
+    os.environ["MEDLAB_OFFLINE"] = "1"
 
 
 def pytest_unconfigure(config):
@@ -83,5 +88,9 @@ def pytest_unconfigure(config):
         os.environ.pop("MEDLAB_CACHE_DIR", None)
     else:
         os.environ["MEDLAB_CACHE_DIR"] = _saved["cache"]
+    if _saved.get("offline") is None:
+        os.environ.pop("MEDLAB_OFFLINE", None)
+    else:
+        os.environ["MEDLAB_OFFLINE"] = _saved["offline"]
     if _saved.get("tmp"):
         shutil.rmtree(_saved["tmp"], ignore_errors=True)

@@ -167,4 +167,5 @@ def test_data_list_says_what_each_data_set_uses(tmp_path):
     assert res.returncode == 0, res.stderr
     rows = {ln.split()[0]: ln for ln in res.stdout.splitlines() if ln.strip()}
     assert "sample (30 of 60 files in the sample)" in rows["sts"]
-    assert " full " in rows["dcm_qa_nih"]
+    assert "sample (153 of 635 files in the sample)" in rows["dcm_qa_nih"]
+    assert " full " in rows["mni152"]  # package data: always whole
