@@ -210,6 +210,17 @@ def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer,
     path = w.save_transform(tmp_path / "moving_to_fixed.tfm")
     back = medlab.registration.read_transform(path)
     np.testing.assert_allclose(back.GetParameters(), result.transform.GetParameters(), atol=1e-9)
+    # and applied to the moving image's labels: a labels layer on the fixed grid
+    labels = sitk.Cast(phantom[1].labels, sitk.sitkUInt8)
+    labels.CopyInformation(img)
+    moved_labels = medlab.registration.move_image(labels, sitk.TranslationTransform(3, shift), is_label=True)
+    labels_layer = _add(viewer, _layers.image_to_layer(moved_labels, "moving labels", "labels"))
+    out = w.apply_to(labels_layer)
+    assert out.name == "moving labels on fixed" and out.data.shape == fixed_layer.data.shape
+    want = result.apply(_layers.layer_meta_to_image(labels_layer.data, labels_layer.as_layer_data_tuple()[1]),
+                        is_label=True)
+    np.testing.assert_array_equal(out.data, sitk.GetArrayFromImage(want))
+    assert set(np.unique(out.data)) <= set(np.unique(labels_layer.data))
     # a stop request ends a registration without changing the layers
     w.iterations.value = 500
     w.run()

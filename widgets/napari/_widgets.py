@@ -227,6 +227,8 @@ class RegistrationBlendWidget(Container):
         self._progress = ProgressBar(min=0, max=100, value=0, label="progress")
         self._status = Label(value="")
         self._save = PushButton(text="save transform…", enabled=False)
+        self.other = create_widget(annotation="napari.layers.Layer", label="apply to")
+        self._apply = PushButton(text="apply transform", enabled=False)
         self.result = None  # the last RegistrationResult (None without registration)
         self._cache = None  # (key, fixed image, moving on fixed)
         self._latest = None  # (fraction, message) from the registration thread
@@ -235,10 +237,12 @@ class RegistrationBlendWidget(Container):
         self._run.changed.connect(self.run)
         self._stop.changed.connect(self.stop)
         self._save.changed.connect(self._ask_save)
+        self._apply.changed.connect(lambda: self.apply_to(self.other.value))
         for w in (self.mode, self.alpha, self.tiles):
             w.changed.connect(self._reblend)
         self.extend([self.fixed, self.moving, self.mode, self.alpha, self.tiles, self.register, self.transform,
-                     self.metric, self.iterations, self._run, self._stop, self._progress, self._status, self._save])
+                     self.metric, self.iterations, self._run, self._stop, self._progress, self._status, self._save,
+                     self.other, self._apply])
 
     def _key(self) -> tuple:
         f, m = self.fixed.value, self.moving.value
@@ -323,7 +327,7 @@ class RegistrationBlendWidget(Container):
                                   f"({result.transform_kind})")
         else:
             self._status.value = "resampled (not registered)"
-        self._save.enabled = result is not None
+        self._save.enabled = self._apply.enabled = result is not None
         from ._layers import image_to_layer
 
         _show(self._viewer, [image_to_layer(on_fixed, "moving on fixed", visible=False)])
@@ -350,6 +354,27 @@ class RegistrationBlendWidget(Container):
             layer.metadata["mode"] = kwargs["metadata"]["mode"]
         else:
             self._viewer.add_image(data, **kwargs)
+
+    def apply_to(self, layer):
+        """Put another layer of the moving frame (its labels, the PET of a PET/CT) on the fixed grid
+        through the last registration: a new layer ``'<name> on fixed'`` (labels stay labels,
+        nearest neighbour). Returns the new layer, or None (a notification says why)."""
+        from ._layers import image_to_layer
+
+        try:
+            if self.result is None:
+                raise ValueError("no registration yet: tick 'register' and run first")
+            if layer is None or layer._type_string not in ("image", "labels"):
+                raise ValueError("choose an Image or Labels layer in the moving image's frame")
+            is_label = layer._type_string == "labels"
+            img = layer_meta_to_image(layer.data, layer.as_layer_data_tuple()[1]) if is_label else _image(layer)
+            out = self.result.apply(img, is_label=is_label)
+            data, kwargs, kind = image_to_layer(out, _free_name(self._viewer, f"{layer.name} on fixed"),
+                                                "labels" if is_label else "image")
+            return getattr(self._viewer, f"add_{kind}")(data, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            notify_error("Apply transform", exc)
+            return None
 
     def save_transform(self, path) -> str:
         """Write the last registration's transform (ITK format by extension, e.g. ``.tfm``, ``.h5``);
