@@ -39,7 +39,7 @@ from pathlib import Path
 
 SECONDS_PER_FILE = 20.0
 # Numbers put into header fields by the 'field' mutation: what the first fuzz run found harmful.
-HOSTILE = ("-1", "0", "99", "nan", "inf", "-inf", "1e308", "1e-9", "1e6", "4294967297", "2.5", "abc", "")
+HOSTILE = ("-1", "0", "99", "nan", "inf", "-inf", "1e308", "1e-9", "1e6", "4294967297", "2.5", "abc", "", "1e-300", "-0")
 
 
 # ---------------------------------------------------------------------------- child process
@@ -156,19 +156,24 @@ CHECKSUMMED = ("nifti_gz", "mha_zlib", "nrrd_gzip")
 
 
 def _field_spans(data: bytes, fmt: str, end: int) -> list[tuple[int, int]]:
-    """(start, end) byte spans of the numbers in a seed's header: what 'field' overwrites."""
+    """(start, end) byte spans of the numbers in a seed's header: what 'field' overwrites.
+
+    NIfTI: the binary fields of dim, datatype, pixdim, vox_offset, scl_slope, quatern, qoffset
+    and srow. Text headers and DICOM (its DS/IS strings: RescaleSlope, PixelSpacing, positions,
+    Rows as IS where present...): every run of digits before the pixel data.
+    """
     if fmt == "nifti":
         return [(o, o + n) for o, n in ((40, 2), (42, 2), (44, 2), (46, 2), (70, 2), (80, 4), (84, 4),
                                         (88, 4), (108, 4), (112, 4), (256, 4), (268, 4), (272, 4),
                                         (280, 4), (296, 4), (312, 4))]
-    if fmt.startswith(("mha", "nrrd")):
+    if fmt.startswith(("mha", "nrrd", "dicom")):
         return [(m.start(), m.end()) for m in re.finditer(rb"-?[0-9][0-9.eE+-]*", data[:end])]
     return []
 
 
 def mutation_kinds(fmt: str) -> tuple[str, ...]:
     kinds = ("truncate", "flip_header", "flip_anywhere", "splice")
-    return kinds + (("field",) if fmt in ("nifti",) or fmt.startswith(("mha", "nrrd")) else ())
+    return kinds + (("field",) if fmt in ("nifti",) or fmt.startswith(("mha", "nrrd", "dicom")) else ())
 
 
 def apply(data: bytes, fmt: str, mutation) -> tuple[bytes, str]:
@@ -195,6 +200,8 @@ def apply(data: bytes, fmt: str, mutation) -> tuple[bytes, str]:
             else:
                 packed = struct.pack(e + "f", number if abs(number) < 3e38 or number != number else float("inf"))
             return data[:start] + packed + data[stop:], "header"
+        if fmt.startswith("dicom"):  # same width, so element lengths stay right (DS/IS pad with spaces)
+            value = value[: stop - start].ljust(stop - start)
         return data[:start] + value.encode() + data[stop:], "header"
     out = bytearray(data)
     for pos, value in mutation[1]:
@@ -211,7 +218,9 @@ def classify(result: dict, seed: dict, fmt: str, region: str) -> str:
             return prefix
     if outcome != "image":
         return outcome
-    same_geometry = result["geometry"] == seed["geometry"]
+    # The pixel type is not geometry: it follows the value range (a rescaled DICOM is int16
+    # or int32 depending on its values), so a flip in pixel data may change it.
+    same_geometry = result["geometry"][:5] == seed["geometry"][:5]
     same_pixels = result["pixels"] == seed["pixels"]
     if same_geometry and same_pixels:
         return "image"

@@ -185,7 +185,18 @@ def test_geometry_outside_the_physical_range_is_refused(tmp_path):
     path = tmp_path / "x.mha"
     sitk.WriteImage(_image(), str(path))
     _edit_text_header(path, "TransformMatrix = 1 0 0 0 1 0", "TransformMatrix = 1 0 0 0 2 0")
-    _refused(path, "direction must have unit columns and be far from singular")
+    _refused(path, r"TransformMatrix must be a direction matrix \(unit columns, far from singular\); got 1 0 0 0 2 0 0 0 1")
+    # ITK's reader loops forever on this one (its SVD does not converge): refused before it.
+    sitk.WriteImage(_image(), str(path))
+    _edit_text_header(path, "TransformMatrix = 1 0 0 0 1 0 0 0 1", "TransformMatrix = 1 0 0 0 1 0 1e308 0 1")
+    _refused(path, "TransformMatrix must be a direction matrix")
+    # The same check after every read (the backstop for what no header check saw).
+    from medlab.io._guard import check_geometry
+
+    img = _image()
+    img.SetDirection((1, 0, 0, 0, 1, 0, 0, 0.2, 0.02))  # last column of norm 0.2
+    with pytest.raises(ImageIOError, match="direction must have unit columns"):
+        check_geometry(img, "mem")
 
 
 # ---------------------------------------------------------------- DICOM

@@ -81,6 +81,19 @@ def _finite(path, field: str, values, *, positive: bool = False) -> list[float]:
     return out
 
 
+def _check_direction(path, field: str, matrix: np.ndarray) -> None:
+    """A direction matrix must have unit columns and be far from singular (see check_geometry)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(matrix, axis=0)
+        det = abs(np.linalg.det(matrix)) if np.all(np.isfinite(norms)) else 0.0
+    if not np.all(np.abs(norms - 1) <= 1e-3) or not det >= 0.1:
+        raise ImageIOError(
+            path,
+            f"header field {field} must be a direction matrix (unit columns, far from singular); got "
+            f"{' '.join(f'{v:g}' for v in matrix.ravel())}",
+        )
+
+
 def _decompressed_length(path, stream, need: int, *, kind: str, field: str) -> int:
     """Decompress ``stream`` (a file object positioned at the data) to its end; return its length.
 
@@ -159,6 +172,9 @@ _MET_KEYS = {"ndims", "dimsize", "elementtype", "elementnumberofchannels", "elem
              "binarydata", "compresseddata", "compresseddatasize", "headersize", "elementdatafile"}
 
 
+_MET_NAMES = {"transformmatrix": "TransformMatrix", "rotation": "Rotation", "orientation": "Orientation"}
+
+
 def preflight_metaimage(path: str, limit: int) -> None:
     """Validate a MetaImage header (and its data length) before ITK reads it."""
 
@@ -221,7 +237,8 @@ def preflight_metaimage(path: str, limit: int) -> None:
             values = h[key].split()
             if len(values) != ndims * ndims:
                 raise ImageIOError(path, f"header field {key} must hold {ndims * ndims} numbers; got {len(values)}")
-            _finite(path, key, values)
+            # ITK loops forever on e.g. an entry of 1e308 (its SVD does not converge).
+            _check_direction(path, _MET_NAMES[key], np.asarray(_finite(path, key, values)).reshape(ndims, ndims))
     nbytes = int(np.prod(dims, dtype=object)) * channels * _MET_TYPES[etype]
     _check_bytes(path, nbytes, limit, "DimSize x ElementNumberOfChannels x size of ElementType")
     binary = h.get("binarydata", "True").strip().lower() in ("true", "1")
@@ -390,8 +407,14 @@ def preflight_nrrd(path: str, limit: int) -> None:
                 raise ImageIOError(path, f"header field 'space directions' holds a vector of {len(v)} numbers in a {space_dim}D space")
             if not math.isfinite(math.hypot(*v)) or math.hypot(*v) <= 0:
                 raise ImageIOError(path, f"header field 'space directions' holds a zero or infinite vector {v}")
-        if sum(v is not None for v in vectors) == 0:
+        spatial = [v for v in vectors if v is not None]
+        if not spatial:
             raise ImageIOError(path, "header field 'space directions' has no spatial axis")
+        if len(spatial) == len(spatial[0]):  # square: ITK normalizes the columns, then inverts
+            m = np.asarray(spatial, float).T
+            with np.errstate(over="ignore", invalid="ignore"):
+                m = m / np.linalg.norm(m, axis=0)
+            _check_direction(path, "'space directions' (normalized)", m)
     if "space origin" in h:
         (origin,) = _nrrd_vectors(path, "space origin", h["space origin"], 1)
         if origin is None or (space_dim is not None and len(origin) != space_dim):
@@ -602,8 +625,10 @@ def check_geometry(img, path: str, *, dicom: bool = False) -> None:
     direction = np.asarray(img.GetDirection(), float).reshape(dim, dim)
     if not np.all(np.isfinite(direction)):
         raise ImageIOError(path, "direction must be finite")
-    norms = np.linalg.norm(direction, axis=0)
-    if np.any(np.abs(norms - 1) > 1e-3) or abs(np.linalg.det(direction)) < 0.1:
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(direction, axis=0)
+        det = abs(np.linalg.det(direction)) if np.all(np.isfinite(norms)) else 0.0
+    if not np.all(np.abs(norms - 1) <= 1e-3) or not det >= 0.1:
         raise ImageIOError(
             path,
             f"direction must have unit columns and be far from singular; got {tuple(np.round(direction.ravel(), 6).tolist())}",
