@@ -7,7 +7,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("tutorials/01_images_and_modalities.ipynb", tmp_path)
+    r = run("tutorials/01_images_and_modalities.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     assert r["ct_shape_zyx"] == [60, 201, 204]
     assert r["ct_spacing_mm_xyz"] == pytest.approx([0.977, 0.977, 3.0], abs=1e-3)
     assert r["ct_dicom_equals_nifti"] is True

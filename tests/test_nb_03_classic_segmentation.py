@@ -11,7 +11,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("tutorials/03_classic_segmentation.ipynb", tmp_path)
+    r = run("tutorials/03_classic_segmentation.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     pet = r["pet_dice_mean"]
     assert pet["Otsu in box"] >= 0.72  # 0.744
     assert pet["SUV >= 2.5"] >= 0.64  # 0.662
