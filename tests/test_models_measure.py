@@ -241,3 +241,46 @@ def test_near_duplicate_groups(scenes):
     assert dedup.near_duplicate_groups(None, hashes=chain, max_distance=7).tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="2D grey or RGB"):
         dedup.image_hash(np.zeros((4, 4, 4, 4)))
+
+
+# ------------------------------------------------------------------ BUSI operating point, calibration
+
+
+def test_threshold_at_sensitivity_is_the_highest_that_reaches_it():
+    y = np.array([1, 1, 1, 1, 1, 0, 0, 0])
+    s = np.array([0.95, 0.9, 0.6, 0.3, 0.1, 0.7, 0.2, 0.05])
+    assert mm.threshold_at_sensitivity(y, s, 0.8) == 0.3  # 4 of 5 positives at >= 0.3
+    assert mm.threshold_at_sensitivity(y, s, 0.81) == 0.1  # the fifth one is needed
+    assert mm.threshold_at_sensitivity(y, s, 0.2) == 0.95
+    with pytest.raises(ValueError, match="sensitivity"):
+        mm.threshold_at_sensitivity(y, s, 0.0)
+    with pytest.raises(ValueError, match="no positives"):
+        mm.threshold_at_sensitivity(np.zeros(3), [0.1, 0.2, 0.3])
+
+
+def test_busi_performance_by_hand():
+    import pandas as pd
+
+    # 4 benign, 4 malignant (one normal row that must not count)
+    table = pd.DataFrame({"label": ["benign"] * 4 + ["malignant"] * 4 + ["normal"],
+                          "p_malignant": [0.05, 0.15, 0.45, 0.85, 0.35, 0.55, 0.75, 0.95, 0.99]})
+    r = mm.busi_performance(table, threshold=0.5, n_bins=2, n_bootstrap=200)
+    assert (r["n_benign"], r["n_malignant"]) == (4, 4)
+    # pairs malignant > benign: 0.35 beats 2, 0.55 and 0.75 beat 3 (not 0.85), 0.95 beats 4 -> 12 of 16
+    assert r["auc"] == pytest.approx(12 / 16)
+    assert r["auc_ci"][0] <= r["auc"] <= r["auc_ci"][1]
+    # bins [0, 0.5): 0.05 0.15 0.45 0.35 -> mean 0.25, observed 1/4; [0.5, 1]: 0.85 0.55 0.75 0.95 -> 0.775, 3/4
+    assert r["reliability"]["count"] == [4, 4]
+    np.testing.assert_allclose(r["reliability"]["prob_pred"], [0.25, 0.775])
+    assert r["ece"] == pytest.approx((4 * 0.0 + 4 * abs(0.75 - 0.775)) / 8)
+    assert r["confusion"] == [[3, 1], [1, 3]] and not r["threshold_chosen_here"]
+    assert r["sensitivity"] == 0.75 and r["specificity"] == 0.75
+    # Wilson 95 % interval of 3/4: 0.301-0.954
+    np.testing.assert_allclose(r["sensitivity_ci"], [0.3006, 0.9544], atol=1e-3)
+    chosen = mm.busi_performance(table, sensitivity=1.0, n_bootstrap=200)
+    assert chosen["threshold"] == 0.35 and chosen["sensitivity"] == 1.0 and chosen["threshold_chosen_here"]
+    assert chosen["specificity"] == 0.5
+    with pytest.raises(ValueError, match="benign and malignant"):
+        mm.busi_performance(table[table["label"] != "malignant"], n_bootstrap=200)
+    with pytest.raises(ValueError, match="p_malignant"):
+        mm.busi_performance(table.drop(columns="p_malignant"))

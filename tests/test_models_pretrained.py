@@ -152,3 +152,18 @@ def test_busi_test_auc_with_confidence_interval(busi_eval):
     recorded = json.loads((WEIGHTS_DIR / "busi_resnet.json").read_text())["info"]["test"]
     assert recorded["auc_malignant_vs_benign"] == pytest.approx(auc.auc, abs=2e-3)
     np.testing.assert_allclose(table[[f"p_{c}" for c in net.classes]].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_busi_calibration_and_operating_point_chosen_on_val(busi_eval):
+    """The 90 %-sensitivity threshold recorded in the card was chosen on the validation part;
+    on the test part it gives what the card says."""
+    _, _, _, table = busi_eval
+    recorded = json.loads((WEIGHTS_DIR / "busi_resnet.json").read_text())["info"]
+    op = recorded["test"]["operating_point"]
+    assert op["chosen_on"] == "val" and op["threshold_p_malignant"] == recorded["val"]["operating_point"]["threshold_p_malignant"]
+    r = mm.busi_performance(table, threshold=op["threshold_p_malignant"], n_bootstrap=500)
+    assert r["sensitivity"] >= 0.8  # 0.875 (28 of 32; Wilson 0.72-0.95)
+    assert r["specificity"] >= 0.45  # 0.529 (36 of 68; 0.41-0.64)
+    assert r["ece"] <= 0.18  # 0.126 (10 bins, lesions)
+    assert r["sensitivity"] == pytest.approx(recorded["test"]["sensitivity_at_op"], abs=0.04)
+    assert r["ece"] == pytest.approx(recorded["test"]["ece"], abs=0.02)

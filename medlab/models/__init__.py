@@ -30,7 +30,8 @@ Use cases
     HC18 (:mod:`~medlab.models.hc18`): :func:`fit_ellipse`, :func:`head_circumference`,
     :func:`hc18_split`, :func:`measure_head` (HC with a QC verdict), :func:`evaluate_hc18`,
     :func:`hc18_summary`, :func:`choose_qc_thresholds`. BUSI (:mod:`~medlab.models.busi`):
-    :func:`load_busi`, :func:`busi_split`, :func:`busi_subset`, :func:`evaluate_busi`; :func:`roc_auc_ci` (the one in
+    :func:`load_busi`, :func:`busi_split`, :func:`busi_subset`, :func:`evaluate_busi`,
+    :func:`busi_performance`, :func:`threshold_at_sensitivity`; :func:`roc_auc_ci` (the one in
     :mod:`medlab.metrics`, re-exported).
 """
 
@@ -111,6 +112,8 @@ _NAMES = {
     "busi_split": "busi",
     "busi_subset": "busi",
     "evaluate_busi": "busi",
+    "threshold_at_sensitivity": "busi",
+    "busi_performance": "busi",
 }
 
 _SUBMODULES = ("networks", "losses", "data", "training", "inference", "explain", "io", "roc", "hc18", "busi", "cards")

@@ -16,7 +16,7 @@ import numpy as np
 
 from medlab._options import check_choice, check_int
 
-__all__ = ["CLASSES", "load_busi", "busi_split", "evaluate_busi"]
+__all__ = ["CLASSES", "load_busi", "busi_split", "evaluate_busi", "threshold_at_sensitivity", "busi_performance"]
 
 CLASSES = ("benign", "malignant", "normal")
 MAX_DISTANCE = 10
@@ -160,3 +160,112 @@ def evaluate_busi(model, cases, *, images=None, batch_size: int = 32):
     df["predicted"] = [tm.classes[k] for k in probs.argmax(axis=1)]
     df["correct"] = df["predicted"] == df["label"]
     return df
+
+
+def _wilson(k: int, n: int, confidence: float = 0.95) -> list:
+    """Wilson score interval of the proportion ``k / n`` ([nan, nan] when ``n`` is 0)."""
+    from scipy import stats
+
+    if n == 0:
+        return [float("nan"), float("nan")]
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def threshold_at_sensitivity(y_true, scores, sensitivity: float = 0.9) -> float:
+    """The highest threshold ``t`` whose decision ``scores >= t`` reaches ``sensitivity``.
+
+    Parameters
+    ----------
+    y_true : (n,) 0/1 or bool
+        1 for positives (malignant).
+    scores : (n,) float
+        Higher means more likely positive.
+    sensitivity : float in (0, 1]
+        Target share of positives called positive.
+
+    Returns
+    -------
+    float
+        A score of one of the positives (the ``ceil(sensitivity * n_positive)``-th highest).
+
+    Examples
+    --------
+    >>> threshold_at_sensitivity([1, 1, 1, 1, 0], [0.9, 0.8, 0.4, 0.2, 0.5], 0.75)
+    0.4
+    """
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(scores, float)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError(f"`y_true` (shape {y.shape}) and `scores` (shape {s.shape}) must be 1D and equally long")
+    if not 0 < sensitivity <= 1:
+        raise ValueError(f"`sensitivity` must be in (0, 1]; got {sensitivity!r}")
+    pos = np.sort(s[y])[::-1]
+    if len(pos) == 0:
+        raise ValueError("`y_true` holds no positives: no threshold reaches a sensitivity")
+    k = int(np.ceil(sensitivity * len(pos) - 1e-9))
+    return float(pos[max(k, 1) - 1])
+
+
+def busi_performance(table, *, threshold: float | None = None, sensitivity: float = 0.9, n_bins: int = 10,
+                     n_bootstrap: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict:
+    """Malignant vs benign performance of a BUSI table: ROC AUC, calibration, operating point.
+
+    Only the lesion images (benign or malignant) count; the score is ``p_malignant``, the model's
+    stated probability of malignancy.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`evaluate_busi` (columns ``label`` and ``p_malignant``).
+    threshold : float, optional
+        Decision threshold on ``p_malignant``, chosen elsewhere (e.g. on the validation part with
+        :func:`threshold_at_sensitivity`) and measured here. None: chosen on this table for
+        ``sensitivity`` (then the sensitivity measured is the target, not an estimate).
+    sensitivity : float
+        Target sensitivity when ``threshold`` is None.
+    n_bins : int
+        Equal-width bins of the reliability curve and the expected calibration error.
+    n_bootstrap, seed, confidence
+        Stratified bootstrap interval of the AUC (:func:`medlab.metrics.roc_auc_ci`).
+
+    Returns
+    -------
+    dict
+        ``n_benign``, ``n_malignant``; ``auc``, ``auc_ci`` (bootstrap); ``brier``; ``ece``
+        (expected calibration error: mean over images of ``|observed share - mean probability|``
+        of their bin); ``reliability`` (``prob_pred``, ``prob_true``, ``count`` per non-empty
+        bin); ``threshold``, ``threshold_chosen_here`` (bool); ``sensitivity``,
+        ``sensitivity_ci``, ``specificity``, ``specificity_ci`` (Wilson intervals) and
+        ``confusion`` (``[[tn, fp], [fn, tp]]``) at the threshold.
+    """
+    from medlab.metrics import calibration, confusion, roc_auc_ci
+
+    missing = {"label", "p_malignant"} - set(table.columns)
+    if missing:
+        raise ValueError(f"`table` lacks the column(s) {sorted(missing)} (a table of evaluate_busi)")
+    lesions = table[table["label"].isin(["benign", "malignant"])]
+    y = (lesions["label"] == "malignant").to_numpy()
+    p = lesions["p_malignant"].to_numpy(float)
+    if y.all() or not y.any():
+        raise ValueError(f"`table` needs benign and malignant rows; got {int(y.sum())} malignant, {int((~y).sum())} benign")
+    auc = roc_auc_ci(y, p, method="bootstrap", n_bootstrap=n_bootstrap, seed=seed, confidence=confidence)
+    cal = calibration(y, p, n_bins=n_bins)
+    ece = float(np.sum(cal.count * np.abs(cal.prob_true - cal.prob_pred)) / len(p))
+    chosen_here = threshold is None
+    t = threshold_at_sensitivity(y, p, sensitivity) if chosen_here else float(threshold)
+    c = confusion(y, p >= t)
+    (tn, fp), (fn, tp) = c.matrix.tolist()
+    return {
+        "n_benign": int((~y).sum()), "n_malignant": int(y.sum()),
+        "auc": auc.auc, "auc_ci": [auc.low, auc.high], "brier": cal.brier, "ece": ece,
+        "reliability": {"prob_pred": cal.prob_pred.tolist(), "prob_true": cal.prob_true.tolist(),
+                        "count": cal.count.tolist()},
+        "threshold": t, "threshold_chosen_here": chosen_here,
+        "sensitivity": c.sensitivity, "sensitivity_ci": _wilson(tp, tp + fn, confidence),
+        "specificity": c.specificity, "specificity_ci": _wilson(tn, tn + fp, confidence),
+        "confusion": c.matrix.tolist(),
+    }

@@ -168,9 +168,15 @@ def _performance_rows(info) -> tuple[list, list]:
                  _ci(test, "auc_malignant_vs_benign", "auc_malignant_vs_benign_ci95"), "n/a"],
                 ["malignant vs rest", test.get("n_images"), _ci(test, "auc_malignant_vs_rest", "auc_malignant_vs_rest_ci95"),
                  _fmt(test.get("accuracy", math.nan), 3)]]
-        for k in ("ece", "sensitivity_at_op", "specificity_at_op"):
+        n_lesions = rows[0][1]
+        op = test.get("operating_point") or {}
+        where = (f" (threshold p_malignant >= {_fmt(op['threshold_p_malignant'], 3)}, chosen on {op.get('chosen_on', '?')} "
+                 f"for {op.get('target_sensitivity', math.nan):.0%} sensitivity)") if op else ""
+        for k, label in (("sensitivity_at_op", "sensitivity" + where), ("specificity_at_op", "specificity" + where)):
             if k in test:
-                rows.append([k.replace("_", " "), test.get("n_images"), _fmt(test[k], 3), ""])
+                rows.append([label, n_lesions, _ci(test, k, f"{k}_ci95"), ""])
+        if "ece" in test:
+            rows.append(["expected calibration error (p_malignant, lesions)", n_lesions, _fmt(test["ece"], 3), ""])
         return header, rows
     return [], []
 
