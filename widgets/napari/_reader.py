@@ -24,16 +24,16 @@ def _is_dicom(path: Path) -> bool:
         return False
 
 
-def _has_dicom(folder: Path, depth: int) -> bool:
+def _has_dicom(folder: Path, depth: int, limit: int = 50) -> bool:
     """DICOM files directly in ``folder`` (depth 0), or in its subfolders down to ``depth``
-    (at most 50 entries looked at per folder)."""
+    (the first ``limit`` entries of ``folder``, 10 of each subfolder: a quick look, not a scan)."""
     try:
-        entries = sorted(folder.iterdir())[:50]
+        entries = sorted(folder.iterdir())[:limit]
     except OSError:
         return False
     if any(f.is_file() and (f.suffix.lower() == ".dcm" or _is_dicom(f)) for f in entries):
         return True
-    return depth > 0 and any(f.is_dir() and _has_dicom(f, depth - 1) for f in entries)
+    return depth > 0 and any(f.is_dir() and _has_dicom(f, depth - 1, 10) for f in entries)
 
 
 def _accepts(path: str) -> bool:
