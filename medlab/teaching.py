@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check", "passed", "reset"]
+__all__ = ["check", "passed", "reset", "student_copy"]
 
 _RESULTS: dict[str, bool] = {}
 
@@ -99,3 +99,36 @@ def passed() -> int:
 def reset() -> None:
     """Forget the results of earlier checks (a notebook calls it once, before its exercises)."""
     _RESULTS.clear()
+
+
+def student_copy(src, dst):
+    """Write notebook ``src`` to ``dst`` without its solution cells (tagged ``solution``).
+
+    The parameter ``SOLUTIONS`` keeps its default ``False``; outputs are cleared.
+
+    Parameters
+    ----------
+    src, dst : str or Path
+        The teacher's notebook (``.ipynb``) and the student's copy to write (not ``src``).
+
+    Returns
+    -------
+    int
+        The number of solution cells removed.
+    """
+    import json
+    from pathlib import Path
+
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise ValueError(f"dst: the student's copy must not overwrite the source notebook {src}")
+    nb = json.loads(src.read_text(encoding="utf-8"))
+    cells = nb["cells"]
+    keep = [c for c in cells if "solution" not in c.get("metadata", {}).get("tags", [])]
+    for c in keep:
+        if c["cell_type"] == "code":
+            c["outputs"], c["execution_count"] = [], None
+    nb["cells"] = keep
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return len(cells) - len(keep)

@@ -61,3 +61,23 @@ def test_each_notebook_runs_once_in_the_suite():
     opts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert "notebooks" not in opts["testpaths"]
     assert "--nbval" not in opts["addopts"]
+
+
+def test_course_page_lists_every_notebook_with_the_gallery_run_time():
+    """docs/site/course.md (syllabus) names every notebook once, with the run time of the
+    README's generated gallery table, so the two cannot drift apart; its exercise counts are
+    the notebooks' check cells."""
+    course = (ROOT / "docs" / "site" / "course.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        rel = path.relative_to(NB_DIR).as_posix()
+        rows = [line for line in course.splitlines() if line.startswith("|") and f"`{rel}`" in line]
+        assert len(rows) == 1, f"{rel}: one row in the syllabus"
+        gallery = [line for line in readme.splitlines() if f"[`{rel}`]" in line]
+        assert gallery, f"{rel} missing from the README gallery"
+        assert rows[0].rstrip(" |").split("|")[-1].strip() == gallery[0].rstrip(" |").split("|")[-1].strip(), rel
+        if rel.startswith("tutorials/"):
+            checks = sum("check(" in "".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                         if c["cell_type"] == "code" and "check(" in "".join(c["source"]) and "SOLUTIONS" not in "".join(c["source"]))
+            cell = rows[0].split("|")[4].strip()
+            assert cell == (str(checks) if checks else "—"), f"{rel}: {checks} exercises"

@@ -62,3 +62,20 @@ def test_bad_arguments_are_errors():
         teaching.check("", 1, 1)
     with pytest.raises(ValueError, match="rtol"):
         teaching.check("x", 1, 1, rtol=-1)
+
+
+def test_student_copy_drops_solution_cells(tmp_path):
+    from notebook_support import NB_DIR
+
+    src = NB_DIR / "tutorials" / "03_classic_segmentation.ipynb"
+    dst = tmp_path / "student" / "03.ipynb"
+    removed = teaching.student_copy(src, dst)
+    import json
+
+    teacher = json.loads(src.read_text())["cells"]
+    student = json.loads(dst.read_text())["cells"]
+    assert removed == 3 and len(student) == len(teacher) - 3
+    assert not any("SOLUTIONS:" in "".join(c["source"]) for c in student)
+    assert "SOLUTIONS = False" in "".join(student[1]["source"])
+    with pytest.raises(ValueError, match="dst"):
+        teaching.student_copy(src, src)
