@@ -81,3 +81,9 @@ def test_course_page_lists_every_notebook_with_the_gallery_run_time():
                          if c["cell_type"] == "code" and "check(" in "".join(c["source"]) and "SOLUTIONS" not in "".join(c["source"]))
             cell = rows[0].split("|")[4].strip()
             assert cell == (str(checks) if checks else "—"), f"{rel}: {checks} exercises"
+
+
+def test_notebooks_are_the_source():
+    """The .ipynb is what a teacher edits: no builder generates notebooks from strings."""
+    assert not (ROOT / "tools" / "nbbuild").exists()
+    assert "nbbuild" not in (ROOT / "CONTRIBUTING.md").read_text().replace("former `tools/nbbuild/`", "")
