@@ -122,6 +122,9 @@ def test_sts_ct_and_mask_files_open_as_image_and_labels():
     assert (kind_ct, kind_m) == ("image", "labels")
     assert kw_ct["contrast_limits"] == (-150.0, 250.0) and kw_ct["metadata"]["modality"] == "CT"
     assert mask.shape == ct.shape and set(np.unique(mask)) == {0, 1}
+    [(_, kw_pet, _)] = _reader.read_layers(str(medlab.datasets.fetch("sts", ["STS_001/PET_image.nii.gz"],
+                                                                     progress=False) / "STS_001/PET_image.nii.gz"))
+    assert kw_pet["metadata"]["modality"] == "PT" and kw_pet["contrast_limits"] == (0.0, 5.0)  # SUV
     np.testing.assert_allclose(kw_m["translate"], kw_ct["translate"])
 
 

@@ -48,6 +48,9 @@ BLEND_MODES = ("alpha", "checkerboard", "difference")
 AXIS_LABELS_3D = ("I→S", "A→P", "R→L")
 #: The default window of a CT layer: medlab.enhance's soft-tissue preset (HU), not the data range.
 CT_DEFAULT_PRESET = "abdomen"
+#: The default display range of a PET layer in SUV (the usual clinical 0-5 SUV grey scale; the
+#: 1-99th percentiles of a mostly empty PET would saturate every lesion).
+PET_DEFAULT_SUV = (0.0, 5.0)
 
 
 def _axes(ndim: int) -> tuple[tuple, tuple]:
@@ -81,13 +84,15 @@ def guess_modality(name: str | None = None, data: np.ndarray | None = None) -> s
 
 
 def default_contrast(data: np.ndarray, modality: str | None = None) -> tuple[float, float] | None:
-    """The contrast limits a layer opens with: the soft-tissue window for CT (HU), the 1-99th
-    percentile window (:func:`medlab.enhance.resolve_window` 'auto') for anything else, None for
-    a constant image (napari's own)."""
+    """The contrast limits a layer opens with: the soft-tissue window for CT (HU), SUV 0-5 for PET
+    ('PT'), the 1-99th percentile window (:func:`medlab.enhance.resolve_window` 'auto') for
+    anything else, None for a constant image (napari's own)."""
     arr = np.asarray(data)
     if modality == "CT":
         p = medlab.enhance.presets()[CT_DEFAULT_PRESET]
         return medlab.enhance.window_bounds(p.window, p.level)
+    if modality == "PT":
+        return PET_DEFAULT_SUV
     if arr.ndim not in (2, 3) or arr.dtype.kind not in "iuf":
         return None
     sample = arr[tuple(slice(None, None, max(1, n // 96)) for n in arr.shape)]
