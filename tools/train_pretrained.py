@@ -147,6 +147,11 @@ HC18_CARD = {
         "Faint or partly shadowed skulls: the outline strays onto other structures (flagged by the fit residual "
         "or the spread under flips in most cases, not all).",
         "Heads cut by the image border: the ellipse is extrapolated from the visible arc (flagged).",
+        "Heads over 250 mm (late third trimester) are imaged with coarser pixels and the network works on a 160 x 240 "
+        "grid (about 3.3 input pixels per grid pixel): a boundary error of one grid pixel is several mm of "
+        "circumference there. On the validation part their errors are not border cuts (none touches the border), "
+        "not the ellipse fit (the fit on the reference mask is exact) and not a bias; they are the network's "
+        "outline, about as large in grid pixels as in the other bands (flagged when unstable under flips).",
     ],
 }
 HC18_QC_MEANING = [
