@@ -135,8 +135,12 @@ def read(
     if os.path.isdir(path):
         try:
             img = read_series(path, series_uid=series_uid, pet_units=pet_units, progress=progress)
-        except (MedlabError, ValueError, TypeError, MemoryError, KeyboardInterrupt, SystemExit):
+        except (MedlabError, MemoryError, KeyboardInterrupt, SystemExit):
             raise
+        except (ValueError, TypeError) as exc:
+            if str(exc).startswith("`"):  # medlab's own message about an argument (`progress`)
+                raise
+            raise ImageIOError(path, f"corrupted or unsupported DICOM content: {type(exc).__name__}: {exc}") from exc
         except BaseException as exc:  # noqa: BLE001 - pydicom/GDCM on a corrupted file; see below
             raise ImageIOError(path, f"corrupted or unsupported DICOM content: {type(exc).__name__}: {exc}") from exc
     else:
