@@ -11,6 +11,8 @@ text overlay. World coordinates are left alone (no negative scale: writers and t
 
 from __future__ import annotations
 
+import weakref
+
 import medlab.enhance
 
 from ._layers import AXIS_LABELS_3D
@@ -19,7 +21,7 @@ __all__ = ["current_viewer", "install_current", "orientation_text", "radiologica
 
 _VIEWS = {frozenset({"A→P", "R→L"}): "axial", frozenset({"I→S", "R→L"}): "coronal",
           frozenset({"I→S", "A→P"}): "sagittal"}
-_INSTALLED: set[int] = set()
+_INSTALLED: weakref.WeakSet = weakref.WeakSet()  # viewers set up (weak: a new viewer may reuse an id)
 
 
 def orientation_text(vertical: str, horizontal: str, vertical_up: bool) -> str:
@@ -70,8 +72,8 @@ def radiological(viewer) -> None:
     on. Updated whenever the displayed axes or the layers change."""
     if viewer is None:
         return
-    if id(viewer) not in _INSTALLED:
-        _INSTALLED.add(id(viewer))
+    if viewer not in _INSTALLED:
+        _INSTALLED.add(viewer)
         viewer.dims.events.order.connect(lambda _e=None: _update(viewer))
         viewer.dims.events.ndisplay.connect(lambda _e=None: _update(viewer))
         viewer.dims.events.axis_labels.connect(lambda _e=None: _update(viewer))

@@ -299,18 +299,22 @@ class RegistrationBlendWidget(Container):
         self._status.value = "stopping…"
 
     def _poll(self) -> None:
-        if self._latest is not None and not self._stopping:
+        if self._timer is not None and self._latest is not None and not self._stopping:
             fraction, message = self._latest
             self._progress.value = int(round(100 * fraction))
             self._status.value = message[:60]
 
-    def _finished(self) -> None:
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+
+    def _finished(self) -> None:
+        self._stop_timer()
         self._run.enabled, self._stop.enabled = True, False
 
     def _failed(self, exc: BaseException) -> None:
+        self._stop_timer()  # its last tick must not overwrite the final status
         if isinstance(exc, InterruptedError) or self._stopping:
             self._status.value = "stopped: nothing changed"
             _notify_info("Registration blend: stopped; the layers are unchanged")
@@ -319,6 +323,7 @@ class RegistrationBlendWidget(Container):
         notify_error("Registration blend", exc)
 
     def _done(self, key, fimg, result, on_fixed) -> None:
+        self._stop_timer()  # its last tick must not overwrite the final status
         self._cache = (key, fimg, on_fixed)
         self.result = result
         self._progress.value = 100
