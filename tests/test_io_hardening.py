@@ -332,3 +332,16 @@ def test_pair_overwrite_replaces_the_data_file(tmp_path):
         assert len(names) == 2 and names[0] == "x.mhd" and names[1].endswith(".zraw"), names
     with pytest.raises(ImageIOError, match="file exists"):
         mio.write(_image(), target)
+
+
+def test_dicom_folder_memory_bound(tmp_path):
+    """The series' declared voxels (x 8 bytes) are bounded before any slice is decoded."""
+    import medlab.datasets
+
+    files = sorted(medlab.datasets.load("dcm_qa_nih", case="20180918GE/mr_0004")["series"].glob("*.dcm"))[:3]
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for f in files:
+        (folder / f.name).write_bytes(f.read_bytes())
+    err = _refused(folder, r"declare \d+ voxels .* above the limit", max_bytes=1000)
+    assert "max_bytes=" in err.reason

@@ -134,7 +134,7 @@ def read(
     require_exists(path)
     if os.path.isdir(path):
         try:
-            img = read_series(path, series_uid=series_uid, pet_units=pet_units, progress=progress)
+            img = read_series(path, series_uid=series_uid, pet_units=pet_units, progress=progress, max_bytes=limit)
         except (MedlabError, MemoryError, KeyboardInterrupt, SystemExit):
             raise
         except (ValueError, TypeError) as exc:

@@ -304,17 +304,24 @@ def _per_volume_times(layout: dict) -> dict:
 # --------------------------------------------------------------------------- reading
 
 
-def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress=None) -> sitk.Image:
-    """Read one DICOM series as a 3D or 4D image (see :func:`medlab.io.read`)."""
+def read_series(
+    folder: str, *, series_uid: str | None, pet_units: str, progress=None, max_bytes: int | None = None
+) -> sitk.Image:
+    """Read one DICOM series as a 3D or 4D image (see :func:`medlab.io.read`).
+
+    ``max_bytes`` bounds the voxel data the headers declare (8 bytes a voxel: the widest type a
+    rescaled series is read as) before anything is decoded; see :func:`medlab.io.read`.
+    """
     if series_uid is None:
         image = _flat_single_series(folder, pet_units)
         if image is not None:
             return image
     info = select_series(folder, series_uid=series_uid, progress=progress)
     layout = _layout(info, where=folder)
+    _check_declared_bytes(info, layout, folder, max_bytes)
     layout["whole_folder"] = info.whole_folder and len(layout["files"]) == len(info.files)
     if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
-        return read_dicom_file(layout["files"][0], pet_units=pet_units)
+        return read_dicom_file(layout["files"][0], pet_units=pet_units, max_bytes=max_bytes)
     modality = (info.modality or "").upper()
     if layout["route"] == "dcm2niix":
         mosaics = [f for f in layout["ordered"] if f.mosaic]
@@ -337,6 +344,23 @@ def read_series(folder: str, *, series_uid: str | None, pet_units: str, progress
                 stacklevel=3,
             )
     return _read_volume(layout, folder, pet_units, modality=modality)
+
+
+def _check_declared_bytes(info, layout: dict, folder: str, max_bytes: int | None) -> None:
+    from medlab.io import _guard
+
+    limit = _guard.max_bytes(max_bytes)
+    chosen = set(layout["files"])
+    voxels = sum(
+        int(f.rows or 0) * int(f.columns or 0) * max(int(f.frames or 1), 1) for f in info.files if f.path in chosen
+    )
+    if voxels * 8 > limit:
+        raise ImageIOError(
+            folder,
+            f"the {len(chosen)} files' Rows x Columns x NumberOfFrames declare {voxels} voxels "
+            f"({voxels * 8 / 2**20:.6g} MiB at 8 bytes each), above the limit of {limit / 2**20:.6g} MiB "
+            "(pass max_bytes= to medlab.io.read, or set medlab.io.MAX_BYTES, if the data are trusted)",
+        )
 
 
 def _convert(layout: dict, folder: str) -> sitk.Image:
