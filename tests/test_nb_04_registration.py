@@ -16,7 +16,8 @@ def _consistent(r):
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("tutorials/04_registration.ipynb", tmp_path)
+    r = run("tutorials/04_registration.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     assert r["patient"] == "STS_001" and r["modality"] == "PET" and r["transform"] == "rigid"
     _consistent(r)
     # seed 1, rotation about the GTV centroid: the tumour starts 15.38 mm off (the identity's

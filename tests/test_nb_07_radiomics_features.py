@@ -9,7 +9,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("tutorials/07_radiomics_features.ipynb", tmp_path)
+    r = run("tutorials/07_radiomics_features.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     # every IBSI reference value is computed and within tolerance
     assert r["digital_reference"] == r["digital_implemented"] == r["digital_within"] == 482
     assert r["a_reference"] == r["a_implemented"] == r["a_within"] == 346

@@ -9,7 +9,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("tutorials/09_lesion_detection.ipynb", tmp_path)
+    r = run("tutorials/09_lesion_detection.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 2  # every exercise's hidden solution passes its check
     assert r["n_scans"] == 10 and r["method"] == "log"
     # measured: LoG blobs 0.4 / 0.7 / 0.9 / 0.9 / 1.0 at 0.25 / 0.5 / 1 / 2 / 4 FP per scan;
     # SUV >= 2.5 components 0.6 / 1.0 from 0.5 FP per scan on
