@@ -159,6 +159,8 @@ def test_max_bytes_keyword_and_module_setting(tmp_path, monkeypatch):
         ("space origin: (1,", "space origin: (nan,", "space origin must be finite"),
         ("space directions: (0.5,", "space directions: (inf,", "space directions must be finite"),
         ("type: double", "type: quaternion", "'type' 'quaternion' is not a NRRD scalar type"),
+        ("space directions: (0.5,0,0) (0,0.75,0) (0,0,2)\n", "spacings: nan 0.75 2\n",
+         "spacings must be finite and positive; got 'nan'"),
     ],
 )
 def test_nrrd_header_checked_before_itk(tmp_path, old, new, match):

@@ -393,11 +393,18 @@ def preflight_nrrd(path: str, limit: int) -> None:
             raise ImageIOError(path, f"header field 'space dimension' must be 1 to 4; got {h['space dimension']!r}")
     elif "space" in h:
         space_dim = 4 if "time" in h["space"].lower() else 3
+    kinds = h.get("kinds", "").split()
     if "spacings" in h:
         values = h["spacings"].split()
         if len(values) != ndims:
             raise ImageIOError(path, f"header field 'spacings' must hold {ndims} entries; got {h['spacings']!r}")
-        _finite(path, "spacings", [v for v in values if v.lower() != "nan"], positive=True)
+        # NaN marks an axis without a spacing: allowed for non-spatial kinds (vector, list,
+        # RGB-color, ...), never for a domain/space axis, which ITK would silently give 1.0.
+        spatial_axes = [
+            v for i, v in enumerate(values)
+            if v.lower() != "nan" or len(kinds) != ndims or kinds[i].lower() in ("domain", "space", "time")
+        ]
+        _finite(path, "spacings", spatial_axes, positive=True)
     if "space directions" in h:
         vectors = _nrrd_vectors(path, "space directions", h["space directions"], ndims)
         for v in vectors:
