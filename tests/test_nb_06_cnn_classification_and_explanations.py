@@ -13,7 +13,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("tutorials/06_cnn_classification_and_explanations.ipynb", tmp_path)
+    r = run("tutorials/06_cnn_classification_and_explanations.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 2  # every exercise's hidden solution passes its check
     assert r["backend"] == "tensorflow"
     assert r["n_images"] == 625
     assert (r["n_groups"], r["n_duplicate_groups"], r["n_duplicates"], r["n_conflicting_groups"]) == (503, 99, 122, 8)

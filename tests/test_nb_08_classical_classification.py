@@ -9,7 +9,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("tutorials/08_classical_classification.ipynb", tmp_path)
+    r = run("tutorials/08_classical_classification.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 2  # every exercise's hidden solution passes its check
     assert (r["n_dev"], r["n_test"]) == (80, 40)
     assert r["models"] == ["svm", "random_forest", "logistic"]
     # the guard: plain K-fold of single images puts near-duplicates on both sides (measured 10
