@@ -12,7 +12,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("tutorials/00_interactive_tour.ipynb", tmp_path)
+    r = run("tutorials/00_interactive_tour.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 2  # every exercise's hidden solution passes its check
     assert (r["ct_window"], r["ct_level"]) == (1800.0, 400.0)  # the 'bone' preset, set last
     assert r["bone_volume_ml"] == pytest.approx(156.22, abs=0.01)  # >= 300 HU in the IBSI phantom
     assert -500 < r["otsu_hu"] < -300  # -420: Otsu separates the phantom from the air around it
