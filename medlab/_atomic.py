@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["MARK", "atomic_path", "write_text", "write_bytes", "clean_stale", "is_temporary"]
+__all__ = ["MARK", "atomic_path", "write_text", "write_bytes", "clean_stale", "is_temporary", "temp_for"]
 
 #: The part of every temporary name that marks it as medlab's.
 MARK = ".medlab-tmp-"
@@ -39,7 +39,8 @@ def is_temporary(name: str) -> bool:
     return _TEMP_RE.match(name) is not None
 
 
-def _temp_for(target: Path) -> Path:
+def temp_for(target: Path) -> Path:
+    """A temporary name beside ``target`` (same folder) that :func:`clean_stale` recognises."""
     return target.parent / f".{target.name}{MARK}{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
@@ -73,7 +74,7 @@ def atomic_path(target, *, overwrite: bool = True) -> Iterator[Path]:
     target = Path(target)
     if not overwrite and (target.exists() or target.is_symlink()):
         raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
-    tmp = _temp_for(target)
+    tmp = temp_for(target)
     try:
         yield tmp
         if tmp.is_dir():

@@ -347,3 +347,14 @@ def test_dicom_folder_memory_bound(tmp_path):
         (folder / f.name).write_bytes(f.read_bytes())
     err = _refused(folder, r"declare \d+ voxels .* above the limit", max_bytes=1000)
     assert "max_bytes=" in err.reason
+
+
+def test_all_zero_pixel_spacing_means_unknown_not_invalid(tmp_path):
+    # scanners write 0\0 for an unknown spacing (pydicom-data's chest CR RG1_UNCI.dcm does): it
+    # counts as not given (no calibration: 1.0, as for an absent attribute); one zero is refused
+    import medlab.io
+
+    img = medlab.io.read(_ct(tmp_path, PixelSpacing=["0", "0"]))
+    assert img.GetSpacing() == (1.0, 1.0)
+    meta = medlab.io.metadata(_ct(tmp_path, PixelSpacing=["0", "0"]), identifying=False)
+    assert not meta.get("pixel_spacing_mm") or min(meta["pixel_spacing_mm"]) == 0

@@ -349,17 +349,29 @@ def _valid_spacing(value, keyword: str = "PixelSpacing", path: str = "") -> tupl
     return col, row
 
 
+def _all_zero(value) -> bool:
+    try:
+        values = list(value) if not isinstance(value, (str, bytes)) else str(value).split("\\")
+        return len(values) >= 2 and all(float(v) == 0.0 for v in values[:2])
+    except (TypeError, ValueError):
+        return False
+
+
 def _pixel_spacing_xy(ds, path: str = "") -> tuple[float, float]:
     """In-plane spacing (x = column step, y = row step) in mm.
 
     PixelSpacing (patient plane), else ImagerPixelSpacing (projection radiographs: the
     detector plane), else the ultrasound region calibration when every 2D region agrees and
-    is in cm, else 1.0 (no physical calibration).
+    is in cm, else 1.0 (no physical calibration). An attribute that is empty or exactly
+    ``0\\0`` (how scanners write an unknown spacing) counts as not given; any other value
+    outside the valid range is refused.
     """
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         value = find(ds, keyword)
         if value is not None and not str(value).strip("[]' \\"):
             continue  # present but empty (type 2): not given
+        if _all_zero(value):
+            continue  # all zero: what scanners write for an unknown spacing (a real CR does)
         spacing = _valid_spacing(value, keyword, path)
         if spacing is not None:
             return spacing

@@ -99,7 +99,7 @@ def write(image, path, *, overwrite: bool = False, compress: bool = True) -> Pat
     pair = ext in _PAIR_FIELD
     if pair:
         _remove_orphans(target, ext)
-    scratch = _atomic._temp_for(target)
+    scratch = _atomic.temp_for(target)
     scratch.mkdir()
     try:
         tmp = scratch / target.name
