@@ -358,3 +358,28 @@ def test_all_zero_pixel_spacing_means_unknown_not_invalid(tmp_path):
     assert img.GetSpacing() == (1.0, 1.0)
     meta = medlab.io.metadata(_ct(tmp_path, PixelSpacing=["0", "0"]), identifying=False)
     assert not meta.get("pixel_spacing_mm") or min(meta["pixel_spacing_mm"]) == 0
+
+
+def test_memory_bound_covers_a_plain_ct_folder(tmp_path, monkeypatch):
+    # a flat folder of one non-MR series takes GDCM's fast path: the bound holds there too
+    import pydicom
+
+    import medlab.io
+
+    folder = tmp_path / "ct"
+    folder.mkdir()
+    for i in range(3):
+        ds = pydicom.dcmread(_ct(tmp_path))
+        ds.ImagePositionPatient = [0, 0, float(i)]
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{i}"
+        ds.InstanceNumber = i + 1
+        ds.save_as(folder / f"{i}.dcm")
+    from medlab.io import _series
+
+    def no_full_scan(*args, **kwargs):
+        raise AssertionError("the fast path should have read this folder")
+
+    monkeypatch.setattr(_series, "select_series", no_full_scan)
+    assert medlab.io.read(folder).GetSize()[2] == 3
+    with pytest.raises(ImageIOError, match=r"declare \d+ voxels .* above the limit"):
+        medlab.io.read(folder, max_bytes=1000)

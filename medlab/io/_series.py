@@ -313,7 +313,7 @@ def read_series(
     rescaled series is read as) before anything is decoded; see :func:`medlab.io.read`.
     """
     if series_uid is None:
-        image = _flat_single_series(folder, pet_units)
+        image = _flat_single_series(folder, pet_units, max_bytes=max_bytes)
         if image is not None:
             return image
     info = select_series(folder, series_uid=series_uid, progress=progress)
@@ -458,7 +458,7 @@ def _peek_modality(path: str) -> str:
         return ""
 
 
-def _flat_single_series(folder: str, pet_units: str) -> sitk.Image | None:
+def _flat_single_series(folder: str, pet_units: str, *, max_bytes: int | None = None) -> sitk.Image | None:
     """A CT, PET or other non-MR 3D series alone in a flat folder, found and read by GDCM.
 
     GDCM's C++ scanner is several times faster than parsing every header in Python; the
@@ -487,6 +487,22 @@ def _flat_single_series(folder: str, pet_units: str) -> sitk.Image | None:
     modality = str(ds.get("Modality") or "").upper()
     if modality == "MR" or is_mosaic(ds) or int(ds.get("NumberOfFrames") or 1) > 1:
         return None
+    # the memory bound before GDCM decodes anything: the first header's size for every file (a
+    # file that declares more is refused by the full scan, which the caller runs on any doubt)
+    from medlab.io import _guard
+
+    try:
+        voxels = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * count
+    except (TypeError, ValueError):
+        return None
+    limit = _guard.max_bytes(max_bytes)
+    if voxels * 8 > limit:
+        raise ImageIOError(
+            folder,
+            f"the {count} files' Rows x Columns declare {voxels} voxels ({voxels * 8 / 2**20:.6g} MiB at "
+            f"8 bytes each), above the limit of {limit / 2**20:.6g} MiB (pass max_bytes= to "
+            "medlab.io.read, or set medlab.io.MAX_BYTES, if the data are trusted)",
+        )
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
