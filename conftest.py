@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 
 _STORE = Path(__file__).resolve().parent.parent / "shared" / "data"
+# notebooks that nbval must not collect: the end-to-end widgets notebook runs in a browser
+collect_ignore_glob = ["tests/e2e/*.ipynb"]
 _saved: dict = {}
 
 

@@ -54,13 +54,26 @@ def test_notebook_has_its_own_test(path):
 
 
 def test_each_notebook_runs_once_in_the_suite():
-    """The default run of a notebook is its papermill run in ``tests/test_nb_<stem>.py``; nbval
-    over ``notebooks/`` would execute every notebook a second time with the same parameters."""
+    """The default run of a notebook is its papermill run in ``tests/test_nb_<stem>.py`` with the
+    solutions on; nbval runs only the student's default (``SOLUTIONS=False``) of the notebooks
+    named in testpaths, so no notebook runs twice with the same parameters."""
     import tomllib
 
     opts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
-    assert "notebooks" not in opts["testpaths"]
-    assert "--nbval" not in opts["addopts"]
+    assert "--nbval-lax" in opts["addopts"]
+    nbval_runs = [p for p in opts["testpaths"] if p.endswith(".ipynb")]
+    assert "notebooks" not in opts["testpaths"] and 1 <= len(nbval_runs) <= 3
+    for rel in nbval_runs:
+        path = ROOT / rel
+        assert path.is_file(), rel
+        test = (ROOT / "tests" / f"test_nb_{path.stem}.py").read_text()
+        assert test.count("run(") >= 1 and "SOLUTIONS=True" in test, f"{rel}: papermill must run the solutions"
+        assert "SOLUTIONS = False" in _parameters(path), f"{rel}: the student's default is SOLUTIONS = False"
+
+
+def _parameters(path) -> str:
+    nb = json.loads(path.read_text())
+    return next("".join(c["source"]) for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
 
 
 def test_course_page_lists_every_notebook_with_the_gallery_run_time():

@@ -141,7 +141,8 @@ def tissue_segmentation(image, brain_mask, *, method="gmm", seed=0, max_samples=
     x = arr[m]
     out = np.zeros(arr.shape, np.uint8)
     if method == "multi_otsu":
-        out[m] = sitk.GetArrayViewFromImage(seg.multi_otsu(img, 3, mask=m))[m]
+        # a copy: a view of a temporary image outlives its buffer (a segfault under load)
+        out[m] = sitk.GetArrayFromImage(seg.multi_otsu(img, 3, mask=m))[m]
         return _like(out, img, back)
     rng = np.random.default_rng(seed)
     fit = x if x.size <= n else rng.choice(x, n, replace=False)
