@@ -63,6 +63,27 @@ class PacsError(MedlabError):
         super().__init__(f"{server}: {reason}{extra}")
 
 
+class SearchLevels:
+    """``search_patients`` ... ``search_instances``: the query levels as methods, shared by the
+    DICOMweb and DIMSE clients (each implements ``search(level, ...)``)."""
+
+    def search_patients(self, **filters):
+        """Patients with matching studies (see ``search``)."""
+        return self.search("patient", **filters)
+
+    def search_studies(self, **filters):
+        """Studies (see ``search``)."""
+        return self.search("study", **filters)
+
+    def search_series(self, study_uid: str | None = None, **filters):
+        """Series, in one study or in all (see ``search``)."""
+        return self.search("series", study_uid=study_uid, **filters)
+
+    def search_instances(self, study_uid: str, series_uid: str, **filters):
+        """Instances of one series (see ``search``)."""
+        return self.search("instance", study_uid=study_uid, series_uid=series_uid, **filters)
+
+
 @dataclass
 class Retrieval:
     """What a series retrieval did.

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from medlab._atomic import write_bytes
 from medlab.pacs import _common as c
-from medlab.pacs._common import PacsError, Retrieval
+from medlab.pacs._common import PacsError, Retrieval, SearchLevels
 
 _LEVEL = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "instance": "IMAGE"}
 _UIDS_PER_GET = 200  # SOPInstanceUIDs per C-GET identifier (UID list matching)
@@ -59,7 +59,7 @@ def _quiet_logs() -> None:
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 
 
-class DimseClient:
+class DimseClient(SearchLevels):
     """A PACS over classic DICOM networking (DIMSE): C-ECHO, C-FIND, C-GET, C-STORE.
 
     The PACS must know this client's AE title (``calling_aet``); DIMSE has no passwords.
@@ -179,18 +179,6 @@ class DimseClient:
             extra["SeriesInstanceUID"] = c.check_uid("series_uid", series_uid)
         rows = self._find(level, keys, {**filters, **extra})
         return c.rows_to_frame(rows[:limit] if limit else rows, level)
-
-    def search_patients(self, **filters):
-        return self.search("patient", **filters)
-
-    def search_studies(self, **filters):
-        return self.search("study", **filters)
-
-    def search_series(self, study_uid: str | None = None, **filters):
-        return self.search("series", study_uid=study_uid, **filters)
-
-    def search_instances(self, study_uid: str, series_uid: str, **filters):
-        return self.search("instance", study_uid=study_uid, series_uid=series_uid, **filters)
 
     def _find(self, level: str, keys, match: dict) -> list[dict]:
         import pydicom

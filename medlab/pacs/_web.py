@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from medlab._atomic import write_bytes
 from medlab.pacs import _common as c
-from medlab.pacs._common import PacsError, Retrieval
+from medlab.pacs._common import PacsError, Retrieval, SearchLevels
 
 _DICOM_PART = 'multipart/related; type="application/dicom"'
 
@@ -65,7 +65,7 @@ def _stream_parts(response, chunk_bytes: int = 1 << 20):
             first = False
 
 
-class DicomWebClient:
+class DicomWebClient(SearchLevels):
     """A DICOMweb service (QIDO-RS, WADO-RS, STOW-RS), e.g. Orthanc's, dcm4chee's or a cloud PACS.
 
     Parameters
@@ -217,22 +217,6 @@ class DicomWebClient:
             for r in rows:
                 r["SeriesInstanceUID"] = r.get("SeriesInstanceUID") or series_uid
         return c.rows_to_frame(rows, level)
-
-    def search_patients(self, **filters):
-        """Patients with matching studies (see :meth:`search`)."""
-        return self.search("patient", **filters)
-
-    def search_studies(self, **filters):
-        """Studies (see :meth:`search`)."""
-        return self.search("study", **filters)
-
-    def search_series(self, study_uid: str | None = None, **filters):
-        """Series, in one study or in all (see :meth:`search`)."""
-        return self.search("series", study_uid=study_uid, **filters)
-
-    def search_instances(self, study_uid: str, series_uid: str, **filters):
-        """Instances of one series (see :meth:`search`)."""
-        return self.search("instance", study_uid=study_uid, series_uid=series_uid, **filters)
 
     def _qido(self, path: str, keys, filters: dict, *, limit) -> list[dict]:
         from urllib.parse import urlencode
