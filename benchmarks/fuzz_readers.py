@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from read_worker import HOSTILE, Worker, apply, classify, mutation_kinds  # noqa: E402
 from test_fuzz_readers import SEEDS  # noqa: E402
 
-COLUMNS = ("image", "header_edit", "pixel_change", "medlab_error", "other", "crash", "hang", "memory", "silent_wrong")
+COLUMNS = ("image", "header_edit", "pixel_change", "warned_change", "medlab_error", "other", "crash", "hang", "memory", "silent_wrong")
 SLOW = {"dicom_mosaic", "dicom_enhanced_4d", "dicom_4d_folder"}  # dcm2niix per input
 
 
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
                     verdict = classify(result, reference, fmt, region)
                     counts[_family(fmt)][verdict] += 1
                     counts[_family(fmt)]["inputs"] += 1
-                    if verdict not in ("image", "header_edit", "pixel_change", "medlab_error"):
+                    if verdict not in ("image", "header_edit", "pixel_change", "warned_change", "medlab_error"):
                         failures.append({"seed": name, "verdict": verdict, "region": region,
                                          "mutation": repr(mutation)[:400], "result": result})
                 print(f"{name}: {n} inputs, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)

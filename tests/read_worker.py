@@ -211,7 +211,8 @@ def apply(data: bytes, fmt: str, mutation) -> tuple[bytes, str]:
 
 
 def classify(result: dict, seed: dict, fmt: str, region: str) -> str:
-    """One of image, header_edit, pixel_change, silent_wrong, medlab_error, memory, other, crash, hang."""
+    """One of image, header_edit, pixel_change, warned_change, silent_wrong, medlab_error, memory,
+    other, crash, hang."""
     outcome = result["outcome"]
     for prefix in ("crash", "hang", "other"):
         if outcome.startswith(prefix):
@@ -228,6 +229,8 @@ def classify(result: dict, seed: dict, fmt: str, region: str) -> str:
         return "header_edit"
     if region == "data" and same_geometry and fmt not in CHECKSUMMED:
         return "pixel_change"
+    if result.get("warned"):  # changed, and a medlab warning says what was assumed or skipped
+        return "warned_change"
     return "silent_wrong"
 
 

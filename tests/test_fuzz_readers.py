@@ -33,7 +33,7 @@ from hypothesis import strategies as st  # noqa: E402
 from read_worker import HOSTILE, Worker, apply, classify, mutation_kinds  # noqa: E402
 
 EXAMPLES_PER_SEED = 150
-ACCEPTED = ("image", "header_edit", "pixel_change", "medlab_error")
+ACCEPTED = ("image", "header_edit", "pixel_change", "warned_change", "medlab_error")
 
 
 def _pydicom(name):
@@ -71,6 +71,15 @@ def _ge_4d_folder(tmp):
     return [files[i] for i in (0, 1, 2, 15, 16, 17)]
 
 
+def _ct_folder(tmp):
+    """4 consecutive slices of the IBSI CT phantom's DICOM series (a plain 3D CT folder: GDCM's
+    fast path, its slice-position checks and the memory bound)."""
+    import medlab.datasets
+
+    root = medlab.datasets.fetch("ibsi_ct_phantom", ["dicom/image/*"], progress=False)
+    return sorted((root / "dicom" / "image").glob("*.dcm"))[28:32]
+
+
 def _metaimage(tmp, name, compress):
     """The nibabel anatomical NIfTI (a real T1 brain) as MetaImage, written by SimpleITK."""
     import SimpleITK as sitk
@@ -105,9 +114,10 @@ SEEDS = {
     "dicom_mosaic": (lambda tmp: _store("dcm_qa_nih", "In/20180918Si/mr_0003/epi_pe_ap-00001.dcm"), ".dcm", "dicom"),
     "dicom_enhanced_4d": (_enhanced_4d, ".dcm", "dicom"),
     "dicom_4d_folder": (_ge_4d_folder, ".dcm", "dicom"),
+    "dicom_ct_folder": (_ct_folder, ".dcm", "dicom"),
 }
 # 4D seeds run dcm2niix per input: fewer examples keep the suite fast.
-EXAMPLES = {"dicom_mosaic": 20, "dicom_enhanced_4d": 15, "dicom_4d_folder": 20}
+EXAMPLES = {"dicom_mosaic": 20, "dicom_enhanced_4d": 15, "dicom_4d_folder": 20, "dicom_ct_folder": 40}
 
 
 @pytest.fixture(scope="module")

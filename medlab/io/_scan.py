@@ -17,6 +17,15 @@ from medlab.io._common import DicomWarning
 from medlab.io._header import is_dicom_file
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+#: File name endings of DICOM files: such a file that is not DICOM is warned about when skipped.
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima", ".dc3")
+
+
+def _size_text(path) -> str:
+    try:
+        return f"{os.path.getsize(path)} bytes"
+    except OSError:
+        return "unreadable"
 
 # Header values read from every file (pydicom ``specific_tags``): identity, grouping, geometry.
 _TAGS = (
@@ -222,6 +231,15 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
             if done % 100 == 0 and update(done) is False:
                 raise InterruptedError(f"listing {folder} stopped after {done} files")
             if not is_dicom_file(path):
+                if os.path.splitext(path)[1].lower() in DICOM_SUFFIXES:
+                    # named like a slice of the series: an empty or truncated file here is a
+                    # slice missing from the volume, never ignored silently
+                    warnings.warn(
+                        f"{path}: skipped, named like a DICOM file but not one "
+                        f"({_size_text(path)}: empty, truncated or corrupt)",
+                        DicomWarning,
+                        stacklevel=3,
+                    )
                 continue
             dicom_files += 1
             try:
@@ -264,6 +282,14 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                 )
                 continue
             if not rows or not columns:
+                if "Image Storage" in pydicom.uid.UID(str(ds.get("SOPClassUID"))).name:
+                    # an image object without its image attributes: cut off inside its header
+                    warnings.warn(
+                        f"{path}: skipped, an image ({pydicom.uid.UID(str(ds.SOPClassUID)).name}) without "
+                        f"Rows/Columns ({_size_text(path)}: truncated or corrupt)",
+                        DicomWarning,
+                        stacklevel=3,
+                    )
                 continue  # not an image (RTSTRUCT, SR, RTPLAN, presentation state, ...)
             uid = uid or "(no SeriesInstanceUID)"
             info = series.get(uid)
