@@ -19,8 +19,9 @@ What is chosen, and why (the smallest set with which every notebook runs with it
   150 to 250 mm and 5 over 250 mm, evenly spaced in each band; ``hc18_split`` splits the whole
   data set and keeps the sample's cases in each part, so a sample image called held out is held
   out by the full split too.
-- ``dcm_qa_nih``: the GE EPI run ``In/20180918GE/mr_0004`` (15 slices x 10 volumes, tutorial 01's
-  4D section) with its dcm2niix reference (BSD-2-Clause).
+- ``dcm_qa_nih`` (``extra/``: 2.4 MB, kept out of the wheel for size): the GE EPI run
+  ``In/20180918GE/mr_0004`` (15 slices x 10 volumes, tutorial 01's 4D section) with its dcm2niix
+  reference (BSD-2-Clause).
 - ``busi`` (``noncommercial/``: research-use terms): 46 images of the test part of
   ``busi_split(seed=0)`` (the pretrained ``busi_resnet`` never saw them), spread evenly:
   24 benign, 16 malignant, 6 normal.
@@ -66,11 +67,11 @@ SAMPLE: dict[str, dict[str, list[str]]] = {
         "pyradiomics": ["brain1_*", "breast1_*"],
         "hc18": ["training_set_pixel_size_and_HC.csv"]
                 + [f"training_set/{c}{s}.png" for c in HC18 for s in ("", "_Annotation")],
-        "dcm_qa_nih": ["In/20180918GE/mr_0004/*", "Ref/DCM2NIIX_regression_test_4.*"],
     },
     "extra": {
         "sts": ["STS_002/CT_*", "STS_003/CT_*", "STS_008/CT_*"],
         "pyradiomics": ["brain2_*"],
+        "dcm_qa_nih": ["In/20180918GE/mr_0004/*", "Ref/DCM2NIIX_regression_test_4.*"],
     },
     "noncommercial": {
         "ibsi_ct_phantom": ["*"],

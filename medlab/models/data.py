@@ -143,7 +143,16 @@ def normalize(array: np.ndarray, method: str = "zscore", *, mask=None) -> np.nda
     x = np.asarray(array, dtype=np.float32)
     if method == "none":
         return x.copy()
-    return np.asarray(enhance.normalize(x, method, mask=mask, constant="zeros"), dtype=np.float32)
+    # the statistics are over all values (and channels) together, so any shape (a 3D patch with a
+    # channel axis is 4D) goes to enhance.normalize as one row of values
+    flat = x.reshape(1, -1)
+    m = None
+    if mask is not None:  # a spatial mask covers every channel of its pixels
+        m = np.asarray(mask, bool)
+        m = m.reshape(m.shape + (1,) * (x.ndim - m.ndim))
+        m = np.broadcast_to(m, x.shape).reshape(1, -1)
+    out = enhance.normalize(flat, method, mask=m, constant="zeros")
+    return np.asarray(out, dtype=np.float32).reshape(x.shape)
 
 
 def _as_image(image, spacing=None) -> sitk.Image:
