@@ -354,7 +354,8 @@ def test_all_zero_pixel_spacing_means_unknown_not_invalid(tmp_path):
     # counts as not given (no calibration: 1.0, as for an absent attribute); one zero is refused
     import medlab.io
 
-    img = medlab.io.read(_ct(tmp_path, PixelSpacing=["0", "0"]))
+    with pytest.warns(medlab.io.DicomWarning, match=r"PixelSpacing is 0\\0 \(unknown\).*not mm"):
+        img = medlab.io.read(_ct(tmp_path, PixelSpacing=["0", "0"]))
     assert img.GetSpacing() == (1.0, 1.0)
     meta = medlab.io.metadata(_ct(tmp_path, PixelSpacing=["0", "0"]), identifying=False)
     assert not meta.get("pixel_spacing_mm") or min(meta["pixel_spacing_mm"]) == 0

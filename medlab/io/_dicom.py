@@ -371,7 +371,15 @@ def _pixel_spacing_xy(ds, path: str = "") -> tuple[float, float]:
         if value is not None and not str(value).strip("[]' \\"):
             continue  # present but empty (type 2): not given
         if _all_zero(value):
-            continue  # all zero: what scanners write for an unknown spacing (a real CR does)
+            # all zero: what scanners write for an unknown spacing (a real CR does); treated as
+            # not given, and said, so that no one takes the 1.0 below for a calibration
+            warnings.warn(
+                f"{path}: {keyword} is 0\\0 (unknown); no pixel calibration in the header, "
+                "so the spacing is 1.0 (one pixel), not mm: set it (image.SetSpacing) if you know it",
+                DicomWarning,
+                stacklevel=4,
+            )
+            continue
         spacing = _valid_spacing(value, keyword, path)
         if spacing is not None:
             return spacing
