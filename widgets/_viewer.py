@@ -34,6 +34,7 @@ import traitlets as t
 
 import medlab.display
 import medlab.enhance
+import medlab.io
 from medlab._image import as_sitk, check_scalar
 from medlab._options import check_choice
 
@@ -62,12 +63,7 @@ def _scalar_input(image, rgb: bool | None):
             return image, ""
         if n not in (3, 4):
             raise ValueError(f"`image` has {n} components per pixel; give one (a scalar image) or 3/4 (RGB/RGBA)")
-        arr = sitk.GetArrayViewFromImage(image)
-        grey = sitk.GetImageFromArray(_luminance(arr))
-        grey.SetSpacing(image.GetSpacing())
-        grey.SetOrigin(image.GetOrigin())
-        grey.SetDirection(image.GetDirection())
-        return grey, "RGB picture shown as its luminance (0.299 R + 0.587 G + 0.114 B)."
+        return medlab.io.to_gray(image), "RGB picture shown as its luminance (0.299 R + 0.587 G + 0.114 B)."
     if not (isinstance(image, np.ndarray) or hasattr(image, "__array__")):
         return image, ""
     arr = np.asarray(image)
@@ -77,15 +73,9 @@ def _scalar_input(image, rgb: bool | None):
     if rgb is True or (rgb is None and looks_rgb):
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"`image` must have a numeric dtype; got {arr.dtype}")
-        return _luminance(arr), (f"(M, N, {arr.shape[-1]}) array shown as an RGB picture's luminance "
+        return medlab.io.to_gray(arr), (f"(M, N, {arr.shape[-1]}) array shown as an RGB picture's luminance "
                                  "(0.299 R + 0.587 G + 0.114 B); rgb=False shows it as a volume.")
     return image, ""
-
-
-def _luminance(arr: np.ndarray) -> np.ndarray:
-    rgb = np.asarray(arr, dtype=np.float64)[..., :3]
-    grey = rgb @ np.array([0.299, 0.587, 0.114])
-    return grey.astype(np.float32)
 
 
 def _intensity_range(array: np.ndarray) -> tuple[tuple[float, float], str]:

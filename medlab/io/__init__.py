@@ -36,7 +36,7 @@ from medlab.io._common import DicomWarning
 from medlab.io._guard import MAX_BYTES
 from medlab.io._labels import rtstruct_rois, rtstruct_to_labels, seg_to_labels
 from medlab.io._meta import IDENTIFYING_KEYS, METADATA_KEYS, metadata
-from medlab.io._read import read
+from medlab.io._read import read, to_gray
 from medlab.io._series import list_series
 from medlab.io._suv import PET_UNITS, suv_factor
 from medlab.io._volumes import VOLUME_METADATA_KEY, VOLUME_METADATA_KEYS, volume, volume_metadata, volumes
@@ -44,6 +44,7 @@ from medlab.io._write import write
 
 __all__ = [
     "read",
+    "to_gray",
     "write",
     "list_series",
     "volume",

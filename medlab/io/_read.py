@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import SimpleITK as sitk
 
 from medlab._options import check_choice
@@ -174,18 +175,37 @@ def _read_itk(path: str, limit: int) -> sitk.Image:
     return img
 
 
-_LUMA = (0.299, 0.587, 0.114)
+#: ITU-R BT.601 luma weights of R, G, B (as JPEG and DICOM YBR use).
+LUMA = (0.299, 0.587, 0.114)
 
 
-def to_gray(image: sitk.Image) -> sitk.Image:
-    """Luma of a colour image as float32 (ITU-R BT.601 weights); grey images pass through."""
+def to_gray(image):
+    """Luma ``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601) of a colour image, as float32.
+
+    Parameters
+    ----------
+    image : sitk.Image or ndarray
+        A SimpleITK image with 3 or 4 components (an alpha channel is dropped; 2 components are
+        grey + alpha, and the grey is kept), or a numpy array whose last axis holds 3 or 4
+        colour components. Grey images and other arrays pass through unchanged.
+
+    Returns
+    -------
+    sitk.Image or ndarray
+        The same kind as given; a SimpleITK image keeps its geometry.
+    """
+    if not isinstance(image, sitk.Image):
+        arr = np.asarray(image)
+        if arr.ndim < 3 or arr.shape[-1] not in (3, 4):
+            return image
+        return arr[..., :3].astype(np.float32) @ np.asarray(LUMA, np.float32)
     n = image.GetNumberOfComponentsPerPixel()
     if n == 1:
         return image
     if n < 3:  # grey + alpha
         return sitk.VectorIndexSelectionCast(image, 0, sitk.sitkFloat32)
     out = None
-    for index, weight in enumerate(_LUMA):
+    for index, weight in enumerate(LUMA):
         channel = sitk.VectorIndexSelectionCast(image, index, sitk.sitkFloat32) * weight
         out = channel if out is None else out + channel
     return out

@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 import medlab.enhance
 import medlab.fusion
+import medlab.io
 import medlab.registration
 import medlab.segmentation
 from medlab._options import check_choice
@@ -207,17 +208,10 @@ def layer_meta_to_image(data, meta: dict) -> sitk.Image:
 #: The intensity unit shown after a segmentation, by modality.
 UNITS = {"CT": "HU", "PT": "SUV"}
 
-# ITU-R BT.601 luma, the weights medlab.io.read(as_gray=True) uses
-_LUMA = (0.299, 0.587, 0.114)
-
-
 def rgb_to_grey(data) -> np.ndarray:
-    """An RGB(A) layer's array ``(..., 3 or 4)`` as grey float32 (BT.601 luma, as
-    ``medlab.io.read(as_gray=True)``); a grey array is returned unchanged."""
-    arr = np.asarray(data)
-    if arr.ndim < 3 or arr.shape[-1] not in (3, 4):
-        return arr
-    return (arr[..., :3].astype(np.float32) @ np.asarray(_LUMA, np.float32)).astype(np.float32)
+    """An RGB(A) layer's array ``(..., 3 or 4)`` as grey float32 (:func:`medlab.io.to_gray`, the
+    BT.601 luma ``medlab.io.read(as_gray=True)`` uses); a grey array is returned unchanged."""
+    return np.asarray(medlab.io.to_gray(np.asarray(data)))
 
 
 def mask_summary(mask, image: sitk.Image, modality: str | None = None) -> dict:
