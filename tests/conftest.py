@@ -22,3 +22,14 @@ def no_leaked_threads():
     yield
     left = [th for th in threading.enumerate() if th not in before and th.name.startswith("medlab-")]
     assert left == [], f"background jobs left running: {left}"
+
+
+@pytest.fixture
+def no_store(tmp_path, monkeypatch):
+    """A fresh machine: no data store, no data-source setting, an empty cache (returned) and
+    downloads switched off (the root conftest also blocks the network in this process)."""
+    monkeypatch.delenv("MEDLAB_DATA_STORE", raising=False)
+    monkeypatch.delenv("MEDLAB_DATA_SOURCE", raising=False)
+    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEDLAB_OFFLINE", "1")
+    return tmp_path / "cache"

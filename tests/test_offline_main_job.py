@@ -16,16 +16,6 @@ from medlab import datasets
 from medlab.reports import find_notebooks, notebook_parameters, run_notebook
 
 
-@pytest.fixture
-def fresh_machine(tmp_path, monkeypatch):
-    # the test process has the network guard (root conftest.py); kernels inherit MEDLAB_OFFLINE
-    monkeypatch.delenv("MEDLAB_DATA_STORE", raising=False)
-    monkeypatch.delenv("MEDLAB_DATA_SOURCE", raising=False)
-    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("MEDLAB_OFFLINE", "1")
-    return tmp_path
-
-
 def _strings(value):
     if isinstance(value, str):
         yield value
@@ -38,7 +28,7 @@ def _strings(value):
             yield from _strings(v)
 
 
-def test_every_notebook_names_only_cases_of_the_sample(fresh_machine):
+def test_every_notebook_names_only_cases_of_the_sample(no_store):
     with_cases = [n for n in datasets.list_datasets(kind="store") if datasets.cases(n, source="full")]
     full = {n: set(datasets.cases(n, source="full")) for n in with_cases}
     sample = {n: set(datasets.cases(n)) for n in with_cases}
@@ -60,8 +50,8 @@ def test_every_notebook_names_only_cases_of_the_sample(fresh_machine):
     ("tutorials/09_lesion_detection.ipynb", {"sts"}),
     ("usecases/privacy.ipynb", {"ibsi_ct_phantom"}),
 ])
-def test_notebook_runs_offline_on_the_sample(fresh_machine, rel, data):
-    rep = run_notebook(NB_DIR / rel, fresh_machine / "out", progress=False, timeout_s=600)
+def test_notebook_runs_offline_on_the_sample(no_store, tmp_path, rel, data):
+    rep = run_notebook(NB_DIR / rel, tmp_path / "out", progress=False, timeout_s=600)
     assert rep.records and rep.html.stat().st_size > 10_000
     used = {name for name, d in rep.data.items() if d["source"] != "package"}
     assert used == data

@@ -14,16 +14,6 @@ from medlab.datasets import _registry, _sample
 from medlab.errors import DatasetError
 
 
-@pytest.fixture
-def no_store(tmp_path, monkeypatch):
-    """A fresh machine: no store, an empty cache, downloads switched off."""
-    monkeypatch.delenv("MEDLAB_DATA_STORE", raising=False)
-    monkeypatch.delenv("MEDLAB_DATA_SOURCE", raising=False)
-    monkeypatch.setenv("MEDLAB_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("MEDLAB_OFFLINE", "1")
-    return tmp_path / "cache"
-
-
 def test_every_sample_member_is_a_registered_file_with_its_sha256():
     registry = json.loads((_sample.SAMPLE_DIR.parent / "registry.json").read_text())["datasets"]
     roots = {e["root"]: e for e in registry.values() if e["kind"] == "store"}
