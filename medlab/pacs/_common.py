@@ -5,10 +5,12 @@ through a temporary file and renamed), and the retrieval summary."""
 from __future__ import annotations
 
 import difflib
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medlab._atomic import write_bytes
 from medlab.errors import MedlabError
 
 LEVELS = ("patient", "study", "series", "instance")
@@ -61,6 +63,21 @@ class PacsError(MedlabError):
         if self.retrieved or self.missing:
             extra = f" ({len(self.retrieved)} instance(s) retrieved so far, {len(self.missing)} missing)"
         super().__init__(f"{server}: {reason}{extra}")
+
+
+def dataset_bytes(ds) -> bytes:
+    """A pydicom Dataset as the bytes of a DICOM file (preamble and file meta included)."""
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def save_dataset(ds, path) -> Path:
+    """Write a pydicom Dataset (a SEG, an SR) to ``path`` atomically; its folder is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, dataset_bytes(ds))
+    return path
 
 
 class SearchLevels:

@@ -186,7 +186,7 @@ def write_seg(segmentation, source, path, *, segments, fractional: bool = False,
 
     import medlab
     from medlab._options import check_choice
-    from medlab._atomic import write_bytes
+    from medlab.pacs._common import save_dataset
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -250,13 +250,7 @@ def write_seg(segmentation, source, path, *, segments, fractional: bool = False,
         manufacturer_model_name="medlab", software_versions=medlab.__version__,
         device_serial_number="0", series_description=series_description,
         omit_empty_frames=False)
-    import io
-
-    buf = io.BytesIO()
-    seg.save_as(buf, enforce_file_format=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, buf.getvalue())
-    return path
+    return save_dataset(seg, path)
 
 
 def read_seg(path, reference_image: sitk.Image, *, fractions: bool = False):

@@ -3,7 +3,6 @@ and the reader for what is written."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from medlab.errors import ImageIOError
@@ -71,7 +70,7 @@ def write_sr(path, *, seg, source, measurements: dict, series_description: str =
     from pydicom.sr.codedict import codes
 
     import medlab
-    from medlab._atomic import write_bytes
+    from medlab.pacs._common import save_dataset
     from medlab.pacs._seg import source_datasets
 
     path = Path(path)
@@ -121,11 +120,7 @@ def write_sr(path, *, seg, source, measurements: dict, series_description: str =
         evidence=[seg_ds], content=report, series_instance_uid=hd.UID(), series_number=series_number,
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer="medlab", is_complete=True,
         series_description=series_description)
-    buf = io.BytesIO()
-    sr.save_as(buf, enforce_file_format=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, buf.getvalue())
-    return path
+    return save_dataset(sr, path)
 
 
 def segment_measurements(labels, image, *, modality: str = "CT") -> dict:

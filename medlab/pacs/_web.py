@@ -472,9 +472,7 @@ def _store_items(files) -> list[tuple[str, bytes]]:
     items = []
     for f in files:
         if isinstance(f, pydicom.Dataset):
-            buf = io.BytesIO()
-            f.save_as(buf, enforce_file_format=True)
-            items.append((str(f.SOPInstanceUID), buf.getvalue()))
+            items.append((str(f.SOPInstanceUID), c.dataset_bytes(f)))
             continue
         paths = sorted(p for p in Path(f).iterdir() if p.is_file()) if Path(f).is_dir() else [Path(f)]
         for p in paths:
