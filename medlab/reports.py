@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medlab._atomic import write_bytes, write_text
 from medlab.errors import MedlabError
 
 __all__ = [
@@ -219,7 +220,7 @@ def _note_data(notebook: Path, data: dict) -> None:
     cell = nbformat.v4.new_markdown_cell(text)
     cell.id = "medlab-data-used"
     nb.cells.append(cell)
-    _atomic_write_text(notebook, nbformat.writes(nb))
+    write_text(notebook, nbformat.writes(nb))
 
 
 def _check_parameters(path: Path, parameters: dict) -> None:
@@ -252,17 +253,6 @@ def _publish(tmp, path) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_html(notebook_path, html_path, *, hide_code: bool = False) -> Path:
     """Export an executed notebook to a standalone HTML file (atomically).
 
@@ -277,7 +267,7 @@ def export_html(notebook_path, html_path, *, hide_code: bool = False) -> Path:
                             exclude_output_prompt=hide_code)
     body, _ = exporter.from_notebook_node(nb)
     html_path = Path(html_path)
-    _atomic_write_text(html_path, body)
+    write_text(html_path, body)
     return html_path
 
 
@@ -412,7 +402,7 @@ def run_notebook(
     html_path = export_html(final_nb, final_html, hide_code=hide_code) if html else None
     records = read_records(final_nb)
     records_json = out_dir / f"{path.stem}.records.json"
-    _atomic_write_text(records_json, json.dumps(records, indent=1))
+    write_text(records_json, json.dumps(records, indent=1))
     return Report(notebook=final_nb, html=html_path, records=records, seconds=seconds, records_json=records_json,
                   data=data)
 
@@ -441,11 +431,7 @@ def thumbnail(notebook, out_png, *, width: int = 360, index: int = 0) -> Path | 
         out_png = Path(out_png)
         buf = io.BytesIO()
         img.save(buf, format="PNG", optimize=True)
-        fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".png")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        _publish(tmp, out_png)
-        return out_png
+        return write_bytes(out_png, buf.getvalue())
     return None
 
 
@@ -557,7 +543,7 @@ def write_index(reports, out_dir) -> Path:
     )
     index = out_dir / "index.html"
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(index, page)
+    write_text(index, page)
     return index
 
 
