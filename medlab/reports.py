@@ -18,6 +18,7 @@ import difflib
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ __all__ = [
     "Report",
     "RECORDS_MIME",
     "describe_data",
+    "say",
+    "prose",
+    "typed_numbers",
 ]
 
 RECORDS_MIME = "application/vnd.medlab.records+json"
@@ -107,6 +111,135 @@ def record(**values) -> dict:
             raw=True,
         )
     return data
+
+
+#: What :func:`typed_numbers` skips before it looks for numbers: fenced and inline code, LaTeX,
+#: HTML tags and comments, link targets and URLs, a heading's lesson or exercise number.
+_NOT_PROSE = re.compile(
+    r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$\n]*\$|<!--.*?-->|<[^>\n]*>|\]\([^)]*\)|https?://\S+"
+    r"|^\s*#+\s*(?:Exercise\s+)?\d+\s*·",
+    re.S | re.M,
+)
+#: A decimal number (a result is rarely round), or any number of seconds, minutes or hours (a run
+#: time is always measured), standing alone: not part of a name (T1, MNI152, BT.601, 3D, v1.2.3).
+_TYPED = re.compile(
+    r"(?<![\w.])[-−]?\d+\.\d+(?!\w|\.\d)"
+    r"(?:\s*(?:mm|cm|m|µm|mL|ml|L|mm²|cm²|mm³|cm³|HU|SUV|%|s|ms|min|px|pixels|voxels|°|bpm|kB|MB|GB|Hz)(?!\w))?"
+    r"|(?<![\w.])\d+(?:\.\d+)?(?:\s*[-–]\s*\d+(?:\.\d+)?)?\s*(?:ms|s|min|minutes?|seconds?|h|hours?)(?![\w])"
+)
+
+
+def typed_numbers(text: str, *, allow=()) -> list[str]:
+    """The measured-looking numbers typed into a piece of Markdown.
+
+    A notebook's prose must not type a measured number (it drifts from what the code measures):
+    it quotes recorded values through :func:`say`. This finds what drifts: **decimal numbers**
+    (``2.3 mm``, ``0.76``) and **durations** (``90 s``, ``20-40 s``). Round numbers (counts,
+    parameter values, sizes such as ``3 voxels`` or ``60 %``) are not flagged, nor anything in
+    code spans, fenced code, LaTeX (``$...$``), HTML tags, link targets, a heading's lesson or
+    exercise number, or inside a name (``T1``, ``MNI152``, ``3D``, ``BT.601``).
+
+    Parameters
+    ----------
+    text : str
+        Markdown (a notebook cell's source, or a :func:`say` template without its fields).
+    allow : iterable of str, keyword-only
+        Exact pieces of text that hold a number on purpose (a standard's version such as
+        ``RECIST 1.1``, a physical constant, a fact of the data); removed before the search.
+
+    Returns
+    -------
+    list of str
+        Each number found, with its unit where one follows (``['2.3 mm', '90 s']``).
+    """
+    for piece in allow:
+        text = text.replace(piece, " ")
+    text = _NOT_PROSE.sub(" ", text)
+    return [m.group(0).strip() for m in _TYPED.finditer(text)]
+
+
+class _Field(dict):
+    def __missing__(self, key):
+        raise ValueError(f"template: the field {{{key}}} has no value; pass {key}=...")
+
+
+def prose(template: str, /, **values) -> str:
+    """Fill a Markdown ``template`` with measured ``values``; refuse numbers typed into it.
+
+    Parameters
+    ----------
+    template : str
+        Markdown with :meth:`str.format` fields, e.g.
+        ``"The rigid TRE is {tre_mm:.1f} mm (p95 {p95_mm:.1f} mm)."``. It may not itself type a
+        measured-looking number (see :func:`typed_numbers`): pass it as a value.
+    **values
+        The numbers (or strings) for the fields: the same variables the notebook's last cell
+        records with :func:`record`, or a ``read_records(...)`` dict unpacked with ``**``. Every
+        value must be used by a field.
+
+    Returns
+    -------
+    str
+        The filled Markdown.
+
+    Examples
+    --------
+    >>> prose("TRE {tre:.1f} mm after {n} iterations.", tre=2.345, n=40)
+    'TRE 2.3 mm after 40 iterations.'
+    """
+    import string
+
+    if not isinstance(template, str) or not template.strip():
+        raise ValueError("template: give a non-empty Markdown string")
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise ValueError(f"template: {err} (write a literal brace as {{{{ or }}}})") from None
+    names = {f.split(".")[0].split("[")[0] for _, f, _, _ in parsed if f is not None}
+    if "" in names or any(n.isdigit() for n in names):
+        raise ValueError("template: name every field ({tre_mm:.1f}, not {} or {0})")
+    literal = "".join(text for text, *_ in parsed)
+    typed = typed_numbers(literal)
+    if typed:
+        raise ValueError(f"template: the numbers {typed} are typed into the text; pass each as a value")
+    unused = sorted(set(values) - names)
+    if unused:
+        raise ValueError(f"values: {unused} are not used by any field of the template")
+    try:
+        return template.format_map(_Field(values))
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as err:
+        if str(err).startswith("template:"):
+            raise
+        raise ValueError(f"template: a value does not fit its field's format ({err})") from None
+
+
+def say(template: str, /, **values) -> None:
+    """Show a sentence of Markdown in the notebook whose numbers come from measured ``values``.
+
+    The notebook's prose quotes what the code measured: a code cell such as
+    ``say("The rigid TRE is {tre_mm:.1f} mm.", tre_mm=tre_mm)`` renders as text in JupyterLab and in
+    the HTML report, and changes when the measurement does. See :func:`prose` for the rules
+    (fields named, every value used, no number typed into the template). Outside a notebook the
+    text is printed.
+
+    Parameters
+    ----------
+    template : str
+        Markdown with named :meth:`str.format` fields.
+    **values
+        The measured values for the fields.
+    """
+    text = prose(template, **values)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - IPython ships with every Jupyter install
+        print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))
 
 
 def _fmt(v) -> str:
