@@ -7,7 +7,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("usecases/lung_ct.ipynb", tmp_path)
+    r = run("usecases/lung_ct.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     assert r["method"] == "region_growing"
     # the GTV's own size: 358.68 mL, longest axial diameter 102.97 mm (slice z=23)
     assert r["volume_gtv_ml"] == pytest.approx(358.68, abs=0.01)
