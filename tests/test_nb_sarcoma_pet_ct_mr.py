@@ -20,7 +20,8 @@ def _consistent(r):
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("usecases/sarcoma_pet_ct_mr.ipynb", tmp_path)
+    r = run("usecases/sarcoma_pet_ct_mr.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     assert r["patient"] == "STS_001" and r["method"] == "otsu_box"
     assert r["verdict_plausible"] is True and r["verdict_reasons"] == []  # contrast 13.0 x, inside the FOV
     _consistent(r)
