@@ -1,5 +1,7 @@
-"""medlab.segmentation.longest_diameter: exact RECIST-style diameters of digitised discs,
-ellipses and spheres, brute-force agreement, physical end points, errors."""
+"""medlab.segmentation measurements: longest_diameter (exact RECIST-style diameters of digitised
+discs, ellipses and spheres, brute-force agreement, physical end points, errors) and the ellipse
+fit (fit_ellipse on exact area-sampled ellipses, partial outlines, ellipse_circumference against
+the exact perimeter, ellipse_residual)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medlab.segmentation import Diameter, longest_diameter
+from medlab.segmentation import (
+    ELLIPSE_METHODS,
+    Diameter,
+    Ellipse,
+    ellipse_circumference,
+    ellipse_residual,
+    fit_ellipse,
+    longest_diameter,
+)
+from medlab.segmentation._measure import _fit_ellipse
 
 
 def _ellipse(shape, centre, a, b, angle_deg=0.0):
@@ -98,3 +109,82 @@ def test_errors_name_the_argument():
         longest_diameter(img, spacing=1.0)
     with pytest.raises(ValueError, match="2D"):
         longest_diameter(np.ones((2, 2, 2, 2)))
+
+
+# ---------------------------------------------------------------------------- ellipse fit
+
+
+def test_ellipse_circumference():
+    assert ellipse_circumference(3.0, 3.0) == pytest.approx(2 * math.pi * 3.0, rel=1e-15)
+    # a = 2, b = 1: the exact perimeter is 4 a E(e^2) = 9.688448220547675...
+    assert ellipse_circumference(2.0, 1.0) == pytest.approx(9.688448220547675, rel=1e-9)
+    assert ellipse_circumference(1.0, 0.0) == pytest.approx(4.0, rel=5e-4)  # degenerate: 4a
+    with pytest.raises(ValueError, match="semi-axes"):
+        ellipse_circumference(-1.0, 1.0)
+
+
+def _ellipse_mask(shape, centre_xy, axes, angle_deg, supersample=8):
+    """Area-sampled filled ellipse (fraction of each pixel inside), thresholded at 0.5."""
+    h, w = shape
+    yy, xx = np.mgrid[:h * supersample, :w * supersample]
+    x = (xx + 0.5) / supersample - 0.5 - centre_xy[0]
+    y = (yy + 0.5) / supersample - 0.5 - centre_xy[1]
+    t = math.radians(angle_deg)
+    u, v = x * math.cos(t) + y * math.sin(t), -x * math.sin(t) + y * math.cos(t)
+    inside = (u / axes[0]) ** 2 + (v / axes[1]) ** 2 <= 1
+    return inside.reshape(h, supersample, w, supersample).mean(axis=(1, 3))
+
+
+@pytest.mark.parametrize("method", ELLIPSE_METHODS)
+def test_fit_ellipse_recovers_a_rotated_ellipse_in_mm(method):
+    frac = _ellipse_mask((240, 320), (170.3, 118.6), (120.0, 80.0), 30.0)
+    spacing = (0.2, 0.2)
+    e = fit_ellipse(frac, method=method, spacing=spacing)  # probability-like map: sub-pixel contour
+    assert e.semi_axes_mm == pytest.approx((24.0, 16.0), abs=0.03)
+    assert e.center_mm == pytest.approx((170.3 * 0.2, 118.6 * 0.2), abs=0.03)
+    assert e.angle_deg == pytest.approx(30.0, abs=0.5)
+    assert e.circumference_mm == pytest.approx(ellipse_circumference(24.0, 16.0), rel=2e-3)
+    # a binary mask: its 0.5 contour is the pixel edge, within about half a pixel of the ellipse
+    binary = fit_ellipse(frac >= 0.5, method=method, spacing=spacing)
+    assert binary.circumference_mm == pytest.approx(e.circumference_mm, abs=2 * math.pi * 0.2 * 0.5)
+    # SimpleITK input carries its spacing
+    img = sitk.GetImageFromArray(frac.astype(np.float32))
+    img.SetSpacing(spacing)
+    assert fit_ellipse(img, method=method).circumference_mm == pytest.approx(e.circumference_mm, rel=1e-9)
+
+
+def test_fit_ellipse_picks_the_head_and_handles_nothing():
+    frac = _ellipse_mask((200, 200), (100, 100), (60, 40), 0)
+    blob = frac.copy()
+    blob[5:9, 5:9] = 1  # a stray blob: the longer contour (the head) is fitted
+    assert fit_ellipse(blob).semi_axes_mm == pytest.approx((60, 40), abs=0.1)
+    empty = fit_ellipse(np.zeros((20, 20)))
+    assert math.isnan(empty.circumference_mm)
+    with pytest.raises(ValueError, match="did you mean 'opencv'"):
+        fit_ellipse(frac, method="open_cv")
+
+
+def test_fit_ellipse_on_a_head_cut_by_the_border():
+    # an ellipse whose lower fifth lies outside the image: the image edge is not the skull
+    frac = _ellipse_mask((200, 300), (150, 110), (100, 70), 0)[:160]
+    e = fit_ellipse(frac, spacing=(0.1, 0.1))
+    assert e.semi_axes_mm == pytest.approx((10.0, 7.0), abs=0.03)
+    naive = fit_ellipse(frac, spacing=(0.1, 0.1), exclude_border=False)
+    assert abs(naive.semi_axes_mm[1] - 7.0) > 0.5  # the straight edge pulls a naive fit (6.30 mm)
+    _, _, border = _fit_ellipse(frac, spacing=(0.1, 0.1))
+    assert 0.05 < border < 0.3  # share of the outline on the border
+
+
+def test_ellipse_residual_is_zero_for_an_ellipse_and_not_for_a_square():
+    e = Ellipse((0.0, 0.0), (2.0, 1.0), 30.0, ellipse_circumference(2.0, 1.0))
+    t = np.linspace(0, 2 * np.pi, 100, endpoint=False)
+    x, y = 2 * np.cos(t), np.sin(t)
+    c, s_ = math.cos(math.radians(30)), math.sin(math.radians(30))
+    pts = np.column_stack([x * c - y * s_, x * s_ + y * c])
+    assert ellipse_residual(e, pts) == pytest.approx(0.0, abs=1e-12)
+    assert ellipse_residual(e, pts * 1.1) == pytest.approx(0.1 * math.sqrt(np.mean(np.hypot(x, y) ** 2)) / math.sqrt(2),
+                                                              rel=1e-9)
+    square = np.zeros((100, 100))
+    square[20:80, 20:80] = 1
+    e2, xy, _ = _fit_ellipse(square)
+    assert ellipse_residual(e2, xy) > 0.03

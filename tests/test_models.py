@@ -30,7 +30,7 @@ def test_import_medlab_models_loads_no_deep_learning_stack():
     assert _loaded_after("import medlab.models") == []
     # the data, measurement and split helpers need no Keras either
     assert _loaded_after(
-        "import medlab.models as m; m.Augment; m.grouped_split; m.fit_ellipse; m.roc_auc_ci; m.hc18_split; "
+        "import medlab.models as m; m.Augment; m.grouped_split; m.head_circumference; m.roc_auc_ci; m.hc18_split; "
         "m.busi_split; m.TrainedModel; m.list_pretrained; import medlab.dedup"
     ) == []
 

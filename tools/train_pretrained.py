@@ -182,6 +182,7 @@ def summarise_hc18(args):
     from medlab.models.io import WEIGHTS_DIR, pretrained, save_pretrained
 
     from medlab.models.cards import input_domain
+    from medlab.segmentation import fit_ellipse
 
     folder = args.out or WEIGHTS_DIR
     tm = pretrained("hc18_unet", folder=folder)
@@ -192,7 +193,7 @@ def summarise_hc18(args):
     offsets, images = [], []
     for c in split["train"]:
         d = datasets.load("hc18", case=c, progress=False)
-        fit = mm.fit_ellipse(d["mask"]).circumference_mm
+        fit = fit_ellipse(d["mask"]).circumference_mm
         offsets.append((fit - d["hc_mm"]) / (2 * math.pi * d["pixel_size_mm"]))
         images.append(d["image"])
     tm.info.update(HC18_CARD)

@@ -27,9 +27,9 @@ Model cards (:mod:`~medlab.models.cards`, no Keras)
 Device (:mod:`~medlab.models._backend`)
     :func:`device_report`, :func:`use_backend`, :func:`backend`.
 Use cases
-    HC18 (:mod:`~medlab.models.hc18`): :func:`fit_ellipse`, :func:`head_circumference`,
-    :func:`hc18_split`, :func:`measure_head` (HC with a QC verdict), :func:`evaluate_hc18`,
-    :func:`hc18_summary`, :func:`choose_qc_thresholds`. BUSI (:mod:`~medlab.models.busi`):
+    HC18 (:mod:`~medlab.models.hc18`; its ellipse fit is :func:`medlab.segmentation.fit_ellipse`):
+    :func:`head_circumference`, :func:`hc18_split`, :func:`measure_head` (HC with a QC verdict),
+    :func:`evaluate_hc18`, :func:`hc18_summary`, :func:`choose_qc_thresholds`. BUSI (:mod:`~medlab.models.busi`):
     :func:`load_busi`, :func:`busi_split`, :func:`busi_subset`, :func:`evaluate_busi`,
     :func:`busi_performance`, :func:`threshold_at_sensitivity`; :func:`roc_auc_ci` (the one in
     :mod:`medlab.metrics`, re-exported).
@@ -91,12 +91,8 @@ _NAMES = {
     "list_pretrained": "io",
     "roc_auc_ci": "roc",
     "AUC": "roc",
-    "Ellipse": "hc18",
-    "ELLIPSE_METHODS": "hc18",
     "HC18_BOUNDARY_OFFSET_PX": "hc18",
-    "fit_ellipse": "hc18",
     "head_circumference": "hc18",
-    "ellipse_circumference": "hc18",
     "hc18_split": "hc18",
     "evaluate_hc18": "hc18",
     "measure_head": "hc18",
@@ -107,7 +103,6 @@ _NAMES = {
     "HeadMeasurement": "hc18",
     "HC18_QC": "hc18",
     "hc_band": "hc18",
-    "ellipse_residual": "hc18",
     "load_busi": "busi",
     "busi_split": "busi",
     "busi_subset": "busi",

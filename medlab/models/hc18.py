@@ -3,14 +3,10 @@
 The sonographer's head circumference (HC) in HC18 is the perimeter of an ellipse fitted to the
 skull. Here an ellipse is fitted to the sub-pixel boundary (the 0.5 level contour) of the head
 mask or of the predicted head probability, in millimetres, and its perimeter is computed with
-Ramanujan's second approximation (relative error below 1e-9 for a head's axis ratios).
-
-Ellipse fits compared (``method``):
-
-``'opencv'`` (default)
-    OpenCV's ``fitEllipse``: algebraic least squares (Fitzgibbon & Fisher 1995).
-``'skimage'``
-    scikit-image's ``EllipseModel``: total least squares (Halir & Flusser 1998).
+Ramanujan's second approximation: the generic geometry is :func:`medlab.segmentation.fit_ellipse`,
+:func:`~medlab.segmentation.ellipse_circumference` and :func:`~medlab.segmentation.ellipse_residual`,
+with two fits (``method``): ``'opencv'`` (default; algebraic least squares, Fitzgibbon & Fisher
+1995) and ``'skimage'`` (total least squares, Halir & Flusser 1998).
 
 ``evaluate_hc18`` reports both, on the reference masks (how well a fit reproduces the
 sonographer's value from a perfect mask) and on the network's predictions. OpenCV's algebraic fit
@@ -18,8 +14,9 @@ is pulled less by the uneven boundaries of poor segmentations, which dominate th
 it is the default; the shipped model's numbers for both are in ``pretrained('hc18_unet').info``.
 
 Partial skulls. A head cut by the image border has a boundary that runs along the border; those
-points are the image edge, not the skull, and are left out of the fit (``exclude_border``), so
-the ellipse is fitted to the visible arc and continues beyond the image.
+points are the image edge, not the skull, and are left out of the fit (``exclude_border`` of
+:func:`~medlab.segmentation.fit_ellipse`), so the ellipse is fitted to the visible arc and
+continues beyond the image.
 
 Quality control. :func:`measure_head` returns every head circumference with a verdict
 (:class:`HeadQC`): the residual of the ellipse fit, the share of the outline on the image
@@ -46,16 +43,12 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import as_sitk, spacing_zyx, to_array
+from medlab._image import as_sitk, spacing_zyx
 from medlab._options import check_choice
+from medlab.segmentation._measure import ELLIPSE_METHODS, Ellipse, _fit_ellipse, ellipse_residual, fit_ellipse
 
 __all__ = [
     "HC18_BOUNDARY_OFFSET_PX",
-    "Ellipse",
-    "ELLIPSE_METHODS",
-    "ellipse_circumference",
-    "fit_ellipse",
-    "ellipse_residual",
     "head_circumference",
     "subject_of",
     "hc18_split",
@@ -72,147 +65,12 @@ __all__ = [
     "QC_REASONS",
 ]
 
-ELLIPSE_METHODS = ("opencv", "skimage")
 # measured on the 604 training masks of hc18_split(seed=0): median 1.39 px (mean 1.40, sd 0.06)
 HC18_BOUNDARY_OFFSET_PX = 1.39
 
 
-class Ellipse(NamedTuple):
-    """An ellipse in mm: ``center_mm`` ``(x, y)`` from the first pixel's centre, semi-axes
-    ``(a, b)`` with ``a >= b``, the angle of the ``a`` axis to the x axis (degrees, y down), and
-    the perimeter."""
-
-    center_mm: tuple
-    semi_axes_mm: tuple
-    angle_deg: float
-    circumference_mm: float
-
-
-_NAN = Ellipse((math.nan, math.nan), (math.nan, math.nan), math.nan, math.nan)
-
-
-def ellipse_circumference(a: float, b: float) -> float:
-    """Perimeter of an ellipse with semi-axes ``a`` and ``b`` (Ramanujan's second formula):
-    ``pi (a + b) (1 + 3h / (10 + sqrt(4 - 3h)))`` with ``h = ((a - b) / (a + b)) ** 2``."""
-    if a < 0 or b < 0:
-        raise ValueError(f"semi-axes must be >= 0; got {a!r}, {b!r}")
-    if a + b == 0:
-        return 0.0
-    h = ((a - b) / (a + b)) ** 2
-    return math.pi * (a + b) * (1 + 3 * h / (10 + math.sqrt(4 - 3 * h)))
-
-
-def _boundary_points(arr: np.ndarray, level: float) -> np.ndarray:
-    """``(row, col)`` points of the longest ``level`` contour (the head, not a stray blob)."""
-    from skimage.measure import find_contours
-
-    contours = find_contours(np.pad(arr.astype(np.float64), 1), level)
-    if not contours:
-        return np.zeros((0, 2))
-    return max(contours, key=len) - 1.0  # undo the padding (closes contours at the border)
-
-
-def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.5,
-                exclude_border: bool = True) -> Ellipse:
-    """Fit an ellipse to the boundary of a 2D mask or probability map, in millimetres.
-
-    Parameters
-    ----------
-    mask : sitk.Image or ndarray
-        2D mask (nonzero inside) or a probability map in [0, 1] (then the ``level`` contour is
-        the boundary, at sub-pixel precision).
-    method : {'opencv', 'skimage'}
-        The fitting algorithm (module docstring).
-    spacing : sequence of float, optional
-        Pixel size of numpy input in mm, ``(y, x)``; a ``sitk.Image`` carries its own.
-    level : float
-        Contour level.
-    exclude_border : bool
-        Leave out the parts of the boundary that run along the image border: a head cut by the
-        border is then fitted to its skull arc only (the ellipse continues beyond the image)
-        instead of to the straight image edge.
-
-    Returns
-    -------
-    Ellipse
-        All NaN when there is no boundary or the fit fails.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from medlab.models import fit_ellipse
-    >>> yy, xx = np.mgrid[:200, :300]
-    >>> disk = ((xx - 150) / 100.0) ** 2 + ((yy - 100) / 60.0) ** 2 <= 1
-    >>> e = fit_ellipse(disk, spacing=(0.1, 0.1))
-    >>> [round(v, 1) for v in e.semi_axes_mm]
-    [10.0, 6.0]
-    """
-    return _fit(mask, method=method, spacing=spacing, level=level, exclude_border=exclude_border)[0]
-
-
-def _on_border(pts: np.ndarray, shape) -> np.ndarray:
-    """Contour points (row, col) that lie on the image border (the padding closed them there)."""
-    return (pts[:, 0] < -0.25) | (pts[:, 1] < -0.25) | (pts[:, 0] > shape[0] - 0.75) | (pts[:, 1] > shape[1] - 0.75)
-
-
-def _fit(mask, *, method="opencv", spacing=None, level=0.5, exclude_border=True):
-    """``(Ellipse, boundary points (x, y) mm used, share of the boundary on the border, shape)``."""
-    check_choice("method", method, ELLIPSE_METHODS)
-    sp = spacing_zyx(mask, spacing)
-    arr = to_array(mask)
-    if arr.ndim != 2:
-        raise ValueError(f"`mask` must be 2D; got shape {arr.shape}")
-    if arr.dtype == bool or arr.dtype.kind in "iu":
-        arr = (arr != 0).astype(np.float64)
-    pts = _boundary_points(arr, level)
-    border = _on_border(pts, arr.shape) if len(pts) else np.zeros(0, bool)
-    border_share = float(border.mean()) if len(pts) else math.nan
-    if exclude_border:
-        pts = pts[~border]
-    xy = np.column_stack([pts[:, 1] * sp[1], pts[:, 0] * sp[0]])
-    if len(pts) < 6:
-        return _NAN, xy, border_share
-    if method == "opencv":
-        import cv2
-
-        (cx, cy), (w, h), angle = cv2.fitEllipse(xy.astype(np.float32))
-        a, b = w / 2.0, h / 2.0
-        if b > a:
-            a, b, angle = b, a, angle + 90.0
-    else:
-        from skimage.measure import EllipseModel
-
-        model = EllipseModel.from_estimate(xy)
-        if not model:
-            return _NAN, xy, border_share
-        (cx, cy), (a, b), theta = model.center, model.axis_lengths, model.theta
-        angle = math.degrees(theta)
-        if b > a:
-            a, b, angle = b, a, angle + 90.0
-    if not (np.isfinite([a, b]).all() and a > 0 and b > 0):
-        return _NAN, xy, border_share
-    e = Ellipse((float(cx), float(cy)), (float(a), float(b)), float(angle % 180.0), ellipse_circumference(a, b))
-    return e, xy, border_share
-
-
-def ellipse_residual(ellipse: Ellipse, points_mm) -> float:
-    """Root-mean-square radial distance of ``points_mm`` ``(x, y)`` from ``ellipse``, relative
-    to its mean radius ``sqrt(a b)`` (0: the boundary is an exact ellipse; NaN without points)."""
-    pts = np.asarray(points_mm, float).reshape(-1, 2)
-    if not len(pts) or not np.isfinite(ellipse.circumference_mm):
-        return math.nan
-    (cx, cy), (a, b) = ellipse.center_mm, ellipse.semi_axes_mm
-    t = math.radians(ellipse.angle_deg)
-    dx, dy = pts[:, 0] - cx, pts[:, 1] - cy
-    u, v = dx * math.cos(t) + dy * math.sin(t), -dx * math.sin(t) + dy * math.cos(t)
-    r = np.hypot(u, v)
-    phi = np.arctan2(v, u)
-    r_ellipse = a * b / np.hypot(b * np.cos(phi), a * np.sin(phi))
-    return float(np.sqrt(np.mean((r - r_ellipse) ** 2)) / math.sqrt(a * b))
-
-
 def head_circumference(mask, *, method: str = "opencv", spacing=None, boundary_offset_px: float = 0.0) -> float:
-    """Head circumference in mm: the perimeter of :func:`fit_ellipse` on ``mask``, less
+    """Head circumference in mm: the perimeter of :func:`medlab.segmentation.fit_ellipse` on ``mask``, less
     ``2 pi * boundary_offset_px * pixel size`` (the mask boundary lies that far outside the
     skull's ellipse; :data:`HC18_BOUNDARY_OFFSET_PX` for HC18 masks and models trained on them).
     """
@@ -470,11 +328,11 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
         mean_grid = heads[0] if len(heads) == 1 else sitk.NaryAdd(heads) / float(len(heads))
         # the measurement on the input grid; the flipped passes are compared on the model grid
         mean = sitk.GetArrayFromImage(resample_onto(mean_grid, _scalar_grid(img)))
-        e, xy, border = _fit(mean, method=method, spacing=spacing_zyx(img))
+        e, xy, border = _fit_ellipse(mean, method=method, spacing=spacing_zyx(img))
         hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm
         spread = 0.0
         if len(heads) > 1 and np.isfinite(hc):
-            each = np.array([_fit(h, method=method)[0].circumference_mm for h in heads])
+            each = np.array([_fit_ellipse(h, method=method)[0].circumference_mm for h in heads])
             spread = float((each.max() - each.min()) / np.mean(each)) if np.isfinite(each).all() else math.inf
         blank = float(np.ptp(sitk.GetArrayViewFromImage(img))) == 0.0
         verdict = head_qc(hc_mm=hc, pixel_mm=pixel_mm, fit_residual=ellipse_residual(e, xy), border_share=border,
@@ -499,7 +357,7 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
     cases : sequence of str
         HC18 case ids (e.g. ``hc18_split()['test']``).
     methods : sequence of str
-        Ellipse fits to run (:data:`ELLIPSE_METHODS`); the first one gives the QC verdict.
+        Ellipse fits to run (:data:`medlab.segmentation.ELLIPSE_METHODS`); the first one gives the QC verdict.
     boundary_offset_px : float, optional
         Passed to :func:`measure_head` (default: the model's).
     tta : bool

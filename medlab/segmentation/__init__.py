@@ -48,6 +48,8 @@ Lesions from one seed
 :func:`seed_from_mask`               a seed inside a reference mask (SUVmax or most interior voxel)
 Measurement
 :func:`longest_diameter`             RECIST-style longest in-plane (axial) diameter in mm
+:func:`fit_ellipse`                  ellipse fitted to a 2D outline in mm (partial outlines too)
+:func:`ellipse_circumference`        perimeter of an ellipse (Ramanujan); :func:`ellipse_residual`
 :func:`suv_metrics`                  PET: SUVmax, SUVmean, SUVpeak, metabolic volume (mL), TLG
 :func:`pet_plausibility`             PET: plausibility verdict of a one-click lesion (with reasons)
 Chest radiographs
@@ -73,7 +75,15 @@ from ._lesion import (
     segment_mr_tumour,
     segment_pet_tumour,
 )
-from ._measure import Diameter, longest_diameter
+from ._measure import (
+    ELLIPSE_METHODS,
+    Diameter,
+    Ellipse,
+    ellipse_circumference,
+    ellipse_residual,
+    fit_ellipse,
+    longest_diameter,
+)
 from ._morphology import (
     closing,
     component_at,
@@ -147,6 +157,11 @@ __all__ = [
     # measurement (_measure.py)
     "longest_diameter",
     "Diameter",
+    "fit_ellipse",
+    "Ellipse",
+    "ELLIPSE_METHODS",
+    "ellipse_circumference",
+    "ellipse_residual",
     # PET uptake of a lesion (_uptake.py)
     "suv_metrics",
     "pet_plausibility",
