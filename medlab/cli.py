@@ -14,10 +14,11 @@
 ``medlab data list | info NAME | fetch NAME | verify NAME``
     The dataset registry: what is registered, where it comes from, and fetching it (from the
     cache, the local store in ``$MEDLAB_DATA_STORE``, the embedded sample, or the source URL).
-``medlab notebooks DIR``
-    Copy the tutorial and use-case notebooks that ship with the package into ``DIR``
-    (``DIR/tutorials``, ``DIR/usecases``), to open in JupyterLab or run with
-    ``medlab report --all --notebooks-dir DIR``.
+``medlab notebooks DIR [--teacher] [--force]``
+    Write the students' copies of the tutorial and use-case notebooks that ship with the
+    package into ``DIR`` (``DIR/tutorials``, ``DIR/usecases``): the exercises' solution cells
+    removed, outputs cleared (``medlab.teaching.student_copy``). ``--teacher`` keeps the
+    solutions. Open them in JupyterLab or run them with ``medlab report --all --notebooks-dir DIR``.
 
 Every error is one line on stderr and a non-zero exit code (2: bad usage, 1: the job failed);
 ``medlab --debug ...`` shows the traceback instead.
@@ -192,9 +193,8 @@ def _batch(args) -> int:
 
 
 def _notebooks(args) -> int:
-    import shutil
-
     from medlab.reports import find_notebooks, packaged_notebooks
+    from medlab.teaching import student_copy
 
     src = packaged_notebooks()
     notebooks = find_notebooks(src)
@@ -203,11 +203,10 @@ def _notebooks(args) -> int:
     if clash and not args.force:
         raise UsageError(f"{len(clash)} notebook(s) already in {dest} (e.g. {clash[0]}); "
                          f"give --force to overwrite them")
-    for nb in notebooks:
-        target = dest / nb.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(nb, target)
-    print(f"{len(notebooks)} notebooks copied into {dest.resolve()} (tutorials/, usecases/); "
+    removed = sum(student_copy(nb, dest / nb.relative_to(src), solutions=args.teacher) for nb in notebooks)
+    kind = ("teacher's copies, with the exercises' solutions" if args.teacher
+            else f"students' copies: {removed} solution cells left out; --teacher keeps them")
+    print(f"{len(notebooks)} notebooks written into {dest.resolve()} (tutorials/, usecases/; {kind}); "
           f"run them all with: medlab report --all --notebooks-dir {dest} --out REPORTS")
     return 0
 
@@ -217,8 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
-    n = sub.add_parser("notebooks", help="copy the tutorial and use-case notebooks into a folder")
+    n = sub.add_parser("notebooks", help="write the students' copies of the tutorial and use-case notebooks "
+                                         "(solutions left out) into a folder")
     n.add_argument("dir", help="target folder (created if missing)")
+    n.add_argument("--teacher", action="store_true", help="keep the exercises' solution cells (the teacher's copy)")
     n.add_argument("--force", action="store_true", help="overwrite notebooks already there")
     n.set_defaults(func=_notebooks)
 

@@ -101,34 +101,42 @@ def reset() -> None:
     _RESULTS.clear()
 
 
-def student_copy(src, dst):
+def student_copy(src, dst, *, solutions: bool = False):
     """Write notebook ``src`` to ``dst`` without its solution cells (tagged ``solution``).
 
-    The parameter ``SOLUTIONS`` keeps its default ``False``; outputs are cleared.
+    The parameter ``SOLUTIONS`` keeps its default ``False``; outputs are cleared. The copy is
+    written atomically (complete or not at all).
 
     Parameters
     ----------
     src, dst : str or Path
-        The teacher's notebook (``.ipynb``) and the student's copy to write (not ``src``).
+        The teacher's notebook (``.ipynb``) and the copy to write (not ``src``).
+    solutions : bool, keyword-only
+        ``True`` keeps the solution cells (the teacher's copy; outputs are still cleared).
 
     Returns
     -------
     int
-        The number of solution cells removed.
+        The number of solution cells removed (0 with ``solutions=True``).
     """
     import json
     from pathlib import Path
 
+    from medlab._atomic import write_text
+
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
         raise ValueError(f"dst: the student's copy must not overwrite the source notebook {src}")
-    nb = json.loads(src.read_text(encoding="utf-8"))
-    cells = nb["cells"]
-    keep = [c for c in cells if "solution" not in c.get("metadata", {}).get("tags", [])]
+    try:
+        nb = json.loads(src.read_text(encoding="utf-8"))
+        cells = nb["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"src: {src} is not a readable notebook ({type(err).__name__}: {err})") from None
+    keep = [c for c in cells if solutions or "solution" not in c.get("metadata", {}).get("tags", [])]
     for c in keep:
         if c["cell_type"] == "code":
             c["outputs"], c["execution_count"] = [], None
     nb["cells"] = keep
     dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(dst, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return len(cells) - len(keep)

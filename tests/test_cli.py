@@ -120,6 +120,31 @@ def test_notebooks_command_copies_every_shipped_notebook(tmp_path):
     assert _run("notebooks", str(tmp_path / "nb"), "--force").returncode == 0
 
 
+def _solution_cells(path):
+    return [c for c in json.loads(path.read_text())["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
+
+
+def test_notebooks_command_writes_students_copies_or_the_teachers(tmp_path):
+    """By default the solutions are left out (what a class gets); --teacher keeps them."""
+    from medlab.reports import find_notebooks, packaged_notebooks
+
+    src = packaged_notebooks()
+    shipped = {p.relative_to(src): len(_solution_cells(p)) for p in find_notebooks(src)}
+    total = sum(shipped.values())
+    assert total >= 20  # every tutorial has 2-4 exercises
+    res = _run("notebooks", str(tmp_path / "student"))
+    assert res.returncode == 0, res.stderr
+    assert f"{total} solution cells left out" in res.stdout
+    for rel, n in shipped.items():
+        student = tmp_path / "student" / rel
+        teacher_cells = json.loads((src / rel).read_text())["cells"]
+        student_cells = json.loads(student.read_text())["cells"]
+        assert _solution_cells(student) == [] and len(student_cells) == len(teacher_cells) - n, rel
+    res = _run("notebooks", str(tmp_path / "teacher"), "--teacher")
+    assert res.returncode == 0 and "teacher's copies" in res.stdout
+    assert {rel: len(_solution_cells(tmp_path / "teacher" / rel)) for rel in shipped} == shipped
+
+
 def test_report_files_are_readable_by_others(tmp_path):
     import nbformat
 

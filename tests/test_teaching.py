@@ -79,3 +79,20 @@ def test_student_copy_drops_solution_cells(tmp_path):
     assert "SOLUTIONS = False" in "".join(student[1]["source"])
     with pytest.raises(ValueError, match="dst"):
         teaching.student_copy(src, src)
+
+
+def test_teachers_copy_keeps_solutions_and_bad_source_is_named(tmp_path):
+    from notebook_support import NB_DIR
+
+    src = NB_DIR / "tutorials" / "03_classic_segmentation.ipynb"
+    assert teaching.student_copy(src, tmp_path / "t.ipynb", solutions=True) == 0
+    import json
+
+    teacher = json.loads((tmp_path / "t.ipynb").read_text())["cells"]
+    assert len(teacher) == len(json.loads(src.read_text())["cells"])
+    assert all(not c.get("outputs") for c in teacher if c["cell_type"] == "code")
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="src: .*bad.ipynb is not a readable notebook"):
+        teaching.student_copy(bad, tmp_path / "out.ipynb")
+    assert not (tmp_path / "out.ipynb").exists()
