@@ -67,6 +67,10 @@ def _link(files, folder: str) -> None:
             shutil.copyfile(path, target)
 
 
+def _command(src: str, out: str) -> list[str]:
+    return [binary(), "-g", "i", "-b", "y", "-ba", "n", "-z", "n", "-w", "1", "-d", "0", "-f", "%s_%j", "-o", out, src]
+
+
 def _run(files, where: str, tmp: str, folder: str | None) -> tuple[list[str], list[str]]:
     """Run dcm2niix on ``files`` (or on ``folder``, which holds them and no other DICOM file);
     return (output .nii paths, warning lines)."""
@@ -77,19 +81,91 @@ def _run(files, where: str, tmp: str, folder: str | None) -> tuple[list[str], li
         _link(files, src)
     else:  # no links to make and remove (unlinking is not free on every file system)
         src = folder
-    cmd = [binary(), "-g", "i", "-b", "y", "-ba", "n", "-z", "n", "-w", "1", "-d", "0", "-f", "%s_%j", "-o", out, src]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600, check=False)
+        done = subprocess.run(_command(src, out), capture_output=True, text=True, errors="replace", timeout=600, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ImageIOError(where, f"dcm2niix could not run: {exc}") from exc
-    lines = [ln.strip() for ln in (done.stdout + "\n" + done.stderr).splitlines() if ln.strip()]
+    return _outputs(done.returncode, done.stdout + "\n" + done.stderr, out, where, len(files))
+
+
+def _outputs(returncode: int, text: str, out: str, where: str, n_files: int) -> tuple[list[str], list[str]]:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     niftis = sorted(os.path.join(out, n) for n in os.listdir(out) if n.endswith(".nii"))
     errors = [ln for ln in lines if ln.lower().startswith("error")]
-    if done.returncode != 0 or not niftis:
-        said = "; ".join(errors or lines[-3:]) or f"exit status {done.returncode}"
-        raise ImageIOError(where, f"dcm2niix could not convert this DICOM series ({len(files)} files): {said}")
+    if returncode != 0 or not niftis:
+        said = "; ".join(errors or lines[-3:]) or f"exit status {returncode}"
+        raise ImageIOError(where, f"dcm2niix could not convert this DICOM series ({n_files} files): {said}")
     found = [ln for ln in lines if ln.lower().startswith("warning") and not any(k in ln for k in _INFORMATIONAL)]
     return niftis, found
+
+
+def _exited(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for ``proc`` to end (True) or ``timeout`` seconds (False).
+
+    ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms, which would add up to 50 ms to
+    every read; a pidfd wakes as soon as the process ends (Linux 5.3 and later).
+    """
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # other systems: the polling wait
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        import select
+
+        return bool(select.select([fd], [], [], timeout)[0]) or proc.poll() is not None
+    finally:
+        os.close(fd)
+
+
+class Started:
+    """dcm2niix already running on a whole folder, before the folder's scan has decided.
+
+    Reading a folder of MR files scans every header in Python, then converts the series with
+    dcm2niix; both read every file. Started first, dcm2niix runs on the second core during
+    the scan. Its result is taken only when the scan decides exactly that conversion (one
+    series filling the folder: :func:`convert` with the same ``folder``); otherwise the
+    process is stopped and its folder removed. Use as a context manager: the process never
+    outlives the ``with`` block, and its temporary folder is always removed.
+    """
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self._tmp = tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-")
+        self.out = os.path.join(self._tmp.name, "out")
+        os.mkdir(self.out)
+        self._log = open(os.path.join(self._tmp.name, "log.txt"), "w+b")  # no pipe to fill up
+        try:
+            self._proc = subprocess.Popen(_command(folder, self.out), stdout=self._log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL)
+        except OSError:
+            self._proc = None  # convert() runs it again and reports the failure
+
+    def result(self, where: str, n_files: int) -> tuple[list[str], list[str]] | None:
+        """(output .nii paths, warning lines) once dcm2niix has finished; None if it could not start."""
+        if self._proc is None:
+            return None
+        if not _exited(self._proc, 600.0):
+            raise ImageIOError(where, "dcm2niix could not run: no result after 600 s")
+        returncode = self._proc.wait()
+        self._log.seek(0)
+        return _outputs(returncode, self._log.read().decode("utf-8", "replace"), self.out, where, n_files)
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._log.close()
+        self._tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _load_part(nii: str, where: str) -> dict:
@@ -230,6 +306,7 @@ def convert(
     per_volume: dict | None = None,
     stacklevel: int = 4,
     folder: str | None = None,
+    started: Started | None = None,
 ) -> sitk.Image:
     """Convert the DICOM ``files`` of one series with dcm2niix into a 3D or 4D image.
 
@@ -256,10 +333,17 @@ def convert(
     folder : str, optional
         A folder whose DICOM files are exactly ``files`` (no subfolders): dcm2niix reads it
         directly instead of links to the files.
+    started : Started, optional
+        dcm2niix already running; its result is used when it was started on ``folder``.
     """
-    with tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-") as tmp:
-        niftis, found = _run(files, where, tmp, folder)
+    done = started.result(where, len(files)) if started is not None and folder == started.folder else None
+    if done is not None:
+        niftis, found = done
         parts = [_load_part(n, where) for n in niftis]
+    else:
+        with tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-") as tmp:
+            niftis, found = _run(files, where, tmp, folder)
+            parts = [_load_part(n, where) for n in niftis]
     for line in found:
         warnings.warn(f"{where}: dcm2niix: {line}", DicomWarning, stacklevel=stacklevel)
     first = parts[0]

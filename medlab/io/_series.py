@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from medlab._image import copy_geometry, to_array
 from medlab.errors import ImageIOError
-from medlab.io import _dcm2niix
+from medlab.io import _dcm2niix, _tags
 from medlab.io._common import UNIFORM_TOL, DicomWarning, fspath, itk_reason, require_exists, warn_if_nonuniform
 from medlab.io._dicom import check_mosaic_header, is_mosaic, read_dicom_file
 from medlab.io._fields import dataset_metadata
@@ -312,38 +312,47 @@ def read_series(
     ``max_bytes`` bounds the voxel data the headers declare (8 bytes a voxel: the widest type a
     rescaled series is read as) before anything is decoded; see :func:`medlab.io.read`.
     """
+    started = None
     if series_uid is None:
         image = _flat_single_series(folder, pet_units, max_bytes=max_bytes)
         if image is not None:
             return image
-    info = select_series(folder, series_uid=series_uid, progress=progress)
-    layout = _layout(info, where=folder)
-    _check_declared_bytes(info, layout, folder, max_bytes)
-    layout["whole_folder"] = info.whole_folder and len(layout["files"]) == len(info.files)
-    if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
-        return read_dicom_file(layout["files"][0], pet_units=pet_units, max_bytes=max_bytes)
-    modality = (info.modality or "").upper()
-    if layout["route"] == "dcm2niix":
-        mosaics = [f for f in layout["ordered"] if f.mosaic]
-        if mosaics:  # anonymisers strip the CSA header from a whole series: the first file tells
-            check_mosaic_header(mosaics[0].path)
-        image = _convert(layout, folder)
-        return _pet_units_4d(image, layout, pet_units, folder) if modality == "PT" else image
-    if modality == "MR" and _regular(layout):
-        # 3D MR through dcm2niix too: one converter for all MR, with its vendor rules (e.g.
-        # Philips' precise scaling) and acquisition metadata (slice timing, phase encoding).
-        try:
-            return _convert({**layout, "slice_positions": layout["positions"]}, folder)
-        except ImageIOError as exc:
-            import warnings
+        if _flat_mr_folder(folder):
+            # MR goes to dcm2niix: start it now, beside the header scan (see _dcm2niix.Started)
+            started = _dcm2niix.Started(folder)
+    try:
+        info = select_series(folder, series_uid=series_uid, progress=progress)
+        layout = _layout(info, where=folder)
+        _check_declared_bytes(info, layout, folder, max_bytes)
+        layout["whole_folder"] = info.whole_folder and len(layout["files"]) == len(info.files)
+        layout["started"] = started
+        if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
+            return read_dicom_file(layout["files"][0], pet_units=pet_units, max_bytes=max_bytes)
+        modality = (info.modality or "").upper()
+        if layout["route"] == "dcm2niix":
+            mosaics = [f for f in layout["ordered"] if f.mosaic]
+            if mosaics:  # anonymisers strip the CSA header from a whole series: the first file tells
+                check_mosaic_header(mosaics[0].path)
+            image = _convert(layout, folder)
+            return _pet_units_4d(image, layout, pet_units, folder) if modality == "PT" else image
+        if modality == "MR" and _regular(layout):
+            # 3D MR through dcm2niix too: one converter for all MR, with its vendor rules (e.g.
+            # Philips' precise scaling) and acquisition metadata (slice timing, phase encoding).
+            try:
+                return _convert({**layout, "slice_positions": layout["positions"]}, folder)
+            except ImageIOError as exc:
+                import warnings
 
-            warnings.warn(
-                f"{folder}: dcm2niix did not make one volume of this MR series ({exc.reason}); "
-                "read by SimpleITK's DICOM reader instead, without acquisition metadata",
-                DicomWarning,
-                stacklevel=3,
-            )
-    return _read_volume(layout, folder, pet_units, modality=modality)
+                warnings.warn(
+                    f"{folder}: dcm2niix did not make one volume of this MR series ({exc.reason}); "
+                    "read by SimpleITK's DICOM reader instead, without acquisition metadata",
+                    DicomWarning,
+                    stacklevel=3,
+                )
+        return _read_volume(layout, folder, pet_units, modality=modality)
+    finally:
+        if started is not None:
+            started.close()
 
 
 def _check_declared_bytes(info, layout: dict, folder: str, max_bytes: int | None) -> None:
@@ -369,26 +378,36 @@ def _convert(layout: dict, folder: str) -> sitk.Image:
     if positions is not None and len(positions) > 2:
         o = np.asarray(layout["orientation"], float)
         warn_if_nonuniform(np.diff(np.sort(positions @ np.cross(o[:3], o[3:]))), folder, stacklevel=4)
+    # the spot check's pixels are read first: while a dcm2niix started early is still running
+    expected = _spot_pixels(layout) if positions is not None and not first.mosaic else []
     image = _dcm2niix_convert(layout, folder, first, positions)
-    if positions is not None and not first.mosaic:
-        _spot_check(image, layout, folder)
+    _spot_check(image, expected, folder)
     return image
 
 
-def _spot_check(image: sitk.Image, layout: dict, folder: str) -> None:
-    """The first slice of the first volume and the last slice of the last volume must hold
-    the pixels of the files that the headers put there (dcm2niix sorts files by its own rules).
+def _spot_pixels(layout: dict) -> list:
+    """(volume, slice, path, stored pixels) of the first slice of the first volume and the last
+    slice of the last volume, as the headers place them."""
+    groups = _volume_groups(layout)
+    if not groups:
+        return []
+    return [
+        (v, k, groups[v][k].path, np.asarray(open_dicom(groups[v][k].path).pixel_array, float))
+        for v, k in ((0, 0), (len(groups) - 1, len(groups[-1]) - 1))
+    ]
+
+
+def _spot_check(image: sitk.Image, expected: list, folder: str) -> None:
+    """The slices of :func:`_spot_pixels` must hold the pixels of the files that the headers
+    put there (dcm2niix sorts files by its own rules).
 
     Compared by correlation, so a vendor scaling (e.g. Philips' precise values) does not matter.
     """
-    groups = _volume_groups(layout)
-    if not groups:
+    if not expected:
         return
     arr = sitk.GetArrayViewFromImage(image)
     arr = arr[np.newaxis] if image.GetDimension() == 3 else arr
-    for v, k in ((0, 0), (len(groups) - 1, len(groups[-1]) - 1)):
-        path = groups[v][k].path
-        stored = np.asarray(open_dicom(path).pixel_array, float)
+    for v, k, path, stored in expected:
         mine = np.asarray(arr[v, k], float)
         if stored.shape != mine.shape or stored.std() == 0 or mine.std() == 0:
             continue
@@ -411,6 +430,7 @@ def _dcm2niix_convert(layout: dict, folder: str, first, positions) -> sitk.Image
         per_volume=_per_volume_times(layout),
         stacklevel=6,  # convert < _dcm2niix_convert < _convert < read_series < read < caller
         folder=folder if layout.get("whole_folder") else None,
+        started=layout.get("started"),
     )
 
 
@@ -448,9 +468,26 @@ def _regular(layout: dict) -> bool:
     return bool(np.abs(steps - mean).max() <= UNIFORM_TOL * abs(mean) + 1e-4 and tilt <= TILT_TOL_DEG)
 
 
+def _flat_mr_folder(folder: str) -> bool:
+    """Whether ``folder`` has no subfolders and its first DICOM file is MR (dcm2niix's route)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        if any(e.is_dir() for e in entries):
+            return False
+        probe = next((e.path for e in entries if e.is_file() and is_dicom_file(e.path)), None)
+    except OSError:
+        return False
+    return probe is not None and _peek_modality(probe) == "MR"
+
+
 def _peek_modality(path: str) -> str:
     import pydicom
 
+    try:
+        return str(_tags.read(path, {0x00080060: "Modality"}, 0x00080060, {0x00080060: b"CS"}).get("Modality") or "").upper()
+    except Exception:  # noqa: BLE001 - not a plain file: pydicom below
+        pass
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"], force=True)
         return str(ds.get("Modality") or "").strip().upper()

@@ -1,0 +1,175 @@
+"""The pydicom-free header reader of the folder scan (medlab.io._tags) gives pydicom's values.
+
+The scan reads about twenty values from every file of a folder; medlab.io._tags walks the
+element headers with struct instead of pydicom (several times faster on a 4D series) and hands
+every file that is not a plain case back to pydicom. Here both readers are compared value by
+value on real files (every dcm_qa_nih file, pydicom's test files) and on written files with
+implicit VR, nested undefined-length sequences, non-ASCII text and cut-off headers.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pydicom.data
+import pytest
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+
+from medlab.io import _scan, _tags
+from medlab.io._header import is_dicom_file
+
+
+def _fast(path):
+    return _tags.read(str(path), _scan._WANTED, _scan._LAST_TAG, _scan._WANTED_VR)
+
+
+def _slow(path):
+    ds = _scan._read_header(str(path))
+    out = {k: _scan._value(ds, k) for k in _scan._TAGS if k in ds}
+    if "MediaStorageSOPClassUID" in getattr(ds, "file_meta", {}):
+        out["MediaStorageSOPClassUID"] = ds.file_meta.MediaStorageSOPClassUID
+    return out
+
+
+def _record(values: dict) -> dict:
+    """The values as the scan uses them (same converters for both readers)."""
+    out = {}
+    for key, x in values.items():
+        if key.startswith("raw:") or key in ("SpecificCharacterSet", "DirectoryRecordSequence"):
+            continue
+        if key in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
+            x = _scan._floats(x, {"PixelSpacing": 2, "ImagePositionPatient": 3}.get(key, 6))
+        elif key in ("Rows", "Columns", "NumberOfFrames", "InstanceNumber", "AcquisitionNumber",
+                     "TemporalPositionIdentifier", "EchoNumbers", "SeriesNumber"):
+            x = _scan._int(x)
+        elif key == "AcquisitionTime":
+            x = _scan._seconds(x)
+        elif key == "TriggerTime":
+            x = _scan._float(x)
+        elif key == "ImageType":
+            x = [str(t).strip().upper() for t in ([x] if isinstance(x, str) else list(x or []))]
+        elif key in ("PatientID", "StudyDescription", "SeriesDescription"):
+            x = _scan._decoded(values, key)
+        else:
+            x = _scan._text(x)
+        out[key] = x
+    return out
+
+
+def test_tag_table_matches_pydicom_dictionary():
+    assert {k for _, k, _ in _scan._TAG_TABLE} == set(_scan._TAGS)
+    for tag, keyword, vr in _scan._TAG_TABLE:
+        assert keyword_for_tag(tag) == keyword and dictionary_VR(tag) == vr.decode()
+    assert max(t for t, _, _ in _scan._TAG_TABLE) == _scan._LAST_TAG
+
+
+def _real_files():
+    import medlab.datasets
+
+    folders = [medlab.datasets.load("dcm_qa_nih", case=c).paths["series"] for c in medlab.datasets.cases("dcm_qa_nih")]
+    files = [Path(p) for f in folders for p in sorted(glob.glob(os.path.join(f, "*")))]
+    base = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
+    files += sorted(p for p in base.rglob("*") if p.is_file())
+    return [p for p in files if is_dicom_file(p)]
+
+
+def test_same_values_as_pydicom_on_real_files():
+    fast = fallback = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's notes on its odd test files
+        for path in _real_files():
+            try:
+                mine = _fast(path)
+            except _tags.Fallback:
+                fallback += 1
+                continue
+            assert _record(mine) == _record(_slow(path)), path
+            fast += 1
+    # measured: 758 read without pydicom (every dcm_qa_nih file), 16 handed to pydicom
+    # (big endian, deflate, no preamble, UN-encoded values)
+    assert fast >= 700 and fallback >= 10
+
+
+def _write(path, *, implicit=False, nested=True, charset=None, patient="P1"):
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.MRImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.5"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+    if charset:
+        ds.SpecificCharacterSet = charset
+    ds.SOPClassUID = pydicom.uid.MRImageStorage
+    ds.SOPInstanceUID = "1.2.3.4.5"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M"]
+    ds.Modality = "MR"
+    ds.AcquisitionTime = "101112.5"
+    ds.SeriesDescription = "séquence" if charset else "series"
+    ds.PatientID = patient
+    if nested:  # an undefined-length sequence with an undefined-length item holding another one
+        inner = Dataset()
+        inner.CodeValue = "X"
+        item = Dataset()
+        item.ReferencedSOPInstanceUID = "1.2"
+        item.ReferencedImageSequence = Sequence([inner])
+        ds.ReferencedImageSequence = Sequence([item, Dataset()])
+    ds.SeriesInstanceUID = "1.2.3"
+    ds.InstanceNumber = "7"
+    ds.ImagePositionPatient = [1.5, -2.25, 30]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.Rows, ds.Columns = 4, 3
+    ds.PixelSpacing = [0.5, 0.75]
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelData = np.zeros((4, 3), np.uint16).tobytes()
+    for elem in ds.iterall():  # undefined lengths, as many scanners write them
+        if elem.VR == "SQ":
+            elem.is_undefined_length = True
+            for it in elem.value:
+                it.is_undefined_length_sequence_item = True
+    ds.save_as(path, enforce_file_format=True, implicit_vr=implicit, little_endian=True)
+    return path
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_written_files_nested_sequences(tmp_path, implicit):
+    path = _write(tmp_path / "a.dcm", implicit=implicit)
+    mine = _fast(path)
+    assert _record(mine) == _record(_slow(path))
+    assert _scan._floats(mine["ImagePositionPatient"], 3) == (1.5, -2.25, 30.0) and mine["Rows"] == 4
+
+
+def test_character_set_is_honoured(tmp_path):
+    path = _write(tmp_path / "u.dcm", charset="ISO_IR 192", patient="Ünal")
+    mine = _fast(path)
+    assert _scan._decoded(mine, "PatientID") == "Ünal" and _scan._decoded(mine, "SeriesDescription") == "séquence"
+    assert _record(mine) == _record(_slow(path))
+
+
+def test_cut_off_header_goes_to_pydicom(tmp_path):
+    path = _write(tmp_path / "a.dcm")
+    data = path.read_bytes()
+    cut = data.index(b"\x20\x00\x32\x00")  # inside the header, before ImagePositionPatient's value
+    for n in (cut + 5, cut + 9, 140):
+        (tmp_path / "cut.dcm").write_bytes(data[:n])
+        with pytest.raises(_tags.Fallback):
+            _fast(tmp_path / "cut.dcm")
+
+
+def test_scan_reads_a_folder_without_pydicom(tmp_path, monkeypatch):
+    for i in range(3):
+        _write(tmp_path / f"{i}.dcm")
+
+    def refuse(path):
+        raise AssertionError(f"pydicom parse of {path}")
+
+    monkeypatch.setattr(_scan, "_read_header", refuse)
+    series, count = _scan.scan(str(tmp_path))
+    assert count == 3 and len(series) == 1 and len(series[0].files) == 3
+    assert series[0].files[0].position == (1.5, -2.25, 30.0) and series[0].series_description == "series"
