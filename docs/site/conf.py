@@ -157,17 +157,3 @@ def _generate() -> None:
 
 
 _generate()
-
-#: ``(n, *spatial, channels)`` in a parameter's type line is a shape with unpacked axes, not
-#: reStructuredText emphasis: escape the star before numpydoc and docutils see it
-_STAR_AXES = re.compile(r"(?<=[(, ])\*(?=[A-Za-z_])")
-
-
-def _escape_star_axes(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        if "(" in line and "``" not in line and "`" not in line:  # never inside literals or roles
-            lines[i] = _STAR_AXES.sub(r"\\*", line)
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _escape_star_axes, priority=100)

@@ -411,9 +411,9 @@ def sample_patches(image, labels, patch_size, n, *, class_probabilities=None, rn
 
     Parameters
     ----------
-    image : ndarray, (*spatial, channels)
+    image : ndarray, ``(*spatial, channels)``
         The volume, channels last.
-    labels : ndarray of int, (*spatial)
+    labels : ndarray of int, ``(*spatial)``
         Label map.
     patch_size : sequence of int
         Patch size in array axis order.
@@ -426,8 +426,8 @@ def sample_patches(image, labels, patch_size, n, *, class_probabilities=None, rn
 
     Returns
     -------
-    patches : ndarray, (n, *patch_size, channels)
-    label_patches : ndarray, (n, *patch_size)
+    patches : ndarray, ``(n, *patch_size, channels)``
+    label_patches : ndarray, ``(n, *patch_size)``
     centres : ndarray of int, (n, ndim)
         The drawn centre voxels (array index, in the padded volume).
     """

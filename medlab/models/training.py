@@ -37,9 +37,9 @@ class ArrayDataset(keras.utils.PyDataset):
 
     Parameters
     ----------
-    x : ndarray, (n, *spatial, channels)
+    x : ndarray, ``(n, *spatial, channels)``
         Images (float32, normalised; see :func:`medlab.models.to_array`).
-    y : ndarray of int, (n, *spatial) or (n,)
+    y : ndarray of int, ``(n, *spatial)`` or ``(n,)``
         Label maps (segmentation) or class indices (classification).
     num_classes : int
         Length of the one-hot axis.
@@ -256,9 +256,9 @@ def train(
     ----------
     model : keras.Model
         E.g. from :func:`medlab.models.unet` or :func:`~medlab.models.classifier`.
-    x : ndarray, (n, *spatial, channels)
+    x : ndarray, ``(n, *spatial, channels)``
         Training images (see :func:`medlab.models.to_array`).
-    y : ndarray of int, (n, *spatial) or (n,)
+    y : ndarray of int, ``(n, *spatial)`` or ``(n,)``
         Label maps or class indices; one-hot encoded to the model's output channels.
     validation : tuple (x_val, y_val), optional
         Evaluated after every epoch (no augmentation).
