@@ -16,7 +16,9 @@ def test_notebook_against_the_test_pacs(orthanc_ct, ibsi_ct_dicom, tmp_path, mon
     server.upload(sorted((ibsi_ct_dicom.parent / "mask").glob("*.dcm")))
     monkeypatch.setenv("MEDLAB_PACS_USERNAME", server.username)
     monkeypatch.setenv("MEDLAB_PACS_PASSWORD", server.password)
-    r = run("usecases/pacs_to_report.ipynb", tmp_path / "report", PACS_URL=server.dicomweb_url, STUDY_UID=study)
+    r = run("usecases/pacs_to_report.ipynb", tmp_path / "report", PACS_URL=server.dicomweb_url, STUDY_UID=study,
+            SOLUTIONS=True)
+    assert r["exercises_passed"] == 2  # every exercise's hidden solution passes its check
     assert r["n_ct_instances"] == 60 and r["skipped_on_rerun"] == 60
     assert r["seg_roundtrip_equal"] is True and r["sr_roundtrip_equal"] is True and r["stored_back"] is True
     assert r["n_sr_measurements"] == 6  # 2 segments x volume, long axis, mean HU
