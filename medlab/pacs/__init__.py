@@ -6,11 +6,14 @@ Two transports with the same methods (``echo``, ``search``/``search_patients``/
 
 =============================== ==============================================================
 :class:`DicomWebClient`         DICOMweb: QIDO-RS, WADO-RS, STOW-RS; basic or bearer-token
-                                authentication, TLS (``https://``), retries with back-off
-:class:`DimseClient`            DIMSE: C-ECHO, C-FIND, C-GET or C-MOVE, C-STORE (pynetdicom)
+                                authentication, TLS (``https://``, ``verify``, client ``cert``),
+                                retries with back-off
+:class:`DimseClient`            DIMSE: C-ECHO, C-FIND, C-GET or C-MOVE, C-STORE (pynetdicom);
+                                DICOM TLS (``tls``, an ``ssl.SSLContext``)
 :class:`Retrieval`              what a series retrieval wrote (files, counts, bytes, seconds)
 :class:`PacsError`              a failed request: server, reason, what was already retrieved
-:func:`local_orthanc`           a throw-away Orthanc on 127.0.0.1 (teaching, notebooks, tests)
+:func:`local_orthanc`           a throw-away Orthanc on 127.0.0.1 (teaching, notebooks, tests;
+                                ``tls=True``: DICOM TLS with throw-away certificates)
 :func:`retrieve_deidentified`   a series retrieved and kept only de-identified (medlab.privacy)
 :func:`connect`                 a client for ``http(s)://...`` or ``dicom://AET@host:port``
 :func:`cohort_from_pacs`        a series query as a :mod:`medlab.batch` cohort (workers

@@ -79,7 +79,12 @@ class DimseClient(SearchLevels):
     timeout_s : float
         Seconds to wait for the connection and for each answer.
     tls : ssl.SSLContext, optional
-        DICOM over TLS, when the PACS offers it.
+        DICOM TLS, when the PACS offers it: a client context that trusts the PACS's
+        certificate authority (``ssl.create_default_context(cafile=CA)``; the host name is
+        checked against the PACS's certificate) and, when the PACS asks for one, presents this
+        client's certificate (``ctx.load_cert_chain(CERT, KEY)``). A handshake that fails is
+        a :class:`PacsError` that says why (certificate not trusted, client certificate
+        refused, no TLS on that port). Not with ``move_port``.
     move_port : int, optional
         Retrieve with C-MOVE instead of C-GET (many PACS offer only C-MOVE): for the time of
         a retrieval this client listens on ``move_port`` for the instances, which the PACS
@@ -102,6 +107,14 @@ class DimseClient(SearchLevels):
                 raise ValueError(f"`{name}` must be an AE title of 1-16 characters; got {aet!r}")
         self.called_aet, self.calling_aet = called_aet, calling_aet
         self.timeout_s = check_positive("timeout_s", timeout_s)
+        if tls is not None:
+            import ssl
+
+            if not isinstance(tls, ssl.SSLContext):
+                raise ValueError(f"`tls` must be an ssl.SSLContext (or None); got {type(tls).__name__}")
+            if move_port is not None:
+                raise ValueError("`tls` and `move_port`: C-MOVE's listener has no TLS here; retrieve by C-GET "
+                                 "(leave out `move_port`)")
         self.tls = tls
         self.move_port = None if move_port is None else check_int("move_port", move_port, minimum=1)
         self.move_bind = str(move_bind)
@@ -113,7 +126,7 @@ class DimseClient(SearchLevels):
 
     # -- association ----------------------------------------------------------------------
     def _associate(self, contexts, *, ext_neg=None, handlers=None):
-        from pynetdicom import AE
+        from pynetdicom import AE, evt
 
         try:  # tell "PACS down" from "PACS refuses us"
             with socket.create_connection((self.host, self.port), timeout=self.timeout_s):
@@ -121,14 +134,23 @@ class DimseClient(SearchLevels):
         except OSError as exc:
             raise PacsError(self.server, f"cannot connect (is the PACS running and the port right?): "
                                          f"{exc.strerror or exc}") from None
+        if self.tls is not None:  # a failed handshake inside pynetdicom leaks its socket and says less
+            self._handshake()
         ae = AE(ae_title=self.calling_aet)
         for t in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
             setattr(ae, t, self.timeout_s)
         ae.maximum_pdu_size = 0
         kwargs = {"tls_args": (self.tls, self.host)} if self.tls is not None else {}
+        opened: list = []  # the association's socket, closed here if the association fails
+
+        def keep_socket(event):
+            sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+            if sock is not None:
+                opened.append(sock)
+
         t0 = time.monotonic()
-        assoc = ae.associate(self.host, self.port, contexts=contexts, ae_title=self.called_aet,
-                             ext_neg=ext_neg, evt_handlers=handlers or [], **kwargs)
+        assoc = ae.associate(self.host, self.port, contexts=contexts, ae_title=self.called_aet, ext_neg=ext_neg,
+                             evt_handlers=[*(handlers or []), (evt.EVT_CONN_OPEN, keep_socket)], **kwargs)
         timed_out = time.monotonic() - t0 >= 0.9 * self.timeout_s  # pynetdicom aborts on its timeout too
         if not assoc.is_established:
             who = (f"calling AE title {self.calling_aet!r} from this host, or its AE title is not "
@@ -137,10 +159,90 @@ class DimseClient(SearchLevels):
                 why = f"association rejected: the PACS does not accept {who}"
             elif timed_out:
                 why = f"no association: the PACS did not answer within {self.timeout_s:g} s (timeout_s)"
+            elif self.tls is None and self._speaks_tls():
+                why = ("the PACS speaks DICOM TLS on this port: pass `tls` (an ssl.SSLContext that trusts its "
+                       "certificate authority, with this client's certificate if it asks for one)")
             else:  # some PACS close the connection right after their rejection
                 why = f"association aborted by the PACS (it may not accept {who})"
+            for sock in opened:  # pynetdicom leaves a reset socket open (its shutdown raises first)
+                sock.close()
             raise PacsError(self.server, why)
         return assoc
+
+    def _handshake(self) -> None:
+        """A TLS handshake with ``tls`` before the association: PacsError when the PACS's
+        certificate is not trusted, it refuses this client's certificate, or the port does
+        not speak TLS. (Inside pynetdicom such a failure leaks its socket and says less.)
+
+        TLS 1.3 refuses a client certificate only after the client's side of the handshake
+        is done, so the probe then sends an A-ABORT PDU, which a DICOM server answers by
+        closing the connection (PS3.8 state machine: Sta2 + Evt16 -> AA-2). A clean TLS close
+        is success; a connection dropped without one is probed again without sending
+        anything, to read the server's alert (why it refused).
+        """
+        import ssl
+
+        try:
+            after = self._probe(send_abort=True)
+            if after is not None and not isinstance(after, TimeoutError):
+                after = self._probe(send_abort=False)
+        except (ssl.SSLError, OSError) as exc:  # the handshake itself failed
+            raise PacsError(self.server, self._tls_problem(exc)) from None
+        if isinstance(after, ssl.SSLError) and not isinstance(after, ssl.SSLEOFError):
+            raise PacsError(self.server, self._tls_problem(after))
+        if after is not None and not isinstance(after, TimeoutError):
+            raise PacsError(self.server, "TLS: the PACS dropped the connection right after the handshake (it may "
+                                         "refuse this client's certificate: see `tls`)")
+
+    def _probe(self, *, send_abort: bool):
+        """Handshake, then (send an A-ABORT PDU and) read once; the read's exception or None."""
+        import ssl
+
+        abort = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0])  # A-ABORT PDU, source: service user
+        with socket.create_connection((self.host, self.port), timeout=self.timeout_s) as raw, \
+                self.tls.wrap_socket(raw, server_hostname=self.host) as tls:
+            tls.settimeout(min(self.timeout_s, 2.0))
+            try:
+                if send_abort:
+                    tls.sendall(abort)
+                tls.recv(16)
+            except (ssl.SSLError, OSError) as exc:
+                return exc
+        return None
+
+    def _tls_problem(self, exc: BaseException) -> str:
+        """Why the TLS probe of :meth:`_handshake` failed, in words."""
+        import ssl
+
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return (f"TLS: the PACS's certificate is not trusted ({exc.verify_message}); check the certificate "
+                    "authority (and host name) of `tls`")
+        if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
+            reason = str(exc.reason or exc)
+            if "WRONG_VERSION_NUMBER" in reason:
+                return f"TLS: the PACS does not speak TLS on this port ({reason}); leave out `tls` or use its TLS port"
+            if any(k in reason for k in ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE",
+                                         "HANDSHAKE_FAILURE", "CERTIFICATE_UNKNOWN", "ACCESS_DENIED")):
+                return (f"TLS: the PACS refused this client's certificate ({reason}); `tls` must present a "
+                        "certificate the PACS trusts (load_cert_chain)")
+            return f"TLS handshake failed ({reason})"
+        if isinstance(exc, TimeoutError):
+            return f"TLS: no handshake within {self.timeout_s:g} s (timeout_s); does the PACS offer DICOM TLS on this port?"
+        return "TLS: the PACS closed the connection during the handshake (does it offer DICOM TLS on this port?)"
+
+    def _speaks_tls(self) -> bool:
+        """After an aborted plain association: does the PACS answer a TLS handshake here?"""
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # only asks whether TLS answers; nothing is sent
+        try:
+            with socket.create_connection((self.host, self.port), timeout=min(self.timeout_s, 5.0)) as raw, \
+                    ctx.wrap_socket(raw, server_hostname=self.host):
+                return True
+        except (ssl.SSLError, OSError):
+            return False
 
     @staticmethod
     def _context(abstract, syntaxes=None):

@@ -25,6 +25,32 @@ def _strip_credentials(url: str) -> tuple[str, str | None, str | None]:
     return clean, parts.username, parts.password
 
 
+def _check_pem(name: str, path) -> str:
+    if not isinstance(path, str | Path) or not Path(path).is_file():
+        raise ValueError(f"`{name}` must be True/False or the path of an existing PEM file; got {path!r}")
+    return str(path)
+
+
+def _ssl_reason(exc) -> str:
+    """The innermost TLS failure inside a requests/urllib3 error, in words (no URL, so no
+    credentials): e.g. 'certificate verify failed: unable to get local issuer certificate'."""
+    import ssl
+
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {e.verify_message}"
+        if isinstance(e, ssl.SSLError):
+            return str(e.reason or type(e).__name__)
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+        todo += [x for x in (getattr(e, "reason", None), e.__cause__, e.__context__) if isinstance(x, BaseException)]
+    return type(exc).__name__
+
+
 def _parts(response) -> list[bytes]:
     """The bodies of a (small) multipart/related response."""
     ctype = response.headers.get("Content-Type", "")
@@ -85,8 +111,14 @@ class DicomWebClient(SearchLevels):
         an HTTP 502/503/504 answer.
     backoff_s : float
         First back-off interval in seconds.
-    verify : bool or str
-        TLS certificate check for ``https://``: True (system CAs), a CA bundle path, or False.
+    verify : bool or str or os.PathLike
+        TLS certificate check for ``https://``: True (the system's certificate authorities),
+        the path of a PEM bundle of the authorities to trust, or False (no check: never
+        outside a sandbox). A certificate that fails the check is a :class:`PacsError` that
+        says why.
+    cert : str or os.PathLike or tuple, optional
+        This client's certificate for servers that ask for one (mutual TLS): a PEM file
+        holding certificate and key, or ``(certificate, key)`` PEM files.
 
     Examples
     --------
@@ -96,7 +128,7 @@ class DicomWebClient(SearchLevels):
 
     def __init__(self, url: str, *, username: str | None = None, password: str | None = None,
                  token: str | None = None, timeout_s: float = 30.0, retries: int = 3,
-                 backoff_s: float = 0.5, verify=True):
+                 backoff_s: float = 0.5, verify=True, cert=None):
         from medlab._options import check_int, check_positive, require
 
         require("requests", extra="pacs", purpose="medlab.pacs (DICOMweb)")
@@ -110,7 +142,10 @@ class DicomWebClient(SearchLevels):
         self.timeout_s = check_positive("timeout_s", timeout_s)
         self.retries = check_int("retries", retries, minimum=0)
         self.backoff_s = check_positive("backoff_s", backoff_s, allow_zero=True)
-        self.verify = verify
+        self.verify = _check_pem("verify", verify) if not isinstance(verify, bool) else verify
+        if cert is not None:
+            cert = tuple(_check_pem("cert", f) for f in cert) if isinstance(cert, tuple | list) else _check_pem("cert", cert)
+        self.cert = cert
         self._local = threading.local()
         self._any_transfer_syntax = True
 
@@ -125,7 +160,8 @@ class DicomWebClient(SearchLevels):
             from requests.adapters import HTTPAdapter
             from urllib3.util.retry import Retry
 
-            retry = Retry(total=self.retries, connect=self.retries, read=0, status=self.retries,
+            # other=0: a failed TLS handshake (untrusted certificate) is not retried
+            retry = Retry(total=self.retries, connect=self.retries, read=0, other=0, status=self.retries,
                           backoff_factor=self.backoff_s, status_forcelist=(502, 503, 504),
                           allowed_methods=None, raise_on_status=False)
             session = requests.Session()
@@ -135,6 +171,7 @@ class DicomWebClient(SearchLevels):
             session.auth = self._auth
             session.headers.update(self._headers)
             session.verify = self.verify
+            session.cert = self.cert
             self._local.session = session
         return session
 
@@ -143,9 +180,15 @@ class DicomWebClient(SearchLevels):
 
         what = f"{method} {path.split('?')[0]}"
         try:
-            r = self._session().request(method, self.url + path, timeout=self.timeout_s, **kwargs)
+            # verify per request: requests lets REQUESTS_CA_BUNDLE override a session's `verify`
+            r = self._session().request(method, self.url + path, timeout=self.timeout_s, verify=self.verify,
+                                        **kwargs)
         except requests.exceptions.SSLError as exc:
-            raise PacsError(self.url, f"{what}: TLS failed ({type(exc).__name__}); check `verify`") from None
+            reason = _ssl_reason(exc)
+            hint = ("check `verify` (the certificate authority that signed the server's certificate)"
+                    if reason.startswith("certificate verify failed") else
+                    "the server may ask for a client certificate it trusts (`cert`)")
+            raise PacsError(self.url, f"{what}: TLS failed ({reason}); {hint}") from None
         except requests.exceptions.Timeout:
             raise PacsError(self.url, f"{what}: no answer within {self.timeout_s:g} s (timeout_s)") from None
         except requests.exceptions.ConnectionError as exc:
