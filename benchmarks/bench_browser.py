@@ -55,7 +55,7 @@ import medlab.io
 from medlab.widgets import Panel, SeedPicker, SliceViewer, ThresholdSlider, WindowLevel
 
 ct = sitk.Cast(medlab.io.read(get_testdata_file("693_J2KI.dcm")), sitk.sitkInt16)
-viewer = SliceViewer(ct, unit="HU", window=400, level=50, title="medlab")
+viewer = SliceViewer(ct, unit="HU", window=400, level=50, title="medlab", rendering="page")
 viewer.canvas.in_flight = IN_FLIGHT
 viewer.canvas.stream_format = "STREAM_FORMAT"
 wl = WindowLevel(viewer)
@@ -131,6 +131,15 @@ viewer3d = SliceViewer(ph.image, unit="HU", overlay=ph.labels, window=400, level
 View3D(viewer3d, height=400)
 '''
 
+_KERNEL = '''\
+# the same panel with the kernel rendering every picture (PNG), in the same run
+kviewer = SliceViewer(ct, unit="HU", window=400, level=50, title="medlab (kernel rendering)", rendering="kernel")
+kviewer.canvas.in_flight = IN_FLIGHT
+kviewer.canvas.stream_format = "STREAM_FORMAT"
+Panel(kviewer, WindowLevel(kviewer), ThresholdSlider(kviewer, lower=100, upper=kviewer.intensity_range[1]),
+      SeedPicker(kviewer, lower=-200, upper=200))
+'''
+
 _STATE = '''\
 print("STATE " + json.dumps({"frames_sent": viewer.canvas.frames_sent, "frames_acked": viewer.canvas.frames_acked,
                             "window": viewer.window, "threshold": th.range, "seeds": len(sp.seeds_index)}))
@@ -144,9 +153,19 @@ _INIT = """(() => {
     const r = orig.apply(this, args);
     const c = this.canvas;
     let kind = "other";
-    if (c.classList && c.classList.contains("medlab-canvas-img")) kind = "medlab";
+    if (c.classList && c.classList.contains("medlab-canvas-img")) kind = "medlab-" + c.dataset.rendering;
     else if (c.closest && c.closest(".jupyter-matplotlib-figure")) kind = "mpl";
     window.__draws.push([kind, performance.now()]);
+    return r;
+  };
+  // page rendering draws with putImageData
+  const put = CanvasRenderingContext2D.prototype.putImageData;
+  CanvasRenderingContext2D.prototype.putImageData = function (...args) {
+    const r = put.apply(this, args);
+    const c = this.canvas;
+    if (c.classList && c.classList.contains("medlab-canvas-img")) {
+      window.__draws.push(["medlab-" + c.dataset.rendering, performance.now()]);
+    }
     return r;
   };
   document.addEventListener("pointerup", () => window.__pointerup.push(performance.now()), true);
@@ -178,8 +197,9 @@ def _notebook(path: Path, in_flight: int, stream_format: str) -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    setup = _SETUP.replace("IN_FLIGHT", str(int(in_flight))).replace("STREAM_FORMAT", stream_format)
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in (setup, _MPL, _STATE, _VIEW3D)]
+    cells = [src.replace("IN_FLIGHT", str(int(in_flight))).replace("STREAM_FORMAT", stream_format)
+             for src in (_SETUP, _MPL, _STATE, _VIEW3D, _KERNEL)]
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -194,10 +214,11 @@ def _draws(page, kind: str, t0: float, t1: float) -> list[float]:
 
 
 def _cycle(page, t0: float, t1: float) -> dict:
-    """Medians of the medlab canvas's frame cycle: decoding, and from a frame's draw (and ack)
-    to the start of the next frame's decoding (server and kernel round trip)."""
+    """Medians of the medlab canvas's frame cycle (kernel rendering): decoding, and from a
+    frame's draw (and ack) to the start of the next frame's decoding (server and kernel round
+    trip)."""
     dec = page.evaluate(f"window.__decodes.filter(d => d[0] >= {t0} && d[1] <= {t1})")
-    draws = _draws(page, "medlab", t0, t1)
+    draws = _draws(page, "medlab-kernel", t0, t1)
     waits = [d0 - prev for d0, _ in dec for prev in [max((t for t in draws if t <= d0), default=None)]
              if prev is not None]
     med = statistics.median
@@ -243,8 +264,8 @@ def _drag(page, x0: float, y0: float, dx: float, dy: float, seconds: float = DRA
     return t0, t1
 
 
-def _handle(page, label: str):
-    slider = page.locator(".widget-slider", has=page.locator("label", has_text=re.compile(f"^{label}$")))
+def _handle(scope, label: str):
+    slider = scope.locator(".widget-slider", has=scope.page.locator("label", has_text=re.compile(f"^{label}$")))
     return slider.locator(".noUi-handle").first
 
 
@@ -262,7 +283,7 @@ def _clicks(page, kind: str, x: float, y: float, n: int = N_CLICKS) -> list[floa
     return out
 
 
-def measure(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
+def measure(in_flight: int = 1, stream_format: str = "jpeg", with_3d: bool = True) -> dict:
     """One run: JupyterLab, Chromium, the notebook; ``in_flight`` frames may await an ack;
     ``stream_format`` is the canvas's format of large colour frames in a stream."""
     from labdriver import chromium, jupyterlab, open_notebook, run_cell
@@ -277,25 +298,32 @@ def measure(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
             open_notebook(page, lab["url"])
             run_cell(page, 0)
             run_cell(page, 1)
-            page.wait_for_function("document.querySelector('.medlab-canvas-img')?.width === 512")
+            run_cell(page, 4)
+            cells = page.locator(".jp-Notebook .jp-Cell")
+            for n in (0, 4):
+                page.wait_for_function(f"document.querySelectorAll('.jp-Notebook .jp-Cell')[{n}]"
+                                       ".querySelector('.medlab-canvas-img')?.width === 512")
             page.wait_for_selector(".jupyter-matplotlib-figure canvas")
             page.wait_for_timeout(1000)
 
-            ours = page.locator(".medlab-canvas-box")
+            ours, theirs = cells.nth(0), cells.nth(4)  # page rendering, kernel rendering
             mpl = page.locator(".jupyter-matplotlib-canvas-div").first
-            for name, loc, kind in (("wl_drag", ours, "medlab"), ("wl_drag_ipympl", mpl, "mpl")):
+            for name, loc, kind in (("wl_drag", ours.locator(".medlab-canvas-box"), "medlab-page"),
+                                    ("wl_drag_kernel", theirs.locator(".medlab-canvas-box"), "medlab-kernel"),
+                                    ("wl_drag_ipympl", mpl, "mpl")):
                 loc.scroll_into_view_if_needed()
                 page.wait_for_timeout(300)
                 b = loc.bounding_box()
                 t0, t1 = _drag(page, b["x"] + 56, b["y"] + b["height"] / 2, 400, 0)
                 page.wait_for_timeout(800)
                 res[name] = {**_rate(page, kind, t0, t1), "load": _load()}
-                if kind == "medlab":
+                if kind == "medlab-kernel":
                     res[name].update(_cycle(page, t0, t1))
 
-            for name, label, kind in (("threshold_drag", "threshold", "medlab"),
-                                      ("threshold_drag_ipympl", "mpl threshold", "mpl")):
-                h = _handle(page, label)
+            for name, scope, label, kind in (("threshold_drag", ours, "threshold", "medlab-page"),
+                                             ("threshold_drag_kernel", theirs, "threshold", "medlab-kernel"),
+                                             ("threshold_drag_ipympl", cells.nth(1), "mpl threshold", "mpl")):
+                h = _handle(scope, label)
                 h.scroll_into_view_if_needed()
                 page.wait_for_timeout(300)
                 hb = h.bounding_box()
@@ -303,7 +331,8 @@ def measure(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
                 page.wait_for_timeout(800)
                 res[name] = {**_rate(page, kind, t0, t1), "load": _load()}
 
-            for name, loc, kind in (("seed_click", ours, "medlab"), ("seed_click_ipympl", mpl, "mpl")):
+            for name, loc, kind in (("seed_click", ours.locator(".medlab-canvas-box"), "medlab-page"),
+                                    ("seed_click_ipympl", mpl, "mpl")):
                 loc.scroll_into_view_if_needed()
                 page.wait_for_timeout(300)
                 b = loc.bounding_box()
@@ -316,6 +345,10 @@ def measure(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
             res["kernel"] = json.loads(re.search(r"STATE (\{.*\})", text).group(1))
 
             # View3D: rotate the 3D tile of NiiVue (WebGL2 on SwiftShader) with a left drag
+            if not with_3d:
+                res["page_errors"] = list(page.errors)
+                res["load_end"] = _load()
+                return res
             run_cell(page, 3)
             gl = page.locator(".jp-Notebook .jp-Cell").nth(3).locator("canvas").first
             gl.wait_for()
@@ -335,10 +368,11 @@ def measure(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
     return res
 
 
-def bench_browser_widgets(in_flight: int = 1, stream_format: str = "jpeg") -> dict:
-    r = measure(in_flight, stream_format)
-    wl, wl_mpl = r["wl_drag"], r["wl_drag_ipympl"]
-    th = r["threshold_drag"]
+def bench_browser_widgets(in_flight: int = 1, stream_format: str = "jpeg", with_3d: bool = True) -> dict:
+    r = measure(in_flight, stream_format, with_3d)
+    wl, wl_mpl, wl_k = r["wl_drag"], r["wl_drag_ipympl"], r["wl_drag_kernel"]
+    th, th_k = r["threshold_drag"], r["threshold_drag_kernel"]
+    rot = f"{r['rotate_3d']['per_s']}/s" if "rotate_3d" in r else "not measured"
     ratio = wl["per_s"] / max(wl_mpl["per_s"], 1e-9)
     ok = wl["per_s"] >= 30 and wl["gap_p95_ms"] <= 100 and ratio >= 3 and th["per_s"] >= 20
     return {
@@ -346,10 +380,11 @@ def bench_browser_widgets(in_flight: int = 1, stream_format: str = "jpeg") -> di
         "ratio": round(ratio, 2),
         "target": "drag >= 30 pictures/s, gap p95 <= 100 ms, >= 3x ipympl; threshold slider >= 20/s",
         "ok": ok,
-        "note": (f"W/L drag {wl['per_s']}/s p95 {wl['gap_p95_ms']} ms (ipympl {wl_mpl['per_s']}/s, "
-                 f"p95 {wl_mpl['gap_p95_ms']} ms); threshold {th['per_s']}/s (ipympl "
-                 f"{r['threshold_drag_ipympl']['per_s']}/s); seed click {r['seed_click']['median_ms']} ms "
-                 f"(ipympl {r['seed_click_ipympl']['median_ms']} ms); 3D rotation {r['rotate_3d']['per_s']}/s; "
+        "note": (f"W/L drag {wl['per_s']}/s p95 {wl['gap_p95_ms']} ms (kernel rendering {wl_k['per_s']}/s "
+                 f"p95 {wl_k['gap_p95_ms']} ms; ipympl {wl_mpl['per_s']}/s, p95 {wl_mpl['gap_p95_ms']} ms); "
+                 f"threshold {th['per_s']}/s p95 {th['gap_p95_ms']} ms (kernel rendering {th_k['per_s']}/s; "
+                 f"ipympl {r['threshold_drag_ipympl']['per_s']}/s); seed click {r['seed_click']['median_ms']} ms "
+                 f"(ipympl {r['seed_click_ipympl']['median_ms']} ms); 3D rotation {rot}; "
                  f"load {r['load_start']}-{r['load_end']}"),
         "details": r,
     }
@@ -365,10 +400,11 @@ if __name__ == "__main__":
     ap.add_argument("--in-flight", type=int, default=1, help="frames sent ahead of the page's acks")
     ap.add_argument("--stream-format", choices=("jpeg", "png"), default="jpeg",
                     help="format of large colour frames while the picture streams")
+    ap.add_argument("--skip-3d", action="store_true", help="leave out the 3D rotation (a minute or more)")
     args = ap.parse_args()
-    out = bench_browser_widgets(args.in_flight, args.stream_format)
+    out = bench_browser_widgets(args.in_flight, args.stream_format, not args.skip_3d)
     print(json.dumps(out, indent=2))
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    name = f"browser_in_flight_{args.in_flight}_{args.stream_format}.json"
+    name = f"browser_in_flight_{args.in_flight}_{args.stream_format}{'_no3d' if args.skip_3d else ''}.json"
     (results / name).write_text(json.dumps(out, indent=2) + "\n")

@@ -6,7 +6,8 @@ cell (a viewer with window/level and a seed picker), drags the window slider, dr
 picture, clicks two seeds, turns the wheel (next slice; with ctrl: zoom), and after each step
 runs the second cell and asserts from the kernel side that the window, the seeds and the grown
 region, the slice and the zoom changed; the page checks the picture flow (live slider frames,
-the newest frame shown), the layout (read-out vs button, slider labels), and that View3D's NiiVue
+the newest frame shown, the page's picture equal to the kernel's pixels, a window drag drawn by
+the page while the kernel is busy in another cell), the layout (read-out vs button, slider labels), and that View3D's NiiVue
 draws the volume with WebGL2 on SwiftShader with no request beyond 127.0.0.1. Screenshots go to
 ``tests/artifacts/e2e/``.
 
@@ -17,6 +18,7 @@ except in CI (``CI=true``), where it fails.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -84,6 +86,44 @@ def _state(page, until=None, timeout_s: float = 30.0) -> dict:
         page.wait_for_timeout(250)
 
 
+_PROMPT_JS = "document.querySelectorAll('.jp-Notebook .jp-Cell')[{n}].querySelector('.jp-InputArea-prompt').innerText"
+_CANVAS_STATE = """(() => { const c = document.querySelector('.medlab-canvas-img');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let sum = 0; for (let i = 0; i < d.length; i += 4) sum += d[i];
+  return { frame: Number(c.dataset.frame), painted: Number(c.dataset.painted || 0), sum }; })()"""
+
+
+def _prompt(page, n: int) -> str:
+    return page.evaluate(_PROMPT_JS.format(n=n)).strip()
+
+
+def _start_cell(page, n: int) -> None:
+    """Start cell ``n`` and return while it runs (its prompt shows '*')."""
+    for _ in range(5):
+        page.locator(".jp-Notebook .jp-Cell").nth(n).locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        try:
+            page.wait_for_function(f"{_PROMPT_JS.format(n=n)}.includes('*')", timeout=5_000)
+            return
+        except Exception:  # JupyterLab dropped the keypress (see labdriver.run_cell)
+            continue
+    raise AssertionError(f"cell {n} did not start")
+
+
+def _same_picture(page, png_base64: str, timeout_s: float = 10.0) -> None:
+    """The medlab canvas shows the kernel's picture (at most 1 grey level apart per channel)."""
+    want = np.asarray(Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB")).astype(int)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        url = page.evaluate("document.querySelector('.medlab-canvas-img').toDataURL('image/png')")
+        got = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(int)
+        diff = np.abs(got - want).max() if got.shape == want.shape else None
+        if diff is not None and diff <= 1 or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(250)
+    assert got.shape == want.shape and diff <= 1, (got.shape, want.shape, diff)
+
+
 def _pixel_center(box: dict, shape, row: int, col: int) -> tuple[float, float]:
     rows, cols = shape
     return box["x"] + (col + 0.5) * box["width"] / cols, box["y"] + (row + 0.5) * box["height"] / rows
@@ -147,6 +187,24 @@ def _drive(page, lab):
     assert after_drag["level"] > after_slider["level"]
     assert after_drag["seeds_index"] == []  # a drag is not a click
 
+    # page rendering: a window drag redraws the picture while the kernel is busy (a cell sleeps),
+    # so no picture comes from the kernel; the kernel's state follows once it is free
+    _start_cell(page, 3)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    before = page.evaluate(_CANVAS_STATE)
+    page.mouse.move(box["x"] + 60, box["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 160, box["y"] + 60, steps=10)
+    page.mouse.up()
+    page.wait_for_function(f"Number(document.querySelector('.medlab-canvas-img').dataset.painted) > {before['painted']}")
+    during = page.evaluate(_CANVAS_STATE)
+    assert _prompt(page, 3) == "[*]:", "the kernel finished before the drag was drawn: no proof"
+    assert during["frame"] == before["frame"] and during["sum"] != before["sum"], (before, during)
+    page.wait_for_function(f"!{_PROMPT_JS.format(n=3)}.includes('*')", timeout=60_000)
+    after_busy = _state(page, until=lambda s: s["window"] != after_drag["window"])
+    assert after_busy["window"] > after_drag["window"] and after_busy["level"] == after_drag["level"]
+
     # two clicks: the nodule, then lung parenchyma (outside the range: it grows nothing)
     z, y, x = first["nodule_index"]
     canvas.scroll_into_view_if_needed()
@@ -161,6 +219,9 @@ def _drive(page, lab):
     # sent since it opened (the frames of the constructors went out before there was a page)
     page.wait_for_function(f"Number(document.querySelector('.medlab-canvas-img').dataset.frame) === {state['frame']}")
     assert state["frames_acked"] >= state["frames_sent"] - 3, state
+    # the page draws what the kernel composes (medlab.display's pixels), window, threshold-free
+    # grey, seed region fill and markers included
+    _same_picture(page, state["pixels_png"])
     # the grown region is the nodule (60 HU in lung, range 0..200 HU): its size, up to noise
     assert abs(state["voxels"] - state["nodule_voxels"]) <= 0.3 * state["nodule_voxels"]
     # the wheel pages to the next slice; ctrl + wheel zooms (in the browser, synced back)

@@ -48,7 +48,7 @@ def _nodule(phantom):
 
 # --------------------------------------------------------------------------- SliceViewer
 def test_viewer_draws_the_slice_through_medlab_display(ct):
-    v = SliceViewer(ct, window=400, level=40)
+    v = SliceViewer(ct, window=400, level=40, rendering="kernel")
     arr = sitk.GetArrayFromImage(ct)
     assert v.index == 12 and v.axis == "axial" and v.n_slices == 24
     expected = medlab.display.render(arr[12], 400, 40)
@@ -422,7 +422,7 @@ def _ack(canvas, frame=None):
 
 
 def test_canvas_sends_the_next_frame_only_after_the_ack_and_always_the_newest(ct):
-    v = SliceViewer(ct, window=400, level=40)
+    v = SliceViewer(ct, window=400, level=40, rendering="kernel")
     c = v.canvas
     composed = []
     real = v.compose
@@ -448,7 +448,7 @@ def test_canvas_sends_the_next_frame_only_after_the_ack_and_always_the_newest(ct
 def test_canvas_does_not_wait_for_a_page_that_went_away(ct, monkeypatch):
     import medlab.widgets._canvas as canvas_module
 
-    v = SliceViewer(ct, window=400, level=40)
+    v = SliceViewer(ct, window=400, level=40, rendering="kernel")
     _ack(v.canvas)
     v.set_window_level(500, 40)
     v.set_window_level(600, 40)
@@ -677,7 +677,7 @@ def test_a_jpeg_stream_ends_on_the_lossless_picture(ct, monkeypatch):
 
     monkeypatch.setattr(viewer_module, "STREAM_JPEG_MIN_PIXELS", 1)  # the test slice is small
     monkeypatch.setattr(canvas_module, "STREAM_S", 60.0)  # every frame is part of the stream
-    v = SliceViewer(ct, window=400, level=40)
+    v = SliceViewer(ct, window=400, level=40, rendering="kernel")
     th = ThresholdSlider(v, lower=0, upper=200)  # a colour picture (filled overlay)
     c = v.canvas
     c.stream_format = "jpeg"

@@ -1,7 +1,10 @@
 """ImageCanvas: the one browser view of every medlab widget (an anywidget).
 
-The kernel sends a picture (PNG, made by :func:`medlab.display.encode`) and view settings; the
-browser decodes it off the main thread (``createImageBitmap``), draws it on a ``<canvas>``,
+The kernel sends a picture (PNG, made by :func:`medlab.display.encode`) and view settings, or
+(``rendering='page'``) the slice's intensities once per slice, and the page applies the window,
+the colour map and a threshold overlay itself (a window drag on the picture or a threshold
+slider then redraws with no kernel round trip; the kernel's state follows). The browser decodes
+a picture off the main thread (``createImageBitmap``), draws it on a ``<canvas>``,
 applies zoom and pan itself (a CSS transform, no kernel round trip), and sends mouse events
 back as image pixel positions ``(row, col)`` of the shown slice.
 
@@ -39,9 +42,11 @@ from collections.abc import Callable
 import anywidget
 import traitlets as t
 
-__all__ = ["ImageCanvas", "EVENTS", "ACK_TIMEOUT_S"]
+__all__ = ["ImageCanvas", "EVENTS", "ACK_TIMEOUT_S", "RENDERINGS"]
 
 EVENTS = ("click", "drag", "wheel", "move", "leave")
+RENDERINGS = ("page", "kernel")
+RAW_DTYPES = ("int8", "uint8", "int16", "uint16", "float32")
 ACK_TIMEOUT_S = 1.0
 STREAM_S = 0.25  # a frame sent within this time of the previous one is part of a stream
 
@@ -56,6 +61,7 @@ function render({ model, el }) {
   img.draggable = false;
   img.setAttribute("role", "img");
   img.setAttribute("aria-label", "medlab image");
+  img.dataset.rendering = model.get("rendering");
   box.appendChild(img);
   el.appendChild(box);
   const ctx = img.getContext("2d");
@@ -94,6 +100,103 @@ function render({ model, el }) {
     const ty = h / 2 - (v.center[0] / rows) * h * v.zoom;
     img.style.transform = `translate(${tx}px, ${ty}px) scale(${v.zoom})`;
   }
+  // Page rendering (rendering "page"): the kernel sends the slice's intensities once per slice
+  // (``raw``) and its other layers as an RGBA picture (``layers``, deflated; alpha 1 = a fill
+  // blended with ``fill_alpha``, 255 = opaque); window/level, the colour map and the threshold
+  // overlay are applied here, so a window drag or a threshold slider needs no kernel round trip.
+  const INT_TYPES = { int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array };
+  let rawArr = null;    // the slice's intensities (a typed array, row-major)
+  let layerArr = null;  // the layers, RGBA bytes, or null
+  let table = null, tableKey = null;  // grey value of every integer intensity
+  let pixels = null;    // ImageData of the picture
+  let wlLocal = null;   // {w, l} of a window drag on the page, until it ends
+  let painting = false;
+  function bytesOf(d) {
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
+  }
+  function typedRaw() {
+    const d = model.get("raw");
+    if (!d || d.byteLength === 0) return null;
+    const dtype = model.get("raw_dtype");
+    const T = INT_TYPES[dtype] || Float32Array;
+    return new T(bytesOf(d).buffer);
+  }
+  async function inflate(d) {
+    const stream = new Blob([bytesOf(d)]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  function currentWL() {
+    return wlLocal || { w: model.get("window"), l: model.get("level") };
+  }
+  function paint() {
+    if (!rawArr) return;
+    const [rows, cols] = shape();
+    const n = rows * cols;
+    if (rawArr.length !== n) return;
+    const { w, l } = currentWL();
+    const low = l - w / 2, high = l + w / 2, span = high - low;
+    const grey = (v) => {  // medlab.display.to_uint8: floor(255 * clip((v - low) / span, 0, 1) + 0.5)
+      if (v !== v) return 0;  // NaN shows black
+      let u = (v - low) / span;
+      u = u < 0 ? 0 : (u > 1 ? 1 : u);
+      return Math.floor(u * 255 + 0.5);
+    };
+    const dtype = model.get("raw_dtype");
+    let tab = null, off = 0;
+    if (INT_TYPES[dtype]) {
+      const bits = dtype.endsWith("8") ? 8 : 16;
+      off = dtype.startsWith("u") ? 0 : -(1 << (bits - 1));
+      const key = dtype + ":" + low + ":" + high;
+      if (tableKey !== key) {
+        table = new Uint8Array(1 << bits);
+        for (let i = 0; i < table.length; i++) table[i] = grey(i + off);
+        tableKey = key;
+      }
+      tab = table;
+    }
+    const lutView = model.get("lut");
+    const cm = lutView && lutView.byteLength === 768 ? bytesOf(lutView) : null;
+    const th = model.get("threshold") || [];
+    const thOn = th.length === 2;
+    const tlo = thOn ? th[0] : 0, thi = thOn ? th[1] : 0;
+    const tc = model.get("threshold_color") || [255, 64, 64];
+    const a = model.get("fill_alpha"), b = 1 - a;
+    const lay = layerArr && layerArr.length === 4 * n ? layerArr : null;
+    if (img.width !== cols || img.height !== rows || !pixels) {
+      img.width = cols;
+      img.height = rows;
+      pixels = ctx.createImageData(cols, rows);
+    }
+    const out = pixels.data;
+    for (let i = 0, j = 0; i < n; i++, j += 4) {
+      const v = rawArr[i];
+      const g = tab ? tab[v - off] : grey(v);
+      let r = g, gg = g, bb = g;
+      if (cm) { r = cm[3 * g]; gg = cm[3 * g + 1]; bb = cm[3 * g + 2]; }
+      const code = lay ? lay[j + 3] : 0;
+      if (code === 255) {
+        r = lay[j]; gg = lay[j + 1]; bb = lay[j + 2];
+      } else if (code !== 0) {  // a filled label (medlab.display.render's blend)
+        r = Math.floor(r * b + lay[j] * a + 0.5);
+        gg = Math.floor(gg * b + lay[j + 1] * a + 0.5);
+        bb = Math.floor(bb * b + lay[j + 2] * a + 0.5);
+      } else if (thOn && v >= tlo && v <= thi) {
+        r = Math.floor(r * b + tc[0] * a + 0.5);
+        gg = Math.floor(gg * b + tc[1] * a + 0.5);
+        bb = Math.floor(bb * b + tc[2] * a + 0.5);
+      }
+      out[j] = r; out[j + 1] = gg; out[j + 2] = bb; out[j + 3] = 255;
+    }
+    ctx.putImageData(pixels, 0, 0);
+    img.dataset.painted = String((Number(img.dataset.painted) || 0) + 1);
+    img.dataset.drawn = String((Number(img.dataset.drawn) || 0) + 1);
+  }
+  function paintSoon() {  // at most one picture per animation frame
+    if (painting || model.get("rendering") !== "page") return;
+    painting = true;
+    requestAnimationFrame(() => { painting = false; if (alive) paint(); });
+  }
+
   // Flow control: a frame is decoded off the main thread (createImageBitmap), drawn, then
   // acknowledged; the kernel sends the next (always the newest) frame only after the ack.
   // A frame that arrives while one decodes waits; only the newest waiting one is drawn.
@@ -105,8 +208,26 @@ function render({ model, el }) {
     try {
       do {
         waiting = false;
-        const data = model.get("png");
         const frame = model.get("frame");
+        if (model.get("rendering") === "page") {
+          const raw = typedRaw();
+          const lay = model.get("layers");
+          let layers = null;
+          if (lay && lay.byteLength > 0) {
+            try { layers = await inflate(lay); }
+            catch (err) { console.error("medlab canvas: cannot inflate layers", frame, err); }
+          }
+          if (!alive) return;
+          rawArr = raw;
+          layerArr = layers;
+          if (rawArr) {
+            paint();
+            img.dataset.frame = String(frame);
+          }
+          model.send({ event: "ack", frame });
+          continue;
+        }
+        const data = model.get("png");
         if (!data || data.byteLength === 0) break;
         const type = model.get("mime") || "image/png";
         let bitmap = null;
@@ -161,6 +282,27 @@ function render({ model, el }) {
     model.send(msg);
   }
 
+  // A window drag drawn by the page itself (rendering "page", drag_action "window"): the same
+  // map as WindowLevel's kernel handler (right widens, down raises the level); the new window
+  // goes to the kernel at most every 0.1 s and at the end, so Python's state follows.
+  function pageWindowDrag() {
+    return model.get("rendering") === "page" && model.get("drag_action") === "window" && rawArr !== null;
+  }
+  let wlSaved = 0;
+  function windowDrag(wl0, dx, dy, end) {
+    const s = model.get("drag_sensitivity");
+    wlLocal = { w: Math.max(wl0.w + dx * s, model.get("drag_window_min")), l: wl0.l + dy * s };
+    paintSoon();
+    const now = performance.now();
+    if (end || now - wlSaved >= 100) {
+      wlSaved = now;
+      model.set("window", wlLocal.w);
+      model.set("level", wlLocal.l);
+      model.save_changes();
+    }
+    if (end) { wlLocal = null; paintSoon(); }
+  }
+
   let press = null;
   let lastHover = null;
   box.addEventListener("pointerdown", (ev) => {
@@ -169,18 +311,21 @@ function render({ model, el }) {
     try { box.setPointerCapture(ev.pointerId); } catch (err) { /* a synthetic pointer */ }
     const pan = ev.button !== 0 || ev.shiftKey || model.get("drag_mode") !== "events";
     press = { x: ev.clientX, y: ev.clientY, button: ev.button, pan, dragging: false,
-              view: view(), px: pixel(ev), mods: mods(ev) };
+              view: view(), px: pixel(ev), mods: mods(ev),
+              wl: !pan && pageWindowDrag() ? currentWL() : null };
   });
   box.addEventListener("pointermove", (ev) => {
     if (press) {
       const dx = ev.clientX - press.x, dy = ev.clientY - press.y;
       if (!press.dragging && Math.abs(dx) + Math.abs(dy) > 4) {
         press.dragging = true;
-        if (!press.pan) sendNow({ event: "drag", phase: "start", dx: 0, dy: 0,
-                                  row: press.px[0], col: press.px[1], ...press.mods });
+        if (!press.pan && !press.wl) sendNow({ event: "drag", phase: "start", dx: 0, dy: 0,
+                                               row: press.px[0], col: press.px[1], ...press.mods });
       }
       if (press.dragging) {
-        if (press.pan) {
+        if (press.wl) {
+          windowDrag(press.wl, dx, dy, false);
+        } else if (press.pan) {
           const [w, h] = size();
           const [rows, cols] = shape();
           const v0 = press.view;
@@ -203,7 +348,8 @@ function render({ model, el }) {
     const p = press;
     press = null;
     if (p.dragging) {
-      if (p.pan) { if (local) { const v = local; local = null; saveView(v); } }
+      if (p.wl) windowDrag(p.wl, ev.clientX - p.x, ev.clientY - p.y, true);
+      else if (p.pan) { if (local) { const v = local; local = null; saveView(v); } }
       else sendNow({ event: "drag", phase: "end", dx: ev.clientX - p.x, dy: ev.clientY - p.y, ...p.mods });
       return;
     }
@@ -240,6 +386,9 @@ function render({ model, el }) {
   }, { passive: false });
 
   model.on("change:frame", drawFrame);
+  for (const name of ["window", "level", "threshold", "threshold_color", "fill_alpha", "lut"]) {
+    model.on("change:" + name, paintSoon);
+  }
   for (const name of ["shape", "aspect", "display_width", "zoom", "center"]) {
     model.on("change:" + name, layout);
   }
@@ -281,8 +430,35 @@ class ImageCanvas(anywidget.AnyWidget):
 
     Attributes (synced traitlets)
     -----------------------------
+    rendering : {'kernel', 'page'}
+        Who turns intensities into a picture. ``'kernel'``: the kernel sends finished pictures
+        (``png``). ``'page'``: the kernel sends the slice's intensities (``raw``, once per
+        slice) and its other layers (``layers``); the page applies ``window``/``level``,
+        ``lut`` and the ``threshold`` overlay itself, so changing them needs no kernel round
+        trip (:class:`~medlab.widgets.SliceViewer` chooses; see its ``rendering``).
     png : bytes
         The picture (``mime``), one picture pixel per slice pixel; set it with :meth:`show`.
+    raw : bytes
+        Page rendering: the slice's intensities, row-major, little-endian ``raw_dtype``.
+    layers : bytes
+        Page rendering: the overlays drawn by the kernel as RGBA bytes, zlib-deflated (empty:
+        none); alpha 0 is no layer, 1 a filled label blended with ``fill_alpha``, 255 opaque
+        (outlines, markers).
+    window, level : float
+        Page rendering: the display window, intensity units (the page sets them during a
+        window drag, at most every 0.1 s and at its end; the viewer follows).
+    lut : bytes
+        Page rendering: a colour map, 256 RGB triplets indexed by grey value (empty: grey).
+    fill_alpha : float
+        Opacity of filled labels and of the threshold overlay.
+    threshold : [] or [float, float]
+        Page rendering: an overlay of ``lower <= intensity <= upper`` in ``threshold_color``,
+        drawn under the kernel's layers (they replace it where they have a label).
+    drag_action : {'events', 'window'}
+        Page rendering: what a left drag on the picture does when ``drag_mode`` is
+        ``'events'``: ``drag`` events for kernel handlers, or a window/level drag drawn by the
+        page (``drag_sensitivity`` intensity units per screen pixel; the window stays
+        ``>= drag_window_min``).
     frame : int
         Number of the picture sent last; the page acknowledges it once drawn.
     in_flight : int
@@ -314,8 +490,21 @@ class ImageCanvas(anywidget.AnyWidget):
     _esm = _ESM
     _css = _CSS
 
+    rendering = t.Enum(RENDERINGS, default_value="kernel").tag(sync=True)
     png = t.Bytes(b"").tag(sync=True)
     mime = t.Unicode("image/png").tag(sync=True)
+    raw = t.Bytes(b"").tag(sync=True)
+    raw_dtype = t.Enum(RAW_DTYPES, default_value="float32").tag(sync=True)
+    layers = t.Bytes(b"").tag(sync=True)
+    window = t.Float(1.0).tag(sync=True)
+    level = t.Float(0.0).tag(sync=True)
+    lut = t.Bytes(b"").tag(sync=True)
+    fill_alpha = t.Float(0.4).tag(sync=True)
+    threshold = t.List(t.Float(), default_value=[], maxlen=2).tag(sync=True)
+    threshold_color = t.List(t.Int(), default_value=[255, 64, 64], minlen=3, maxlen=3).tag(sync=True)
+    drag_action = t.Enum(("events", "window"), default_value="events").tag(sync=True)
+    drag_sensitivity = t.Float(1.0).tag(sync=True)
+    drag_window_min = t.Float(1e-6).tag(sync=True)
     frame = t.Int(0).tag(sync=True)
     in_flight = t.Int(1, help="frames sent ahead of the page's acknowledgements (1: strict)")
     stream_format = t.Enum(("png", "jpeg"), default_value="png",
@@ -349,7 +538,8 @@ class ImageCanvas(anywidget.AnyWidget):
         ----------
         source : bytes or callable
             PNG bytes, or a function ``source(stream)`` returning the traits of the newest
-            picture (``png`` and optionally ``mime``, ``shape``, ``aspect``), called only when the
+            picture (``png`` and optionally ``mime``, ``shape``, ``aspect``; with page rendering
+            ``raw``, ``raw_dtype`` and ``layers`` instead of ``png``), called only when the
             frame goes out, so states superseded while the page was busy are never rendered or
             encoded. ``stream`` is True when the frame is part of a quick succession and may be
             lossy (``stream_format``).
@@ -387,10 +577,12 @@ class ImageCanvas(anywidget.AnyWidget):
             if "shape" in traits and tuple(self.shape) != tuple(traits["shape"]):
                 self.shape = tuple(traits["shape"])
                 self.center = [self.shape[0] / 2.0, self.shape[1] / 2.0]
-            for name in ("aspect", "mime"):
+            for name in ("aspect", "mime", "raw_dtype"):
                 if name in traits and getattr(self, name) != traits[name]:
                     setattr(self, name, traits[name])
-            self.png = traits["png"]
+            for name in ("png", "raw", "layers"):  # equal bytes are not sent again
+                if name in traits:
+                    setattr(self, name, traits[name])
             self.frame += 1
         self.frames_sent += 1
         self._unacked[self.frame] = now

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,7 +39,7 @@ import medlab.io
 from medlab._image import as_sitk, check_scalar
 from medlab._options import check_choice
 
-from ._canvas import ImageCanvas
+from ._canvas import RENDERINGS, ImageCanvas
 
 __all__ = ["SliceViewer", "Panel", "StaticPNG"]
 
@@ -112,6 +113,7 @@ class _Layer:
     color: tuple | None = None  # one colour for every label (None: medlab.display palette)
     points: list = field(default_factory=list)  # markers: volume indexes
     visible: bool = True
+    page_range: tuple | None = None  # (lower, upper): the page can draw it from the intensities
 
 
 class StaticPNG:
@@ -171,6 +173,14 @@ class SliceViewer(StaticPNG, widgets.VBox):
         Whether the input is an RGB(A) picture (shown as its luminance, with a note above it).
         Default: detected (a numpy ``(M, N, 3|4)`` array, or a SimpleITK image with 3 or 4
         components); ``rgb=False`` shows an ``(M, N, 3)`` array as a 3-slice volume.
+    rendering : {'page', 'kernel'}
+        ``'page'`` (default): the browser receives the slice's intensities once per slice and
+        applies window/level, the colour map and a threshold overlay itself, so a window drag
+        on the picture or a threshold slider redraws without waiting for the kernel (the
+        kernel's state follows within 0.1 s). ``'kernel'``: the kernel sends each finished
+        picture (PNG). Both draw the same pixels as :meth:`compose` (the page computes in
+        double precision from float32 intensities for non-integer images). Float images with
+        values beyond float32's range always use ``'kernel'``.
 
     Attributes
     ----------
@@ -210,8 +220,10 @@ class SliceViewer(StaticPNG, widgets.VBox):
         display_width: int = 512,
         title: str = "",
         rgb: bool | None = None,
+        rendering: str = "page",
     ):
         super().__init__()
+        rendering = check_choice("rendering", rendering, RENDERINGS)
         image, self.converted = _scalar_input(image, rgb)
         img, _ = as_sitk(image, spacing=spacing)
         check_scalar(img, "image")
@@ -240,6 +252,8 @@ class SliceViewer(StaticPNG, widgets.VBox):
         self._table = None
         self._pixels: np.ndarray | None = None  # composed lazily: None = stale
         self._png: bytes | None = None
+        self._raw_cache = None  # (key, dtype, bytes) of the slice sent to the page
+        self._page_range_from_page = False  # a ThresholdSlider's drag: the page has the range
 
         if window is None and level is None and preset in (None, "auto") and not _has_spread(self.array):
             # nothing to compute a percentile window from (all NaN, constant): a unit window
@@ -248,7 +262,11 @@ class SliceViewer(StaticPNG, widgets.VBox):
         else:
             w, lev = medlab.enhance.resolve_window(img, window, level, preset=preset)
         # a 2D image has no slices to page through: the wheel scrolls the notebook
-        self.canvas = ImageCanvas(display_width=int(display_width), wheel_events=self.ndim == 3)
+        self.canvas = ImageCanvas(display_width=int(display_width), wheel_events=self.ndim == 3,
+                                  rendering=self._rendering_for(rendering))
+        self.rendering = self.canvas.rendering
+        self.canvas.fill_alpha = self.overlay_alpha
+        self.canvas.lut = self._lut_bytes()
         self._title = widgets.HTML()
         self.title = title
         self._readout = widgets.HTML("&nbsp;", layout=widgets.Layout(min_height="1.6em"))
@@ -267,7 +285,9 @@ class SliceViewer(StaticPNG, widgets.VBox):
             self.window, self.level = w, lev
             if overlay is not None:
                 self.set_overlay("overlay", overlay, mode=overlay_mode)
+            self._push_window()
             self.observe(self._on_state, names=["axis", "index", "window", "level"])
+            self.canvas.observe(self._on_page_window, names=["window", "level"])
             self._slider.observe(self._on_slider, names="value")
             self._axis_buttons.observe(self._on_axis_buttons, names="value")
             self.canvas.on("wheel", self._on_wheel)
@@ -456,6 +476,7 @@ class SliceViewer(StaticPNG, widgets.VBox):
         if unit is not None:
             self.unit = str(unit)
         self._slice_cache.pop("image", None)
+        self._raw_cache = None
         self.redraw()
 
     # ------------------------------------------------------------------ layers
@@ -482,7 +503,8 @@ class SliceViewer(StaticPNG, widgets.VBox):
             raise ValueError(f"`{name}` must hold integer labels; got dtype {arr.dtype}")
         return arr
 
-    def set_overlay(self, name: str, labels, *, mode: str = "fill", color=None, visible: bool = True) -> None:
+    def set_overlay(self, name: str, labels, *, mode: str = "fill", color=None, visible: bool = True,
+                    page_range=None) -> None:
         """Add or replace a label layer (None removes it).
 
         Parameters
@@ -495,19 +517,40 @@ class SliceViewer(StaticPNG, widgets.VBox):
             Translucent fill (``overlay_alpha``) or a 1-pixel outline.
         color : (r, g, b), optional
             One colour for all labels; default ``medlab.display``'s label palette.
+        page_range : (float, float), optional
+            ``(lower, upper)`` when ``labels`` is exactly ``lower <= image <= upper`` (a
+            threshold, intensity units): with page rendering the browser then draws this filled
+            layer from the intensities itself (:meth:`page_layer`; the first such layer), and
+            a change of the range needs no new picture from the kernel.
         """
         if labels is None:
             self.remove_layer(name)
             return
+        if page_range is not None:
+            lo, hi = (float(v) for v in page_range)
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+                raise ValueError(f"`page_range` must be finite (lower, upper) with lower <= upper; got {page_range!r}")
+            page_range = (lo, hi)
         layer = _Layer(
             kind="overlay",
             mode=check_choice("mode", mode, OVERLAY_MODES),
             labels=self._volume(labels, "labels"),
             color=None if color is None else _rgb(color, "color"),
             visible=bool(visible),
+            page_range=page_range,
         )
+        was = self.page_layer()
+        old = self._layers.get(name)
         self._layers[name] = layer
         self._slice_cache.pop(("layer", name), None)
+        now = self.page_layer()
+        if (was is not None or now is not None) and not (
+                self._page_range_from_page and name == now == was and old.color == layer.color):
+            self._push_threshold()
+        if name == now == was and old.color == layer.color:
+            # the page draws this layer from the intensities: no new picture to send
+            self._pixels = self._png = None
+            return
         self.redraw()
 
     def set_markers(self, name: str, points_index, *, color=(255, 220, 0)) -> None:
@@ -519,6 +562,7 @@ class SliceViewer(StaticPNG, widgets.VBox):
     def remove_layer(self, name: str) -> None:
         if self._layers.pop(name, None) is not None:
             self._slice_cache.pop(("layer", name), None)
+            self._push_threshold()
             self.redraw()
 
     @property
@@ -585,6 +629,12 @@ class SliceViewer(StaticPNG, widgets.VBox):
                 self.redraw()
 
     def _on_state(self, change):
+        if change["name"] in ("window", "level") and self.rendering == "page":
+            # the page applies the window itself: no picture to send, only the numbers
+            self._pixels = self._png = None
+            self._push_window()
+            self._status.value = self._status_text()
+            return
         if change["name"] == "axis":
             with self.hold_redraw():
                 self._slice_cache.clear()
@@ -595,6 +645,100 @@ class SliceViewer(StaticPNG, widgets.VBox):
             self._slider.value = self.index
             self._axis_buttons.value = self.axis
         self.redraw()
+
+    # ------------------------------------------------------------------ page rendering
+    def _rendering_for(self, rendering: str) -> str:
+        if rendering == "page" and self.array.dtype.kind == "f":
+            lo, hi = self.intensity_range
+            if max(abs(lo), abs(hi)) > float(np.finfo(np.float32).max):
+                return "kernel"  # the page holds float32 intensities
+        return rendering
+
+    def _lut_bytes(self) -> bytes:
+        """The colour map as 256 RGB triplets (``medlab.display.render`` of a grey ramp); empty for grey."""
+        ramp = medlab.display.render(np.arange(256, dtype=np.uint8)[None, :], 255.0, 127.5, colormap=self.colormap)
+        return b"" if ramp.ndim == 2 else np.ascontiguousarray(ramp[0]).tobytes()
+
+    def _push_window(self) -> None:
+        if self.rendering != "page":
+            return
+        c = self.canvas
+        if (c.window, c.level) != (self.window, self.level):
+            with c.hold_sync():
+                c.window, c.level = self.window, self.level
+
+    def _on_page_window(self, _change) -> None:
+        """The page changed the window (a drag drawn by the page): the state follows."""
+        c = self.canvas
+        if self.rendering != "page" or (c.window, c.level) == (self.window, self.level):
+            return
+        try:
+            self.set_window_level(c.window, c.level)
+        except ValueError:  # the page never sends these; keep the state and show it again
+            with c.hold_sync():
+                c.window, c.level = self.window, self.level
+
+    def page_layer(self) -> str | None:
+        """The layer the page draws from the intensities (page rendering: the first visible
+        filled layer with a ``page_range``), or None."""
+        if self.rendering != "page":
+            return None
+        for name, layer in self._layers.items():
+            if layer.kind == "overlay" and layer.mode == "fill" and layer.visible and layer.page_range is not None:
+                return name
+        return None
+
+    def _push_threshold(self) -> None:
+        name = self.page_layer()
+        c = self.canvas
+        with c.hold_sync():
+            if name is None:
+                c.threshold = []
+                return
+            layer = self._layers[name]
+            c.threshold = [float(v) for v in layer.page_range]
+            color = layer.color if layer.color is not None else tuple(medlab.display.overlay_palette(1)[1])
+            c.threshold_color = [int(v) for v in color]
+
+    def _raw(self) -> tuple[str, bytes]:
+        """The shown slice's intensities for the page: ``(dtype, bytes)``, cached per slice."""
+        sl = self.current_slice()
+        key = (self.axis, self.index)
+        if self._raw_cache is None or self._raw_cache[0] != key:
+            dtype = sl.dtype.name if sl.dtype.name in ("int8", "uint8", "int16", "uint16") else "float32"
+            data = np.ascontiguousarray(sl, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
+            self._raw_cache = (key, dtype, data)
+        return self._raw_cache[1], self._raw_cache[2]
+
+    def compose_layers(self) -> np.ndarray:
+        """The layers the kernel draws for page rendering: (M, N, 4) uint8, RGB and a code
+        (0 none, 1 a filled label blended with ``overlay_alpha``, 255 opaque); the page layer
+        (:meth:`page_layer`) is left out: the page draws it from the intensities."""
+        exclude = self.page_layer()
+        fill, fill_colors = self._merged("fill", exclude=exclude)
+        contour, contour_colors = self._merged("contour")
+        shape = self.current_slice().shape[:2]
+        out = np.zeros((*shape, 4), np.uint8)
+        if fill is not None:
+            sel = fill > 0
+            out[sel, :3] = medlab.display.overlay_palette(int(fill.max()), fill_colors)[fill[sel]]
+            out[sel, 3] = 1
+        if contour is not None:
+            edge = medlab.display.boundary(contour)
+            out[edge, :3] = medlab.display.overlay_palette(int(contour.max()), contour_colors)[contour[edge]]
+            out[edge, 3] = 255
+        markers = self._markers()
+        if markers:
+            import cv2
+
+            size = max(7, min(shape) // 24)
+            for color, (row, col) in markers:
+                cv2.drawMarker(out, (int(col), int(row)), (*color, 255), cv2.MARKER_TILTED_CROSS, size, 1)
+        return out
+
+    def _markers(self) -> list:
+        return [(lay.color, px) for lay in self._layers.values() if lay.kind == "markers"
+                for px in (self.pixel_of_index(p) for p in lay.points) if px is not None]
 
     def _sync_slider_range(self):
         self._slider.max = self.n_slices - 1
@@ -625,11 +769,11 @@ class SliceViewer(StaticPNG, widgets.VBox):
         """The shown slice (intensities, display orientation)."""
         return self._cached("image", self.array)
 
-    def _merged(self, mode: str):
+    def _merged(self, mode: str, exclude: str | None = None):
         """The visible layers of one mode as one label slice and its colours."""
         merged, colors, offset = None, {}, 0
         for name, layer in self._layers.items():
-            if layer.kind != "overlay" or layer.mode != mode or not layer.visible:
+            if layer.kind != "overlay" or layer.mode != mode or not layer.visible or name == exclude:
                 continue
             sl = self._cached(("layer", name), layer.labels)
             top = int(sl.max()) if sl.size else 0
@@ -686,8 +830,7 @@ class SliceViewer(StaticPNG, widgets.VBox):
             contour = None
         else:
             pixels = medlab.display.render(sl, self.window, self.level, colormap=self.colormap)
-        markers = [(lay.color, px) for lay in self._layers.values() if lay.kind == "markers"
-                   for px in (self.pixel_of_index(p) for p in lay.points) if px is not None]
+        markers = self._markers()
         if contour is None and not markers:
             return pixels
         if pixels.ndim == 2:
@@ -741,8 +884,13 @@ class SliceViewer(StaticPNG, widgets.VBox):
         picture goes as JPEG (measured on a 512x512 slice with a filled overlay: 0.5 ms and
         21 KB against PNG's 11 ms and 67 KB); the canvas replaces the last one by the PNG."""
         self._status.value = self._status_text()
-        pixels = self.pixels
         rs, cs = self.pixel_spacing_mm
+        if self.rendering == "page":
+            dtype, raw = self._raw()
+            layers = self.compose_layers()
+            return {"shape": tuple(layers.shape[:2]), "aspect": rs / cs, "raw": raw, "raw_dtype": dtype,
+                    "layers": zlib.compress(layers.tobytes(), 1) if layers[..., 3].any() else b""}
+        pixels = self.pixels
         frame = {"shape": tuple(pixels.shape[:2]), "aspect": rs / cs}
         if stream and pixels.ndim == 3 and pixels.shape[0] * pixels.shape[1] >= STREAM_JPEG_MIN_PIXELS:
             return {**frame, "png": medlab.display.encode(pixels, format="jpeg", quality=90), "mime": "image/jpeg"}
