@@ -13,6 +13,7 @@ Hounsfield units, PET in SUV body weight by default. Unreadable data always rais
 :func:`volume_metadata`     per-volume metadata of a read image (b-values, gradients, echo
                             and acquisition times, slice timing, phase-encoding direction)
 :func:`write`               atomic write by extension; never overwrites unless asked
+:func:`write_dicom_series`  a 3D CT (HU) or PET (SUV) image as a DICOM image series (folder)
 :func:`list_series`         the DICOM series under a folder (patient, study, series, modality,
                             size, volumes, files), recursively
 :func:`metadata`            DICOM header as a plain dict (``identifying=False`` for reports)
@@ -33,6 +34,7 @@ under an assumption gives a :class:`DicomWarning` (a ``UserWarning``) that state
 from __future__ import annotations
 
 from medlab.io._common import DicomWarning
+from medlab.io._dicom_write import DicomSeries, write_dicom_series
 from medlab.io._guard import MAX_BYTES
 from medlab.io._labels import rtstruct_rois, rtstruct_to_labels, seg_to_labels
 from medlab.io._meta import IDENTIFYING_KEYS, METADATA_KEYS, metadata
@@ -46,6 +48,8 @@ __all__ = [
     "read",
     "to_gray",
     "write",
+    "write_dicom_series",
+    "DicomSeries",
     "list_series",
     "volume",
     "volumes",

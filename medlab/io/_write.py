@@ -39,7 +39,7 @@ def write(image, path, *, overwrite: bool = False, compress: bool = True) -> Pat
     (:func:`medlab.io.volume_metadata`), which NIfTI has no place for. TIFF, PNG and JPEG keep
     no origin or direction, and spacing only as a resolution (PNG to about 1e-6 mm, TIFF
     to float32 precision, JPEG to about 1%).
-    DICOM is not written.
+    DICOM: a series folder with :func:`medlab.io.write_dicom_series`.
 
     The image is written into a temporary folder beside ``path`` (named by
     :mod:`medlab._atomic`, with this host and process id) under the final file name, so the
@@ -87,7 +87,7 @@ def write(image, path, *, overwrite: bool = False, compress: bool = True) -> Pat
     if ext not in WRITE_EXTENSIONS:
         raise ValueError(
             f"`path` must end with one of {', '.join(WRITE_EXTENSIONS)}; got {target.name!r}"
-            + (" (writing DICOM is not supported)" if ext in (".dcm", ".dicom") else "")
+            + (" (DICOM: medlab.io.write_dicom_series writes a series folder)" if ext in (".dcm", ".dicom") else "")
         )
     _check_format(img, ext)
     folder = target.parent
