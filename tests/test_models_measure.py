@@ -184,6 +184,16 @@ def test_threshold_at_sensitivity_is_the_highest_that_reaches_it():
         mm.threshold_at_sensitivity(np.zeros(3), [0.1, 0.2, 0.3])
 
 
+def test_expected_calibration_error_by_hand():
+    from medlab.metrics import calibration
+
+    # one bin: every image says 0.9, half are positive -> |0.5 - 0.9| = 0.4
+    assert calibration([0, 1, 0, 1], [0.9] * 4).ece == pytest.approx(0.4)
+    # two bins of 2: [0.1, 0.3] observed 0 (|0 - 0.2|), [0.7, 0.9] observed 1 (|1 - 0.8|) -> 0.2
+    assert calibration([0, 0, 1, 1], [0.1, 0.3, 0.7, 0.9], n_bins=2).ece == pytest.approx(0.2)
+    assert calibration([0, 1], [0.0, 1.0]).ece == 0.0  # confident and right
+
+
 def test_busi_performance_by_hand():
     import pandas as pd
 

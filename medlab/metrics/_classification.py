@@ -136,7 +136,8 @@ class Calibration(NamedTuple):
     """Reliability curve and Brier score of predicted probabilities.
 
     ``prob_true`` (observed share of positives), ``prob_pred`` (mean predicted probability) and
-    ``count`` (cases) per non-empty bin; ``brier`` = mean of (p - y)^2 over all cases."""
+    ``count`` (cases) per non-empty bin; ``brier`` = mean of (p - y)^2 over all cases; ``ece``
+    (a property): the expected calibration error."""
 
     prob_true: np.ndarray
     prob_pred: np.ndarray
@@ -144,6 +145,13 @@ class Calibration(NamedTuple):
     brier: float
     n_bins: int
     strategy: str
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error (Naeini et al. 2015): the mean over cases of
+        ``|prob_true - prob_pred|`` of their bin, ``sum(count * |prob_true - prob_pred|) / n``
+        (0 for a perfectly calibrated model; the same unit as the probabilities)."""
+        return float(np.sum(self.count * np.abs(self.prob_true - self.prob_pred)) / np.sum(self.count))
 
 
 def calibration(y_true, probabilities, *, n_bins: int = 10, strategy: str = "uniform") -> Calibration:
