@@ -22,7 +22,7 @@ def mni():
 
 @pytest.fixture(scope="module")
 def mni_brain(mni):
-    return neuro.brain_extraction(mni["template"])
+    return neuro.brain_extraction(mni.image)
 
 
 # ------------------------------------------------------------------ head CT phantom
@@ -133,7 +133,7 @@ def test_tissue_segmentation_on_three_known_classes():
 
 def test_brain_extraction_on_mni152(mni, mni_brain):
     # measured Dice 0.9929 against nilearn's brain mask
-    assert metrics.dice(mni_brain, mni["brain_mask"]) > 0.98
+    assert metrics.dice(mni_brain, mni.labels["brain"]) > 0.98
 
 
 @pytest.mark.parametrize("method, gm_floor, wm_floor", [
@@ -142,22 +142,22 @@ def test_brain_extraction_on_mni152(mni, mni_brain):
     ("multi_otsu", 0.68, 0.76),  # measured GM 0.702, WM 0.791
 ])
 def test_tissue_dice_on_mni152(mni, mni_brain, method, gm_floor, wm_floor):
-    lab = arr(neuro.tissue_segmentation(mni["template"], mni_brain, method=method))
-    assert metrics.dice(lab == 2, mni["gm_mask"]) > gm_floor
-    assert metrics.dice(lab == 3, mni["wm_mask"]) > wm_floor
+    lab = arr(neuro.tissue_segmentation(mni.image, mni_brain, method=method))
+    assert metrics.dice(lab == 2, mni.labels["gm"]) > gm_floor
+    assert metrics.dice(lab == 3, mni.labels["wm"]) > wm_floor
 
 
 def test_atrophy_measured_on_mni152(mni, mni_brain):
     base = arr(mni_brain).sum() * 8 / 1000
     # whole-brain atrophy: a 2 mm outer layer of the brain replaced by background
-    shrink = neuro.simulate_atrophy(mni["template"], mni_brain, depth_mm=2.0, fill_value=0.0)
+    shrink = neuro.simulate_atrophy(mni.image, mni_brain, depth_mm=2.0, fill_value=0.0)
     after = arr(neuro.brain_extraction(shrink["image"])).sum() * 8 / 1000
     # measured loss 145.2 mL for a true 141.8 mL (+2.4 %)
     assert (base - after) == pytest.approx(shrink["volume_ml"], rel=0.06)
     # cortical thinning: grey matter in the 2 mm outer layer replaced by CSF
-    lab = neuro.tissue_segmentation(mni["template"], mni_brain, method="kmeans")
-    a, t = arr(lab), arr(mni["template"])
-    thin = neuro.simulate_atrophy(mni["template"], mni_brain, depth_mm=2.0,
+    lab = neuro.tissue_segmentation(mni.image, mni_brain, method="kmeans")
+    a, t = arr(lab), arr(mni.image)
+    thin = neuro.simulate_atrophy(mni.image, mni_brain, depth_mm=2.0,
                                   tissue=(a == 2).astype(np.uint8), fill_value=float(t[a == 1].mean()))
     lab2 = neuro.tissue_segmentation(thin["image"], mni_brain, method="kmeans")
     loss = neuro.tissue_volumes(lab)["gm"] - neuro.tissue_volumes(lab2)["gm"]
@@ -181,3 +181,74 @@ def test_doctests():
 def test_head_ct_phantom_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         datasets.head_ct_phantom(**kw)
+
+
+# ------------------------------------------------------------------ 4D EPI stability
+
+
+def _run(volumes, spacing=(2.0, 3.0, 4.0), direction=None):
+    """A 4D image (x, y, z, volume) from a list of (z, y, x) arrays."""
+    img = sitk.JoinSeries([sitk.GetImageFromArray(np.asarray(v, np.float32)) for v in volumes])
+    img.SetSpacing((*spacing, 1.0))
+    img.SetOrigin((10.0, -20.0, 5.0, 0.0))
+    if direction is not None:
+        d4 = np.eye(4)
+        d4[:3, :3] = direction
+        img.SetDirection(d4.ravel().tolist())
+    return img
+
+
+def test_epi_stability_translations_are_exact_in_mm():
+    base = np.zeros((12, 20, 24))
+    base[4:8, 6:12, 8:15] = 100.0
+    base[5, 8, 10] = 400.0  # not symmetric
+    moves = [(0, 0, 0), (1, 0, 0), (1, 2, 0), (0, 2, 1), (-2, 0, 1)]  # (x, y, z) voxels
+    vols = [np.roll(base, (k, j, i), axis=(0, 1, 2)) for i, j, k in moves]
+    c, s = np.cos(0.3), np.sin(0.3)
+    direction = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])  # an oblique grid
+    qc = neuro.epi_stability(_run(vols, direction=direction), mask=np.ones(base.shape))
+    expected = np.array(moves, float) * (2.0, 3.0, 4.0) @ direction.T  # physical mm (x, y, z)
+    np.testing.assert_allclose(qc["centroid_shift_mm"], expected, atol=1e-9)
+    np.testing.assert_allclose(qc["framewise_displacement_mm"], np.r_[0.0, np.abs(np.diff(expected, axis=0)).sum(axis=1)],
+                               atol=1e-9)
+    assert qc["volumes"] == 5 and qc["tsnr"].GetSize() == (24, 20, 12) and qc["tsnr"].GetDirection() == pytest.approx(
+        direction.ravel())
+
+
+def test_epi_stability_signal_measures_are_exact():
+    base = np.full((6, 8, 8), 1000.0)
+    # alternating +-10 around 1000: mean 1000, SD (ddof 1) 10 sqrt(10/9); every change is 20 = 2 %
+    vols = [base + 10.0 * (-1) ** k for k in range(10)]
+    qc = neuro.epi_stability(_run(vols), mask=np.ones(base.shape, bool))
+    assert qc["tsnr_median"] == pytest.approx(1000.0 / (10.0 * np.sqrt(10 / 9)), rel=1e-9)
+    np.testing.assert_allclose(qc["dvars_percent"], [0.0] + [2.0] * 9, rtol=1e-12)
+    np.testing.assert_allclose(qc["framewise_displacement_mm"], 0.0, atol=1e-9)
+    # a linear drift of 5 a volume from 1000: 45 over the run = 4.5 % of the first volume
+    drift = neuro.epi_stability(_run([base + 5.0 * k for k in range(10)]), mask=np.ones(base.shape))
+    assert drift["drift_percent"] == pytest.approx(4.5, rel=1e-9)
+    skipped = neuro.epi_stability(_run([base + 5.0 * k for k in range(10)]), skip=4, mask=np.ones(base.shape))
+    assert skipped["volumes"] == 6 and skipped["drift_percent"] == pytest.approx(25.0 / 1020.0 * 100.0, rel=1e-9)
+
+
+def test_epi_stability_refuses_what_it_cannot_measure():
+    with pytest.raises(ValueError, match=r"4D SimpleITK.Image \(x, y, z, volume\).*got a 3D image"):
+        neuro.epi_stability(sitk.Image([4, 4, 4], sitk.sitkFloat32))
+    run = _run([np.ones((2, 3, 3))] * 4)
+    with pytest.raises(ValueError, match="`skip`=2 leaves 2 of 4 volumes"):
+        neuro.epi_stability(run, skip=2)
+    with pytest.raises(ValueError, match="mask"):
+        neuro.epi_stability(run, mask=np.ones((3, 3, 3)))
+
+
+def test_epi_stability_on_the_real_ge_fmri_run():
+    image = __import__("medlab.io").io.read(datasets.load("dcm_qa_nih", case="20180918GE/mr_0004").paths["series"])
+    qc = neuro.epi_stability(image)
+    assert qc["volumes"] == 10 and qc["tsnr"].GetSize() == (64, 64, 15)
+    # the head moves in this validation run: framewise displacement up to 28.9 mm, median tSNR
+    # 4.2 in the Otsu mask of the mean volume (measured); a still run gives FD < 1 mm, tSNR > 40
+    assert qc["framewise_displacement_mm"].max() > 15.0
+    assert 2.0 < qc["tsnr_median"] < 8.0
+    # the tSNR map is mean/SD over time, voxel by voxel (independent numpy computation)
+    a = sitk.GetArrayFromImage(image).astype(np.float64)
+    inside = sitk.GetArrayFromImage(qc["mask"]).astype(bool)
+    assert qc["tsnr_median"] == pytest.approx(np.median(a.mean(0)[inside] / a.std(0, ddof=1)[inside]), rel=1e-5)

@@ -17,6 +17,8 @@ Volumes are in mL, points ``centroid_mm`` physical ``(x, y, z)`` in mm.
                                 components, table of centroid (mm), volume (mL), mean HU
 :func:`match_detections`        detections against true lesions (hit criterion of
                                 :func:`medlab.detection.match`), truth beside measurement
+:func:`epi_stability`           4D EPI (fMRI) run: tSNR map, head-motion proxy (centroid
+                                shift, framewise displacement), DVARS, signal drift
 =============================== ==============================================================
 
 Examples
@@ -45,6 +47,7 @@ __all__ = [
     "TISSUE_NAMES",
     "brain_extraction",
     "detect_haemorrhage",
+    "epi_stability",
     "match_detections",
     "simulate_atrophy",
     "tissue_segmentation",
@@ -399,3 +402,117 @@ def match_detections(detections, truth, lesions, *, tolerance_mm=0.0):
                                       "volume_error_percent", "mean_hu"])
     out.attrs["false_positives"] = int((cands["outcome"] == "FP").sum()) if len(cands) else 0
     return out
+
+
+def epi_stability(image, *, mask=None, skip=0) -> dict:
+    """Signal stability and a head-motion proxy of a 4D EPI run (fMRI quality control).
+
+    Computed over the volumes after the first ``skip`` (dummy scans before the steady state):
+
+    - **tSNR** per voxel: mean over time / standard deviation over time (ddof 1); its median
+      inside ``mask`` summarises the run.
+    - **centroid shift**: each volume's intensity-weighted centre (negative values count 0)
+      relative to the first volume kept, physical (x, y, z) mm (LPS). For an object that stays
+      in the field of view, a rigid translation moves it by exactly that translation; a
+      rotation about the centre does not move it, so this is a translation proxy, not a
+      realignment. **Framewise displacement**: ``|dx| + |dy| + |dz|`` of the shift between
+      consecutive volumes (mm; Power et al. 2012 without its rotation terms), 0 for the first.
+    - **DVARS**: root mean square over ``mask`` of the voxel-wise change from the previous
+      volume, in % of the run's mean signal inside ``mask``; 0 for the first.
+    - **drift**: the straight line fitted to the mean signal inside ``mask`` over the run,
+      from its first to its last volume, in % of its value at the first.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        4D (x, y, z, volume) scalar image, e.g. ``medlab.io.read`` of an fMRI DICOM series.
+    mask : sitk.Image or (Z, Y, X) ndarray, optional
+        Voxels to summarise (nonzero inside), on the grid of one volume. None: the voxels of
+        the mean volume above its Otsu threshold (:func:`medlab.segmentation.auto_threshold`).
+    skip : int
+        Leading volumes left out (>= 0; at least 3 volumes must remain).
+
+    Returns
+    -------
+    dict
+        ``tsnr`` (3D float32 ``sitk.Image`` on the grid of one volume, 0 where the signal does
+        not vary), ``tsnr_median``, ``mask`` (3D uint8 image), ``centroid_shift_mm`` (V, 3)
+        array, ``framewise_displacement_mm`` (V,), ``dvars_percent`` (V,), ``drift_percent``,
+        ``mean_signal`` (V,) mean inside the mask per volume, ``volumes`` (V, kept) and
+        ``skipped``.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not a 4D scalar image, fewer than 3 volumes remain, or ``mask`` is
+        empty or on another grid.
+
+    Examples
+    --------
+    >>> import numpy as np, SimpleITK as sitk
+    >>> run = np.zeros((4, 6, 8, 8), np.float32)
+    >>> for k in range(4):
+    ...     run[k, 2:4, 2:5, 2 + k:5 + k] = 100.0  # a block moving 1 voxel a volume along x
+    >>> image = sitk.JoinSeries([sitk.GetImageFromArray(v) for v in run])
+    >>> image.SetSpacing((2.0, 2.0, 3.0, 1.0))
+    >>> qc = epi_stability(image, mask=np.ones((6, 8, 8)))
+    >>> qc["centroid_shift_mm"][:, 0].tolist(), qc["framewise_displacement_mm"].tolist()
+    ([0.0, 2.0, 4.0, 6.0], [0.0, 2.0, 2.0, 2.0])
+    """
+    if not isinstance(image, sitk.Image) or image.GetDimension() != 4:
+        got = f"a {image.GetDimension()}D image" if isinstance(image, sitk.Image) else type(image).__name__
+        raise ValueError(
+            f"`image` must be a 4D SimpleITK.Image (x, y, z, volume), e.g. medlab.io.read of an fMRI series; got {got}"
+        )
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError("`image` must be a scalar (grey) image; got a vector image")
+    skip = check_int("skip", skip, minimum=0)
+    n = image.GetSize()[3]
+    if n - skip < 3:
+        raise ValueError(f"`skip`={skip} leaves {n - skip} of {n} volumes; at least 3 are needed")
+    arr = sitk.GetArrayFromImage(image)[skip:].astype(np.float64)  # (V, z, y, x)
+    vols = arr.shape[0]
+    grid = sitk.Image(list(image.GetSize()[:3]), sitk.sitkUInt8)  # one volume's 3D grid
+    d4 = np.asarray(image.GetDirection(), float).reshape(4, 4)
+    grid.SetSpacing(image.GetSpacing()[:3])
+    grid.SetOrigin(image.GetOrigin()[:3])
+    grid.SetDirection(d4[:3, :3].ravel().tolist())
+    mean = arr.mean(axis=0)
+    sd = arr.std(axis=0, ddof=1)
+    if mask is None:
+        inside = mean > seg.auto_threshold(mean)
+    else:
+        inside = mask_array(mask, grid, image_name="one volume of image")
+    # centroid in index space from the marginal sums (exact), then to physical mm
+    w = np.clip(arr, 0.0, None)
+    total = w.reshape(vols, -1).sum(axis=1)
+    if np.any(total <= 0):
+        raise ValueError("`image` has a volume without positive signal: no centroid")
+    centre_ijk = np.stack(
+        [(w.sum(axis=tuple(a for a in (1, 2, 3) if a != ax)) * np.arange(arr.shape[ax])).sum(axis=1) / total
+         for ax in (3, 2, 1)],
+        axis=1,
+    )  # (V, 3) in (i, j, k) = (x, y, z) index order
+    to_mm = d4[:3, :3] * np.asarray(image.GetSpacing()[:3], float)
+    shift = (centre_ijk - centre_ijk[0]) @ to_mm.T
+    fd = np.r_[0.0, np.abs(np.diff(shift, axis=0)).sum(axis=1)]
+    signal = arr[:, inside].mean(axis=1)
+    level = float(mean[inside].mean())
+    dvars = np.r_[0.0, np.sqrt((np.diff(arr, axis=0)[:, inside] ** 2).mean(axis=1))] / level * 100.0
+    slope, intercept = np.polyfit(np.arange(vols, dtype=float), signal, 1)
+    drift = slope * (vols - 1) / intercept * 100.0
+    tsnr = np.zeros(mean.shape)
+    tsnr[sd > 0] = mean[sd > 0] / sd[sd > 0]
+    varies = inside & (sd > 0)
+    return {
+        "tsnr": _like(tsnr.astype(np.float32), grid, lambda x: x),
+        "tsnr_median": float(np.median(tsnr[varies])) if varies.any() else float("nan"),
+        "mask": _like(inside.astype(np.uint8), grid, lambda x: x),
+        "centroid_shift_mm": shift,
+        "framewise_displacement_mm": fd,
+        "dvars_percent": dvars,
+        "drift_percent": float(drift),
+        "mean_signal": signal,
+        "volumes": vols,
+        "skipped": skip,
+    }
