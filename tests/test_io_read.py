@@ -174,27 +174,49 @@ def test_file_without_preamble_is_read():
 # --------------------------------------------------------------------------- multi-frame
 
 
-def test_ultrasound_cine_ybr_jpeg_is_rgb_volume_of_frames():
+def test_ultrasound_cine_ybr_jpeg_is_rgb_frames_on_the_time_axis():
     img = mio.read(_file("examples_ybr_color.dcm"))  # JPEG baseline, YBR_FULL_422, 30 frames
-    assert img.GetSize() == (320, 240, 30)
+    # a cine (FrameIncrementPointer -> FrameTime): frames are instants of one plane, so they are
+    # the fourth (time) axis of a 4D image, one slice thick, as any series of several volumes
+    assert img.GetSize() == (320, 240, 1, 30)
     assert img.GetNumberOfComponentsPerPixel() == 3
     assert img.GetPixelID() == sitk.sitkVectorUInt8
-    arr = _arr(img)
-    # YBR -> RGB by pydicom agrees with GDCM's independent conversion
+    arr = _arr(img)[:, 0]
+    # YBR -> RGB by pydicom agrees with GDCM's independent conversion (GDCM stacks frames on z)
     assert np.abs(arr.astype(int) - _arr(sitk.ReadImage(_file("examples_ybr_color.dcm")))).max() <= 4
     assert not np.array_equal(arr[0], arr[15])  # the frames move
     # calibrated ultrasound region: PhysicalDeltaX 0.0510497 cm -> 0.510497 mm
-    np.testing.assert_allclose(img.GetSpacing(), (0.510497, 0.510497, 1.0), rtol=1e-5)
+    np.testing.assert_allclose(img.GetSpacing(), (0.510497, 0.510497, 1.0, 1.0), rtol=1e-5)
+    # FrameTime 33.333 ms: the time of each frame in the per-volume metadata
+    times = mio.volume_metadata(img)["frame_times_ms"]
+    np.testing.assert_allclose(times, np.arange(30) * 33.333)
+    frame = mio.volume(img, 15)  # one frame: 3D, one slice thick, with its time
+    assert frame.GetSize() == (320, 240, 1) and frame.GetNumberOfComponentsPerPixel() == 3
+    np.testing.assert_array_equal(_arr(frame)[0], arr[15])
+    assert mio.volume_metadata(frame)["frame_times_ms"] == pytest.approx([15 * 33.333])
+
+
+def test_frame_time_vector_and_non_cine_frames(tmp_path):
+    ds = pydicom.dcmread(_file("examples_ybr_color.dcm"))
+    ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTimeVector")
+    ds.FrameTimeVector = [0.0] + [10.0, 30.0] * 14 + [10.0]  # increments; the first is 0
+    ds.save_as(tmp_path / "v.dcm")
+    times = mio.volume_metadata(mio.read(tmp_path / "v.dcm"))["frame_times_ms"]
+    np.testing.assert_allclose(times, np.cumsum([0.0] + [10.0, 30.0] * 14 + [10.0]))
+    # frames that are not instants (no FrameIncrementPointer, e.g. a 2-frame secondary capture)
+    # stay along z, as before
+    assert mio.read(_file("SC_rgb_rle_2frame.dcm")).GetSize() == (100, 100, 2)
 
 
 def test_deid_echocardiogram_cine():
     path = _deid_file("ultrasounds/ultrasound-multiframe.dcm")
     img = mio.read(path)
-    assert img.GetSize() == (800, 600, 30)
+    assert img.GetSize() == (800, 600, 1, 30)
     assert img.GetNumberOfComponentsPerPixel() == 3
     np.testing.assert_allclose(img.GetSpacing()[:2], (0.3075974, 0.3075974), rtol=1e-5)
     ds = pydicom.dcmread(path)
-    np.testing.assert_array_equal(_arr(img), ds.pixel_array)
+    np.testing.assert_array_equal(_arr(img)[:, 0], ds.pixel_array)
+    assert mio.volume_metadata(img)["frame_times_ms"][1] == pytest.approx(54.241)  # FrameTime
     gray = mio.read(path, as_gray=True)
     assert gray.GetNumberOfComponentsPerPixel() == 1 and gray.GetSize() == img.GetSize()
 

@@ -2,9 +2,11 @@
 segmentation per frame with temporal consistency, area-time curve, end-diastole/end-systole
 and fractional area change.
 
-A cine is a 3D image whose z axis is time (one frame per z index): a ``SimpleITK.Image``
-(scalar or RGB) or a numpy array ``(frames, y, x[, 3])`` with ``spacing=(dy, dx)`` in mm.
-Seeds are in-plane numpy indexes ``(y, x)``.
+A cine is one plane over time: the 4D ``SimpleITK.Image`` (x, y, 1, frame) that
+``medlab.io.read`` gives for an ultrasound cine (scalar or RGB; results come back on the same
+4D grid), a 3D image whose z axis is time (one frame per z index), or a numpy array
+``(frames, y, x[, 3])`` with ``spacing=(dy, dx)`` in mm. Seeds are numpy indexes
+``(frame, y, x)`` in every case.
 
 =============================== ==============================================================
 :func:`echo_grey`               RGB cine -> grey cine; color-Doppler pixels (flowing blood)
@@ -48,6 +50,8 @@ def _cine(cine, spacing, *, vector):
         vec = vector and arr.ndim == 4
         sp = None if spacing is None else (1.0, *np.broadcast_to(np.asarray(spacing, float), (2,)))
         img, back = as_sitk(arr, spacing=sp, name="cine", vector=vec)
+    elif cine.GetDimension() == 4:
+        img, back = _cine_4d(cine, spacing)
     else:
         img, back = as_sitk(cine, spacing=spacing, name="cine")
     if img.GetDimension() != 3:
@@ -57,13 +61,42 @@ def _cine(cine, spacing, *, vector):
     return img, back, sitk.GetArrayFromImage(img), tuple(img.GetSpacing()[1::-1])
 
 
+def _cine_4d(cine: sitk.Image, spacing):
+    """A cine as ``medlab.io.read`` gives it, 4D (x, y, 1, frame), as the 3D working image
+    (frames along z, z step 1) and a ``back`` that returns 3D results on the 4D grid."""
+    if spacing is not None:
+        raise ValueError(f"`spacing` is only for numpy input; `cine` is a SimpleITK.Image with spacing {cine.GetSpacing()}")
+    if cine.GetSize()[2] != 1:
+        raise ValueError(
+            f"`cine` is 4D with {cine.GetSize()[2]} slices per volume (size {cine.GetSize()}); a cine is one plane "
+            "over time: (x, y, 1, frame) as medlab.io.read gives it, or (frames, y, x) along z"
+        )
+    vector = cine.GetNumberOfComponentsPerPixel() > 1
+    img = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(cine)[:, 0], isVector=vector)
+    d = np.asarray(cine.GetDirection(), float).reshape(4, 4)[:3, :3]
+    img.SetSpacing((*cine.GetSpacing()[:2], 1.0))
+    img.SetOrigin(cine.GetOrigin()[:3])
+    img.SetDirection(d.ravel().tolist())
+
+    def back(result):
+        if not isinstance(result, sitk.Image):
+            return result
+        out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(result)[:, np.newaxis],
+                                     isVector=result.GetNumberOfComponentsPerPixel() > 1)
+        out.CopyInformation(cine)
+        return out
+
+    return img, back
+
+
 def echo_grey(cine, *, color="blood", chroma_threshold=40.0, spacing=None):
     """Grey-level cine from an RGB (color-Doppler) echo cine.
 
     Parameters
     ----------
     cine : sitk.Image or (T, Y, X, 3) ndarray
-        RGB cine (frames along z); a scalar cine is returned as float32 unchanged.
+        RGB cine: 4D (x, y, 1, frame) as read by ``medlab.io.read``, 3D with frames along z,
+        or an array; a scalar cine is returned as float32 unchanged.
     color : {'blood', 'luminance'}
         What to do with color pixels (``max(R, G, B) - min(R, G, B) > chroma_threshold``):
         color Doppler shows flowing blood, so 'blood' sets them to 0 (the grey level of the
@@ -134,7 +167,8 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
     Parameters
     ----------
     cine : sitk.Image or (T, Y, X) ndarray
-        Scalar cine (e.g. from :func:`echo_grey`), frames along z, blood dark.
+        Scalar cine (e.g. from :func:`echo_grey`): 4D (x, y, 1, frame), 3D with frames along
+        z, or an array; blood dark.
     seed_index : (t, y, x)
         A pixel inside the cavity as a numpy index of the cine (frame, row, column), like
         every index of a 3D image in medlab. Frame ``t`` is where it was picked: its smoothed

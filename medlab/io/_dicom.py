@@ -19,13 +19,14 @@ from medlab.io._common import DicomWarning, itk_reason, warn_if_nonuniform
 from medlab.io._fields import dataset_metadata
 from medlab.io._header import find, frame_items, open_dicom
 from medlab.io._suv import pet_scale
-from medlab.io._volumes import attach
+from medlab.io._volumes import attach, geometry_4d
 
 
 def read_dicom_file(path: str, *, pet_units: str, max_bytes: int | None = None) -> sitk.Image:
     """Decode one DICOM file into a ``sitk.Image`` in physical units.
 
-    A single frame gives a 2D image; several frames give a 3D image with frames along z.
+    A single frame gives a 2D image; several frames give a 3D image with frames along z, or,
+    for a cine (frames that are instants of one plane), a 4D image (x, y, 1, frame).
     See :func:`medlab.io.read` for the conventions. The pixel module is checked before
     decoding (:func:`_check_pixel_module`) and the result's geometry after it.
     """
@@ -93,7 +94,16 @@ def read_dicom_file(path: str, *, pet_units: str, max_bytes: int | None = None) 
         img.SetSpacing(spacing_xy)
         _guard.check_geometry(img, path, dicom=True)
         return attach(img, {"source": "pydicom"})
-    order, origin, direction, step = _frame_geometry(ds, frames, path)
+    geometry = _frame_geometry(ds, frames, path)
+    order, origin, direction, step = geometry
+    cine, times = _cine_frame_times_ms(ds, frames) if geometry is _UNPLACED else (False, None)
+    if cine:
+        # a cine (ultrasound, XA, ...): frames are instants of one plane, so they go on the time
+        # axis of a 4D image (x, y, 1, frame), as every series with several volumes does
+        img = sitk.GetImageFromArray(arr[:, np.newaxis], isVector=vector)
+        geometry_4d(img, (*spacing_xy, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+        _guard.check_geometry(img, path, dicom=True)
+        return attach(img, {"source": "pydicom", "frame_times_ms": times})
     img, _ = as_sitk(arr[order] if order is not None else arr, vector=vector)
     try:
         img.SetSpacing((*spacing_xy, step))
@@ -397,6 +407,44 @@ def _pixel_spacing_xy(ds, path: str = "") -> tuple[float, float]:
     return 1.0, 1.0
 
 
+# FrameIncrementPointer values that make the frames instants of a cine (PS3.3 C.7.6.5)
+_FRAME_TIME, _FRAME_TIME_VECTOR = 0x00181063, 0x00181065
+
+
+def _cine_frame_times_ms(ds, frames: int) -> tuple[bool, list[float] | None]:
+    """(is a cine, time of each frame from the first in ms or None) of a multi-frame file.
+
+    A cine's FrameIncrementPointer names FrameTime or FrameTimeVector (PS3.3 C.7.6.5): its
+    frames are instants of one plane. Frames of other kinds (NM energy windows, detectors or
+    views; secondary captures without a pointer) are not instants.
+    """
+    pointer = ds.get("FrameIncrementPointer")
+    if pointer is None:
+        return False, None
+    try:
+        pointers = [int(pointer)] if isinstance(pointer, int) else [int(t) for t in pointer]
+    except (TypeError, ValueError):
+        return False, None
+    if _FRAME_TIME_VECTOR in pointers:
+        try:
+            steps = np.asarray([float(v) for v in ds.FrameTimeVector], float)
+        except (AttributeError, TypeError, ValueError):
+            return True, None
+        if len(steps) != frames or not np.all(np.isfinite(steps)):
+            return True, None
+        return True, [float(v) for v in np.cumsum(np.r_[0.0, steps[1:]])]
+    if _FRAME_TIME in pointers:
+        try:
+            dt = float(ds.FrameTime)
+        except (AttributeError, TypeError, ValueError):
+            return True, None
+        return True, ([k * dt for k in range(frames)] if np.isfinite(dt) and dt > 0 else None)
+    return False, None
+
+
+_UNPLACED = (None, (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0), 1.0)
+
+
 def _frame_geometry(ds, frames: int, path: str):
     """(frame order or None, origin (x, y, z) mm, direction, z step mm) of a multi-frame file.
 
@@ -405,8 +453,7 @@ def _frame_geometry(ds, frames: int, path: str):
     form a volume. Otherwise (cine, time series, multi-frame without geometry) frames stay in
     file order along z with step 1.0 (frame index), origin 0 and identity direction.
     """
-    identity = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
-    plain = None, (0.0, 0.0, 0.0), identity, 1.0
+    plain = _UNPLACED
     iop = find(ds, "ImageOrientationPatient")
     if iop is None or len(iop) != 6:
         return plain

@@ -59,10 +59,14 @@ def read(
       with spacing from PixelSpacing (else ImagerPixelSpacing, else the ultrasound region
       calibration, else 1.0), origin (0, 0) and identity direction: the slice's 3D position
       is in ``metadata(path)``, and reading the folder gives the 3D volume. Several frames
-      give a 3D image with frames along z: frames with positions (enhanced multi-frame,
-      RTDOSE) are sorted along the slice normal with their real origin, direction and
-      spacing; frames without positions (ultrasound cine, NM) keep file order with z step
-      1.0 (frame index; the frame time is ``metadata(path)["frame_time_ms"]``). A Siemens
+      give a 3D image with frames along z when they are slices: frames with positions
+      (enhanced multi-frame, RTDOSE) are sorted along the slice normal with their real
+      origin, direction and spacing. The frames of a **cine** (ultrasound, XA: the
+      FrameIncrementPointer names FrameTime or FrameTimeVector) are instants of one plane:
+      they are the time axis of a **4D** image (x, y, 1, frame), like any series of several
+      volumes, with each frame's time in ``volume_metadata(image)["frame_times_ms"]``
+      (``medlab.io.volume(image, k)`` is frame k). Other frames without positions (NM energy
+      windows or views) keep file order along z with step 1.0 (frame index). A Siemens
       mosaic file, or an enhanced multi-frame file whose frame positions repeat (several
       volumes), is converted by dcm2niix like a folder (3D for one volume, else 4D).
 
@@ -202,6 +206,14 @@ def to_gray(image):
     n = image.GetNumberOfComponentsPerPixel()
     if n == 1:
         return image
+    if image.GetDimension() == 4:  # SimpleITK's channel filters stop at 3D: a 4D cine in numpy
+        arr = sitk.GetArrayViewFromImage(image)
+        grey = arr[..., 0].astype(np.float32) if n < 3 else to_gray(arr)
+        out = sitk.GetImageFromArray(grey, isVector=False)
+        out.CopyInformation(image)
+        for key in image.GetMetaDataKeys():  # the per-volume metadata (frame times) stays
+            out.SetMetaData(key, image.GetMetaData(key))
+        return out
     if n < 3:  # grey + alpha
         return sitk.VectorIndexSelectionCast(image, 0, sitk.sitkFloat32)
     out = None

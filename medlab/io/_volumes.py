@@ -30,6 +30,7 @@ PER_VOLUME = (
     "gradient_directions_lps",
     "acquisition_times_s",
     "trigger_times_ms",
+    "frame_times_ms",
 )
 # Whole-series values.
 PER_SERIES = ("repetition_time_ms", "slice_timing_s", "phase_encoding_direction", "source")
@@ -77,7 +78,10 @@ def volume_metadata(image: sitk.Image) -> dict:
           (the axes of the returned image, after any flip); ``gradient_directions_lps``: the
           same directions in the patient frame (LPS, ``direction @ g``);
           ``acquisition_times_s``: seconds since midnight of each volume's first slice
-          (DICOM AcquisitionTime); ``trigger_times_ms``: cardiac trigger delay of each volume.
+          (DICOM AcquisitionTime); ``trigger_times_ms``: cardiac trigger delay of each volume;
+          ``frame_times_ms``: time of each frame of a cine (ultrasound, XA: a multi-frame
+          file whose frames are instants of one plane, read as (x, y, 1, frame)) from the
+          first frame, from FrameTime or FrameTimeVector.
         - per series: ``repetition_time_ms``; ``slice_timing_s``: the acquisition time of
           each slice (index z of the returned image) relative to the start of its volume, in
           seconds; ``phase_encoding_direction``: 'i', 'j' or 'k' (image index axes x, y, z)
