@@ -53,7 +53,6 @@ PENDING = {
     "usecases/breast_ultrasound.ipynb",
     "usecases/cardiovascular.ipynb",
     "usecases/chest_radiograph.ipynb",
-    "usecases/lung_ct.ipynb",
     "usecases/neurological.ipynb",
     "usecases/sarcoma_pet_ct_mr.ipynb",
 }
