@@ -61,7 +61,7 @@ def bench_dicom_read():
     import medlab.datasets
     import medlab.io
 
-    series = {case: str(medlab.datasets.load("dcm_qa_nih", case=case)["series"])
+    series = {case: str(medlab.datasets.load("dcm_qa_nih", case=case).paths["series"])
               for case in medlab.datasets.cases("dcm_qa_nih")}
     series["ibsi_ct (3D)"] = str(medlab.datasets.fetch("ibsi_ct_phantom", progress=False) / "dicom" / "image")
     rows = {}

@@ -51,7 +51,8 @@ def _bench(dims: str, repeats: int):
     from medlab import datasets
     from medlab import features as F
 
-    image, mask = datasets.load("ibsi_ct_phantom", progress=False)
+    image_case = datasets.load("ibsi_ct_phantom", progress=False)
+    image, mask = image_case.image, image_case.label
     settings = F.ibsi_settings("A") if dims == "2D" else F.ibsi_settings("A", texture_dims=("3D",))
 
     def ours():

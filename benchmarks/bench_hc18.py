@@ -26,7 +26,7 @@ def bench_hc18_measure(repeats=3, n_images=16):
     net = mm.pretrained("hc18_unet")
     cases = mm.hc18_split(seed=0)["test"]
     cases = [cases[i] for i in np.linspace(0, len(cases) - 1, n_images).astype(int)]
-    images = [datasets.load("hc18", case=c, progress=False)["image"] for c in cases]
+    images = [datasets.load("hc18", case=c, progress=False).image for c in cases]
     offset = net.info.get("boundary_offset_px", mm.HC18_BOUNDARY_OFFSET_PX)
 
     def ours():

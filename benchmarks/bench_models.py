@@ -94,7 +94,7 @@ def bench_unet_infer_2d(repeats=5, n_images=16):
 
     net = mm.TrainedModel(_unet(), task="segmentation", input_size=SIZE)
     cases = datasets.cases("hc18")[:n_images]
-    images = [datasets.load("hc18", case=c, progress=False)["image"] for c in cases]
+    images = [datasets.load("hc18", case=c, progress=False).image for c in cases]
     x = mm.to_array(images, size=SIZE)
     mm.segment(net, images, batch_size=n_images)  # warm-up (graph tracing)
     net.model.predict(x, batch_size=n_images, verbose=0)

@@ -32,7 +32,8 @@ def _no_display() -> dict | None:
 def _ct_and_gtv():
     import medlab.datasets
 
-    return medlab.datasets.load("ibsi_ct_phantom", progress=False)
+    case = medlab.datasets.load("ibsi_ct_phantom", progress=False)
+    return case.image, case.label
 
 
 def _frames(viewer, n: int) -> float:

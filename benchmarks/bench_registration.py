@@ -199,7 +199,8 @@ def check_conversion():
     from medlab import datasets
     from medlab.registration import move_image, registration_scores
 
-    ct, mask = datasets.load("sts", case=datasets.cases("sts")[0], modality="CT")
+    ct_case = datasets.load("sts", case=datasets.cases("sts")[0], modality="CT")
+    ct, mask = ct_case.image, ct_case.label
     back = from_ants(to_ants(ct))
     res = {
         "image_roundtrip_max_abs": float(np.abs(sitk.GetArrayFromImage(back)
@@ -258,7 +259,7 @@ def _check_composition():
     from medlab.registration import random_affine, random_deformation
 
     d = datasets.load("mni152", resolution=2)
-    t1, brain = d["template"], d["brain_mask"]
+    t1, brain = d.image, d.labels["brain"]
     field = sitk.DisplacementFieldTransform(
         random_deformation(t1, max_displacement_mm=MAX_DISPLACEMENT_MM, seed=0)).GetDisplacementField()
     aff = random_affine(centre_mm=(0.0, 0.0, 20.0), seed=3)
@@ -340,8 +341,10 @@ def run_case(case, case_index, mod, *, kinds=LINEAR_TRUTHS, direct=True, use_ant
     from medlab import datasets
     from medlab.registration import move_image, register, registration_scores
 
-    ct, ct_mask = datasets.load("sts", case=case, modality="CT")
-    image, mask = datasets.load("sts", case=case, modality=mod)
+    ct_case = datasets.load("sts", case=case, modality="CT")
+    ct, ct_mask = ct_case.image, ct_case.label
+    image_case = datasets.load("sts", case=case, modality=mod)
+    image, mask = image_case.image, image_case.label
     # Dice: the modality's own GTV (drawn on the MR/PET), moved by the truth and brought back
     # onto the CT GTV; ``dice_truth`` (through the truth itself) is its ceiling
     centre = _gtv_centre(ct_mask)
@@ -416,7 +419,7 @@ def run_mni(seed, *, methods=DEFORMABLE, use_ants=True, log=print):
     )
 
     d = datasets.load("mni152", resolution=2)
-    t1, brain = d["template"], d["brain_mask"]
+    t1, brain = d.image, d.labels["brain"]
     brain = sitk.Cast(brain != 0, sitk.sitkUInt8)
     truth = random_deformation(t1, max_displacement_mm=MAX_DISPLACEMENT_MM, seed=seed)
     moving = resample(move_image(t1, truth), t1)

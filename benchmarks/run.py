@@ -138,7 +138,8 @@ def bench_region_grow_3d(repeats=15):
 
     import medlab.datasets
 
-    ct, gtv = medlab.datasets.load("ibsi_ct_phantom", progress=False)
+    ct_case = medlab.datasets.load("ibsi_ct_phantom", progress=False)
+    ct, gtv = ct_case.image, ct_case.label
     inside = sitk.GetArrayFromImage(gtv) > 0
     seed = tuple(int(v) for v in np.unravel_index(np.argmax(distance_transform_edt(inside)), inside.shape))
     t_ours, t_raw, n = _region_grow(ct, seed, -300.0, 300.0, repeats)

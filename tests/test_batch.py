@@ -41,7 +41,8 @@ def test_cohort_completes_and_matches_direct_calls(cohort, clean_run):
     assert (table["status"] == "ok").all()
     assert len(set(table["worker"])) == 2  # both workers did cases
     # the batch result is the library's result: recompute one case directly
-    pet, gtv = datasets.load("sts", case="STS_003", modality="PET", progress=False)
+    pet_case = datasets.load("sts", case="STS_003", modality="PET", progress=False)
+    pet, gtv = pet_case.image, pet_case.label
     direct = seg.segment_pet_tumour(pet, seed_index=seg.seed_from_mask(gtv, pet, rule="max"))
     row = table.set_index("case_id").loc["STS_003"]
     assert row["dice"] == pytest.approx(metrics.dice(direct, gtv), abs=1e-12)
@@ -125,7 +126,8 @@ def test_features_task_matches_direct_extraction(cohort, tmp_path):
     res = batch.run_cohort(cohort.head(2), "features", tmp_path, n_workers=2, progress=False)
     assert res.failed == []
     table = res.table.set_index("case_id")
-    image, mask = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    image_case = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    image, mask = image_case.image, image_case.label
     direct = features.extract(image, mask, name="STS_001")
     for col in ("morph_vol", "stat_mean", "stat_max", "cm_joint_max_3D_avg"):
         assert table.loc["STS_001", col] == pytest.approx(float(direct.loc["STS_001", col]), rel=1e-9), col

@@ -95,7 +95,7 @@ def test_stop_from_progress():
 
 @pytest.fixture(scope="module")
 def echo():
-    cine = datasets.load("deid_echo", progress=False)
+    cine = datasets.load("deid_echo", progress=False).image
     grey, colour = cardiac.echo_grey(cine)
     return cine, grey, colour
 

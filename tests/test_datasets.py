@@ -401,7 +401,11 @@ def test_missing_package_says_what_to_install(monkeypatch):
 
 @needs_store
 def test_load_ibsi_ct_phantom():
-    image, mask = datasets.load("ibsi_ct_phantom", progress=False)
+    case = datasets.load("ibsi_ct_phantom", progress=False)
+    image, mask = case.image, case.label
+    assert (case.dataset, case.id, list(case.labels), case.source) == ("ibsi_ct_phantom", None, ["gtv"], "store")
+    assert case.licence == "CC BY-NC 3.0 (non-commercial use only)"
+    assert case.paths["image"].name == "image.nii.gz" and case.paths["gtv"].name == "mask.nii.gz"
     assert image.GetSize() == (204, 201, 60)
     assert image.GetSpacing() == pytest.approx((0.977, 0.977, 3.0), abs=1e-4)
     assert mask.GetPixelID() == sitk.sitkUInt8
@@ -413,7 +417,8 @@ def test_load_ibsi_ct_phantom():
 
 @needs_store
 def test_load_ibsi_digital_phantom():
-    image, mask = datasets.load("ibsi_digital_phantom")
+    case = datasets.load("ibsi_digital_phantom")
+    image, mask = case.image, case.labels["roi"]
     assert image.GetSize() == (5, 4, 4) and image.GetSpacing() == (2.0, 2.0, 2.0)
     assert int(sitk.GetArrayViewFromImage(mask).sum()) == 74  # per the IBSI manual
     assert set(np.unique(sitk.GetArrayViewFromImage(image))) == {1, 3, 4, 6, 9}
@@ -422,7 +427,9 @@ def test_load_ibsi_digital_phantom():
 @needs_store
 @pytest.mark.parametrize("modality", ["CT", "MR_T1", "PET"])
 def test_load_sts(modality):
-    image, mask = datasets.load("sts", case="STS_001", modality=modality, progress=False)
+    case = datasets.load("sts", case="STS_001", modality=modality, progress=False)
+    image, mask = case.image, case.labels["gtv"]
+    assert case.meta == {"modality": modality} and case.paths["image"].name == f"{modality}_image.nii.gz"
     check_same_grid(image, mask)
     assert sitk.GetArrayViewFromImage(mask).sum() > 0
     if modality == "PET":
@@ -437,7 +444,8 @@ def test_load_sts_bad_modality():
 
 @needs_store
 def test_load_pyradiomics():
-    image, label = datasets.load("pyradiomics", case="brain1")
+    case = datasets.load("pyradiomics", case="brain1")
+    image, label = case.image, case.labels["tumour"]
     assert image.GetSize() == (256, 256, 25)
     assert image.GetSpacing() == pytest.approx((0.78125, 0.78125, 6.5), abs=1e-4)
     check_same_grid(image, label)
@@ -447,22 +455,24 @@ def test_load_pyradiomics():
 @needs_store
 def test_load_hc18_units():
     r = datasets.load("hc18", case="000_HC")
-    assert r["pixel_size_mm"] == pytest.approx(0.069135804) and r["hc_mm"] == pytest.approx(44.3)
-    assert r["image"].GetSize() == (800, 540) and r["image"].GetNumberOfComponentsPerPixel() == 1
-    assert r["mask"].GetSpacing() == (r["pixel_size_mm"],) * 2
+    assert r.meta == pytest.approx({"pixel_size_mm": 0.069135804, "hc_mm": 44.3})
+    assert r.image.GetSize() == (800, 540) and r.image.GetNumberOfComponentsPerPixel() == 1
+    assert list(r.labels) == ["head"] and r.label.GetSpacing() == (r.meta["pixel_size_mm"],) * 2
     # the sonographer's circumference matches the perimeter of the mask's ellipse, in mm
     f = sitk.LabelShapeStatisticsImageFilter()
-    f.Execute(r["mask"])
+    f.Execute(r.label)
     a, b = (d / 2 for d in f.GetEquivalentEllipsoidDiameter(1))
     perimeter = math.pi * (3 * (a + b) - math.sqrt((3 * a + b) * (a + 3 * b)))
-    assert perimeter == pytest.approx(r["hc_mm"], rel=0.03)
+    assert perimeter == pytest.approx(r.meta["hc_mm"], rel=0.03)
 
 
 @needs_store
 def test_load_busi():
     r = datasets.load("busi", case="malignant (3)")
-    assert r["label"] == "malignant"
-    assert r["image"].GetSize() == (256, 256)
+    assert r.meta == {"class": "malignant"} and r.labels == {}
+    assert r.image.GetSize() == (256, 256)
+    with pytest.raises(DatasetError, match=r"busi/malignant \(3\) has no label image"):
+        r.label
     with pytest.raises(ValueError, match="did you mean 'benign \\(1\\)'"):
         datasets.load("busi", case="benign (1")
 
@@ -471,34 +481,39 @@ def test_load_mni152_grid_and_lps():
     from nilearn import datasets as nd
 
     r = datasets.load("mni152", resolution=2)
-    assert set(r) == {"template", "brain_mask", "gm_mask", "wm_mask"}
-    for key in ("brain_mask", "gm_mask", "wm_mask"):
-        check_same_grid(r["template"], r[key], names=("template", key))
-        assert r[key].GetPixelID() == sitk.sitkUInt8
-    brain = sitk.GetArrayViewFromImage(r["brain_mask"])
-    volume_l = brain.sum() * np.prod(r["brain_mask"].GetSpacing()) / 1e6
+    assert list(r.labels) == ["brain", "gm", "wm"] and r.meta == {"resolution_mm": 2}
+    assert r.source == "package"
+    with pytest.raises(DatasetError, match=r"mni152 has 3 label images \(brain, gm, wm\); pick one"):
+        r.label
+    for key, mask in r.labels.items():
+        check_same_grid(r.image, mask, names=("image", key))
+        assert mask.GetPixelID() == sitk.sitkUInt8
+    brain = sitk.GetArrayViewFromImage(r.labels["brain"])
+    volume_l = brain.sum() * np.prod(r.labels["brain"].GetSpacing()) / 1e6
     assert 1.2 < volume_l < 2.5  # an adult brain (with the template's generous mask)
-    wm = sitk.GetArrayViewFromImage(r["wm_mask"]).astype(bool)
+    wm = sitk.GetArrayViewFromImage(r.labels["wm"]).astype(bool)
     assert (brain.astype(bool) & wm).sum() > 0.95 * wm.sum()
     # RAS (nibabel) -> LPS (ITK): the same voxel must land on the same anatomical point
     nib = nd.load_mni152_template(resolution=2)
     ijk = (10, 20, 30)
     ras = nib.affine @ np.array([*ijk, 1.0])
-    lps = r["template"].TransformIndexToPhysicalPoint(ijk)
+    lps = r.image.TransformIndexToPhysicalPoint(ijk)
     assert lps == pytest.approx((-ras[0], -ras[1], ras[2]))
-    assert float(sitk.GetArrayViewFromImage(r["template"])[30, 20, 10]) == pytest.approx(
+    assert float(sitk.GetArrayViewFromImage(r.image)[30, 20, 10]) == pytest.approx(
         float(np.asanyarray(nib.dataobj)[10, 20, 30])
     )
 
 
 def test_load_package_images():
-    echo = datasets.load("deid_echo")
+    echo = datasets.load("deid_echo").image
     assert echo.GetSize() == (800, 600, 30) and echo.GetNumberOfComponentsPerPixel() == 3
-    retina = datasets.load("skimage_retina")
+    retina = datasets.load("skimage_retina").image
     assert retina.GetDimension() == 2 and retina.GetSize() == (1411, 1411)
     assert retina.GetNumberOfComponentsPerPixel() == 3
-    path = datasets.load("pydicom_data", case="CT_small.dcm")
-    assert path.name == "CT_small.dcm" and path.is_file()
+    case = datasets.load("pydicom_data", case="CT_small.dcm")
+    assert case.image is None and case.labels == {} and case.source == "package"
+    assert case.paths["file"].name == "CT_small.dcm" and case.paths["file"].is_file()
+    assert "image: none (files only, see paths)" in repr(case)
 
 
 def test_load_argument_errors():
@@ -512,3 +527,48 @@ def test_load_argument_errors():
         datasets.load("pydicom_data", case="CT_smal.dcm")
     with pytest.raises(ValueError, match="`case` must be one of the 10 cases of 'sts'"):
         datasets.load("sts", case="STS_007")
+
+
+# ------------------------------------------------------------------ the Case type
+
+
+def _tiny(value=0):
+    img = sitk.Image(4, 3, sitk.sitkUInt8)
+    img += value
+    return img
+
+
+def test_case_checks_and_owns_its_mappings():
+    labels = {"a": _tiny(1)}
+    case = datasets.Case("demo", "c1", _tiny(), labels=labels, meta={"x_mm": 1.5}, paths={"file": "f.nii"},
+                         source="sample", licence="CC0")
+    labels["b"] = _tiny()  # the caller's dict is not the case's
+    assert list(case.labels) == ["a"] and case.paths == {"file": Path("f.nii")}
+    assert case.name == "demo/c1" and case.label is case.labels["a"]
+    text = repr(case)
+    assert text.splitlines()[0] == "Case('demo', 'c1', source='sample', licence='CC0')"
+    assert "labels['a']: 8-bit unsigned integer, size (x, y) 4x3, spacing 1x1 mm" in text
+    assert "meta: x_mm=1.5" in text and "paths['file']: f.nii" in text
+    with pytest.raises(AttributeError):
+        case.image = None  # frozen
+    with pytest.raises(ValueError, match="`source` must be one of"):
+        datasets.Case("demo", None, None, source="internet")
+    with pytest.raises(TypeError, match=r"`labels\['a'\]` must be a SimpleITK.Image; got ndarray"):
+        datasets.Case("demo", None, _tiny(), labels={"a": np.zeros((3, 4))})
+    with pytest.raises(DatasetError, match="demo has 2 label images \\(a, b\\)"):
+        datasets.Case("demo", None, _tiny(), labels={"a": _tiny(), "b": _tiny()}).label
+
+
+@needs_store
+@pytest.mark.parametrize(("name", "case", "paths"), [
+    ("ibsi_reference", None, {"file": "ibsi/reference/03_Image_features.rst"}),
+    ("dcm_qa_nih", "20180918GE/mr_0004", {"series": "dcm_qa_nih/In/20180918GE/mr_0004",
+                                          "reference": "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.nii",
+                                          "sidecar": "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.json"}),
+])
+def test_file_data_sets_are_cases_with_paths(name, case, paths):
+    c = datasets.load(name, case=case, progress=False)
+    assert isinstance(c, datasets.Case) and c.image is None and c.labels == {} and c.id == case
+    assert c.source == "store" and c.licence == datasets.info(name)["licence"]
+    assert {k: v.relative_to(datasets.store_dir()).as_posix() for k, v in c.paths.items()} == paths
+    assert all(v.exists() for v in c.paths.values())

@@ -45,12 +45,12 @@ def case(request):
     if request.param == "missing":
         pytest.skip("dcm_qa_nih is not in the data store")
     c = medlab.datasets.load("dcm_qa_nih", case=request.param)
-    return c, mio.read(c["series"])
+    return c, mio.read(c.paths["series"])
 
 
 def test_volumes_values_and_world_geometry_equal_dcm2niix_reference(case):
     c, image = case
-    ref = nib.load(str(c["reference"]))
+    ref = nib.load(str(c.paths["reference"]))
     ref_data = np.asanyarray(ref.dataobj)
     ref_data = ref_data[..., None] if ref_data.ndim == 3 else ref_data
     ref_affine = LPS @ ref.affine  # index (i, j, k) -> LPS mm
@@ -81,8 +81,8 @@ def test_volumes_values_and_world_geometry_equal_dcm2niix_reference(case):
 def test_slice_timing_and_phase_encoding_follow_the_image_axes(case):
     c, image = case
     meta = mio.volume_metadata(image)
-    side = json.loads(c["sidecar"].read_text())
-    ref = nib.load(str(c["reference"]))
+    side = json.loads(c.paths["sidecar"].read_text())
+    ref = nib.load(str(c.paths["reference"]))
     perm = np.round(np.linalg.inv(LPS @ ref.affine) @ _affine(image))[:3, :3]
     # Slice timing: our z index k is reference slice index perm[2] @ (0, 0, k) (+ shift).
     axis_z = int(np.argmax(np.abs(perm[:, 2])))

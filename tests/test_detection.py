@@ -200,7 +200,8 @@ def test_doctests():
 
 @pytest.fixture(scope="module")
 def sts_pet():
-    return [datasets.load("sts", case=c, modality="PET", progress=False) for c in datasets.cases("sts")]
+    scans = [datasets.load("sts", case=c, modality="PET", progress=False) for c in datasets.cases("sts")]
+    return [(scan.image, scan.label) for scan in scans]
 
 
 def test_pet_hot_spots_against_the_gtv(sts_pet):

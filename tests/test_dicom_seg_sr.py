@@ -150,7 +150,8 @@ def test_sr_measurement_report_round_trip(ct_case, seg_file, ibsi_ct_dicom, tmp_
 def test_pet_measurements_agree_with_suv_metrics():
     from medlab import datasets, segmentation
 
-    pet, gtv = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    pet_case = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    pet, gtv = pet_case.image, pet_case.label
     mask = sitk.Cast(gtv > 0, sitk.sitkUInt8)
     got = segment_measurements(mask, pet, modality="PT")[1]
     want = segmentation.suv_metrics(pet, mask)

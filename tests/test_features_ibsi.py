@@ -1,7 +1,7 @@
 """medlab.features against the IBSI 1 consensus reference values.
 
 The reference values and tolerances are parsed from the IBSI document
-(``datasets.load("ibsi_reference")``, chapter "Image features") by
+(``datasets.load("ibsi_reference").paths["file"]``, chapter "Image features") by
 ``features.ibsi_reference_values``; each feature is one test per reference data set, named
 after it (``test_digital_phantom[cm_joint_max]``), that checks all its aggregation methods, so a
 failure names the feature and the aggregations that miss. A value is within tolerance when
@@ -114,7 +114,8 @@ def _values(table):
 
 @pytest.fixture(scope="module")
 def digital():
-    image, mask = datasets.load("ibsi_digital_phantom", progress=False)
+    image_case = datasets.load("ibsi_digital_phantom", progress=False)
+    image, mask = image_case.image, image_case.label
     return F.extract(image, mask, F.ibsi_settings("digital phantom"), name="digital phantom")
 
 
@@ -136,7 +137,8 @@ def test_digital_phantom(digital_values, feature):
 # -------------------------------------------------------------------------------- CT phantom
 @pytest.fixture(scope="module")
 def ct_phantom():
-    return datasets.load("ibsi_ct_phantom", progress=False)
+    case = datasets.load("ibsi_ct_phantom", progress=False)
+    return case.image, case.label
 
 
 @pytest.fixture(scope="module")

@@ -104,9 +104,10 @@ def test_fusion_panels_of_a_sarcoma_patient():
     """Relations the panels must satisfy exactly: the slice is the one with the most tumour
     voxels, the checkerboard is made of the CT and MR panels' own pixels (both kinds present),
     the blend is their 50/50 mix, and the PET/CT overlay is neither the CT nor the PET panel."""
-    ct, mask = datasets.load("sts", case="STS_003", modality="CT", progress=False)
-    mr, _ = datasets.load("sts", case="STS_003", modality="MR_T1", progress=False)
-    pet, _ = datasets.load("sts", case="STS_003", modality="PET", progress=False)
+    ct_case = datasets.load("sts", case="STS_003", modality="CT", progress=False)
+    ct, mask = ct_case.image, ct_case.label
+    mr = datasets.load("sts", case="STS_003", modality="MR_T1", progress=False).image
+    pet = datasets.load("sts", case="STS_003", modality="PET", progress=False).image
     panels = fusion.fusion_panels(ct, mr=mr, pet=pet, labels=mask, suv_range=(0, 8))
     assert set(panels) == {"CT", "MR", "MR/CT blend", "MR/CT checkerboard", "PET", "PET/CT", "index", "suv_range"}
     per_slice = sitk.GetArrayViewFromImage(mask).reshape(mask.GetSize()[2], -1).sum(axis=1)

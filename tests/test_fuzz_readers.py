@@ -67,7 +67,7 @@ def _ge_4d_folder(tmp):
     """2 volumes x 3 slices of the GE EPI series of dcm_qa_nih (a classic multi-volume series)."""
     import medlab.datasets
 
-    files = sorted(medlab.datasets.load("dcm_qa_nih", case="20180918GE/mr_0004")["series"].glob("*.dcm"))
+    files = sorted(medlab.datasets.load("dcm_qa_nih", case="20180918GE/mr_0004").paths["series"].glob("*.dcm"))
     return [files[i] for i in (0, 1, 2, 15, 16, 17)]
 
 

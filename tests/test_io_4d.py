@@ -151,7 +151,7 @@ def mosaic_series():
     import medlab.datasets
 
     try:
-        return medlab.datasets.load("dcm_qa_nih", case="20180918Si/mr_0003")["series"]
+        return medlab.datasets.load("dcm_qa_nih", case="20180918Si/mr_0003").paths["series"]
     except Exception:  # noqa: BLE001
         pytest.skip("dcm_qa_nih is not in the data store")
 

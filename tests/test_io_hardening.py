@@ -340,7 +340,7 @@ def test_dicom_folder_memory_bound(tmp_path):
     """The series' declared voxels (x 8 bytes) are bounded before any slice is decoded."""
     import medlab.datasets
 
-    files = sorted(medlab.datasets.load("dcm_qa_nih", case="20180918GE/mr_0004")["series"].glob("*.dcm"))[:3]
+    files = sorted(medlab.datasets.load("dcm_qa_nih", case="20180918GE/mr_0004").paths["series"].glob("*.dcm"))[:3]
     folder = tmp_path / "series"
     folder.mkdir()
     for f in files:

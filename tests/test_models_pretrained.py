@@ -78,20 +78,20 @@ def test_hc18_bad_input_is_flagged_or_refused(hc18_table):
     from medlab import datasets
 
     d = datasets.load("hc18", case=table["case"].iloc[0], progress=False)
-    blank = sitk.Image(d["image"].GetSize(), sitk.sitkUInt8)
-    blank.CopyInformation(d["image"])
+    blank = sitk.Image(d.image.GetSize(), sitk.sitkUInt8)
+    blank.CopyInformation(d.image)
     with pytest.warns(mm.ModelInputWarning, match="constant image"):
         m = mm.measure_head(net, blank)
     assert math.isnan(m.hc_mm) and m.qc.flagged and "blank image (constant intensity)" in m.qc.reasons
-    no_spacing = sitk.Image(d["image"])
+    no_spacing = sitk.Image(d.image)
     no_spacing.SetSpacing((1.0, 1.0))
     with pytest.warns(mm.ModelInputWarning, match=r"pixel size 1 mm .*was the spacing set"):
         m = mm.measure_head(net, no_spacing)
     assert any(r.startswith("implausible size for the pixel spacing") for r in m.qc.reasons)
     with pytest.raises(ValueError, match="`spacing` .* is required for a numpy `image`"):
-        mm.measure_head(net, sitk.GetArrayFromImage(d["image"]))
+        mm.measure_head(net, sitk.GetArrayFromImage(d.image))
     # the same image with its spacing: one measurement, not flagged for size
-    ok = mm.measure_head(net, d["image"])
+    ok = mm.measure_head(net, d.image)
     assert not any("size" in r for r in ok.qc.reasons)
     assert ok.hc_mm == pytest.approx(table["hc_opencv_mm"].iloc[0], abs=1e-6)
 
@@ -108,7 +108,7 @@ def test_model_cards_and_input_checks():
     assert "ROC AUC (95 % CI)" in mm.card(busi)
     from medlab import datasets
 
-    head = datasets.load("hc18", case="000_HC", progress=False)["image"]
+    head = datasets.load("hc18", case="000_HC", progress=False).image
     reasons = mm.check_input(busi, head)
     assert any("aspect ratio" in r for r in reasons)
     with pytest.warns(mm.ModelInputWarning, match="does not look like what busi_resnet was trained on"):
@@ -116,7 +116,7 @@ def test_model_cards_and_input_checks():
     with pytest.raises(ValueError, match="refusing to run it"):
         mm.classify(busi, head, task="fetal head segmentation")
     assert mm.check_input(hc, head) == []
-    assert mm.check_input(busi, datasets.load("busi", case="benign (1)", progress=False)["image"]) == []
+    assert mm.check_input(busi, datasets.load("busi", case="benign (1)", progress=False).image) == []
 
 
 @pytest.fixture(scope="module")

@@ -162,7 +162,7 @@ def test_parent_folders_open_their_one_series_or_list_several(ibsi_ct):
     cases = medlab.datasets.cases("dcm_qa_nih")
     if not cases:
         pytest.skip("dcm_qa_nih is not in the data store")
-    study = Path(medlab.datasets.load("dcm_qa_nih", case=cases[0])["series"]).parent
+    study = Path(medlab.datasets.load("dcm_qa_nih", case=cases[0]).paths["series"]).parent
     assert _reader.get_reader(str(study)) is _reader.read_layers
     with pytest.raises(ImageIOError, match=r"holds \d+ DICOM series; open one of them") as err:
         _reader.read_layers(str(study))

@@ -157,7 +157,7 @@ def test_viewer_and_dock_widgets_in_a_fresh_process(display, tmp_path):
 
     # the model runner's expected labels, computed here (TensorFlow stays out of the Qt process)
     case = medlab.datasets.load("hc18", case="000_HC", progress=False)
-    labels = medlab.models.segment(medlab.models.pretrained("hc18_unet"), case["image"])
+    labels = medlab.models.segment(medlab.models.pretrained("hc18_unet"), case.image)
     np.save(tmp_path / "hc18_unet_000_HC.npy", sitk.GetArrayFromImage(labels))
     env = {**os.environ, "DISPLAY": display, "MEDLAB_TEST_EXPECTED": str(tmp_path)}
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", str(CASES)],

@@ -399,8 +399,10 @@ def test_result_apply_and_save(tmp_path, brain):
 def test_sarcoma_ct_pet_rigid_known_transform():
     """PET and CT of one PET/CT share the scanner's space: a known rigid motion of the PET is
     undone to within a PET voxel (4.7 mm) over the tumour."""
-    ct, mask = datasets.load("sts", case="STS_001", modality="CT", progress=False)
-    pet, pet_mask = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    ct_case = datasets.load("sts", case="STS_001", modality="CT", progress=False)
+    ct, mask = ct_case.image, ct_case.label
+    pet_case = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    pet, pet_mask = pet_case.image, pet_case.label
     truth = reg.random_rigid(seed=1, centre_mm=image_centre(mask))
     result = reg.register(ct, reg.move_image(pet, truth), transform="rigid", modalities=("CT", "PET"))
     s = reg.registration_scores(result.transform, truth, target_mask=mask, fixed_mask=mask,
@@ -415,8 +417,9 @@ def test_a_collapsing_affine_stage_is_rejected():
     """STS_006 CT/PET: mutual information prefers mapping the whole CT onto a small part of the
     PET (measured MI 0.78 collapsed vs 0.36 at the true alignment). The rigid stage is kept,
     with a warning, instead of an affine with scales of 0.1-0.5."""
-    ct, mask = datasets.load("sts", case="STS_006", modality="CT", progress=False)
-    pet, _ = datasets.load("sts", case="STS_006", modality="PET", progress=False)
+    ct_case = datasets.load("sts", case="STS_006", modality="CT", progress=False)
+    ct, mask = ct_case.image, ct_case.label
+    pet = datasets.load("sts", case="STS_006", modality="PET", progress=False).image
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(mask)
     truth = reg.random_affine(centre_mm=stats.GetCentroid(1), seed=205)  # bench_registration's case
@@ -433,8 +436,9 @@ def test_a_collapsing_affine_stage_is_rejected():
 def test_a_flat_masked_metric_says_what_to_do():
     """The tumour mask alone as fixed mask leaves mutual information flat (-0.0002): the
     error names the masks and the remedy."""
-    ct, mask = datasets.load("sts", case="STS_001", modality="CT", progress=False)
-    mr, _ = datasets.load("sts", case="STS_001", modality="MR_T1", progress=False)
+    ct_case = datasets.load("sts", case="STS_001", modality="CT", progress=False)
+    ct, mask = ct_case.image, ct_case.label
+    mr = datasets.load("sts", case="STS_001", modality="MR_T1", progress=False).image
     with pytest.raises(reg.RegistrationError, match="Dilate"):
         reg.register(ct, mr, transform="rigid", fixed_mask=mask, levels=(2,))
 
@@ -442,7 +446,7 @@ def test_a_flat_masked_metric_says_what_to_do():
 @pytest.mark.slow
 def test_mni152_demons_recovers_a_known_deformation():
     d = datasets.load("mni152", resolution=2, progress=False)
-    t1, brain_mask = d["template"], d["brain_mask"]
+    t1, brain_mask = d.image, d.labels["brain"]
     truth = reg.random_deformation(t1, max_displacement_mm=6.0, seed=1)
     moving = reg.resample(reg.move_image(t1, truth), t1)
     result = reg.register(t1, moving, transform="demons")

@@ -69,7 +69,8 @@ def test_hc18_split_on_the_sample_is_the_full_split_restricted(no_store, monkeyp
 def test_sample_files_are_copied_verified_and_reported_as_sample(no_store, monkeypatch, tmp_path):
     log = tmp_path / "data.jsonl"
     monkeypatch.setenv("MEDLAB_DATA_LOG", str(log))
-    image, mask = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    image_case = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+    image, mask = image_case.image, image_case.label
     assert image.GetSpacing()[0] == pytest.approx(4.6875)
     assert (no_store / "sts" / "STS_001" / "PET_image.nii.gz").is_file()
     rec = json.loads(log.read_text().splitlines()[-1])

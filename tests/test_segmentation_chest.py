@@ -67,7 +67,7 @@ def test_bad_input():
 def test_real_chest_cr_two_plausible_lungs():
     # RG1_UNCI.dcm has no pixel spacing (PixelSpacing 0); 0.2 mm is assumed as in the use case
     with pytest.warns(io.DicomWarning, match=r"PixelSpacing is 0\\0 \(unknown\)"):
-        cr = io.read(datasets.load("pydicom_data", case="RG1_UNCI.dcm"))
+        cr = io.read(datasets.load("pydicom_data", case="RG1_UNCI.dcm").paths["file"])
     cr.SetSpacing((0.2, 0.2))
     labels = lung_fields(cr)
     stats = label_statistics(labels)

@@ -56,7 +56,8 @@ PET_MEAN = {"pct40": (0.592, 17.5), "pct50": (0.416, 34.3), "suv2.5": (0.662, 16
 def pet_scores():
     scores = {}
     for case in datasets.cases("sts"):
-        pet, gtv = datasets.load("sts", case=case, modality="PET", progress=False)
+        pet_case = datasets.load("sts", case=case, modality="PET", progress=False)
+        pet, gtv = pet_case.image, pet_case.label
         seed = seg.seed_from_mask(gtv, pet, rule="max")
         scores[case] = {}
         for key, kw in PET_METHODS.items():
@@ -103,7 +104,8 @@ def test_pet_plausibility_verdicts(pet_scores):
     flagged = {c: s["otsu_box"][2].values["failed"] for c, s in pet_scores.items() if not s["otsu_box"][2]}
     assert flagged == {"STS_005": ("border",)}
     assert pet_scores["STS_004"]["pct50"][2].plausible
-    pet, gtv = datasets.load("sts", case="STS_003", modality="PET", progress=False)
+    pet_case = datasets.load("sts", case="STS_003", modality="PET", progress=False)
+    pet, gtv = pet_case.image, pet_case.label
     far = (2, 2, 2)  # a corner of the crop, in muscle/fat far from the tumour
     assert float(seg.suv_metrics(pet, gtv)["suvmax"]) > 5 * float(np.asarray(pet[far[::-1]]))
     with pytest.warns(seg.ImplausibleSegmentationWarning, match="not above the local background|uptake near the click is low"):
@@ -111,7 +113,8 @@ def test_pet_plausibility_verdicts(pet_scores):
 
 
 def test_pet_seed_in_mm_gives_the_same_lesion():
-    pet, gtv = datasets.load("sts", case="STS_003", modality="PET", progress=False)
+    pet_case = datasets.load("sts", case="STS_003", modality="PET", progress=False)
+    pet, gtv = pet_case.image, pet_case.label
     seed = seg.seed_from_mask(gtv, pet)
     by_index = seg.segment_pet_tumour(pet, seed_index=seed)
     by_mm = seg.segment_pet_tumour(pet, seed_mm=pet.TransformIndexToPhysicalPoint(seed[::-1]))
@@ -119,7 +122,8 @@ def test_pet_seed_in_mm_gives_the_same_lesion():
 
 
 def test_ct_phantom_tumour_from_one_seed():
-    ct, gtv = datasets.load("ibsi_ct_phantom", progress=False)
+    ct_case = datasets.load("ibsi_ct_phantom", progress=False)
+    ct, gtv = ct_case.image, ct_case.label
     seed = seg.seed_from_mask(gtv, rule="interior")
     assert seed == (28, 99, 101)
     out, info = seg.segment_ct_tumour(ct, seed_index=seed, return_info=True)
@@ -140,7 +144,8 @@ MR_MEASURED = {
 
 @pytest.mark.parametrize("case", list(MR_MEASURED))
 def test_mr_tumour_from_one_seed(case):
-    image, label = datasets.load("pyradiomics", case=case, progress=False)
+    image_case = datasets.load("pyradiomics", case=case, progress=False)
+    image, label = image_case.image, image_case.label
     seed = seg.seed_from_mask(label, rule="interior")
     options, ref_dice, ref_hd = MR_MEASURED[case]
     out = seg.segment_mr_tumour(image, seed_index=seed, **options)
@@ -151,7 +156,8 @@ def test_mr_tumour_from_one_seed(case):
 def test_mr_faint_lesion_leaks_with_intensity_ranges():
     # documents why brain2 uses the watershed: the range from the seed region covers the
     # surrounding brain, so the level set spreads far beyond the lesion
-    image, label = datasets.load("pyradiomics", case="brain2", progress=False)
+    image_case = datasets.load("pyradiomics", case="brain2", progress=False)
+    image, label = image_case.image, image_case.label
     seed = seg.seed_from_mask(label, rule="interior")
     out = seg.segment_mr_tumour(image, seed_index=seed, max_radius_mm=20)
     assert metrics.dice(out, label) < 0.3

@@ -34,7 +34,7 @@ def test_otsu_default_finds_a_large_central_cyst_and_keeps_the_input_kind():
 def test_busi_defaults_cut_the_lesion_from_the_shadow_below():
     from medlab import datasets
 
-    image = datasets.load("busi", case="malignant (133)", progress=False)["image"]
+    image = datasets.load("busi", case="malignant (133)", progress=False).image
     mask = sitk.GetArrayFromImage(segment_us_lesion(image))
     rows = np.flatnonzero(mask.any(axis=1))
     # the region stays off the bottom of the frame (acoustic shadow); measured rows 43-193 of 256, 15169 px

@@ -44,7 +44,7 @@ def _tiny_unet():
 
 
 def test_device_line_says_cpu_here_and_gpu_when_the_kernel_has_one(us, monkeypatch):
-    r = ModelRunner(us["image"])
+    r = ModelRunner(us.image)
     report = medlab.models.device_report()
     assert r.device == report and report["device"] == "CPU"  # no GPU on the test machine
     assert r.device_text.startswith("runs on CPU: ") and "backend tensorflow" in r.device_text
@@ -52,24 +52,24 @@ def test_device_line_says_cpu_here_and_gpu_when_the_kernel_has_one(us, monkeypat
     gpu = {**report, "device": "GPU", "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_total_bytes": 85e9,
                                                 "memory_in_use_bytes": 0}]}
     monkeypatch.setattr(medlab.models, "device_report", lambda: gpu)
-    r2 = ModelRunner(us["image"])
+    r2 = ModelRunner(us.image)
     assert r2.device_text.startswith("runs on GPU: NVIDIA H100 80GB HBM3 · backend tensorflow")
     assert device_text({**gpu, "gpus": []}).startswith("runs on CPU")  # no GPU listed: not claimed
 
 
 def test_pretrained_unet_inference_and_grad_cam_on_hc18(us):
-    r = ModelRunner(us["image"], model="hc18_unet", overlay_mode="fill")
+    r = ModelRunner(us.image, model="hc18_unet", overlay_mode="fill")
     assert r.model_names[:2] == ["busi_resnet", "hc18_unet"] and r.model_name == "hc18_unet"
     r._infer.click()  # the button
-    want = sitk.GetArrayFromImage(medlab.models.segment(r.model, us["image"]))
+    want = sitk.GetArrayFromImage(medlab.models.segment(r.model, us.image))
     np.testing.assert_array_equal(r.prediction, want)  # exactly the medlab result
     # 0.824 with the all-trimester hc18_unet: 000_HC is HC18's smallest head (44 mm), flagged by its QC
-    assert medlab.metrics.dice(r.prediction, sitk.GetArrayFromImage(us["mask"])) >= 0.80
+    assert medlab.metrics.dice(r.prediction, sitk.GetArrayFromImage(us.label)) >= 0.80
     assert "model" in r.viewer.layers
     drawn = np.any(r.viewer.pixels != medlab.display.render(r.viewer.current_slice(), r.viewer.window,
                                                             r.viewer.level)[..., None], axis=-1)
     assert np.array_equal(drawn, r.prediction > 0)  # the fill covers exactly the predicted head
-    cam = sitk.GetArrayFromImage(medlab.models.grad_cam(r.model, us["image"]))
+    cam = sitk.GetArrayFromImage(medlab.models.grad_cam(r.model, us.image))
     np.testing.assert_allclose(r.cam, cam, atol=1e-5)
     assert r.cam.shape == r.prediction.shape and r.cam.max() == pytest.approx(1.0)
     v = r.viewer
@@ -89,13 +89,13 @@ def test_pretrained_unet_inference_and_grad_cam_on_hc18(us):
 
 
 def test_classifier_gives_probabilities(us):
-    v = SliceViewer(us["image"])
+    v = SliceViewer(us.image)
     r = ModelRunner(v, model="busi_resnet")
     # a breast-ultrasound classifier on a fetal head: it runs, with a warning that says so
     with pytest.warns(medlab.models.ModelInputWarning, match="busi_resnet was trained on"):
         r.infer()
     with pytest.warns(medlab.models.ModelInputWarning):
-        want = medlab.models.classify(r.model, us["image"])[0]
+        want = medlab.models.classify(r.model, us.image)[0]
     assert list(r.probabilities) == ["benign", "malignant", "normal"]
     np.testing.assert_allclose(list(r.probabilities.values()), want, rtol=1e-5)
     assert r.prediction is None and "model" not in v.layers and r.cam.shape == v.array.shape
@@ -141,7 +141,7 @@ def test_stop_button_ends_training_early(disks):
 
 
 def test_runner_checks_its_arguments(us, disks):
-    r = ModelRunner(us["image"], model="busi_resnet")
+    r = ModelRunner(us.image, model="busi_resnet")
     with pytest.raises(ValueError, match="`model` must be one of"):
         r.select("nope")
     with pytest.raises(ValueError, match="pretrained model's name"):
@@ -149,7 +149,7 @@ def test_runner_checks_its_arguments(us, disks):
     with pytest.raises(TypeError, match="`stop` is the widget's own"):
         r.train(*disks, stop=None)
     with pytest.raises(ValueError, match="`cam_alpha` must be in"):
-        ModelRunner(us["image"], cam_alpha=2)
+        ModelRunner(us.image, cam_alpha=2)
     r.add_model("mine", _tiny_unet())
     assert r.model_name == "mine"
     with pytest.raises(ValueError, match="give `model`"):
@@ -157,7 +157,7 @@ def test_runner_checks_its_arguments(us, disks):
 
 
 def test_title_names_the_selected_model_and_native_logs_are_captured(us, disks):
-    r = ModelRunner(us["image"], model="hc18_unet", title="HC18 000_HC")
+    r = ModelRunner(us.image, model="hc18_unet", title="HC18 000_HC")
     assert r.viewer.title == "HC18 000_HC · model: hc18_unet"
     r.add_model("tiny", _tiny_unet(), select=True)
     assert r.viewer.title == "HC18 000_HC · model: tiny"  # not the first model's title
@@ -165,7 +165,7 @@ def test_title_names_the_selected_model_and_native_logs_are_captured(us, disks):
 
 
 def test_model_card_follows_the_selected_model(us):
-    r = ModelRunner(us["image"], model="hc18_unet")
+    r = ModelRunner(us.image, model="hc18_unet")
     assert "shown once the model is loaded" in r._card.value
     r.infer()
     assert r._card.value == medlab.models.card(r.model, format="html")

@@ -95,7 +95,8 @@ def main(argv=None):
     cases = list(datasets.cases("sts"))
     data = {}
     for case in cases:
-        pet, gtv = datasets.load("sts", case=case, modality="PET", progress=False)
+        pet_case = datasets.load("sts", case=case, modality="PET", progress=False)
+        pet, gtv = pet_case.image, pet_case.label
         g = sitk.GetArrayFromImage(gtv) > 0
         seed = seg.seed_from_mask(gtv, pet, rule="max")
         scores = {}

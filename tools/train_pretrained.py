@@ -101,8 +101,8 @@ def train_hc18(args):
     print("HC18 split:", {k: len(v) for k, v in split.items()}, flush=True)
     train_cases = split["train"][: args.limit] if args.limit else split["train"]
     data = [datasets.load("hc18", case=c, progress=False) for c in train_cases]
-    x = mm.to_array([d["image"] for d in data], size=size, normalization="zscore")
-    y = mm.labels_to_array([d["mask"] for d in data], size=size)
+    x = mm.to_array([d.image for d in data], size=size, normalization="zscore")
+    y = mm.labels_to_array([d.label for d in data], size=size)
     builder = {"function": "unet", "kwargs": {"spatial_dims": 2, "in_channels": 1, "out_channels": 2, "depth": args.depth,
                                               "base_filters": args.base_filters, "normalization": "batch",
                                               "dropout": 0.1, "input_size": list(size)}}
@@ -193,9 +193,9 @@ def summarise_hc18(args):
     offsets, images = [], []
     for c in split["train"]:
         d = datasets.load("hc18", case=c, progress=False)
-        fit = fit_ellipse(d["mask"]).circumference_mm
-        offsets.append((fit - d["hc_mm"]) / (2 * math.pi * d["pixel_size_mm"]))
-        images.append(d["image"])
+        fit = fit_ellipse(d.label).circumference_mm
+        offsets.append((fit - d.meta["hc_mm"]) / (2 * math.pi * d.meta["pixel_size_mm"]))
+        images.append(d.image)
     tm.info.update(HC18_CARD)
     tm.info["input_domain"] = input_domain(images)
     del images

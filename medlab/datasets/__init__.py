@@ -12,7 +12,8 @@ repository at a pinned commit, the licence and the citation.
   (``$MEDLAB_DATA_STORE``, laid out as ``<store>/<root>/<file>``; used in place when it holds
   everything requested), the embedded sample, or their source URL.
 - :func:`verify`: hash every file of a data set again (even files verified before).
-- :func:`load`, :func:`cases`: ready-to-use ``SimpleITK.Image`` objects per data set and case.
+- :func:`load`, :func:`cases`: one :class:`Case` per data set and case (``image``, ``labels``,
+  ``meta``, ``paths``, ``source``, ``licence``; images as ``SimpleITK.Image``).
 - :func:`data_source`: 'full' or 'sample'. A few cases of each data set ship inside medlab (the
   embedded sample, ``medlab/datasets/sample``, with each source's licence), so the notebooks run
   on a machine with no data store and no network; :func:`cases` then lists the sample's cases.
@@ -31,9 +32,9 @@ seed, with exact ground truth.
 Examples
 --------
 >>> from medlab import datasets
->>> image, mask = datasets.load("sts", case="STS_001", modality="PET", progress=False)
->>> round(image.GetSpacing()[0], 4)
-4.6875
+>>> pet = datasets.load("sts", case="STS_001", modality="PET", progress=False)
+>>> round(pet.image.GetSpacing()[0], 4), list(pet.labels), pet.source in ("sample", "store", "cache")
+(4.6875, ['gtv'], True)
 >>> ph = datasets.ct_phantom(shape=(32, 64, 64), seed=1)
 >>> ph.image.GetSize()
 (64, 64, 32)
@@ -41,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+from ._case import Case
 from ._fetch import cache_dir, fetch, store_dir, verify
 from ._loaders import cases, load
 from ._phantoms import Phantom, ct_phantom, mr_phantom, pet_phantom, us_phantom, xray_phantom
@@ -54,6 +56,7 @@ __all__ = [
     "verify",
     "load",
     "cases",
+    "Case",
     "data_source",
     "info",
     "list_datasets",

@@ -295,11 +295,17 @@ def fetch(name: str, files=None, *, progress: bool = True) -> Path:
     >>> sorted(p.name for p in (root / "nifti").iterdir())
     ['image.nii.gz', 'mask.nii.gz']
     """
+    return fetch_with_source(name, files, progress=progress)[0]
+
+
+def fetch_with_source(name: str, files=None, *, progress: bool = True) -> tuple[Path, str]:
+    """:func:`fetch`, and where the files came from: 'sample', 'store', 'cache' or 'package'
+    (the word the fetch log gives; the loaders put it into :attr:`Case.source`)."""
     ent = _registry._raw(name)
     if ent["kind"] == "package":
         root = _package_root(ent)
         _log_use(name, "package", [])
-        return root
+        return root, "package"
     wanted = _select(ent, files)
     cache = cache_dir()
     cache_root = cache / ent["root"]
@@ -309,8 +315,9 @@ def fetch(name: str, files=None, *, progress: bool = True) -> Path:
         root = _fetch_store_kind(ent, wanted, cache_root, memo, progress)
     finally:
         memo.save()
-    _log_use(name, _source_of(mode, root), wanted)
-    return root
+    source = _source_of(mode, root)
+    _log_use(name, source, wanted)
+    return root, source
 
 
 def verify(name: str, *, progress: bool = True) -> Path:

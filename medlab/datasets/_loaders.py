@@ -22,7 +22,8 @@ from medlab._options import check_choice
 from medlab.errors import DatasetError
 
 from . import _registry
-from ._fetch import fetch
+from ._case import Case
+from ._fetch import fetch, fetch_with_source
 from ._sample import data_source, sample_files
 
 __all__ = ["load", "cases", "LOADERS"]
@@ -51,61 +52,81 @@ def _no_case(name: str, case) -> None:
         raise ValueError(f"`case` is not used by data set {name!r} (it has no cases); got {case!r}")
 
 
+def _case(name: str, case, source: str, image=None, *, labels=None, meta=None, paths=None) -> Case:
+    """A :class:`Case` of data set ``name`` with the registry's licence."""
+    return Case(dataset=name, id=case, image=image, labels=labels or {}, meta=meta or {},
+                paths=paths or {}, source=source, licence=_registry._raw(name).get("licence") or "")
+
+
+def _image_and_mask(name: str, case, root: Path, source: str, image_rel: str, mask_rel: str,
+                    label: str, *, meta=None) -> Case:
+    """A case of one image file and one mask file (read, the mask as uint8)."""
+    paths = {"image": root / image_rel, label: root / mask_rel}
+    return _case(name, case, source, _read(paths["image"]), labels={label: _as_mask(_read(paths[label]))},
+                 meta=meta, paths=paths)
+
+
 # ---------------------------------------------------------------- store data sets
 
 
 def _ibsi_digital_phantom(case=None, *, progress=True):
-    """``(image, mask)``: the 5x4x4 phantom (grey levels) and its 74-voxel ROI mask."""
+    """The 5x4x4 phantom (grey levels) and its 74-voxel ROI mask (label ``'roi'``)."""
     _no_case("ibsi_digital_phantom", case)
-    root = fetch("ibsi_digital_phantom", progress=progress)
-    return _read(root / "image.nii.gz"), _as_mask(_read(root / "mask.nii.gz"))
+    root, source = fetch_with_source("ibsi_digital_phantom", progress=progress)
+    return _image_and_mask("ibsi_digital_phantom", None, root, source, "image.nii.gz", "mask.nii.gz", "roi")
 
 
 def _ibsi_ct_phantom(case=None, *, progress=True):
-    """``(image, mask)`` from NIfTI: CT in HU (204x201x60, 0.977x0.977x3 mm) and the GTV mask.
+    """CT in HU from NIfTI (204x201x60, 0.977x0.977x3 mm) and the GTV mask (label ``'gtv'``).
 
     The DICOM series and RTSTRUCT are in ``fetch('ibsi_ct_phantom') / 'dicom'``.
     """
     _no_case("ibsi_ct_phantom", case)
-    root = fetch("ibsi_ct_phantom", ["nifti/*"], progress=progress)
-    return _read(root / "nifti" / "image.nii.gz"), _as_mask(_read(root / "nifti" / "mask.nii.gz"))
+    root, source = fetch_with_source("ibsi_ct_phantom", ["nifti/*"], progress=progress)
+    return _image_and_mask("ibsi_ct_phantom", None, root, source, "nifti/image.nii.gz", "nifti/mask.nii.gz", "gtv")
 
 
 def _ibsi_reference(case=None, *, progress=True):
-    """Path of ``03_Image_features.rst`` (IBSI consensus values and tolerances)."""
+    """No image; ``paths['file']``: ``03_Image_features.rst`` (IBSI consensus values and tolerances)."""
     _no_case("ibsi_reference", case)
-    return fetch("ibsi_reference", progress=progress) / "03_Image_features.rst"
+    root, source = fetch_with_source("ibsi_reference", progress=progress)
+    return _case("ibsi_reference", None, source, paths={"file": root / "03_Image_features.rst"})
 
 
 _STS_MODALITIES = ("CT", "MR_T1", "PET")
 
 
 def _sts(case, *, modality="CT", progress=True):
-    """``(image, mask)`` of one patient and modality; CT in HU, PET in SUV, MR normalised.
+    """One patient and modality (CT in HU, PET in SUV, MR normalised) with the tumour mask
+    (label ``'gtv'``); ``meta['modality']``.
 
     ``modality`` is one of 'CT', 'MR_T1', 'PET'.
     """
     check_choice("modality", modality, _STS_MODALITIES)
     files = [f"{case}/{modality}_image.nii.gz", f"{case}/{modality}_mask.nii.gz"]
-    root = fetch("sts", files, progress=progress)
-    return _read(root / files[0]), _as_mask(_read(root / files[1]))
+    root, source = fetch_with_source("sts", files, progress=progress)
+    return _image_and_mask("sts", case, root, source, *files, "gtv", meta={"modality": modality})
 
 
 def _pyradiomics(case, *, progress=True):
-    """``(image, label)``: MR volume and tumour label map (NRRD)."""
+    """MR volume and tumour label map (label ``'tumour'``), from NRRD."""
     files = [f"{case}_image.nrrd", f"{case}_label.nrrd"]
-    root = fetch("pyradiomics", files, progress=progress)
-    return _read(root / files[0]), _as_mask(_read(root / files[1]))
+    root, source = fetch_with_source("pyradiomics", files, progress=progress)
+    return _image_and_mask("pyradiomics", case, root, source, *files, "tumour")
 
 
 _HC18_CSV = "training_set_pixel_size_and_HC.csv"
 
 
+def _first_channel(img: sitk.Image) -> sitk.Image:
+    return sitk.VectorIndexSelectionCast(img, 0) if img.GetNumberOfComponentsPerPixel() > 1 else img
+
+
 def _hc18(case, *, progress=True):
-    """dict: ``image`` (uint8, 2D, spacing = pixel size), ``mask`` (uint8 0/1, filled head),
-    ``pixel_size_mm`` (float), ``hc_mm`` (sonographer's head circumference, float)."""
+    """The 2D image (uint8, spacing = pixel size), the filled head (label ``'head'``, 0/1) and
+    ``meta``: ``pixel_size_mm``, ``hc_mm`` (the sonographer's head circumference)."""
     files = [f"training_set/{case}.png", f"training_set/{case}_Annotation.png", _HC18_CSV]
-    root = fetch("hc18", files, progress=progress)
+    root, source = fetch_with_source("hc18", files, progress=progress)
     with open(root / _HC18_CSV, newline="", encoding="utf-8") as fh:
         rows = {r[0]: r for r in csv.reader(fh)}
     try:
@@ -113,16 +134,13 @@ def _hc18(case, *, progress=True):
     except KeyError:
         raise DatasetError(f"{root / _HC18_CSV}: no row for {case}.png") from None
     pixel_size_mm, hc_mm = float(pixel_size), float(hc)
-    image = _read(root / files[0])
-    if image.GetNumberOfComponentsPerPixel() > 1:
-        image = sitk.VectorIndexSelectionCast(image, 0)
-    ann = _read(root / files[1])
-    if ann.GetNumberOfComponentsPerPixel() > 1:
-        ann = sitk.VectorIndexSelectionCast(ann, 0)
-    mask = sitk.Cast(ann > 0, sitk.sitkUInt8)
+    image = _first_channel(_read(root / files[0]))
+    mask = sitk.Cast(_first_channel(_read(root / files[1])) > 0, sitk.sitkUInt8)
     for img in (image, mask):
         img.SetSpacing((pixel_size_mm, pixel_size_mm))
-    return {"image": image, "mask": mask, "pixel_size_mm": pixel_size_mm, "hc_mm": hc_mm}
+    return _case("hc18", case, source, image, labels={"head": mask},
+                 meta={"pixel_size_mm": pixel_size_mm, "hc_mm": hc_mm},
+                 paths={"image": root / files[0], "head": root / files[1], "table": root / _HC18_CSV})
 
 
 def _busi_file(case: str) -> str:
@@ -133,11 +151,12 @@ def _busi_file(case: str) -> str:
 
 
 def _busi(case, *, progress=True):
-    """dict: ``image`` (2D RGB, 256x256, uint8 per channel) and ``label``
-    ('benign', 'malignant' or 'normal', from the folder)."""
+    """The 2D RGB image (256x256, uint8 per channel), no label image; ``meta['class']``:
+    'benign', 'malignant' or 'normal' (from the folder)."""
     rel = _busi_file(case)
-    root = fetch("busi", [rel], progress=progress)
-    return {"image": _read(root / rel), "label": rel.split("/")[0]}
+    root, source = fetch_with_source("busi", [rel], progress=progress)
+    return _case("busi", case, source, _read(root / rel), meta={"class": rel.split("/")[0]},
+                 paths={"image": root / rel})
 
 
 # ---------------------------------------------------------------- package data sets
@@ -160,46 +179,42 @@ def _nibabel_to_sitk(img) -> sitk.Image:
 
 
 def _mni152(case=None, *, resolution=1, progress=True):
-    """dict of ``template`` (T1), ``brain_mask``, ``gm_mask``, ``wm_mask`` on one grid.
+    """The T1 template with labels ``'brain'``, ``'gm'``, ``'wm'`` (masks) on one grid;
+    ``meta['resolution_mm']``.
 
     ``resolution`` is 1 or 2 (mm). Geometry is in ITK's LPS frame (converted from RAS).
     """
     _no_case("mni152", case)
     if resolution not in (1, 2) or isinstance(resolution, bool):
         raise ValueError(f"`resolution` must be 1 or 2 (mm); got {resolution!r}")
-    fetch("mni152", progress=progress)  # a clear error when nilearn is missing
+    _, source = fetch_with_source("mni152", progress=progress)  # a clear error when nilearn is missing
     from nilearn import datasets as nd
 
-    getters = {
-        "template": nd.load_mni152_template,
-        "brain_mask": nd.load_mni152_brain_mask,
-        "gm_mask": nd.load_mni152_gm_mask,
-        "wm_mask": nd.load_mni152_wm_mask,
-    }
-    out = {}
-    for key, get in getters.items():
-        img = _nibabel_to_sitk(get(resolution=resolution))
-        out[key] = img if key == "template" else sitk.Cast(img > 0, sitk.sitkUInt8)
-    return out
+    template = _nibabel_to_sitk(nd.load_mni152_template(resolution=resolution))
+    getters = {"brain": nd.load_mni152_brain_mask, "gm": nd.load_mni152_gm_mask, "wm": nd.load_mni152_wm_mask}
+    labels = {key: sitk.Cast(_nibabel_to_sitk(get(resolution=resolution)) > 0, sitk.sitkUInt8)
+              for key, get in getters.items()}
+    return _case("mni152", None, source, template, labels=labels, meta={"resolution_mm": resolution})
 
 
 _DEID_ECHO = "ultrasounds/ultrasound-multiframe.dcm"
 
 
 def _deid_echo(case=None, *, progress=True):
-    """The colour-Doppler echo cine as a 3D RGB ``sitk.Image`` (800x600x30, frames along z)."""
+    """The colour-Doppler echo cine as a 3D RGB image (800x600x30, frames along z)."""
     _no_case("deid_echo", case)
-    return _read(fetch("deid_echo", progress=progress) / _DEID_ECHO)
+    root, source = fetch_with_source("deid_echo", progress=progress)
+    return _case("deid_echo", None, source, _read(root / _DEID_ECHO), paths={"image": root / _DEID_ECHO})
 
 
 def _skimage_retina(case=None, *, progress=True):
-    """The fundus photograph as a 2D RGB ``sitk.Image`` (1411x1411, pixel size unknown: 1)."""
+    """The fundus photograph as a 2D RGB image (1411x1411, pixel size unknown: 1)."""
     _no_case("skimage_retina", case)
-    fetch("skimage_retina", progress=progress)
+    _, source = fetch_with_source("skimage_retina", progress=progress)
     from skimage import data
 
     img, _ = as_sitk(data.retina(), vector=True)
-    return img
+    return _case("skimage_retina", None, source, img)
 
 
 def _pydicom_folders() -> list[Path]:
@@ -218,18 +233,20 @@ def _pydicom_cases() -> list[str]:
 
 
 def _pydicom_data(case, *, progress=True):
-    """Path of a pydicom / pydicom-data test file (``pydicom.data.get_testdata_file``)."""
+    """No image (not every test file is one); ``paths['file']``: the pydicom / pydicom-data
+    test file (``pydicom.data.get_testdata_file``)."""
     import pydicom.data
 
     path = pydicom.data.get_testdata_file(case)
     if path is None:
         raise DatasetError(f"pydicom cannot find test file {case!r}; install pydicom-data")
-    return Path(path)
+    return _case("pydicom_data", case, "package", paths={"file": Path(path)})
 
 
 def _dcm_qa_nih(case, *, progress=True):
-    """dict: ``series`` (Path of the DICOM series folder, ``In/<study>/<series>``),
-    ``reference`` (Path of dcm2niix's reference NIfTI) and ``sidecar`` (Path of its BIDS JSON).
+    """No image (the point is to read the series); ``paths``: ``series`` (the DICOM series
+    folder, ``In/<study>/<series>``), ``reference`` (dcm2niix's reference NIfTI) and
+    ``sidecar`` (its BIDS JSON).
 
     The reference of a series is the ``Ref`` file of its vendor whose name ends in the series
     number: GE ``mr_0004`` -> ``DCM2NIIX_regression_test_4``, Siemens ``mr_0003`` ->
@@ -244,9 +261,10 @@ def _dcm_qa_nih(case, *, progress=True):
         raise DatasetError(f"dcm_qa_nih: no single reference volume for {case!r} (found {refs})")
     ref = refs[0]
     files = [f"In/{case}/*", ref, ref[:-len(".nii")] + ".json"]
-    root = fetch("dcm_qa_nih", files, progress=progress)
-    return {"series": root / "In" / study / series, "reference": root / ref,
-            "sidecar": root / (ref[:-len(".nii")] + ".json")}
+    root, source = fetch_with_source("dcm_qa_nih", files, progress=progress)
+    return _case("dcm_qa_nih", case, source,
+                 paths={"series": root / "In" / study / series, "reference": root / ref,
+                        "sidecar": root / (ref[:-len(".nii")] + ".json")})
 
 
 # ---------------------------------------------------------------- table and dispatch
@@ -309,7 +327,7 @@ def cases(name: str, *, source: str | None = None) -> list[str]:
     return _registry.case_names(name, sample_files(name) if source == "sample" else None)
 
 
-def load(name: str, case: str | None = None, **kw):
+def load(name: str, case: str | None = None, **kw) -> Case:
     """Load a registered data set (fetching and verifying its files first).
 
     Parameters
@@ -327,26 +345,27 @@ def load(name: str, case: str | None = None, **kw):
 
     Returns
     -------
-    object
-        Per data set, with images as ``SimpleITK.Image`` (geometry in mm, LPS) and masks as
-        ``sitkUInt8``:
+    Case
+        The same type for every data set: ``image`` (``SimpleITK.Image``, geometry in mm, LPS;
+        None for data sets of files), ``labels`` (name -> ``sitkUInt8`` mask), ``meta``,
+        ``paths``, ``source`` and ``licence``. Per data set:
 
-        - ``ibsi_digital_phantom``, ``ibsi_ct_phantom`` (NIfTI), ``sts``: ``(image, mask)``
-        - ``pyradiomics``: ``(image, label)``
-        - ``hc18``: dict with ``image``, ``mask``, ``pixel_size_mm``, ``hc_mm``
-        - ``busi``: dict with ``image`` (RGB) and ``label`` (class name)
-        - ``dcm_qa_nih``: dict with ``series`` (DICOM folder), ``reference`` (dcm2niix's NIfTI)
-          and ``sidecar`` (its BIDS JSON), all ``pathlib.Path``
-        - ``mni152``: dict with ``template``, ``brain_mask``, ``gm_mask``, ``wm_mask``
+        - ``ibsi_digital_phantom``: labels ``roi``; ``ibsi_ct_phantom`` (NIfTI), ``sts``:
+          labels ``gtv`` (``sts``: ``meta['modality']``); ``pyradiomics``: labels ``tumour``
+        - ``hc18``: 2D image, labels ``head``, ``meta``: ``pixel_size_mm``, ``hc_mm``
+        - ``busi``: 2D RGB image, ``meta['class']`` (class name), no labels
+        - ``mni152``: the T1 template, labels ``brain``, ``gm``, ``wm``; ``meta['resolution_mm']``
         - ``deid_echo``: 3D RGB image (frames along z); ``skimage_retina``: 2D RGB image
-        - ``ibsi_reference``, ``pydicom_data``: ``pathlib.Path`` of the file
+        - ``dcm_qa_nih``: no image; ``paths``: ``series`` (DICOM folder), ``reference``
+          (dcm2niix's NIfTI), ``sidecar`` (its BIDS JSON)
+        - ``ibsi_reference``, ``pydicom_data``: no image; ``paths['file']``
 
     Examples
     --------
     >>> from medlab import datasets
-    >>> image, mask = datasets.load("ibsi_ct_phantom", progress=False)
-    >>> image.GetSize()
-    (204, 201, 60)
+    >>> case = datasets.load("ibsi_ct_phantom", progress=False)
+    >>> case.image.GetSize(), list(case.labels)
+    ((204, 201, 60), ['gtv'])
     """
     check_choice("name", name, list(LOADERS))
     loader = LOADERS[name]

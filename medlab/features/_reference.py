@@ -1,7 +1,7 @@
 """IBSI reference values: parse the IBSI chapter on image features into a tidy table.
 
 The IBSI 1 document (``03_Image_features.rst`` of the ibsi-doc repository, reached through
-``medlab.datasets.load("ibsi_reference")``) gives, for each feature, a reStructuredText grid
+``medlab.datasets.load("ibsi_reference").paths["file"]``) gives, for each feature, a reStructuredText grid
 table of consensus values and tolerances for the digital phantom and the CT phantom under
 configurations A-E, one row per aggregation method for texture features. Each feature section
 names its feature as ``F_{\\mathit{family.name}}`` in its formula; that tag, with dots replaced
@@ -203,7 +203,7 @@ def ibsi_reference_values(path=None, *, data=None, with_values: bool = True) -> 
     Parameters
     ----------
     path : str or Path, optional
-        The IBSI ``03_Image_features.rst``; by default ``medlab.datasets.load("ibsi_reference")``.
+        The IBSI ``03_Image_features.rst``; by default ``medlab.datasets.load("ibsi_reference").paths["file"]``.
     data : str or sequence of str, optional
         Keep only these data sets: ``'digital phantom'``, ``'A'``, ``'B'``, ``'C'``, ``'D'``, ``'E'``
         (the CT phantom configurations).
@@ -230,7 +230,7 @@ def ibsi_reference_values(path=None, *, data=None, with_values: bool = True) -> 
     if path is None:
         from medlab import datasets
 
-        path = datasets.load("ibsi_reference", progress=False)
+        path = datasets.load("ibsi_reference", progress=False).paths["file"]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"`path` {str(path)!r} is not a file")

@@ -35,8 +35,8 @@ def load_busi(cases=None, *, progress=False) -> dict:
 
     cases = list(datasets.cases("busi") if cases is None else cases)
     data = [datasets.load("busi", case=c, progress=progress) for c in cases]
-    labels = [d["label"] for d in data]
-    return {"cases": cases, "images": [d["image"] for d in data], "labels": labels,
+    labels = [d.meta["class"] for d in data]
+    return {"cases": cases, "images": [d.image for d in data], "labels": labels,
             "y": np.array([CLASSES.index(lbl) for lbl in labels])}
 
 

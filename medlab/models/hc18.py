@@ -394,18 +394,18 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
     for start in range(0, len(cases), batch_size):
         chunk = cases[start:start + batch_size]
         data = [datasets.load("hc18", case=c, progress=False) for c in chunk]
-        images = [d["image"] for d in data]
+        images = [d.image for d in data]
         first = measure_head(model, images, method=methods[0], tta=tta, boundary_offset_px=offset, batch_size=batch_size)
         for case, d, r in zip(chunk, data, first, strict=True):
             prob = r.probability
-            row = {"case": case, "subject": subject_of(case), "pixel_size_mm": d["pixel_size_mm"],
-                   "hc_ref_mm": d["hc_mm"], "band": str(hc_band(d["hc_mm"])[0]),
-                   "dice": dice(sitk.Cast(prob > 0.5, sitk.sitkUInt8), d["mask"])}
+            row = {"case": case, "subject": subject_of(case), "pixel_size_mm": d.meta["pixel_size_mm"],
+                   "hc_ref_mm": d.meta["hc_mm"], "band": str(hc_band(d.meta["hc_mm"])[0]),
+                   "dice": dice(sitk.Cast(prob > 0.5, sitk.sitkUInt8), d.label)}
             for m in methods:
                 hc = r.hc_mm if m == methods[0] else head_circumference(prob, method=m, boundary_offset_px=offset)
                 row[f"hc_{m}_mm"] = hc
-                row[f"abs_err_{m}_mm"] = abs(hc - d["hc_mm"])
-                row[f"hc_mask_{m}_mm"] = head_circumference(d["mask"], method=m, boundary_offset_px=offset)
+                row[f"abs_err_{m}_mm"] = abs(hc - d.meta["hc_mm"])
+                row[f"hc_mask_{m}_mm"] = head_circumference(d.label, method=m, boundary_offset_px=offset)
             row.update(qc_flag=r.qc.flagged, qc_reasons="; ".join(r.qc.reasons), fit_residual=r.qc.fit_residual,
                        border_share=r.qc.border_share, tta_spread=r.qc.tta_spread)
             rows.append(row)

@@ -164,8 +164,8 @@ def segment(
     >>> from medlab import datasets
     >>> from medlab.models import pretrained, segment
     >>> case = datasets.load("hc18", case="000_HC", progress=False)
-    >>> labels = segment(pretrained("hc18_unet"), case["image"])
-    >>> labels.GetSize() == case["image"].GetSize()
+    >>> labels = segment(pretrained("hc18_unet"), case.image)
+    >>> labels.GetSize() == case.image.GetSize()
     True
     """
     check_choice("output", output, ("labels", "probabilities", "both"))

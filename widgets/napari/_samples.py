@@ -26,8 +26,9 @@ def ibsi_ct_phantom():
     import medlab.datasets
 
     install_current()
-    ct, gtv = medlab.datasets.load("ibsi_ct_phantom", progress=False)
-    return [image_to_layer(ct, "IBSI CT phantom (HU)", modality="CT"), image_to_layer(gtv, "GTV", "labels")]
+    case = medlab.datasets.load("ibsi_ct_phantom", progress=False)
+    return [image_to_layer(case.image, "IBSI CT phantom (HU)", modality="CT"),
+            image_to_layer(case.labels["gtv"], "GTV", "labels")]
 
 
 def hc18_ultrasound():
@@ -35,4 +36,4 @@ def hc18_ultrasound():
     import medlab.datasets
 
     case = medlab.datasets.load("hc18", case="000_HC", progress=False)
-    return [image_to_layer(case["image"], "HC18 000_HC"), image_to_layer(case["mask"], "head", "labels")]
+    return [image_to_layer(case.image, "HC18 000_HC"), image_to_layer(case.labels["head"], "head", "labels")]
