@@ -51,7 +51,6 @@ PENDING = {
     "tutorials/04_registration.ipynb",
     "tutorials/08_classical_classification.ipynb",
     "usecases/breast_ultrasound.ipynb",
-    "usecases/cardiovascular.ipynb",
     "usecases/neurological.ipynb",
     "usecases/sarcoma_pet_ct_mr.ipynb",
 }
