@@ -11,7 +11,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("usecases/fetal_biometry.ipynb", tmp_path)
+    r = run("usecases/fetal_biometry.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     assert r["n_images"] == 133 and r["n_subjects"] == 107
     assert r["shared_subjects_with_training"] == 0
     # measured: MAD 2.50 mm (CI 2.01-3.22), bias -0.88 mm, LoA -9.57 to +7.80 mm, 59 % within 2 mm,

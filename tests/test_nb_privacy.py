@@ -7,7 +7,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("usecases/privacy.ipynb", tmp_path)
+    r = run("usecases/privacy.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 2  # every exercise's hidden solution passes its check
     assert r["n_files"] == 61 and r["n_skipped"] == 0  # 60 CT slices and the RTSTRUCT
     s = r["after_states"]
     assert s["PatientName"] == s["PatientID"] == "replaced"  # pseudonym
