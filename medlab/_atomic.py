@@ -7,7 +7,9 @@ of memory, power loss) cannot clean up after itself, so each temporary name carr
 the process id of its writer, and :func:`clean_stale` removes the entries of writers that are no
 longer running: every medlab command that writes into a folder calls it first.
 
-Temporary names look like ``.<name>.medlab-tmp-<host>-<pid>-<random>``.
+Temporary names look like ``.<name>.medlab-tmp-<host>-<pid>-<random>[<suffix>]``: a writer that
+picks the format from the file name's ending (Keras, ITK transform files) asks for the target's
+ending with ``suffix=``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 
 
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)" + re.escape(MARK) + r"(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]+$")
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)" + re.escape(MARK) + r"(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]+"
+                      r"(?P<suffix>\.[^/]*)?$")
 
 
 def is_temporary(name: str) -> bool:
@@ -39,9 +42,18 @@ def is_temporary(name: str) -> bool:
     return _TEMP_RE.match(name) is not None
 
 
-def temp_for(target: Path) -> Path:
-    """A temporary name beside ``target`` (same folder) that :func:`clean_stale` recognises."""
-    return target.parent / f".{target.name}{MARK}{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
+def _check_suffix(suffix: str) -> str:
+    if not isinstance(suffix, str) or (suffix and (not suffix.startswith(".") or "/" in suffix or os.sep in suffix)):
+        raise ValueError(f"`suffix` must be '' or a file ending such as '.keras' (no folder); got {suffix!r}")
+    return suffix
+
+
+def temp_for(target: Path, *, suffix: str = "") -> Path:
+    """A temporary name beside ``target`` (same folder) that :func:`clean_stale` recognises;
+    it ends with ``suffix`` (e.g. ``'.keras'``, ``target.suffix``) for writers that choose the
+    format from the name."""
+    suffix = _check_suffix(suffix)
+    return target.parent / f".{target.name}{MARK}{_host()}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
 
 
 def _remove(path: Path) -> None:
@@ -52,7 +64,7 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(target, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_path(target, *, overwrite: bool = True, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it becomes ``target``.
 
     The caller creates a file or a folder at the yielded path. When the ``with`` block ends
@@ -65,6 +77,9 @@ def atomic_path(target, *, overwrite: bool = True) -> Iterator[Path]:
         Destination. Its folder must exist.
     overwrite : bool
         If False and ``target`` exists, :class:`FileExistsError` is raised before any work.
+    suffix : str
+        The temporary path ends with it (``''``: no particular ending), for writers that choose
+        the format from the file name's ending: ``atomic_path(path, suffix=path.suffix)``.
 
     Raises
     ------
@@ -74,7 +89,7 @@ def atomic_path(target, *, overwrite: bool = True) -> Iterator[Path]:
     target = Path(target)
     if not overwrite and (target.exists() or target.is_symlink()):
         raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
-    tmp = temp_for(target)
+    tmp = temp_for(target, suffix=suffix)
     try:
         yield tmp
         if tmp.is_dir():

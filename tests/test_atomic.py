@@ -93,3 +93,16 @@ def test_other_names_are_not_temporary():
     assert not _atomic.is_temporary(".hidden")
     assert not _atomic.is_temporary("a.medlab-tmp-host-12-ab")  # not hidden
     assert _atomic.is_temporary(".a.nii.gz.medlab-tmp-myhost-123-0a1b2c3d")
+
+
+def test_suffix_keeps_the_ending_a_writer_needs_and_stays_recognised(tmp_path):
+    target = tmp_path / "model.weights.h5"
+    with _atomic.atomic_path(target, suffix=".weights.h5") as tmp:
+        assert tmp.parent == tmp_path and tmp.name.endswith(".weights.h5") and tmp.name.startswith(".model.weights.h5")
+        assert _atomic.is_temporary(tmp.name)
+        tmp.write_bytes(b"w")
+    assert _listing(tmp_path) == ["model.weights.h5"]
+    with pytest.raises(ValueError, match="`suffix` must be '' or a file ending"):
+        _atomic.temp_for(target, suffix="h5")
+    with pytest.raises(ValueError, match="`suffix` must be '' or a file ending"):
+        _atomic.temp_for(target, suffix="./x")

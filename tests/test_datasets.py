@@ -17,6 +17,7 @@ import pytest
 import SimpleITK as sitk
 
 from medlab import datasets
+from medlab._atomic import is_temporary
 from medlab._image import check_same_grid
 from medlab.datasets import _fetch, _registry
 from medlab.errors import ChecksumError, DatasetError
@@ -347,7 +348,7 @@ def test_download_into_cache(cache, monkeypatch):
     assert root == cache / "sts"
     assert sorted(p.name for p in (root / "STS_002").iterdir()) == ["PET_image.nii.gz", "PET_mask.nii.gz"]
     assert len(calls) == 2
-    assert [p for p in _files_under(cache) if p.suffix == ".part"] == []
+    assert [p for p in _files_under(cache) if is_temporary(p.name)] == []  # no leftover temporary file
     calls.clear()
     assert datasets.fetch("sts", ["STS_002/PET_*"], progress=False) == root
     assert calls == []  # served from the cache now

@@ -209,6 +209,19 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.keras", "clf.keras"]  # no temporary files left
 
 
+def test_save_pretrained_round_trip_through_the_atomic_writer(tmp_path):
+    mm.set_seed(2)
+    kwargs = {"num_classes": 2, "filters": (4,), "dropout": 0.0, "input_size": (16, 16)}
+    net = mm.classifier(**kwargs, mixed_precision=False)
+    tm = mm.TrainedModel(net, task="classification", classes=("a", "b"), normalization="minmax", info={"note": "y"})
+    weights, meta = mm.io.save_pretrained(tm, "tiny", {"function": "classifier", "kwargs": kwargs}, folder=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tiny.weights.h5"]  # no temporary left
+    back = mm.pretrained("tiny", folder=tmp_path)
+    x = np.random.default_rng(1).random((2, 16, 16, 1)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(back.model(x)), np.asarray(net(x)))
+    assert back.classes == ("a", "b") and back.info["note"] == "y"
+
+
 def test_save_and_load_errors(tmp_path):
     net = mm.unet(depth=1, base_filters=2, mixed_precision=False)
     with pytest.raises(ValueError, match=r"must end in '\.keras'"):

@@ -24,12 +24,12 @@ import http.client
 import json
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
+from medlab._atomic import atomic_path, write_text
 from medlab.errors import ChecksumError, DatasetError
 
 from . import _registry, _sample
@@ -115,21 +115,13 @@ class _Memo:
             self.changed = True
 
     def save(self) -> None:
-        """Write the memo atomically (temporary file + rename)."""
+        """Write the memo atomically (:func:`medlab._atomic.write_text`)."""
         if not self.changed:
             return
-        tmp = None
-        try:
+        # The memo only saves time; a read-only cache must not stop a verified fetch.
+        with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".verified-", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.data, fh)
-            os.replace(tmp, self.path)
-        except OSError:
-            # The memo only saves time; a read-only cache must not stop a verified fetch.
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            write_text(self.path, json.dumps(self.data))
         self.changed = False
 
 
@@ -155,30 +147,22 @@ def _copy_stream(src: Path):
 
 
 def _install(dest: Path, sha256: str, nbytes: int, writer, source: str) -> None:
-    """Write a file through ``writer`` into a temporary file next to ``dest``, verify, rename.
+    """Write a file through ``writer`` into a temporary file next to ``dest``, verify, rename
+    (:func:`medlab._atomic.atomic_path`).
 
     Nothing is left at ``dest`` (nor a temporary file) unless the content matches ``sha256``.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out:
             writer(source, out)
-        actual = _sha256(Path(tmp))
+        actual = _sha256(tmp)
         if actual != sha256:
-            size = os.path.getsize(tmp)
             raise ChecksumError(
-                f"{dest.name} from {source}: sha256 {actual} ({size} bytes) does not match the "
-                f"registered sha256 {sha256} ({nbytes} bytes); the file was discarded"
+                f"{dest.name} from {source}: sha256 {actual} ({tmp.stat().st_size} bytes) does not match "
+                f"the registered sha256 {sha256} ({nbytes} bytes); the file was discarded"
             )
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache must stay readable
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        os.chmod(tmp, 0o644)  # a shared cache stays readable whatever the umask
 
 
 def _select(ent: dict, files) -> list[str]:

@@ -6,7 +6,7 @@ File formats
 ``save`` writes one ``.keras`` file (Keras' own zip: architecture, weights) with an extra
 ``medlab.json`` entry holding the preprocessing (training grid, normalisation, class names).
 It is written without the optimizer state, so a file saved under one backend loads under the
-others. Writing is atomic: a temporary file in the same folder is renamed into place.
+others. Writing is atomic (:mod:`medlab._atomic`): a temporary file in the same folder is renamed into place.
 
 Pretrained models are stored as ``NAME.weights.h5`` (weights only) plus ``NAME.json`` (the
 builder call that recreates the architecture, the preprocessing, the data split and the
@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medlab._atomic import atomic_path, write_text
 from medlab._options import check_choice
 
 from ._backend import keras as _keras
@@ -130,14 +129,6 @@ def _uncompiled(net):
     return copy
 
 
-def _atomic_target(path: Path, suffix: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)  # Keras refuses to overwrite without asking in some versions; start clean
-    return Path(tmp)
-
-
 def save(model, path) -> Path:
     """Save a model (``keras.Model`` or :class:`TrainedModel`) to one ``.keras`` file, atomically.
 
@@ -157,17 +148,14 @@ def save(model, path) -> Path:
         raise ValueError(f"`path` must end in '.keras'; got {str(path)!r}")
     trained = model if isinstance(model, TrainedModel) else None
     net = trained.model if trained else model
-    tmp = _atomic_target(path, ".keras")
-    try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keras picks the format from the name: the temporary file ends in .keras too
+    with atomic_path(path, suffix=".keras") as tmp:
         with _quiet_numpy_copy_warning():
             _uncompiled(net).save(tmp)
         if trained is not None:
             with zipfile.ZipFile(tmp, "a") as zf:
                 zf.writestr(_META, json.dumps({**trained.preprocessing(), "info": trained.info}, indent=1))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -252,17 +240,11 @@ def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
     weights = folder / f"{name}.weights.h5"
     meta = folder / f"{name}.json"
-    tmp = _atomic_target(weights, ".weights.h5")
-    try:
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(weights, suffix=".weights.h5") as tmp:  # Keras wants that ending
         with _quiet_numpy_copy_warning():
             _uncompiled(trained.model).save_weights(tmp)
-        os.replace(tmp, weights)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     info = {k: v for k, v in trained.info.items() if k not in ("builder", "name")}
     text = json.dumps({"builder": builder, **trained.preprocessing(), "info": info}, indent=1)
-    tmp_meta = meta.with_name(f".{meta.name}.tmp")
-    tmp_meta.write_text(text + "\n")
-    os.replace(tmp_meta, meta)
+    write_text(meta, text + "\n")
     return weights, meta

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from medlab._atomic import atomic_path
 from medlab.errors import ImageIOError
 
 __all__ = ["compose", "as_affine", "save_transform", "read_transform", "TRANSFORM_EXTENSIONS"]
@@ -128,8 +127,8 @@ def save_transform(transform: sitk.Transform, path, *, overwrite: bool = False) 
     Returns
     -------
     pathlib.Path
-        ``path``. The file is written into a temporary folder beside it and moved into place,
-        so a failure never leaves a partial file.
+        ``path``. The file is written under a temporary name beside it (same ending) and
+        renamed into place, so a failure never leaves a partial file.
 
     Raises
     ------
@@ -150,16 +149,12 @@ def save_transform(transform: sitk.Transform, path, *, overwrite: bool = False) 
         raise ImageIOError(target, f"the folder {str(target.parent)!r} does not exist")
     if target.exists() and not overwrite:
         raise ImageIOError(target, "file exists; pass overwrite=True to replace it")
-    tmpdir = tempfile.mkdtemp(prefix=".medlab-transform-", dir=target.parent)
-    try:
-        tmp = os.path.join(tmpdir, target.name)
+    # ITK picks the format from the ending: the temporary file beside the target keeps it
+    with atomic_path(target, suffix=ext) as tmp:
         try:
-            sitk.WriteTransform(transform, tmp)
+            sitk.WriteTransform(transform, str(tmp))
         except RuntimeError as exc:
             raise ImageIOError(target, f"ITK cannot write the transform: {exc}") from exc
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
     return target
 
 
