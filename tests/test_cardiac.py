@@ -102,20 +102,23 @@ def echo():
 
 def test_echo_grey(echo):
     cine, grey, colour = echo
-    rgb = arr(cine).astype(np.float32)
-    g, c = arr(grey), arr(colour).astype(bool)
+    # medlab.io.read gives a cine as 4D (x, y, 1, frame); the results keep that grid
+    assert cine.GetSize() == (800, 600, 1, 30) and grey.GetSize() == colour.GetSize() == cine.GetSize()
+    rgb = arr(cine)[:, 0].astype(np.float32)
+    g, c = arr(grey)[:, 0], arr(colour)[:, 0].astype(bool)
     assert g.shape == rgb.shape[:3] and grey.GetSpacing() == cine.GetSpacing()
     assert 0.01 < c.mean() < 0.1  # the colour box: measured 4.1 % of the pixels
     assert np.all(g[c] == 0)
     assert np.allclose(g[~c], rgb[~c].mean(axis=-1))
     lum, _ = cardiac.echo_grey(cine, color="luminance")
-    assert arr(lum)[c].mean() > 20
+    assert arr(lum)[:, 0][c].mean() > 20
 
 
 def test_echo_cavity_is_plausible_and_consistent(echo):
     _cine, grey, _ = echo
     res = cardiac.segment_cavity(grey, seed_index=ECHO_SEED, threshold=50.0, shrink=2)
-    m = arr(res["mask"]).astype(bool)
+    assert res["mask"].GetSize() == grey.GetSize()  # 4D (x, y, 1, frame), like the cine
+    m = arr(res["mask"])[:, 0].astype(bool)
     areas_cm2 = res["areas_mm2"] / 100
     # pixel spacing from the DICOM ultrasound region (0.0308 cm): areas in cm^2
     assert res["pixel_spacing_mm"] == pytest.approx((0.3076, 0.3076), abs=1e-4)

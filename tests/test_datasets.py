@@ -507,7 +507,7 @@ def test_load_mni152_grid_and_lps():
 
 def test_load_package_images():
     echo = datasets.load("deid_echo").image
-    assert echo.GetSize() == (800, 600, 30) and echo.GetNumberOfComponentsPerPixel() == 3
+    assert echo.GetSize() == (800, 600, 1, 30) and echo.GetNumberOfComponentsPerPixel() == 3  # cine: 4D
     retina = datasets.load("skimage_retina").image
     assert retina.GetDimension() == 2 and retina.GetSize() == (1411, 1411)
     assert retina.GetNumberOfComponentsPerPixel() == 3

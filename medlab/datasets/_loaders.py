@@ -201,7 +201,7 @@ _DEID_ECHO = "ultrasounds/ultrasound-multiframe.dcm"
 
 
 def _deid_echo(case=None, *, progress=True):
-    """The colour-Doppler echo cine as a 3D RGB image (800x600x30, frames along z)."""
+    """The colour-Doppler echo cine as a 4D RGB image (800x600x1x30, frames on the time axis)."""
     _no_case("deid_echo", case)
     root, source = fetch_with_source("deid_echo", progress=progress)
     return _case("deid_echo", None, source, _read(root / _DEID_ECHO), paths={"image": root / _DEID_ECHO})
@@ -355,7 +355,7 @@ def load(name: str, case: str | None = None, **kw) -> Case:
         - ``hc18``: 2D image, labels ``head``, ``meta``: ``pixel_size_mm``, ``hc_mm``
         - ``busi``: 2D RGB image, ``meta['class']`` (class name), no labels
         - ``mni152``: the T1 template, labels ``brain``, ``gm``, ``wm``; ``meta['resolution_mm']``
-        - ``deid_echo``: 3D RGB image (frames along z); ``skimage_retina``: 2D RGB image
+        - ``deid_echo``: 4D RGB cine (x, y, 1, frame); ``skimage_retina``: 2D RGB image
         - ``dcm_qa_nih``: no image; ``paths``: ``series`` (DICOM folder), ``reference``
           (dcm2niix's NIfTI), ``sidecar`` (its BIDS JSON)
         - ``ibsi_reference``, ``pydicom_data``: no image; ``paths['file']``
