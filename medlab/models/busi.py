@@ -236,11 +236,11 @@ def busi_performance(table, *, threshold: float | None = None, sensitivity: floa
     -------
     dict
         ``n_benign``, ``n_malignant``; ``auc``, ``auc_ci`` (bootstrap); ``brier``; ``ece``
-        (expected calibration error: mean over images of ``|observed share - mean probability|``
-        of their bin); ``reliability`` (``prob_pred``, ``prob_true``, ``count`` per non-empty
-        bin); ``threshold``, ``threshold_chosen_here`` (bool); ``sensitivity``,
-        ``sensitivity_ci``, ``specificity``, ``specificity_ci`` (Wilson intervals) and
-        ``confusion`` (``[[tn, fp], [fn, tp]]``) at the threshold.
+        (expected calibration error, ``medlab.metrics.Calibration.ece``: mean over images of
+        ``|observed share - mean probability|`` of their bin); ``reliability`` (``prob_pred``,
+        ``prob_true``, ``count`` per non-empty bin); ``threshold``, ``threshold_chosen_here``
+        (bool); ``sensitivity``, ``sensitivity_ci``, ``specificity``, ``specificity_ci`` (Wilson
+        intervals) and ``confusion`` (``[[tn, fp], [fn, tp]]``) at the threshold.
     """
     from medlab.metrics import calibration, confusion, roc_auc_ci
 
@@ -254,14 +254,13 @@ def busi_performance(table, *, threshold: float | None = None, sensitivity: floa
         raise ValueError(f"`table` needs benign and malignant rows; got {int(y.sum())} malignant, {int((~y).sum())} benign")
     auc = roc_auc_ci(y, p, method="bootstrap", n_bootstrap=n_bootstrap, seed=seed, confidence=confidence)
     cal = calibration(y, p, n_bins=n_bins)
-    ece = float(np.sum(cal.count * np.abs(cal.prob_true - cal.prob_pred)) / len(p))
     chosen_here = threshold is None
     t = threshold_at_sensitivity(y, p, sensitivity) if chosen_here else float(threshold)
     c = confusion(y, p >= t)
     (tn, fp), (fn, tp) = c.matrix.tolist()
     return {
         "n_benign": int((~y).sum()), "n_malignant": int(y.sum()),
-        "auc": auc.auc, "auc_ci": [auc.low, auc.high], "brier": cal.brier, "ece": ece,
+        "auc": auc.auc, "auc_ci": [auc.low, auc.high], "brier": cal.brier, "ece": cal.ece,
         "reliability": {"prob_pred": cal.prob_pred.tolist(), "prob_true": cal.prob_true.tolist(),
                         "count": cal.count.tolist()},
         "threshold": t, "threshold_chosen_here": chosen_here,

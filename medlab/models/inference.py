@@ -320,7 +320,7 @@ def sliding_window(model, array, patch_size, *, overlap=0.5, sigma_scale=0.125, 
     ----------
     model : keras.Model or callable
         Maps ``(batch, *patch_size, channels)`` to ``(batch, *patch_size, classes)``.
-    array : ndarray, (*spatial, channels)
+    array : ndarray, ``(*spatial, channels)``
         The (normalised) volume or image; smaller than a patch along an axis is zero-padded.
     patch_size : sequence of int
         Patch size in array axis order.
@@ -334,7 +334,7 @@ def sliding_window(model, array, patch_size, *, overlap=0.5, sigma_scale=0.125, 
 
     Returns
     -------
-    ndarray, (*spatial, classes), float32
+    ndarray, ``(*spatial, classes)``, float32
         ``sum_patches w * prediction / sum_patches w`` at every voxel.
     """
     array = np.asarray(array, np.float32)
