@@ -52,7 +52,6 @@ PENDING = {
     "tutorials/08_classical_classification.ipynb",
     "usecases/breast_ultrasound.ipynb",
     "usecases/neurological.ipynb",
-    "usecases/sarcoma_pet_ct_mr.ipynb",
 }
 
 
