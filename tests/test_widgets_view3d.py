@@ -94,6 +94,9 @@ def test_view3d_checks_its_arguments(phantom):
         View3D(v, overlay_opacity=2)
     with pytest.raises(ValueError, match="`height`"):
         View3D(v, height=5)
+    with pytest.raises(ValueError, match="`pixel_ratio`"):
+        View3D(v, pixel_ratio=0)
+    assert View3D(v, pixel_ratio=0.5).nv.opts.force_device_pixel_ratio == 0.5
     w = View3D(v)
     with pytest.raises(ValueError, match="outside the image"):
         w.set_crosshair_index((99, 0, 0))

@@ -77,6 +77,11 @@ class View3D(widgets.VBox):
         In [0, 1].
     height : int
         Height on screen, CSS pixels.
+    pixel_ratio : float, optional
+        Canvas pixels per CSS pixel (NiiVue's ``force_device_pixel_ratio``; default: the
+        screen's). With software WebGL (SwiftShader, no GPU) a frame's cost grows with the
+        canvas pixels, not with the volume's size: 0.5 draws a quarter of the pixels, for a
+        coarser picture (``benchmarks/bench_browser.py``, ``rotate_3d``).
 
     Attributes
     ----------
@@ -87,7 +92,7 @@ class View3D(widgets.VBox):
     """
 
     def __init__(self, viewer: SliceViewer, *, overlay=None, overlay_window=None, overlay_colormap: str = "hot",
-                 overlay_opacity: float = 0.6, height: int = 480):
+                 overlay_opacity: float = 0.6, height: int = 480, pixel_ratio: float | None = None):
         if not isinstance(viewer, SliceViewer):
             raise TypeError(f"`viewer` must be a SliceViewer; got {type(viewer).__name__}")
         if viewer.ndim != 3:
@@ -97,6 +102,10 @@ class View3D(widgets.VBox):
             raise ValueError(f"`overlay_opacity` must be in [0, 1]; got {overlay_opacity!r}")
         if isinstance(height, bool) or not isinstance(height, int) or not 100 <= height <= 4000:
             raise ValueError(f"`height` must be an int in [100, 4000] (CSS pixels); got {height!r}")
+        if pixel_ratio is not None:
+            ratio = float(pixel_ratio)
+            if not (np.isfinite(ratio) and 0.1 <= ratio <= 4.0):
+                raise ValueError(f"`pixel_ratio` must be in [0.1, 4] (canvas pixels per CSS pixel); got {pixel_ratio!r}")
         niivue = _import_niivue()
         super().__init__()
         self.viewer = viewer
@@ -115,7 +124,8 @@ class View3D(widgets.VBox):
         self.nv = niivue.NiiVue(height=int(height), slice_type=niivue.SliceType.MULTIPLANAR,
                                 multiplanar_show_render=niivue.ShowRender.ALWAYS, is_colorbar=False,
                                 show_3d_crosshair=True, back_color=(0.0, 0.0, 0.0, 1.0),
-                                is_radiological_convention=True)  # as SliceViewer: patient right on the left
+                                is_radiological_convention=True,  # as SliceViewer: patient right on the left
+                                **({} if pixel_ratio is None else {"force_device_pixel_ratio": float(pixel_ratio)}))
         self._niivue = niivue
         self._labels: list[str] = []
         self.crosshair_index = tuple(int(n) // 2 for n in viewer.array.shape)
