@@ -31,9 +31,6 @@ ALLOW_ALL = {
 
 #: per notebook (path under notebooks/): text -> why the number in it is not a measurement
 ALLOW = {
-    "tutorials/04_registration.ipynb": {
-        "outside 0.8-1.25": "the bounds of register's collapse guard, an input of the method",
-    },
     "tutorials/07_radiomics_features.ipynb": {
         "0.98 × 0.98 × 3 mm": "the voxel size of the IBSI CT (a fact of the data, from its header)",
         "partial volume ≥ 0.5": "the IBSI configuration's mask threshold, an input",
@@ -47,9 +44,6 @@ ALLOW = {
 #: notebooks whose prose is still being moved to ``say`` (issue 20); each one listed here must
 #: still fail (strict xfail), so an entry is removed as soon as its notebook is clean
 PENDING = {
-    "tutorials/02_enhancement_and_filtering.ipynb",
-    "tutorials/04_registration.ipynb",
-    "tutorials/08_classical_classification.ipynb",
     "usecases/breast_ultrasound.ipynb",
     "usecases/neurological.ipynb",
 }
