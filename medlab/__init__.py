@@ -34,9 +34,6 @@ _SUBMODULES = (
     "display",
     "reports",
     "apps",
-    "cardiac",  # deprecated aliases of medlab.apps.cardiac, .vessels, .neuro
-    "vessels",
-    "neuro",
     "pacs",
 )
 

@@ -12,6 +12,7 @@ through the returned ``back`` callable, so a caller gets the same kind of object
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "array_shape",
     "check_scalar",
     "mask_array",
+    "seeds_to_sitk",
 ]
 
 
@@ -215,3 +217,83 @@ def mask_array(mask, image, *, name: str = "mask", image_name: str = "image", no
     if nonempty and not m.any():
         raise ValueError(f"`{name}` selects no voxels")
     return m
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def _extent_text(img: sitk.Image) -> str:
+    """The image extent in both frames, for error messages."""
+    size = img.GetSize()
+    nd = img.GetDimension()
+    axes = "xyz"[:nd]
+    idx = ", ".join(f"{a} 0..{n - 1}" for a, n in zip(axes[::-1], size[::-1], strict=True))
+    corners = np.array([
+        img.TransformContinuousIndexToPhysicalPoint([c - 0.5 for c in corner])
+        for corner in np.ndindex(*(2,) * nd)
+        for corner in [[(n if b else 0) for b, n in zip(corner, size, strict=True)]]
+    ])
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    mm = ", ".join(f"{a} [{a0:.4g}, {a1:.4g}]" for a, a0, a1 in zip(axes, lo, hi, strict=True))
+    return f"index ({', '.join(axes[::-1])}) {idx}; physical (x, y, z) mm {mm}"
+
+
+def _as_points(name: str, seeds, nd: int, order: str) -> np.ndarray:
+    try:
+        arr = np.asarray(seeds, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a sequence of {order} tuples; got {seeds!r}") from None
+    if arr.ndim == 1 and arr.size == nd:
+        arr = arr.reshape(1, nd)  # one seed given as a flat tuple
+    if arr.ndim != 2 or arr.shape[1] != nd or arr.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` must be one or more {order} tuples with {nd} values each for this "
+            f"{nd}D image; got {seeds!r}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"`{name}` must be finite; got {seeds!r}")
+    return arr
+
+
+def seeds_to_sitk(img: sitk.Image, seeds_index=None, seeds_mm=None, *, names=("seeds_index", "seeds_mm")):
+    """Seeds as a list of SimpleITK indexes ``(x, y[, z])`` inside ``img``.
+
+    Exactly one of ``seeds_index`` (numpy order ``(z, y, x)`` integer indexes) and
+    ``seeds_mm`` (physical ``(x, y, z)`` points in mm, mapped to the voxel that contains them)
+    must be given. A seed outside the image raises ValueError naming it and the image extent.
+    """
+    n_index, n_mm = names
+    if (seeds_index is None) == (seeds_mm is None):
+        got = "both" if seeds_index is not None else "neither"
+        raise ValueError(
+            f"give exactly one of `{n_index}` (numpy indexes (z, y, x)) and `{n_mm}` "
+            f"(physical points (x, y, z) in mm); got {got}"
+        )
+    nd = img.GetDimension()
+    size = img.GetSize()
+    out = []
+    if seeds_index is not None:
+        order = "(z, y, x)" if nd == 3 else "(y, x)"
+        arr = _as_points(n_index, seeds_index, nd, order + " index")
+        if not (arr == np.round(arr)).all():
+            raise ValueError(f"`{n_index}` must be integer voxel indexes {order}; got {seeds_index!r}")
+        for row in arr.astype(np.int64):
+            xyz = tuple(int(v) for v in row[::-1])
+            if any(v < 0 or v >= n for v, n in zip(xyz, size, strict=True)):
+                raise ValueError(
+                    f"seed {tuple(int(v) for v in row)} in `{n_index}` {order} is outside the "
+                    f"image: {_extent_text(img)}"
+                )
+            out.append(xyz)
+    else:
+        arr = _as_points(n_mm, seeds_mm, nd, "(x, y, z) mm" if nd == 3 else "(x, y) mm")
+        for row in arr:
+            cont = img.TransformPhysicalPointToContinuousIndex([float(v) for v in row])
+            xyz = tuple(math.floor(c + 0.5) for c in cont)
+            if any(v < 0 or v >= n for v, n in zip(xyz, size, strict=True)):
+                raise ValueError(
+                    f"seed {tuple(float(v) for v in row)} mm in `{n_mm}` (x, y, z) is outside "
+                    f"the image: {_extent_text(img)}"
+                )
+            out.append(xyz)
+    return out

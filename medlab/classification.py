@@ -226,7 +226,7 @@ def image_feature_table(images: Sequence, masks: Sequence | None = None, *, name
     images : sequence of sitk.Image
         2D images, grey or RGB (channels averaged).
     masks : sequence of sitk.Image, optional
-        A region per image (e.g. the lesion, :func:`medlab.segmentation.segment_us_lesion`).
+        A region per image (e.g. the lesion, :func:`medlab.apps.breast.segment_us_lesion`).
     names : sequence of str, optional
         Row names (default ``0, 1, ...``).
     image_families, mask_families : sequence of str or None

@@ -167,3 +167,20 @@ def test_the_checks_see_a_violation():
     assert sum(1 for _ in _imports()) > 300
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_use_cases_live_in_apps_only():
+    """One place per use case: each app is a module of medlab.apps, with no alias at the top of
+    the package and no recipe of its own left in segmentation (issue 21)."""
+    import medlab
+    import medlab.apps
+    import medlab.segmentation
+
+    apps = set(medlab.apps.__all__)
+    assert {"cardiac", "neuro", "vessels", "breast", "chest"} <= apps
+    assert all((ROOT / "medlab" / "apps" / f"{a}.py").is_file() for a in apps)
+    top = {p.stem for p in (ROOT / "medlab").glob("*.py")} | set(medlab._SUBMODULES)
+    assert top & apps == set(), "a use case at the top of the package (use medlab.apps.<name>)"
+    assert {"segment_us_lesion", "lung_fields"} & set(medlab.segmentation.__all__) == set()
+    assert medlab.apps.breast.segment_us_lesion.__module__ == "medlab.apps.breast"
+    assert medlab.apps.chest.lung_fields.__module__ == "medlab.apps.chest"

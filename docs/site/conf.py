@@ -66,7 +66,8 @@ nitpicky = False  # types in numpydoc lines are prose (``(M, N) ndarray``), not 
 API_MODULES = [
     "io", "datasets", "enhance", "filters", "segmentation", "registration", "fusion", "features",
     "classification", "detection", "metrics", "models", "privacy", "reports", "batch", "pacs",
-    "display", "apps", "cardiac", "vessels", "neuro", "dedup", "errors",
+    "display", "apps", "apps.cardiac", "apps.vessels", "apps.neuro", "apps.breast", "apps.chest", "dedup",
+    "errors",
 ]
 
 

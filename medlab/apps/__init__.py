@@ -7,6 +7,8 @@
 :mod:`medlab.apps.vessels`          vesselness, lumen, centreline, diameter profile, stenosis
 :mod:`medlab.apps.neuro`            brain extraction, tissue classes and volumes, simulated
                                     atrophy, haemorrhage candidates on head CT
+:mod:`medlab.apps.breast`           breast ultrasound: the lesion region (no drawn mask)
+:mod:`medlab.apps.chest`            chest radiographs: the two lung fields
 =================================== ==========================================================
 
 Apps may import any ``medlab`` module; no ``medlab`` module below imports an app.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-_APPS = ("cardiac", "neuro", "vessels")
+_APPS = ("cardiac", "neuro", "vessels", "breast", "chest")
 
 __all__ = list(_APPS)
 

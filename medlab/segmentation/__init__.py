@@ -44,7 +44,6 @@ Lesions from one seed
 :func:`segment_pet_tumour`           PET: Otsu in a box, percent of the local SUVmax, or SUV 2.5
 :func:`segment_ct_tumour`            CT: HU-range growing in a measured sphere, opening, closing, fill
 :func:`segment_mr_tumour`            MR: confidence connected + threshold level set, or watershed
-:func:`segment_us_lesion`            ultrasound: hypoechoic region nearest a seed (default centre)
 :func:`seed_from_mask`               a seed inside a reference mask (SUVmax or most interior voxel)
 Measurement
 :func:`longest_diameter`             RECIST-style longest in-plane (axial) diameter in mm
@@ -52,14 +51,11 @@ Measurement
 :func:`ellipse_circumference`        perimeter of an ellipse (Ramanujan); :func:`ellipse_residual`
 :func:`suv_metrics`                  PET: SUVmax, SUVmean, SUVpeak, metabolic volume (mL), TLG
 :func:`pet_plausibility`             PET: plausibility verdict of a one-click lesion (with reasons)
-Chest radiographs
-:func:`lung_fields`                  the two lung fields: threshold, border air out, morphology
 ==================================== ==============================================================
 """
 
 from __future__ import annotations
 
-from ._chest import lung_fields
 from ._edges import (
     canny,
     canny_regions,
@@ -111,7 +107,6 @@ from ._threshold import (
     suv_threshold,
     threshold,
 )
-from ._ultrasound import segment_us_lesion
 from ._uptake import PET_PLAUSIBILITY, ImplausibleSegmentationWarning, PetVerdict, pet_plausibility, suv_metrics
 
 __all__ = [
@@ -152,8 +147,6 @@ __all__ = [
     "segment_ct_tumour",
     "segment_mr_tumour",
     "seed_from_mask",
-    # ultrasound lesion (_ultrasound.py)
-    "segment_us_lesion",
     # measurement (_measure.py)
     "longest_diameter",
     "Diameter",
@@ -168,6 +161,4 @@ __all__ = [
     "PetVerdict",
     "PET_PLAUSIBILITY",
     "ImplausibleSegmentationWarning",
-    # chest radiographs (_chest.py)
-    "lung_fields",
 ]

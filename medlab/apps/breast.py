@@ -1,4 +1,4 @@
-"""A rough breast-ultrasound lesion region: the hypoechoic (dark) blob nearest a seed.
+"""Breast ultrasound use case: a rough lesion region, the hypoechoic (dark) blob nearest a seed.
 
 Breast lesions in B-mode are mostly hypoechoic: darker than the surrounding tissue after
 speckle is smoothed away. The recipe (tested on the speckled ultrasound phantom; on BUSI it gives
@@ -34,11 +34,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from medlab._image import as_sitk, copy_geometry
+from medlab._image import as_sitk, copy_geometry, seeds_to_sitk
 from medlab._options import check_choice, check_positive
-
-from ._common import seeds_to_sitk
-from ._threshold import auto_threshold
+from medlab.segmentation import auto_threshold
 
 __all__ = ["segment_us_lesion"]
 
@@ -88,7 +86,7 @@ def segment_us_lesion(image, *, seed_index=None, seed_mm=None, method: str = "ot
     Examples
     --------
     >>> from medlab.datasets import us_phantom
-    >>> from medlab.segmentation import segment_us_lesion
+    >>> from medlab.apps.breast import segment_us_lesion
     >>> ph = us_phantom(shape=(128, 128), n_cysts=1, n_inclusions=0, seed=1)
     >>> mask = segment_us_lesion(ph.image, seed_mm=ph.truth["lesions"][0]["centre_mm"], method="midpoint",
     ...                          smoothing_mm=1.5, opening_mm=0.5, window=None)

@@ -1,4 +1,4 @@
-"""medlab.segmentation.segment_us_lesion on the speckled ultrasound phantom (exact cysts)."""
+"""medlab.apps.breast.segment_us_lesion on the speckled ultrasound phantom (exact cysts)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from medlab.apps.breast import segment_us_lesion
 from medlab.datasets import us_phantom
 from medlab.metrics import dice
-from medlab.segmentation import segment_us_lesion
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -1,11 +1,12 @@
-"""Lung fields in a frontal chest radiograph, by a classical recipe (no training data).
+"""Chest radiograph use case: the lung fields of a frontal radiograph, by a classical recipe
+(no training data).
 
 On a PA or AP chest radiograph (display convention: larger values brighter) the aerated lungs
 are the two large dark regions inside the body; air outside the body is dark too but touches
 the image border. The recipe, at a working resolution of about ``working_mm``:
 
 1. Gaussian smoothing (``sigma_mm``), then a global automatic threshold
-   (:func:`auto_threshold`, Otsu by default): pixels at or below it are dark;
+   (:func:`medlab.segmentation.auto_threshold`, Otsu by default): pixels at or below it are dark;
 2. an opening (``opening_mm``) cuts thin dark bridges (between a lung apex and the air
    above the shoulder, trachea, skin folds);
 3. dark components touching the image border are removed (air outside the body), and the
@@ -27,12 +28,9 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import copy_geometry
+from medlab._image import as_sitk, check_scalar, copy_geometry
 from medlab._options import check_positive
-
-from ._common import float_image, scalar_image, view
-from ._morphology import closing, connected_components, fill_holes, opening
-from ._threshold import auto_threshold
+from medlab.segmentation import auto_threshold, closing, connected_components, fill_holes, opening
 
 __all__ = ["lung_fields"]
 
@@ -55,7 +53,7 @@ def lung_fields(radiograph, *, threshold: str = "otsu", working_mm: float = 1.0,
         files so). Sizes below are in mm through its pixel spacing: with an uncalibrated image
         (spacing 1), set a pixel size first or read them as pixels.
     threshold : {'otsu', 'li', 'triangle', 'yen', 'isodata'}
-        The automatic threshold (:func:`auto_threshold`) on the smoothed working image.
+        The automatic threshold (:func:`medlab.segmentation.auto_threshold`) on the smoothed working image.
     working_mm : float
         Pixel size of the working image (the input is shrunk by an integer factor to about
         this size; it is never enlarged).
@@ -84,11 +82,13 @@ def lung_fields(radiograph, *, threshold: str = "otsu", working_mm: float = 1.0,
 
     Examples
     --------
-    >>> from medlab import datasets, segmentation
-    >>> xray = datasets.xray_phantom()["image"]          # doctest: +SKIP
-    >>> labels = segmentation.lung_fields(xray)           # doctest: +SKIP
+    >>> from medlab import datasets, io
+    >>> from medlab.apps import chest
+    >>> cr = io.read(datasets.load("pydicom_data", case="RG1_UNCI.dcm").paths["file"])  # doctest: +SKIP
+    >>> labels = chest.lung_fields(cr)                                                  # doctest: +SKIP
     """
-    img, back = scalar_image(radiograph, spacing, "radiograph")
+    img, back = as_sitk(radiograph, spacing=spacing, name="radiograph")
+    check_scalar(img, "radiograph")
     if img.GetDimension() != 2:
         raise ValueError(f"`radiograph` must be 2D; got {img.GetDimension()} dimensions")
     working_mm = check_positive("working_mm", working_mm)
@@ -98,10 +98,12 @@ def lung_fields(radiograph, *, threshold: str = "otsu", working_mm: float = 1.0,
     if not 0 < min_area_fraction < 0.5:
         raise ValueError(f"`min_area_fraction` must be in (0, 0.5); got {min_area_fraction!r}")
     shrink = max(1, math.floor(working_mm / max(img.GetSpacing())))
-    small = sitk.BinShrink(float_image(img), [shrink, shrink]) if shrink > 1 else float_image(img)
+    small = sitk.Cast(img, sitk.sitkFloat32)
+    if shrink > 1:
+        small = sitk.BinShrink(small, [shrink, shrink])
     small = sitk.SmoothingRecursiveGaussian(small, sigma_mm)
     level = auto_threshold(small, threshold)
-    dark = copy_geometry((view(small) <= level).astype(np.uint8), small)
+    dark = copy_geometry((sitk.GetArrayViewFromImage(small) <= level).astype(np.uint8), small)
     if opening_mm > 0:
         dark = opening(dark, opening_mm)
     dark_labels = connected_components(dark, sort=False)

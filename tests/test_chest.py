@@ -1,4 +1,4 @@
-"""medlab.segmentation.lung_fields on a hand-built radiograph with known lungs, and on the real
+"""medlab.apps.chest.lung_fields on a hand-built radiograph with known lungs, and on the real
 chest CR of pydicom-data (measured, no ground truth)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import pytest
 import SimpleITK as sitk
 
 from medlab import datasets, io
+from medlab.apps.chest import lung_fields
 from medlab.metrics import dice
-from medlab.segmentation import label_statistics, lung_fields
+from medlab.segmentation import label_statistics
 
 
 def _radiograph(seed=0, pixel_mm=0.5):
