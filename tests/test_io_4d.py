@@ -405,3 +405,38 @@ def test_warnings_point_at_the_callers_line(tmp_path):
     with pytest.warns(mio.DicomWarning, match="dcm2niix") as record:
         mio.read(path)  # one file through dcm2niix
     assert {w.filename for w in record} == {__file__}
+
+
+def test_dcm2niix_started_beside_the_scan_is_used_or_stopped(tmp_path, monkeypatch):
+    """A flat MR folder: dcm2niix starts before the header scan (medlab.io._dcm2niix.Started).
+    Its result is the one read when the scan decides that very conversion; when the scan refuses
+    the folder, the process is stopped and its temporary folder removed."""
+    from medlab.io import _dcm2niix
+
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    started = []
+    real = _dcm2niix.Started
+
+    class Spy(real):
+        def __init__(self, folder):
+            super().__init__(folder)
+            started.append(self)
+
+    monkeypatch.setattr(_dcm2niix, "Started", Spy)
+
+    def no_second_run(*args, **kwargs):
+        raise AssertionError("dcm2niix run a second time")
+
+    monkeypatch.setattr(_dcm2niix, "_run", no_second_run)
+    _write_series(tmp_path / "one", _positions(3), volumes=2)
+    image = mio.read(tmp_path / "one")
+    assert image.GetSize() == (64, 64, 3, 2) and len(started) == 1
+    assert started[0]._proc.returncode == 0 and os.listdir(private_tmp) == []
+    # two series in one flat folder: refused with the listing; dcm2niix ended, nothing left
+    _write_series(tmp_path / "two", _positions(3), volumes=2, description="a")
+    _write_series(tmp_path / "two", _positions(2), description="b")
+    with pytest.raises(ImageIOError, match="2 DICOM series in this folder"):
+        mio.read(tmp_path / "two")
+    assert len(started) == 2 and started[1]._proc.poll() is not None and os.listdir(private_tmp) == []
