@@ -9,7 +9,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("usecases/neurological.ipynb", tmp_path)
+    r = run("usecases/neurological.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     assert r["tissue_method"] == "kmeans"
     assert r["brain_dice"] > 0.98  # measured 0.993
     assert r["gm_dice"] > 0.68 and r["wm_dice"] > 0.75  # measured 0.702, 0.780

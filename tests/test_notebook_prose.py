@@ -45,7 +45,6 @@ ALLOW = {
 #: still fail (strict xfail), so an entry is removed as soon as its notebook is clean
 PENDING = {
     "usecases/breast_ultrasound.ipynb",
-    "usecases/neurological.ipynb",
 }
 
 
