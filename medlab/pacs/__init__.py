@@ -16,6 +16,8 @@ Two transports with the same methods (``echo``, ``search``/``search_patients``/
                                 ``tls=True``: DICOM TLS with throw-away certificates)
 :func:`retrieve_deidentified`   a series retrieved and kept only de-identified (medlab.privacy)
 :func:`connect`                 a client for ``http(s)://...`` or ``dicom://AET@host:port``
+:func:`store_sample_studies`    teaching studies for a sandbox: the sarcoma PET/CT (NIfTI written
+                                as DICOM) with the reader's GTV as SEG; the IBSI CT phantom
 :func:`cohort_from_pacs`        a series query as a :mod:`medlab.batch` cohort (workers
                                 retrieve their own cases; task ``pacs_measure`` stores SEG+SR)
 =============================== ==============================================================
@@ -45,6 +47,7 @@ from medlab.pacs._cohort import cohort_from_pacs, connect, retrieve_case, retrie
 from medlab.pacs._common import LEVELS, RETURN_KEYS, PacsError, Retrieval
 from medlab.pacs._dimse import DimseClient
 from medlab.pacs._orthanc import LocalOrthanc, local_orthanc
+from medlab.pacs._samples import SAMPLE_STUDIES, SarcomaStudy, store_sample_studies
 from medlab.pacs._seg import Segment, read_seg, write_seg
 from medlab.pacs._sr import MEASUREMENTS, read_sr, segment_measurements, write_sr
 from medlab.pacs._web import DicomWebClient
@@ -59,6 +62,9 @@ __all__ = [
     "DimseClient",
     "local_orthanc",
     "LocalOrthanc",
+    "store_sample_studies",
+    "SarcomaStudy",
+    "SAMPLE_STUDIES",
     "PacsError",
     "Retrieval",
     "RETURN_KEYS",
