@@ -221,6 +221,33 @@ def test_deid_echocardiogram_cine():
     assert gray.GetNumberOfComponentsPerPixel() == 1 and gray.GetSize() == img.GetSize()
 
 
+# deid-data's RGB_CINE.zip (FrameIncrementPointer -> FrameTimeVector and a private tag) reads the
+# same way (1016 x 672 x 1 x 51, times = cumulative FrameTimeVector) but takes 18 s here (104 MB):
+# checked by hand, left out of the suite; test_frame_time_vector_and_non_cine_frames covers the vector.
+@pytest.mark.parametrize("name, size, components", [
+    ("GREYSCALE_CINE", (800, 600, 1, 27), 1),  # FrameIncrementPointer -> FrameTime (33.333 ms)
+])
+def test_real_ultrasound_cines_have_frames_on_the_time_axis(tmp_path, name, size, components):
+    import zipfile
+
+    with zipfile.ZipFile(_deid_file(f"ultrasounds/{name}.zip")) as archive:
+        archive.extractall(tmp_path)
+    path = tmp_path / f"{name}.dcm"
+    img = mio.read(path)
+    ds = pydicom.dcmread(path)
+    assert img.GetSize() == size and img.GetNumberOfComponentsPerPixel() == components
+    np.testing.assert_array_equal(_arr(img)[:, 0], ds.pixel_array)
+    times = mio.volume_metadata(img)["frame_times_ms"]
+    if "FrameTimeVector" in ds:  # increments between frames, the first 0
+        expected = np.cumsum([0.0] + [float(v) for v in ds.FrameTimeVector][1:])
+    else:
+        expected = np.arange(size[3]) * float(ds.FrameTime)
+    np.testing.assert_allclose(times, expected)
+    assert times[1] > 30.0  # ms: 33.333 (FrameTime), 57.967 (FrameTimeVector)
+    k = size[3] // 2
+    np.testing.assert_array_equal(_arr(mio.volume(img, k))[0], ds.pixel_array[k])
+
+
 def test_enhanced_ct_frames_are_placed_at_their_positions():
     path = _file("eCT_Supplemental.dcm")
     img = mio.read(path)
