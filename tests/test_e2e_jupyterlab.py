@@ -149,6 +149,12 @@ def _drive(page, lab):
     canvas = page.locator(".medlab-canvas-box")
     canvas.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "1_rendered.png")
+    # patient directions at the picture's edges (axial: anterior up, patient's right on the left)
+    edges = page.evaluate("[...document.querySelectorAll('.medlab-canvas-box .medlab-orient')]"
+                          ".map(d => [d.className, d.textContent, d.getBoundingClientRect().x, d.getBoundingClientRect().y])")
+    where = {cls.split("medlab-orient-")[1]: (text, x, y) for cls, text, x, y in edges}
+    assert {k: v[0] for k, v in where.items()} == {"top": "A", "bottom": "P", "left": "R", "right": "L"}, edges
+    assert where["left"][1] < where["right"][1] and where["top"][2] < where["bottom"][2], edges
     # layout: the seed picker's range read-out and the "clear seeds" button do not overlap, and
     # the two range sliders have different labels
     readout = page.locator(".widget-slider", has=page.locator("label", has_text=re.compile(r"^region$")))

@@ -63,6 +63,17 @@ function render({ model, el }) {
   img.setAttribute("aria-label", "medlab image");
   img.dataset.rendering = model.get("rendering");
   box.appendChild(img);
+  const edges = {};
+  for (const side of ["top", "bottom", "left", "right"]) {
+    const d = document.createElement("div");
+    d.className = "medlab-orient medlab-orient-" + side;
+    box.appendChild(d);
+    edges[side] = d;
+  }
+  function orient() {
+    const o = model.get("orientation") || [];
+    ["top", "bottom", "left", "right"].forEach((side, i) => { edges[side].textContent = o[i] || ""; });
+  }
   el.appendChild(box);
   const ctx = img.getContext("2d");
 
@@ -386,6 +397,8 @@ function render({ model, el }) {
   }, { passive: false });
 
   model.on("change:frame", drawFrame);
+  model.on("change:orientation", orient);
+  orient();
   for (const name of ["window", "level", "threshold", "threshold_color", "fill_alpha", "lut"]) {
     model.on("change:" + name, paintSoon);
   }
@@ -409,6 +422,18 @@ _CSS = r"""
   user-select: none;
   outline: none;
 }
+.medlab-orient {
+  position: absolute;
+  z-index: 1;
+  color: #ffd700;
+  font: bold 13px sans-serif;
+  text-shadow: 0 0 2px #000, 0 0 2px #000;
+  pointer-events: none;
+}
+.medlab-orient-top { top: 2px; left: 50%; transform: translateX(-50%); }
+.medlab-orient-bottom { bottom: 2px; left: 50%; transform: translateX(-50%); }
+.medlab-orient-left { left: 4px; top: 50%; transform: translateY(-50%); }
+.medlab-orient-right { right: 4px; top: 50%; transform: translateY(-50%); }
 .medlab-canvas-img {
   position: absolute;
   left: 0;
@@ -454,6 +479,9 @@ class ImageCanvas(anywidget.AnyWidget):
     threshold : [] or [float, float]
         Page rendering: an overlay of ``lower <= intensity <= upper`` in ``threshold_color``,
         drawn under the kernel's layers (they replace it where they have a label).
+    orientation : [str, str, str, str] or []
+        Patient directions shown at the picture's top, bottom, left and right edges (e.g.
+        ``['A', 'P', 'R', 'L']``); empty: none.
     drag_action : {'events', 'window'}
         Page rendering: what a left drag on the picture does when ``drag_mode`` is
         ``'events'``: ``drag`` events for kernel handlers, or a window/level drag drawn by the
@@ -505,6 +533,7 @@ class ImageCanvas(anywidget.AnyWidget):
     drag_action = t.Enum(("events", "window"), default_value="events").tag(sync=True)
     drag_sensitivity = t.Float(1.0).tag(sync=True)
     drag_window_min = t.Float(1e-6).tag(sync=True)
+    orientation = t.List(t.Unicode(), default_value=[], maxlen=4).tag(sync=True)
     frame = t.Int(0).tag(sync=True)
     in_flight = t.Int(1, help="frames sent ahead of the page's acknowledgements (1: strict)")
     stream_format = t.Enum(("png", "jpeg"), default_value="png",

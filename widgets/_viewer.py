@@ -44,6 +44,19 @@ from ._canvas import RENDERINGS, ImageCanvas
 __all__ = ["SliceViewer", "Panel", "StaticPNG"]
 
 AXES = ("axial", "coronal", "sagittal")
+# The patient directions at the picture's edges (top, bottom, left, right) of each view of an
+# LPS image in medlab.display.slice_of orientation: axial anterior up with the patient's right on
+# the screen's left (radiological), coronal and sagittal superior up.
+ORIENTATION_LABELS = {"axial": ("A", "P", "R", "L"), "coronal": ("S", "I", "R", "L"),
+                      "sagittal": ("S", "I", "A", "P")}
+OBLIQUE_TOLERANCE_DEG = 0.5  # a direction within this of an axis is not called oblique
+
+
+def obliquity_deg(image: sitk.Image) -> float:
+    """Largest angle (degrees) between an image axis and the nearest patient axis (0: not oblique)."""
+    d = np.asarray(image.GetDirection(), float).reshape(image.GetDimension(), image.GetDimension())
+    cosines = np.abs(d).max(axis=0) / np.linalg.norm(d, axis=0)
+    return float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
 STREAM_JPEG_MIN_PIXELS = 256 * 256  # colour pictures at least this large stream as JPEG
 OVERLAY_MODES = ("fill", "contour")
 
@@ -188,6 +201,10 @@ class SliceViewer(StaticPNG, widgets.VBox):
         The view state; set them (or use the setters) and the picture follows.
     cursor : dict
         Last pointer position: ``index`` (numpy), ``point_mm`` (x, y[, z]), ``value``.
+    obliquity_deg : float
+        Largest angle between the volume's axes and the patient axes; above
+        ``OBLIQUE_TOLERANCE_DEG`` a note says that the volume is shown in its own planes (not
+        resampled) and the edge labels (R/L, A/P, S/I) name the nearest patient directions.
     image : sitk.Image
         The image shown (LPS orientation); medlab calls of components run on it.
     array : ndarray
@@ -232,6 +249,7 @@ class SliceViewer(StaticPNG, widgets.VBox):
         if img.GetDimension() == 3 and not np.allclose(img.GetDirection(), np.eye(3).ravel(), atol=1e-6):
             img = sitk.DICOMOrient(img, "LPS")
         self.image = img
+        self.obliquity_deg = obliquity_deg(img) if img.GetDimension() == 3 else 0.0
         self.array = sitk.GetArrayViewFromImage(img)
         self.ndim = self.array.ndim
         self.unit = str(unit)
@@ -243,6 +261,11 @@ class SliceViewer(StaticPNG, widgets.VBox):
         self.intensity_range, self.notice = _intensity_range(self.array)
         if self.converted:
             self.notice = " ".join(filter(None, [self.converted, self.notice]))
+        if self.obliquity_deg > OBLIQUE_TOLERANCE_DEG:
+            self.notice = " ".join(filter(None, [self.notice, (
+                f"Oblique acquisition ({self.obliquity_deg:.1f}° from the patient axes): shown in its own "
+                "planes, not resampled; the edge labels name the nearest patient directions, and the "
+                "read-out gives true physical positions (mm).")]))
         self._layers: dict[str, _Layer] = {}
         self._click_handlers: list[Callable] = []
         self._hold = 0
@@ -295,6 +318,8 @@ class SliceViewer(StaticPNG, widgets.VBox):
             self.canvas.on("leave", self._on_leave)
             self.canvas.on("click", self._on_click)
             self._dirty = True
+        # a 2D picture (ultrasound, X-ray, a photo) carries no patient directions
+        self.canvas.orientation = list(ORIENTATION_LABELS[self.axis]) if self.ndim == 3 else []
         controls = [widgets.HBox([self._axis_buttons]), self._slider] if self.ndim == 3 else []
         self.children = [self._title, *([self._notice] if self.notice else []), self.canvas, *controls,
                          self._status, self._readout]
@@ -644,6 +669,8 @@ class SliceViewer(StaticPNG, widgets.VBox):
         if change["name"] in ("axis", "index"):
             self._slider.value = self.index
             self._axis_buttons.value = self.axis
+        if change["name"] == "axis":
+            self.canvas.orientation = list(ORIENTATION_LABELS[self.axis])
         self.redraw()
 
     # ------------------------------------------------------------------ page rendering
