@@ -13,7 +13,8 @@ from notebook_support import run
 
 @pytest.mark.notebook
 def test_notebook(tmp_path):
-    r = run("usecases/breast_ultrasound.ipynb", tmp_path)
+    r = run("usecases/breast_ultrasound.ipynb", tmp_path, SOLUTIONS=True)
+    assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     assert (r["n_dev"], r["n_test"]) == (80, 40)
     assert r["models"] == ["svm", "random_forest", "cnn"]
     for m in r["models"]:
