@@ -60,6 +60,19 @@ def test_links_follow_the_viewer(phantom):
     labels = nifti_bytes(sitk.Cast(phantom.labels > 0, sitk.sitkUInt8))
     assert w.nv.volumes[1].data[:2] == labels[:2] == b"\x1f\x8b"  # gzipped NIfTI
 
+    # the other way: a click in NiiVue (its world mm are RAS) moves the viewer to that slice
+    def niivue_click(index):
+        lps = v.point_mm(index)
+        w.nv._handle_custom_msg({"event": "location_change",
+                                 "data": {"mm": [-lps[0], -lps[1], lps[2]], "ax_cor_sag": 0}}, [])
+
+    niivue_click((6, 30, 33))  # the viewer shows coronal slice 20
+    assert w.crosshair_index == (6, 30, 33) and (v.axis, v.index) == ("coronal", 30)
+    v.set_slice(9, "axial")
+    niivue_click((14, 2, 50))
+    assert w.crosshair_index == (14, 2, 50) and (v.axis, v.index) == ("axial", 14)
+    assert w.nv.scene.crosshair_pos == w.crosshair_fraction((14, 2, 50))
+
 
 def test_pet_on_ct_and_the_static_planes(phantom):
     v = SliceViewer(phantom.image, unit="HU", overlay=phantom.labels, window=400, level=40)

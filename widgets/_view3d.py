@@ -13,7 +13,8 @@ same size in vendored libraries. itkwidgets stays an optional, online-only extra
 
 Linking: the viewer's window (``window``/``level``) is the background volume's display range;
 the viewer's slice (``axis``, ``index``) and, when the pointer is on the picture, its position,
-set NiiVue's crosshair; the viewer's label layers (``set_overlay``) are label volumes in NiiVue.
+set NiiVue's crosshair; a click in NiiVue (its crosshair moved) sets the viewer's slice to that
+voxel's; the viewer's label layers (``set_overlay``) are label volumes in NiiVue.
 An exported notebook shows a static picture instead: the three planes through the crosshair,
 drawn by :mod:`medlab.display` (:meth:`View3D.planes_png`).
 """
@@ -133,6 +134,7 @@ class View3D(widgets.VBox):
         viewer.observe(self._on_window, names=["window", "level"])
         viewer.observe(self._on_slice, names=["axis", "index"])
         viewer.observe(self._on_cursor, names=["cursor"])
+        self.nv.on_location_change(self._on_niivue_location)
         self._on_slice()
         self.children = [self.nv]
 
@@ -188,6 +190,25 @@ class View3D(widgets.VBox):
         c = change["new"]
         if c and "index" in c:
             self.set_crosshair_index(tuple(c["index"]))
+
+    def _on_niivue_location(self, location) -> None:
+        """A click or arrow key in NiiVue moved its crosshair: the viewer shows that voxel's slice.
+
+        NiiVue reports the position in its world millimetres (RAS, the NIfTI sform's frame);
+        SimpleITK's points are LPS: ``x`` and ``y`` change sign.
+        """
+        mm = location.get("mm") if isinstance(location, dict) else None
+        if mm is None or len(mm) < 3:
+            return
+        try:
+            idx = self.viewer.index_of_point((-float(mm[0]), -float(mm[1]), float(mm[2])))
+        except ValueError:  # outside the volume (NiiVue clamps; a rounding at the edge)
+            return
+        self.crosshair_index = idx
+        v = self.viewer
+        pos = idx[{"axial": 0, "coronal": 1, "sagittal": 2}[v.axis]]
+        if v.index != pos:
+            v.set_slice(pos)
 
     def crosshair_fraction(self, index) -> list[float]:
         """NiiVue's crosshair position (fractions of its RAS-ordered volume) of a numpy index.
