@@ -23,7 +23,6 @@ import http.server
 import shutil
 import socket
 import ssl
-import subprocess
 import threading
 
 import pytest
@@ -31,16 +30,6 @@ import pytest
 from medlab.pacs._orthanc import INSTALL_HINT, local_orthanc, make_certificates, orthanc_executable
 
 MISSING = f"Orthanc and its DICOMweb plugin are not installed ({INSTALL_HINT})"
-
-
-def dciodvfy_errors(path) -> list[str]:
-    """The ``Error`` lines dciodvfy (dicom3tools, an independent validator) reports for a
-    DICOM file; skips the test when dciodvfy is not installed."""
-    exe = shutil.which("dciodvfy")
-    if exe is None:
-        pytest.skip("dciodvfy is not installed (apt-get install dicom3tools; .ci/run installs it)")
-    out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 import medlab.io as mio
 from medlab.errors import ImageIOError
-from orthanc_fixture import dciodvfy_errors
+from dicom_validator import dciodvfy_errors
 
 
 def _geometry_close(a: sitk.Image, b: sitk.Image, tol_mm: float = 1e-3) -> None:

@@ -38,6 +38,8 @@ Results as standard DICOM (highdicom):
 :func:`read_sr`                 DICOM SR (TID 1500) -> measurements with values and units
 :func:`segment_measurements`    volume, longest diameter, mean HU or SUV metrics per segment
 :data:`MEASUREMENTS`            the measurement names :func:`write_sr` knows (codes, units)
+:func:`write_rtstruct`          label images -> DICOM RT Structure Set (contours along the voxel
+                                edges: :func:`medlab.io.rtstruct_to_labels` gives them back)
 =============================== ==============================================================
 """
 
@@ -47,6 +49,7 @@ from medlab.pacs._cohort import cohort_from_pacs, connect, retrieve_case, retrie
 from medlab.pacs._common import LEVELS, RETURN_KEYS, PacsError, Retrieval
 from medlab.pacs._dimse import DimseClient
 from medlab.pacs._orthanc import LocalOrthanc, local_orthanc
+from medlab.pacs._rtstruct import write_rtstruct
 from medlab.pacs._samples import SAMPLE_STUDIES, SarcomaStudy, store_sample_studies
 from medlab.pacs._seg import Segment, read_seg, write_seg
 from medlab.pacs._sr import MEASUREMENTS, read_sr, segment_measurements, write_sr
@@ -73,6 +76,7 @@ __all__ = [
     "write_seg",
     "read_seg",
     "write_sr",
+    "write_rtstruct",
     "read_sr",
     "segment_measurements",
     "MEASUREMENTS",
