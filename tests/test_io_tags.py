@@ -53,6 +53,8 @@ def _record(values: dict) -> dict:
             x = _scan._seconds(x)
         elif key == "TriggerTime":
             x = _scan._float(x)
+        elif key == "FrameIncrementPointer":  # AT: pydicom's BaseTag(s), the reader's ints
+            x = None if x is None else [int(x)] if isinstance(x, int) else [int(t) for t in x]
         elif key == "ImageType":
             x = [str(t).strip().upper() for t in ([x] if isinstance(x, str) else list(x or []))]
         elif key in ("PatientID", "StudyDescription", "SeriesDescription"):
@@ -68,6 +70,16 @@ def test_tag_table_matches_pydicom_dictionary():
     for tag, keyword, vr in _scan._TAG_TABLE:
         assert keyword_for_tag(tag) == keyword and dictionary_VR(tag) == vr.decode()
     assert max(t for t, _, _ in _scan._TAG_TABLE) == _scan._LAST_TAG
+
+
+def test_cine_is_known_from_the_scan(tmp_path):
+    """A cine file is listed as one plane over time: size (x, y, 1), volumes = frames."""
+    import shutil
+
+    shutil.copy(pydicom.data.get_testdata_file("examples_ybr_color.dcm"), tmp_path / "cine.dcm")
+    (listed,) = __import__("medlab.io").io.list_series(tmp_path)
+    assert listed["size"] == (320, 240, 1) and listed["volumes"] == 30
+    assert _fast(tmp_path / "cine.dcm")["FrameIncrementPointer"] == [0x00181063]
 
 
 def _real_files():

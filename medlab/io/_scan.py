@@ -43,6 +43,7 @@ _TAGS = (
     "Rows",
     "Columns",
     "NumberOfFrames",
+    "FrameIncrementPointer",
     "ImagePositionPatient",
     "ImageOrientationPatient",
     "PixelSpacing",
@@ -76,6 +77,7 @@ class FileInfo:
     trigger_time_ms: float | None = None
     temporal_position: int | None = None
     pixel_spacing: tuple | None = None  # PixelSpacing (row spacing, column spacing) mm
+    cine: bool = False  # multi-frame whose frames are instants (FrameIncrementPointer: FrameTime(Vector))
 
 
 @dataclass
@@ -131,6 +133,17 @@ def _seconds(value) -> float | None:
     except ValueError:
         return None
     return hours * 3600.0 + minutes * 60.0 + seconds
+
+
+def _is_cine(pointer) -> bool:
+    """Whether FrameIncrementPointer names FrameTime (0018,1063) or FrameTimeVector (0018,1065)."""
+    if pointer is None:
+        return False
+    try:
+        tags = [int(pointer)] if isinstance(pointer, int) else [int(t) for t in pointer]
+    except (TypeError, ValueError):
+        return False
+    return any(t in (0x00181063, 0x00181065) for t in tags)
 
 
 def _float(value) -> float | None:
@@ -204,6 +217,7 @@ _TAG_TABLE = (
     (0x00200100, "TemporalPositionIdentifier", b"IS"),
     (0x00180086, "EchoNumbers", b"IS"),
     (0x00280008, "NumberOfFrames", b"IS"),
+    (0x00280009, "FrameIncrementPointer", b"AT"),
     (0x00280010, "Rows", b"US"),
     (0x00280011, "Columns", b"US"),
     (0x00280030, "PixelSpacing", b"DS"),
@@ -336,6 +350,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                     trigger_time_ms=_float(v.get("TriggerTime")),
                     temporal_position=_int(v.get("TemporalPositionIdentifier")),
                     pixel_spacing=_floats(v.get("PixelSpacing"), 2),
+                    cine=_is_cine(v.get("FrameIncrementPointer")),
                 )
             except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken headers
                 warnings.warn(

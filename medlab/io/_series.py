@@ -208,6 +208,9 @@ def _layout(info: SeriesInfo, *, where: str) -> dict:
     orientation = first.orientation
     if mosaic or multi:
         if len(files) == 1 and not mosaic:
+            if first.cine:  # frames are instants: read as (x, y, 1, frame)
+                return {"route": "file", "files": [first.path], "size": (first.columns, first.rows, 1),
+                        "volumes": first.frames, "orientation": orientation}
             return {"route": "file", "files": [first.path], "size": (first.columns, first.rows, first.frames),
                     "volumes": 1, "orientation": orientation}
         if len(mosaic) not in (0, len(files)) or len(multi) not in (0, len(files)):

@@ -142,7 +142,8 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
         Parsing stops at the first top-level tag above this one.
     text_vrs : dict
         Tag -> VR of each wanted tag (the VR of an implicit VR file); US values are returned
-        as ints, every other value as its text (one str, or a list for several values; None
+        as ints, AT values as a list of tags (ints, group << 16 | element), every other value
+        as its text (one str, or a list for several values; None
         when empty). Values of the VRs LO, SH, ST, LT, UT, PN, UC are returned as bytes under
         ``'raw:' + keyword`` too, to be decoded with the file's character set by the caller.
 
@@ -233,6 +234,11 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
                         raise Fallback(f"{key} stored as {vr!r}")
                     if kind == b"US":
                         out[key] = _U16(raw)[0] if n == 2 else None
+                    elif kind == b"AT":  # attribute tags: (group, element) pairs of uint16
+                        if n % 4:
+                            raise Fallback(f"{key} of {n} bytes")
+                        pairs = struct.unpack(f"<{n // 2}H", raw)
+                        out[key] = [pairs[i] << 16 | pairs[i + 1] for i in range(0, len(pairs), 2)]
                     else:
                         out[key] = _text(raw)
                         if kind in (b"LO", b"SH", b"ST", b"LT", b"UT", b"PN", b"UC"):
