@@ -38,6 +38,8 @@ Results as standard DICOM (highdicom):
 :func:`read_sr`                 DICOM SR (TID 1500) -> measurements with values and units
 :func:`segment_measurements`    volume, longest diameter, mean HU or SUV metrics per segment
 :data:`MEASUREMENTS`            the measurement names :func:`write_sr` knows (codes, units)
+:func:`ibsi_measurements`       IBSI features (medlab.features) as SR measurements: IBSI
+                                identifiers as codes (scheme ``IBSI``), UCUM units
 :func:`write_rtstruct`          label images -> DICOM RT Structure Set (contours along the voxel
                                 edges: :func:`medlab.io.rtstruct_to_labels` gives them back)
 =============================== ==============================================================
@@ -52,7 +54,7 @@ from medlab.pacs._orthanc import LocalOrthanc, local_orthanc
 from medlab.pacs._rtstruct import write_rtstruct
 from medlab.pacs._samples import SAMPLE_STUDIES, SarcomaStudy, store_sample_studies
 from medlab.pacs._seg import Segment, read_seg, write_seg
-from medlab.pacs._sr import MEASUREMENTS, read_sr, segment_measurements, write_sr
+from medlab.pacs._sr import MEASUREMENTS, ibsi_measurements, read_sr, segment_measurements, write_sr
 from medlab.pacs._web import DicomWebClient
 
 __all__ = [
@@ -80,4 +82,5 @@ __all__ = [
     "read_sr",
     "segment_measurements",
     "MEASUREMENTS",
+    "ibsi_measurements",
 ]
