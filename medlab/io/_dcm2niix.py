@@ -141,8 +141,8 @@ class Started:
         try:
             self._proc = subprocess.Popen(_command(folder, self.out), stdout=self._log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL)
-        except OSError:
-            self._proc = None  # convert() runs it again and reports the failure
+        except (OSError, ImportError):
+            self._proc = None  # convert(), if the scan needs it, runs it again and reports the failure
 
     def result(self, where: str, n_files: int) -> tuple[list[str], list[str]] | None:
         """(output .nii paths, warning lines) once dcm2niix has finished; None if it could not start."""
