@@ -4,9 +4,6 @@ by pydicom, SimpleITK and medlab.io.seg_to_labels, stored in and read back from 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import pydicom
 import pytest
@@ -16,6 +13,7 @@ pytest.importorskip("highdicom")
 pytest_plugins = ["orthanc_fixture"]
 
 import medlab.io  # noqa: E402
+from dicom_validator import dciodvfy_errors  # noqa: E402
 from medlab.pacs import (  # noqa: E402
     DicomWebClient,
     Segment,
@@ -28,14 +26,6 @@ from medlab.pacs import (  # noqa: E402
 
 # the phantom's PatientName "PAT1" has one component; highdicom says so (the data, not us)
 pytestmark = pytest.mark.filterwarnings("ignore:The string .* is unlikely to represent:UserWarning")
-
-
-def dciodvfy_errors(path) -> list[str]:
-    exe = shutil.which("dciodvfy")
-    if exe is None:
-        pytest.skip("dciodvfy is not installed (apt-get install dicom3tools; .ci/run installs it)")
-    out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
 
 
 @pytest.fixture(scope="module")
