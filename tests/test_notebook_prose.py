@@ -113,3 +113,12 @@ def test_prose_fills_fields_and_refuses_typed_numbers():
 def test_say_prints_outside_a_notebook(capsys):
     assert say("TRE {tre:.2f} mm", tre=1.0) is None
     assert capsys.readouterr().out == "TRE 1.00 mm\n"
+
+
+def test_reports_doctests():
+    import doctest
+
+    import medlab.reports
+
+    result = doctest.testmod(medlab.reports)
+    assert result.failed == 0 and result.attempted >= 2
