@@ -12,6 +12,9 @@ per-instance path with 1 worker (one instance already in the folder, as a resume
 sees it), so the 1 vs 2 worker comparison is like for like. DIMSE: 1 worker is one C-GET of
 the series; 2 workers are 2 associations, each a C-GET of half the instances by UID list;
 ``dimse_move_1_worker``: one C-MOVE of the series to this client's own storage listener.
+``dimse_tls_1_worker``: one C-GET of the series from a second Orthanc whose DICOM port speaks
+only DICOM TLS (``local_orthanc(tls=True)``: its own TLS, client certificate required), so
+``dimse_tls_cost`` (TLS time / plain time, both 1 worker) is what TLS costs on localhost.
 Target (issue): report the numbers."""
 
 from __future__ import annotations
@@ -57,10 +60,13 @@ def bench_pacs_retrieval_1_vs_2_workers():
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="medlab-bench-pacs-"))
     server = local_orthanc(work / "orthanc")
+    tls_server = local_orthanc(work / "orthanc-tls", tls=True)
     try:
         files, study, series = _series(Path(tempfile.mkdtemp(dir=work)))
         server.upload(files)
+        tls_server.upload(files)
         web, dimse, dimse_move = server.dicomweb(), server.dimse(), server.dimse(move_port=True)
+        dimse_tls = tls_server.dimse()
         first_uid = str(__import__("pydicom").dcmread(files[0], stop_before_pixels=True).SOPInstanceUID)
         seed = files[0].read_bytes()
 
@@ -83,6 +89,7 @@ def bench_pacs_retrieval_1_vs_2_workers():
             "dimse_1_worker": (dimse, 1, False),
             "dimse_2_workers": (dimse, 2, False),
             "dimse_move_1_worker": (dimse_move, 1, False),
+            "dimse_tls_1_worker": (dimse_tls, 1, False),
         }
         for c in configs.values():  # warm-up: imports, Orthanc's caches
             run(*c)
@@ -94,6 +101,7 @@ def bench_pacs_retrieval_1_vs_2_workers():
                 times[k].append(s)
     finally:
         server.stop()
+        tls_server.stop()
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {}
@@ -109,6 +117,7 @@ def bench_pacs_retrieval_1_vs_2_workers():
         **out,
         "dicomweb_speedup_2_workers": web_speedup,
         "dimse_speedup_2_workers": dimse_speedup,
+        "dimse_tls_cost": med["dimse_tls_1_worker"] / med["dimse_1_worker"],
         "load_average_1min": (load_before + os.getloadavg()[0]) / 2,
         "series_MB": size / 1e6,
         "series_instances": n,
