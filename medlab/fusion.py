@@ -9,7 +9,7 @@ Two kinds of output:
   :func:`medlab.enhance.presets` name such as ``'abdomen'``, or ``'auto'``), so that two
   modalities with different units can be mixed; ``None`` keeps the raw values (same modality,
   or exact arithmetic).
-* **display pixels** (:func:`flicker_frames`, :func:`colour_overlay`, :func:`label_contours`,
+* **display pixels** (:func:`flicker_frames`, :func:`color_overlay`, :func:`label_contours`,
   :func:`fusion_panels`): 2D ``uint8`` grey or RGB, rendered through :mod:`medlab.display`
   (the one renderer), ready for ``imshow`` or PNG.
 
@@ -38,7 +38,7 @@ __all__ = [
     "checkerboard",
     "difference",
     "flicker_frames",
-    "colour_overlay",
+    "color_overlay",
     "label_contours",
     "colorbar",
     "fusion_panels",
@@ -244,7 +244,7 @@ def flicker_frames(slice1, slice2, *, n_frames: int = 2, window1="auto", window2
     return np.stack([to_uint8((1 - k / (n - 1)) * u1 + (k / (n - 1)) * u2, 1.0, 0.5) for k in range(n)])
 
 
-def colour_overlay(base, overlay, *, window=None, level=None, preset=None, colormap: str = "hot",
+def color_overlay(base, overlay, *, window=None, level=None, preset=None, colormap: str = "hot",
                    overlay_range: Sequence[float] | None = None, alpha: float = 0.6,
                    threshold: float | None = None) -> np.ndarray:
     """A colour overlay (e.g. PET in SUV) on a grey base slice (CT or MR).
@@ -364,7 +364,7 @@ def label_contours(image, labels, *, window=None, level=None, preset=None, color
 
 def colorbar(ax, *, colormap: str = "hot", vmin: float = 0.0, vmax: float = 1.0, label: str = "SUV",
              **kwargs):
-    """A matplotlib colour bar for an overlay drawn by :func:`colour_overlay` on ``ax``.
+    """A matplotlib colour bar for an overlay drawn by :func:`color_overlay` on ``ax``.
 
     Returns
     -------
@@ -481,7 +481,7 @@ def fusion_panels(ct, *, mr=None, pet=None, labels=None, transforms: Mapping | N
         pet2 = cut(resample(pet, ct, transforms.get("pet"), default_value=0.0))
         lo, hi = _overlay_range(sitk.GetArrayFromImage(pet2).astype(np.float64), suv_range)
         panels["PET"] = outline(rgb_of(render(pet2, hi - lo, (hi + lo) / 2, colormap="gray_r")))
-        panels["PET/CT"] = outline(colour_overlay(ct2, pet2, preset=ct_preset, colormap=colormap,
+        panels["PET/CT"] = outline(color_overlay(ct2, pet2, preset=ct_preset, colormap=colormap,
                                                   overlay_range=(lo, hi), alpha=alpha))
         panels["suv_range"] = (lo, hi)
     panels["index"] = int(index)

@@ -63,11 +63,11 @@ def test_flicker_frames_start_and_end_on_the_two_slices():
     assert np.abs(frames[1].astype(int) - render((a + b) / 2, 1, 0.5).astype(int)).max() <= 1
 
 
-def test_colour_overlay_only_above_threshold():
+def test_color_overlay_only_above_threshold():
     base = np.full((4, 4), 40.0)
     suv = np.zeros((4, 4))
     suv[1, 2] = 5.0
-    rgb = fusion.colour_overlay(base, suv, window=400, level=40, overlay_range=(0, 5), alpha=1.0,
+    rgb = fusion.color_overlay(base, suv, window=400, level=40, overlay_range=(0, 5), alpha=1.0,
                                 colormap="hot")
     grey = render(base, 400, 40)
     assert rgb.shape == (4, 4, 3)
@@ -96,7 +96,7 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="2D"):
         fusion.flicker_frames(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="high > low"):
-        fusion.colour_overlay(np.zeros((2, 2)), np.zeros((2, 2)), overlay_range=(5, 1))
+        fusion.color_overlay(np.zeros((2, 2)), np.zeros((2, 2)), overlay_range=(5, 1))
 
 
 @pytest.mark.slow

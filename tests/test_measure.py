@@ -141,7 +141,7 @@ def test_fit_ellipse_recovers_a_rotated_ellipse_in_mm(method):
     spacing = (0.2, 0.2)
     e = fit_ellipse(frac, method=method, spacing=spacing)  # probability-like map: sub-pixel contour
     assert e.semi_axes_mm == pytest.approx((24.0, 16.0), abs=0.03)
-    assert e.center_mm == pytest.approx((170.3 * 0.2, 118.6 * 0.2), abs=0.03)
+    assert e.centre_mm == pytest.approx((170.3 * 0.2, 118.6 * 0.2), abs=0.03)
     assert e.angle_deg == pytest.approx(30.0, abs=0.5)
     assert e.circumference_mm == pytest.approx(ellipse_circumference(24.0, 16.0), rel=2e-3)
     # a binary mask: its 0.5 contour is the pixel edge, within about half a pixel of the ellipse

@@ -73,12 +73,12 @@ def test_pretrained_unet_inference_and_grad_cam_on_hc18(us):
     np.testing.assert_allclose(r.cam, cam, atol=1e-5)
     assert r.cam.shape == r.prediction.shape and r.cam.max() == pytest.approx(1.0)
     v = r.viewer
-    np.testing.assert_array_equal(r.cam_pixels, medlab.fusion.colour_overlay(
+    np.testing.assert_array_equal(r.cam_pixels, medlab.fusion.color_overlay(
         v.current_slice(), r.cam, window=v.window, level=v.level, colormap="jet", overlay_range=(0, 1), alpha=0.5))
     png = cv2.imdecode(np.frombuffer(r._cam_view.value, np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(cv2.cvtColor(png, cv2.COLOR_BGR2RGB), r.cam_pixels)
     v.set_window_level(100, 50)  # the Grad-CAM picture follows the viewer's window
-    np.testing.assert_array_equal(r.cam_pixels, medlab.fusion.colour_overlay(
+    np.testing.assert_array_equal(r.cam_pixels, medlab.fusion.color_overlay(
         v.current_slice(), r.cam, window=100, level=50, colormap="jet", overlay_range=(0, 1), alpha=0.5))
     assert "mm²" in r._result.value
     assert r.model_names == ["busi_resnet", "hc18_unet"]  # a loaded pretrained model is listed once

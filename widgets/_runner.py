@@ -5,7 +5,7 @@ Every computation is a :mod:`medlab.models` call: :func:`~medlab.models.pretrain
 live loss curve and its ``stop`` event set by the Stop button), :func:`~medlab.models.segment` /
 :func:`~medlab.models.classify` and :func:`~medlab.models.grad_cam`;
 :func:`~medlab.models.device_report` says where it runs. The Grad-CAM picture is
-:func:`medlab.fusion.colour_overlay` of the map on the shown slice.
+:func:`medlab.fusion.color_overlay` of the map on the shown slice.
 
 "Runs on a GPU kernel": Keras places work on the first GPU its backend sees; when the kernel
 has one, the device line says ``runs on GPU: <name>``, else ``runs on CPU: <name>``.
@@ -280,7 +280,7 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
             return
         v = self.viewer
         cam = self.cam if v.ndim == 2 else medlab.display.slice_of(self.cam, v.index, v.axis)
-        self.cam_pixels = medlab.fusion.colour_overlay(v.current_slice(), cam, window=v.window, level=v.level,
+        self.cam_pixels = medlab.fusion.color_overlay(v.current_slice(), cam, window=v.window, level=v.level,
                                                        colormap="jet", overlay_range=(0.0, 1.0), alpha=self.cam_alpha)
         self._cam_view.value = medlab.display.encode(self.cam_pixels)
 

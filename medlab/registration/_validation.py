@@ -28,11 +28,7 @@ def _rng(seed):
     return np.random.default_rng(seed)
 
 
-def _centre(centre_mm, center_mm, dimension):
-    if center_mm is not None:  # the old spelling, still used by notebooks
-        if centre_mm is not None:
-            raise ValueError("give `centre_mm` (or its old spelling `center_mm`), not both")
-        centre_mm = center_mm
+def _centre(centre_mm, dimension):
     if centre_mm is None:
         return (0.0,) * dimension
     c = tuple(float(v) for v in centre_mm)
@@ -57,7 +53,7 @@ def _rigid_parts(rng, max_angle_deg, max_translation_mm, dimension):
 
 
 def random_rigid(*, max_angle_deg: float = 10.0, max_translation_mm: float = 15.0, centre_mm=None,
-                 dimension: int = 3, seed=None, center_mm=None) -> sitk.Transform:
+                 dimension: int = 3, seed=None) -> sitk.Transform:
     """A random rigid transform: every Euler angle uniform in ``[-max_angle_deg, max_angle_deg]``
     about ``centre_mm``, every translation component uniform in ``[-max_translation_mm,
     max_translation_mm]`` (mm).
@@ -69,8 +65,7 @@ def random_rigid(*, max_angle_deg: float = 10.0, max_translation_mm: float = 15.
     max_translation_mm : float
         Largest translation along each physical axis, mm.
     centre_mm : sequence of float, optional
-        Centre of rotation (x, y[, z], mm); default the origin. ``center_mm`` is accepted as
-        its old spelling.
+        Centre of rotation (x, y[, z], mm); default the origin.
     dimension : {2, 3}
         The transform's dimension.
     seed : int or numpy.random.Generator, optional
@@ -84,7 +79,7 @@ def random_rigid(*, max_angle_deg: float = 10.0, max_translation_mm: float = 15.
     dimension = _check_dimension(dimension)
     rng = _rng(seed)
     angles, shift = _rigid_parts(rng, max_angle_deg, max_translation_mm, dimension)
-    c = _centre(centre_mm, center_mm, dimension)
+    c = _centre(centre_mm, dimension)
     if dimension == 3:
         t = sitk.Euler3DTransform(c, *(float(v) for v in angles), tuple(float(v) for v in shift))
     else:
@@ -94,14 +89,14 @@ def random_rigid(*, max_angle_deg: float = 10.0, max_translation_mm: float = 15.
 
 def random_affine(*, max_angle_deg: float = 10.0, max_translation_mm: float = 15.0,
                   max_scale: float = 0.05, max_shear: float = 0.05, centre_mm=None,
-                  dimension: int = 3, seed=None, center_mm=None) -> sitk.AffineTransform:
+                  dimension: int = 3, seed=None) -> sitk.AffineTransform:
     """A random affine transform ``x -> R K S (x - c) + c + t`` about ``centre_mm``: a random
     rigid part as in :func:`random_rigid`, scales ``1 + U(-max_scale, max_scale)`` per axis
     (``S``) and shears ``U(-max_shear, max_shear)`` above the diagonal (``K``).
 
     Parameters
     ----------
-    max_angle_deg, max_translation_mm, centre_mm, dimension, seed, center_mm
+    max_angle_deg, max_translation_mm, centre_mm, dimension, seed
         As for :func:`random_rigid`.
     max_scale : float
         Largest relative change of scale per axis, in [0, 1) (0.05: 0.95-1.05).
@@ -120,7 +115,7 @@ def random_affine(*, max_angle_deg: float = 10.0, max_translation_mm: float = 15
     h = check_positive("max_shear", max_shear, allow_zero=True)
     if s >= 1:
         raise ValueError(f"`max_scale` must be < 1 (a fraction); got {max_scale!r}")
-    c = _centre(centre_mm, center_mm, dimension)
+    c = _centre(centre_mm, dimension)
     if dimension == 3:
         rot = sitk.Euler3DTransform((0, 0, 0), *(float(v) for v in angles))
     else:

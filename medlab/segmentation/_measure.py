@@ -148,14 +148,14 @@ ELLIPSE_METHODS = ("opencv", "skimage")
 class Ellipse(NamedTuple):
     """An ellipse in mm.
 
-    ``center_mm``: ``(x, y)`` from the first pixel's centre (numpy input) or in the image's
+    ``centre_mm``: ``(x, y)`` from the first pixel's centre (numpy input) or in the image's
     physical frame without its origin and direction (the pixel grid times the spacing);
     ``semi_axes_mm``: ``(a, b)`` with ``a >= b``; ``angle_deg``: the angle of the ``a`` axis to the
     x axis (degrees in [0, 180), y pointing down the rows); ``circumference_mm``: the perimeter
     (:func:`ellipse_circumference`).
     """
 
-    center_mm: tuple
+    centre_mm: tuple
     semi_axes_mm: tuple
     angle_deg: float
     circumference_mm: float
@@ -302,7 +302,7 @@ def ellipse_residual(ellipse: Ellipse, points_mm) -> float:
     ellipse : Ellipse
         E.g. :func:`fit_ellipse` of the outline.
     points_mm : (n, 2) array_like
-        Outline points ``(x, y)`` in mm, in the frame of ``ellipse.center_mm``.
+        Outline points ``(x, y)`` in mm, in the frame of ``ellipse.centre_mm``.
 
     Returns
     -------
@@ -320,7 +320,7 @@ def ellipse_residual(ellipse: Ellipse, points_mm) -> float:
     pts = np.asarray(points_mm, float).reshape(-1, 2)
     if not len(pts) or not np.isfinite(ellipse.circumference_mm):
         return math.nan
-    (cx, cy), (a, b) = ellipse.center_mm, ellipse.semi_axes_mm
+    (cx, cy), (a, b) = ellipse.centre_mm, ellipse.semi_axes_mm
     t = math.radians(ellipse.angle_deg)
     dx, dy = pts[:, 0] - cx, pts[:, 1] - cy
     u, v = dx * math.cos(t) + dy * math.sin(t), -dx * math.sin(t) + dy * math.cos(t)
