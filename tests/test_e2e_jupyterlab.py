@@ -5,7 +5,8 @@ folders, the settings of PITFALLS.md), opens ``tests/e2e/widgets_e2e.ipynb``, ru
 cell (a viewer with window/level and a seed picker), drags the window slider, drags on the
 picture, clicks two seeds, turns the wheel (next slice; with ctrl: zoom), and after each step
 runs the second cell and asserts from the kernel side that the window, the seeds and the grown
-region, the slice and the zoom changed; the page checks the picture flow (live slider frames,
+region, the slice and the zoom changed; the registration blender's layout (picture fully visible, no scrollbars, no cut
+button text), the page checks the picture flow (live slider frames,
 the newest frame shown, the page's picture equal to the kernel's pixels, a window drag drawn by
 the page while the kernel is busy in another cell), the layout (read-out vs button, slider labels), and that View3D's NiiVue
 draws the volume with WebGL2 on SwiftShader with no request beyond 127.0.0.1. Screenshots go to
@@ -122,6 +123,42 @@ def _same_picture(page, png_base64: str, timeout_s: float = 10.0) -> None:
             break
         page.wait_for_timeout(250)
     assert got.shape == want.shape and diff <= 1, (got.shape, want.shape, diff)
+
+
+_LAYOUT_JS = """(cell) => {
+  const out = cell.querySelector('.jp-OutputArea-output');
+  const box = out.querySelector('.medlab-canvas-box');
+  const b = box.getBoundingClientRect();
+  const clipped = [];  // ancestors (up to the output) that cut the picture off
+  for (let e = box.parentElement; e && e !== out.parentElement; e = e.parentElement) {
+    const r = e.getBoundingClientRect(), o = getComputedStyle(e);
+    if (o.overflowX !== 'visible' && (b.left < r.left - 0.5 || b.right > r.right + 0.5)) clipped.push(e.className);
+    if (o.overflowY !== 'visible' && (b.top < r.top - 0.5 || b.bottom > r.bottom + 0.5)) clipped.push(e.className);
+  }
+  const scrollbars = [...out.querySelectorAll('*')].filter((e) => {
+    const o = getComputedStyle(e);
+    return ((o.overflowX === 'auto' || o.overflowX === 'scroll') && e.scrollWidth > e.clientWidth + 1)
+        || ((o.overflowY === 'auto' || o.overflowY === 'scroll') && e.scrollHeight > e.clientHeight + 1);
+  }).map((e) => [e.className, e.scrollWidth, e.clientWidth, e.scrollHeight, e.clientHeight,
+                   [...e.children].map((c) => c.className.split(' ').slice(-1)[0]).join(',')]);
+  const cut = [...out.querySelectorAll('button')].filter((e) => e.scrollWidth > e.clientWidth + 1)
+    .map((e) => e.textContent);
+  return { width: b.width, height: b.height, clipped, scrollbars, cut };
+}"""
+
+
+def _check_blender_layout(page) -> None:
+    """The RegistrationBlender's picture is fully visible (not clipped, no scrollbars), with a long
+    status line beside it, and no button text is cut (e.g. 'checkerboard')."""
+    _run_cell(page, 4)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(4)
+    cell.locator(".medlab-canvas-img").wait_for()
+    page.wait_for_function("(c) => c.querySelector('.medlab-canvas-img').dataset.frame", arg=cell.element_handle())
+    cell.locator(".medlab-canvas-box").scroll_into_view_if_needed()
+    cell.screenshot(path=ARTIFACTS / "6_blender.png")
+    layout = page.evaluate(_LAYOUT_JS, cell.element_handle())
+    assert layout["width"] == 512 and layout["height"] > 0, layout
+    assert not layout["clipped"] and not layout["scrollbars"] and not layout["cut"], layout
 
 
 def _pixel_center(box: dict, shape, row: int, col: int) -> tuple[float, float]:
@@ -256,6 +293,7 @@ def _drive(page, lab):
         page.wait_for_timeout(500)
     gl.screenshot(path=ARTIFACTS / "5_view3d.png")
     assert lit > 0.05, f"NiiVue drew nothing ({lit:.3f} of the canvas lit)"
+    _check_blender_layout(page)
     assert not page.outside, page.outside  # nothing requested beyond 127.0.0.1
     assert not page.errors, page.errors
     print(f"e2e: {time.monotonic() - t0:.1f} s in the browser; screenshots in {ARTIFACTS}")

@@ -185,6 +185,10 @@ class RegistrationBlender(JobOwner, StaticPNG, widgets.VBox):
         # the picture never shrinks (flex 0 0 auto); the side panel has a fixed width and wraps
         # its text, and moves under the picture when the cell is narrower than both
         self.viewer.layout.flex = "0 0 auto"
+        # the progress bar's default width (description + 300 px) and a 100 % wide status line
+        # plus its margins are wider than the panel: a scrollbar (seen in JupyterLab: 384 px in
+        # a 380 px panel); both are as wide as the plot
+        self._progress.layout.width = self._status.layout.width = f"{self.plot.size[0]}px"
         side = widgets.VBox([self.plot, self._progress, widgets.HBox([self._run, self._stop]), self._status],
                             layout=widgets.Layout(width=f"{self.plot.size[0] + 20}px", flex="0 0 auto"))
         self.children = [
