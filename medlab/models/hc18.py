@@ -45,7 +45,8 @@ import SimpleITK as sitk
 
 from medlab._image import as_sitk, spacing_zyx
 from medlab._options import check_choice
-from medlab.segmentation._measure import ELLIPSE_METHODS, Ellipse, _fit_ellipse, ellipse_residual, fit_ellipse
+from medlab.segmentation import ELLIPSE_METHODS, Ellipse, ellipse_residual, fit_ellipse
+from medlab.segmentation._measure import _fit_ellipse  # the fit's outline points and border share
 
 __all__ = [
     "HC18_BOUNDARY_OFFSET_PX",
