@@ -1,7 +1,7 @@
 """notebooks/usecases/neurological.ipynb: MNI152 brain extraction and tissue Dice (measured
 floors), atrophy volume change against a known simulated loss, haemorrhage detection on the
-synthetic head CT (exact); papermill run with the Gaussian mixture, a thicker atrophy and
-another head."""
+synthetic head CT (exact), motion and signal stability of a real 4D fMRI run; papermill run
+with the Gaussian mixture, a thicker atrophy and another head."""
 
 import pytest
 from notebook_support import run
@@ -26,6 +26,12 @@ def test_notebook(tmp_path):
     assert r["detection_distance_max_mm"] < 1e-6
     assert r["detection_volume_error_max_percent"] < 1e-6
     assert r["detection_hu_error_max"] < 1.0
+    # Part C, the real GE fMRI run (4D): it moves (measured FD up to 28.9 mm, 9 of 10 volumes
+    # above 0.5 mm, median tSNR 4.2, DVARS up to 67 %); medlab.apps.neuro.epi_stability is exact on
+    # synthetic runs (tests/test_neuro.py)
+    assert r["epi_size_xyzt"] == [64, 64, 15, 10]
+    assert r["epi_fd_max_mm"] > 15.0 and len(r["epi_volumes_over_fd_limit"]) >= 5
+    assert 2.0 < r["epi_tsnr_median"] < 8.0 and r["epi_dvars_max_percent"] > 20.0
 
 
 @pytest.mark.notebook
