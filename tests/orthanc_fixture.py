@@ -145,19 +145,32 @@ class _TlsServer(http.server.ThreadingHTTPServer):
             tls.close()
 
 
+def _https_proxy(orthanc, right, *, client_certificate: bool):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(right["server_cert"], right["server_key"])
+    if client_certificate:
+        ctx.load_verify_locations(right["ca"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    server = _TlsServer(orthanc.http_port, ctx)
+    threading.Thread(target=server.serve_forever, name="https-proxy", daemon=True).start()
+    return server
+
+
 @pytest.fixture(scope="session")
 def https_proxy(orthanc, certificates):
     """``orthanc``'s DICOMweb over HTTPS: ``(url, ca)`` of a TLS-terminating reverse proxy on
     127.0.0.1 whose certificate (for 127.0.0.1) the ``right`` authority signed; it asks for
     a client certificate from that authority too (mutual TLS)."""
-    right = certificates[0]
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(right["server_cert"], right["server_key"])
-    ctx.load_verify_locations(right["ca"])
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    server = _TlsServer(orthanc.http_port, ctx)
-    thread = threading.Thread(target=server.serve_forever, name="https-proxy", daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}/dicom-web", right["ca"]
+    server = _https_proxy(orthanc, certificates[0], client_certificate=True)
+    yield f"https://127.0.0.1:{server.server_address[1]}/dicom-web", certificates[0]["ca"]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def https_proxy_server_only(orthanc, certificates):
+    """The same as ``https_proxy`` without asking for a client certificate."""
+    server = _https_proxy(orthanc, certificates[0], client_certificate=False)
+    yield f"https://127.0.0.1:{server.server_address[1]}/dicom-web", certificates[0]["ca"]
     server.shutdown()
     server.server_close()

@@ -1,7 +1,7 @@
 """notebooks/usecases/pacs_to_report.ipynb against a PACS the test starts (Orthanc on 127.0.0.1,
 the IBSI CT phantom series and its RTSTRUCT stored in it, and the sarcoma PET/CT written as DICOM
-by medlab.pacs.store_sample_studies), its URL passed as PACS_URL and the credentials only through
-the environment."""
+by medlab.pacs.store_sample_studies), its URL passed as PACS_URL (https://, through a TLS proxy,
+with PACS_CA) and the credentials only through the environment."""
 
 from pathlib import Path
 
@@ -14,13 +14,15 @@ pytest_plugins = ["orthanc_fixture"]
 
 
 @pytest.mark.notebook
-def test_notebook_against_the_test_pacs(orthanc_ct, ibsi_ct_dicom, tmp_path, monkeypatch):
+def test_notebook_against_the_test_pacs(orthanc_ct, ibsi_ct_dicom, https_proxy_server_only, tmp_path, monkeypatch):
     server, study, _ = orthanc_ct
     server.upload(sorted((ibsi_ct_dicom.parent / "mask").glob("*.dcm")))
     sts = store_sample_studies(server.dicomweb(), tmp_path / "samples", studies=["sts"])["sts"]
     monkeypatch.setenv("MEDLAB_PACS_USERNAME", server.username)
     monkeypatch.setenv("MEDLAB_PACS_PASSWORD", server.password)
-    r = run("usecases/pacs_to_report.ipynb", tmp_path / "report", PACS_URL=server.dicomweb_url, STUDY_UID=study,
+    # over HTTPS (a TLS-terminating proxy in front of Orthanc, see orthanc_fixture), checked with PACS_CA
+    url, ca = https_proxy_server_only
+    r = run("usecases/pacs_to_report.ipynb", tmp_path / "report", PACS_URL=url, PACS_CA=str(ca), STUDY_UID=study,
             SOLUTIONS=True)
     assert r["exercises_passed"] == 2  # every exercise's hidden solution passes its check
     assert r["n_ct_instances"] == 60 and r["skipped_on_rerun"] == 60
