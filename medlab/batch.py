@@ -202,6 +202,15 @@ def cohort_from_dataset(name: str = "sts", *, modality: str = "PET", progress: b
 
     Currently the soft-tissue-sarcoma set (``'sts'``, modality ``'CT'``, ``'MR_T1'`` or ``'PET'``):
     the files are fetched and verified first, and the table holds their paths.
+
+    Parameters
+    ----------
+    name : {'sts'}
+        The registered data set.
+    modality : {'CT', 'MR_T1', 'PET'}
+        Which images of each case.
+    progress : bool
+        Show a progress bar while the files are fetched and verified.
     """
     import pandas as pd
 
@@ -294,6 +303,13 @@ def merge_results(out_dir, case_ids=None) -> Path:
 
     Rows are in cohort order when ``case_ids`` is given, else sorted by case id; tracebacks are
     left out of the table (they stay in the case files).
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The batch's output folder (``OUT``).
+    case_ids : sequence of str, optional
+        The cohort's case ids: the rows follow their order (default: sorted by case id).
     """
     import pandas as pd
 

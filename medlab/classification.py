@@ -186,6 +186,13 @@ def feature_matrix(table: pd.DataFrame, *, drop_constant: bool = True) -> tuple[
     (``drop_constant``) columns with one value only. Remaining NaN/inf are NaN (the pipeline
     imputes them from the training part).
 
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per item, features in columns.
+    drop_constant : bool
+        Drop columns with one value only.
+
     Returns
     -------
     X : (n, p) ndarray of float
@@ -341,7 +348,20 @@ def leakage_groups(images: Sequence | None = None, *, groups=None, hashes=None, 
 
 
 def straddling_groups(groups, train_idx, test_idx) -> np.ndarray:
-    """The group ids that have items in both ``train_idx`` and ``test_idx`` (sorted)."""
+    """The group ids that have items in both ``train_idx`` and ``test_idx`` (sorted).
+
+    Parameters
+    ----------
+    groups : (n,) array_like
+        Group id per item.
+    train_idx, test_idx : array_like of int
+        Item indexes of the two parts.
+
+    Returns
+    -------
+    ndarray
+        The group ids found in both parts, sorted (empty: no leakage).
+    """
     g = np.asarray(groups)
     return np.intersect1d(g[np.asarray(train_idx, int)], g[np.asarray(test_idx, int)])
 
@@ -372,6 +392,17 @@ def check_no_leakage(groups, train_idx, test_idx) -> None:
 def grouped_folds(y, groups, *, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified, grouped K-fold: ``StratifiedGroupKFold(n_splits, shuffle=True,
     random_state=seed)``; each fold is checked with :func:`check_no_leakage`.
+
+    Parameters
+    ----------
+    y : (n,) array_like
+        Class per item (stratification).
+    groups : (n,) array_like
+        Group id per item (a group never straddles a train and a test part).
+    n_splits : int
+        Number of folds.
+    seed : int
+        Seed of the shuffle.
 
     Returns
     -------
@@ -462,6 +493,19 @@ def fit_predict(pipeline, X, y, train_idx, test_idx, *, groups=None):
     """Fit on ``train_idx``, return ``(fitted pipeline, probabilities of the test items)``.
 
     With ``groups``, the split is first checked by :func:`check_no_leakage`.
+
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        An unfitted pipeline (:func:`make_pipeline`); a fitted clone is returned.
+    X : (n, p) ndarray
+        Feature matrix.
+    y : (n,) array_like
+        Class per item.
+    train_idx, test_idx : array_like of int
+        Item indexes of the two parts.
+    groups : (n,) array_like, optional
+        Group id per item; the split is checked for leakage first.
     """
     yy = _labels(y)
     Xa = _matrix(X, len(yy))

@@ -340,6 +340,14 @@ def non_max_suppression(candidates: pd.DataFrame, *, overlap: float = 0.5) -> pd
     2D; centre and ``diameter_mm``) shares more than ``overlap`` of the smaller one's volume with
     a kept candidate. ``overlap=0`` drops any touching candidate.
 
+    Parameters
+    ----------
+    candidates : pandas.DataFrame
+        A candidate table (:func:`blobs`, :func:`components`) with ``score``, ``diameter_mm`` and
+        the centre in mm.
+    overlap : float in [0, 1]
+        Largest share of the smaller sphere's volume that a kept pair may share.
+
     Returns
     -------
     pandas.DataFrame
@@ -528,6 +536,13 @@ def sensitivity_at(result: FROC, fp_per_image: Sequence[float] = LUNA_FP_RATES) 
 
     The sensitivity at ``f`` FP/image is the highest sensitivity of an operating point with at
     most ``f`` FP/image (a step function: no interpolation between thresholds).
+
+    Parameters
+    ----------
+    result : FROC
+        As :func:`froc` returns it.
+    fp_per_image : sequence of float
+        False positives per image at which to read the sensitivity.
 
     Returns
     -------

@@ -186,6 +186,17 @@ def difference(image1, image2, *, absolute: bool = False, window1=None, window2=
     With windows, both are on [0, 1] first (a difference in [-1, 1]); raw values otherwise
     (same modality: e.g. HU).
 
+    Parameters
+    ----------
+    image1, image2 : sitk.Image or ndarray
+        Two images on one grid (numpy: the same shape).
+    absolute : bool
+        Return ``|u1 - u2|`` instead of ``u1 - u2``.
+    window1, window2 : (window, level) or str, optional
+        Display window (or preset name) that maps each image onto [0, 1] first; None: raw values.
+    spacing : optional
+        Voxel size in mm for numpy input (array axis order).
+
     Returns
     -------
     sitk.Image or ndarray of float32
@@ -365,6 +376,19 @@ def label_contours(image, labels, *, window=None, level=None, preset=None, color
 def colorbar(ax, *, colormap: str = "hot", vmin: float = 0.0, vmax: float = 1.0, label: str = "SUV",
              **kwargs):
     """A matplotlib colour bar for an overlay drawn by :func:`color_overlay` on ``ax``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The axes the overlay is drawn on.
+    colormap : str
+        The overlay's matplotlib colour map.
+    vmin, vmax : float
+        The overlay range the colours span (e.g. SUV).
+    label : str
+        The bar's label (quantity and unit).
+    **kwargs
+        Passed to ``matplotlib.figure.Figure.colorbar``.
 
     Returns
     -------

@@ -270,7 +270,13 @@ def read_records(notebook) -> dict:
 
 
 def notebook_parameters(path) -> dict:
-    """Names and default values of a notebook's ``parameters`` cell (as papermill sees them)."""
+    """Names and default values of a notebook's ``parameters`` cell (as papermill sees them).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A notebook (``.ipynb``) with a cell tagged ``parameters``.
+    """
     import papermill
 
     params = papermill.inspect_notebook(os.fspath(path))
@@ -325,7 +331,13 @@ def _pass_on(log: Path, outer: str | None) -> None:
 
 
 def describe_data(data: dict) -> str:
-    """One line naming each data set a report used and where it came from."""
+    """One line naming each data set a report used and where it came from.
+
+    Parameters
+    ----------
+    data : dict
+        ``Report.data``: per data set, its ``source`` and number of ``files``.
+    """
     if not data:
         return "no registered data set (phantoms or package data only)"
     parts = []
@@ -546,6 +558,17 @@ def thumbnail(notebook, out_png, *, width: int = 360, index: int = 0) -> Path | 
 
     Returns None when the notebook shows no such figure. The picture is the notebook's own
     output, so a gallery built from thumbnails shows what the notebooks really produce.
+
+    Parameters
+    ----------
+    notebook : str or pathlib.Path
+        An executed notebook.
+    out_png : str or pathlib.Path
+        The PNG file to write.
+    width : int
+        Width of the picture in pixels.
+    index : int
+        Which figure (0: the first).
     """
     import base64
     import io
@@ -585,7 +608,13 @@ def packaged_notebooks() -> Path:
 
 def find_notebooks(root=None) -> list[Path]:
     """Every notebook under ``root/tutorials`` and ``root/usecases`` (default: the notebooks
-    that ship with medlab, :func:`packaged_notebooks`), in name order."""
+    that ship with medlab, :func:`packaged_notebooks`), in name order.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path, optional
+        A folder holding ``tutorials/`` and ``usecases/``.
+    """
     if root is None:
         root = packaged_notebooks()
     root = Path(root)
@@ -603,6 +632,19 @@ def run_all(out_dir, notebooks=None, *, hide_code: bool = False, progress: bool 
 
     A failing notebook (a failing cell, or any other error while running it) does not stop the
     others: its :class:`Report` has ``error`` set, and the index shows it as failed.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        Where the executed notebooks, HTML reports and ``index.html`` go.
+    notebooks : sequence of path, optional
+        The notebooks to run (default: :func:`find_notebooks`).
+    hide_code : bool
+        Leave the code cells out of the HTML reports.
+    progress : bool
+        Show a progress bar over the notebooks.
+    timeout_s : float, optional
+        Per-cell execution timeout in seconds (as for :func:`run_notebook`).
     """
     from tqdm.auto import tqdm
 
@@ -637,7 +679,15 @@ GROUP_TITLES = {"tutorials": "Tutorials", "usecases": "Use cases"}
 def write_index(reports, out_dir) -> Path:
     """``OUT/index.html``: the reports grouped by their folder (tutorials, then use cases), one
     row per report with its picture, run time, status and headline numbers, linking the HTML
-    report and the recorded values."""
+    report and the recorded values.
+
+    Parameters
+    ----------
+    reports : sequence of Report
+        As :func:`run_notebook` returns them.
+    out_dir : str or pathlib.Path
+        The folder of the reports; ``index.html`` is written there.
+    """
     import html as _html
 
     out_dir = Path(out_dir)

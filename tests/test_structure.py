@@ -190,59 +190,9 @@ def test_use_cases_live_in_apps_only():
 
 
 
-#: Public functions (exported by a medlab package's ``__all__``) that still lack a numpydoc
-#: Parameters section (issue 21, item 5). A new one fails the test below; a fixed one must leave.
-PENDING_PARAMETERS = {
-    "medlab.datasets.verify",
-    "medlab.fusion.difference",
-    "medlab.fusion.colorbar",
-    "medlab.features.long_table",
-    "medlab.features.compliance_summary",
-    "medlab.features.prepare_roi",
-    "medlab.features.discretise",
-    "medlab.features.column_name",
-    "medlab.features.family_of",
-    "medlab.classification.feature_matrix",
-    "medlab.classification.straddling_groups",
-    "medlab.classification.grouped_folds",
-    "medlab.classification.fit_predict",
-    "medlab.detection.non_max_suppression",
-    "medlab.detection.sensitivity_at",
-    "medlab.privacy.patient_pseudonym",
-    "medlab.privacy.remap_uid",
-    "medlab.privacy.profile_action",
-    "medlab.privacy.burned_in_reason",
-    "medlab.models.as_trained",
-    "medlab.models.choose_qc_thresholds",
-    "medlab.models.classify",
-    "medlab.models.cross_entropy",
-    "medlab.models.dice_ce_loss",
-    "medlab.models.evaluate_busi",
-    "medlab.models.focal_loss",
-    "medlab.models.gaussian_importance",
-    "medlab.models.get_loss",
-    "medlab.models.hc_band",
-    "medlab.models.head_circumference",
-    "medlab.models.input_domain",
-    "medlab.models.labels_to_array",
-    "medlab.models.load",
-    "medlab.models.load_busi",
-    "medlab.models.occlusion",
-    "medlab.models.resample_onto",
-    "medlab.models.saliency",
-    "medlab.models.set_seed",
-    "medlab.models.soft_dice_loss",
-    "medlab.batch.cohort_from_dataset",
-    "medlab.batch.merge_results",
-    "medlab.reports.run_all",
-    "medlab.reports.write_index",
-    "medlab.reports.find_notebooks",
-    "medlab.reports.notebook_parameters",
-    "medlab.reports.thumbnail",
-    "medlab.reports.describe_data",
-    "medlab.pacs.retrieve_case",
-    "medlab.pacs.task_measure",
-}
+#: Public functions (exported by a medlab package's ``__all__``) allowed without a numpydoc
+#: Parameters section: none (issue 21, item 5). A new one fails the test below.
+PENDING_PARAMETERS: set[str] = set()
 
 
 def _public_functions():

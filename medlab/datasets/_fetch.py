@@ -311,6 +311,13 @@ def verify(name: str, *, progress: bool = True) -> Path:
     file present is re-read and its sha256 compared with the registry, even when it was
     verified before and looks unchanged.
 
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_datasets`.
+    progress : bool
+        Show a progress bar (tqdm) while hashing, copying or downloading several files.
+
     Returns
     -------
     pathlib.Path

@@ -140,7 +140,13 @@ def extract_table(cases, settings: FeatureSettings | None = None, *, progress: C
 
 
 def long_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per case and feature: ``case, family, feature, aggregation, value``."""
+    """One row per case and feature: ``case, family, feature, aggregation, value``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A feature table from :func:`extract` (one row per case, one column per feature value).
+    """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"`table` must be a pandas.DataFrame from extract(); got {type(table).__name__}")
     long = table.rename_axis("case").reset_index().melt(id_vars="case", var_name="column", value_name="value")
@@ -211,6 +217,11 @@ def compliance_summary(comparisons: Mapping[str, pd.DataFrame] | pd.DataFrame) -
     ``comparisons`` is one :func:`compare_with_reference` table or a mapping
     ``{data set: table}``; the result has one row per family (and a total row), with columns
     ``<data> reference``, ``<data> implemented``, ``<data> within``.
+
+    Parameters
+    ----------
+    comparisons : pandas.DataFrame or mapping of str to pandas.DataFrame
+        One :func:`compare_with_reference` table, or ``{data set: table}``.
     """
     if isinstance(comparisons, pd.DataFrame):
         comparisons = {"": comparisons}

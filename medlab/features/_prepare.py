@@ -266,6 +266,19 @@ def prepare_roi(image, mask, settings: FeatureSettings, *, spacing=None, label=N
 
     ``image`` and ``mask`` are ``SimpleITK.Image`` or numpy arrays ``(z, y, x)`` (2D arrays are
     taken as one slice); ``mask`` nonzero (or ``== label``) is the ROI.
+
+    Parameters
+    ----------
+    image : sitk.Image or ndarray
+        The image (numpy: indexed (z, y, x) with ``spacing``).
+    mask : sitk.Image or ndarray
+        The region of interest on the grid of ``image``.
+    settings : FeatureSettings
+        Interpolation, re-segmentation and discretisation settings.
+    spacing : optional
+        Voxel size in mm for numpy input (array axis order).
+    label : int, optional
+        The label of ``mask`` to use (default: every nonzero voxel).
     """
     check_not_4d(image)
     check_not_4d(mask, "mask")
@@ -343,6 +356,15 @@ def discretise(image: np.ndarray, mask: np.ndarray, settings: FeatureSettings) -
     ROI. FBS: ``floor((x - x_min) / w) + 1`` with ``x_min`` = ``bin_min``, else the lower
     re-segmentation bound, else the ROI minimum. 'none': the intensities themselves (they must
     be positive integers). N is the highest grey level in the ROI.
+
+    Parameters
+    ----------
+    image : ndarray
+        Intensities (after interpolation and re-segmentation).
+    mask : ndarray of bool
+        The region of interest, same shape.
+    settings : FeatureSettings
+        The discretisation (fixed bin number or fixed bin size).
     """
     vals = image[mask]
     out = np.zeros(image.shape, np.int32)

@@ -75,7 +75,13 @@ _SCI = re.compile(r"^(-?[0-9.]+)\s*\\times\s*10\^\{(-?[0-9]+)\}$")
 
 
 def family_of(feature: str) -> str:
-    """IBSI family name of a medlab feature name (``'cm_joint_max'`` -> ``'GLCM'``)."""
+    """IBSI family name of a medlab feature name (``'cm_joint_max'`` -> ``'GLCM'``).
+
+    Parameters
+    ----------
+    feature : str
+        A medlab feature name.
+    """
     prefix = feature.split("_", 1)[0]
     try:
         return FAMILIES[prefix]
@@ -84,7 +90,15 @@ def family_of(feature: str) -> str:
 
 
 def column_name(feature: str, aggregation: str | None = None) -> str:
-    """Column of a feature in medlab's feature table: ``feature`` or ``feature_aggregation``."""
+    """Column of a feature in medlab's feature table: ``feature`` or ``feature_aggregation``.
+
+    Parameters
+    ----------
+    feature : str
+        A medlab feature name (e.g. ``'cm_joint_max'``).
+    aggregation : str, optional
+        The aggregation suffix (e.g. ``'3D_avg'``); None for features without one.
+    """
     return f"{feature}_{aggregation}" if aggregation else feature
 
 

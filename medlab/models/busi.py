@@ -25,6 +25,13 @@ MAX_DISTANCE = 10
 def load_busi(cases=None, *, progress=False) -> dict:
     """BUSI images and labels through the dataset registry.
 
+    Parameters
+    ----------
+    cases : sequence of str, optional
+        BUSI case ids (default: :func:`medlab.datasets.cases`).
+    progress : bool
+        Show a progress bar while the files are fetched and verified.
+
     Returns
     -------
     dict
@@ -135,6 +142,17 @@ def busi_subset(split: dict, part: str, n_per_class: int = 0, *,
 
 def evaluate_busi(model, cases, *, images=None, batch_size: int = 32):
     """Classify BUSI cases.
+
+    Parameters
+    ----------
+    model : keras.Model or TrainedModel
+        A BUSI classifier.
+    cases : sequence of str
+        BUSI case ids (:func:`medlab.datasets.cases`).
+    images : sequence of sitk.Image, optional
+        The cases' images, in the same order (loaded when not given).
+    batch_size : int
+        Images per forward pass.
 
     Returns
     -------

@@ -54,7 +54,15 @@ def _stats(image):
 
 def input_domain(images, *, spacing_known: bool = True) -> dict:
     """The range of the training images, for :func:`check_input`: sizes, aspect ratios (width
-    / height), colour, pixel spacing (mm, when ``spacing_known``) and intensity range."""
+    / height), colour, pixel spacing (mm, when ``spacing_known``) and intensity range.
+
+    Parameters
+    ----------
+    images : sequence of sitk.Image or ndarray
+        The training images.
+    spacing_known : bool
+        Record the pixel spacing range (False: the images' spacing means nothing).
+    """
     st = [_stats(im) for im in images]
     if not st:
         raise ValueError("`images` is empty")

@@ -110,6 +110,15 @@ def resample_onto(image: sitk.Image, reference: sitk.Image, *, interpolator="lin
 
     ITK interpolates up to half a pixel beyond the outer pixel centres, so a prediction made on
     the coarser grid of :func:`resample_to` covers the whole input grid, borders included.
+
+    Parameters
+    ----------
+    image : sitk.Image
+        The image to resample.
+    reference : sitk.Image
+        The grid to resample onto.
+    interpolator : {'linear', 'nearest', 'bspline'}
+        The interpolation (nearest for labels).
     """
     check_choice("interpolator", interpolator, list(_INTERPOLATORS))
     return sitk.Resample(image, reference, sitk.Transform(), _INTERPOLATORS[interpolator], 0.0, image.GetPixelID())
@@ -203,7 +212,15 @@ def to_array(images, *, size=None, normalization="zscore", channels=1) -> np.nda
 
 
 def labels_to_array(masks, *, size=None) -> np.ndarray:
-    """Label masks as one integer array ``(n, *size)`` (nearest-neighbour resampling)."""
+    """Label masks as one integer array ``(n, *size)`` (nearest-neighbour resampling).
+
+    Parameters
+    ----------
+    masks : sitk.Image or ndarray, or a list of them
+        Label masks (integer labels).
+    size : sequence of int, optional
+        Grid size in array axis order (nearest-neighbour resampling); default: as is.
+    """
     single = isinstance(masks, sitk.Image | np.ndarray)
     items = [masks] if single else list(masks)
     out = []

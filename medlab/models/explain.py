@@ -184,6 +184,25 @@ def saliency(model, image, *, class_index=None, samples: int = 0, noise: float =
     With ``samples > 0``, SmoothGrad (Smilkov et al. 2017): the mean gradient over ``samples``
     copies of the input with Gaussian noise of ``noise`` times its intensity range (seeded).
     The map is scaled to a maximum of 1 and resampled onto the input grid.
+
+    Parameters
+    ----------
+    model : keras.Model or TrainedModel
+        The network.
+    image : sitk.Image or ndarray
+        The input image.
+    class_index : int, optional
+        Class to explain (default: predicted class; segmentation: 1).
+    samples : int
+        SmoothGrad samples (0: plain gradient).
+    noise : float
+        SmoothGrad noise as a fraction of the input's intensity range.
+    seed : int
+        Seed of the noise.
+    spacing : sequence of float, optional
+        Spacing of numpy input.
+    **preprocessing
+        Overrides of the model's preprocessing (as for :func:`as_trained`).
     """
     check_int("samples", samples, minimum=0)
     check_positive("noise", noise, allow_zero=True)
@@ -211,6 +230,27 @@ def occlusion(model, image, *, class_index=None, patch=16, stride=None, baseline
     supports the class). For segmentation, the probability is the mean over the pixels predicted
     as the class in the unoccluded image. ``baseline`` 0 is the mean intensity after z-score
     normalisation. Works on every backend (forward passes only).
+
+    Parameters
+    ----------
+    model : keras.Model or TrainedModel
+        The network.
+    image : sitk.Image or ndarray
+        The input image.
+    class_index : int, optional
+        Class to explain (default: predicted class; segmentation: 1).
+    patch : int or sequence of int
+        Patch size in pixels of the training grid.
+    stride : int or sequence of int, optional
+        Step between patches (default: half a patch).
+    baseline : float
+        Value the occluded patch is set to (after normalisation).
+    batch_size : int
+        Occluded images per forward pass.
+    spacing : sequence of float, optional
+        Spacing of numpy input.
+    **preprocessing
+        Overrides of the model's preprocessing (as for :func:`as_trained`).
 
     Returns
     -------

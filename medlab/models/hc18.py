@@ -74,6 +74,17 @@ def head_circumference(mask, *, method: str = "opencv", spacing=None, boundary_o
     """Head circumference in mm: the perimeter of :func:`medlab.segmentation.fit_ellipse` on ``mask``, less
     ``2 pi * boundary_offset_px * pixel size`` (the mask boundary lies that far outside the
     skull's ellipse; :data:`HC18_BOUNDARY_OFFSET_PX` for HC18 masks and models trained on them).
+
+    Parameters
+    ----------
+    mask : sitk.Image or (M, N) ndarray
+        A head mask or probability map.
+    method : str
+        The ellipse fit (:data:`medlab.segmentation.ELLIPSE_METHODS`).
+    spacing : sequence of float, optional
+        Pixel size in mm of numpy input (array axis order).
+    boundary_offset_px : float
+        How far (pixels) the mask boundary lies outside the skull's ellipse.
     """
     sp = spacing_zyx(mask, spacing)
     pixel_mm = math.sqrt(sp[0] * sp[1])
@@ -95,7 +106,13 @@ HC_BANDS_MM = (150.0, 250.0)
 
 
 def hc_band(hc_mm) -> np.ndarray:
-    """Band of each head circumference: ``'<150'``, ``'150-250'`` or ``'>250'`` (mm)."""
+    """Band of each head circumference: ``'<150'``, ``'150-250'`` or ``'>250'`` (mm).
+
+    Parameters
+    ----------
+    hc_mm : float or array_like of float
+        Head circumferences in mm.
+    """
     hc = np.atleast_1d(np.asarray(hc_mm, float))
     lo, hi = HC_BANDS_MM
     return np.where(hc < lo, f"<{lo:g}", np.where(hc <= hi, f"{lo:g}-{hi:g}", f">{hi:g}"))
@@ -505,7 +522,19 @@ def choose_qc_thresholds(table, *, good_error_mm: float = 2.0, quantile: float =
     """QC thresholds from a validation table (:func:`evaluate_hc18`): for the fit residual and
     the spread under flips, the ``quantile`` of the images measured within ``good_error_mm`` of
     the sonographer (``method``'s fit), so about ``1 - quantile`` of good measurements are
-    flagged by each."""
+    flagged by each.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A validation table from :func:`evaluate_hc18`.
+    good_error_mm : float
+        Largest absolute HC error (mm) of a measurement counted as good.
+    quantile : float in (0, 1)
+        The quantile of the good measurements taken as each threshold.
+    method : str
+        The ellipse fit whose errors decide what is good (a column ``abs_err_<method>_mm``).
+    """
     good = table[table[f"abs_err_{method}_mm"] <= good_error_mm]
     if len(good) < 10:
         raise ValueError(f"`table` has {len(good)} images within {good_error_mm} mm; need at least 10")

@@ -30,7 +30,16 @@ FLIPS = ((), (1,), (0,), (0, 1))
 
 def as_trained(model, **preprocessing) -> TrainedModel:
     """``model`` as a :class:`TrainedModel`; ``preprocessing`` fields that are not None
-    override (for a TrainedModel) or complete (for a bare ``keras.Model``) its settings."""
+    override (for a TrainedModel) or complete (for a bare ``keras.Model``) its settings.
+
+    Parameters
+    ----------
+    model : keras.Model or TrainedModel
+        The network, bare or with its preprocessing.
+    **preprocessing
+        :class:`TrainedModel` fields (``normalization``, ``input_size``, ...); None leaves a field as
+        it is.
+    """
     given = {k: v for k, v in preprocessing.items() if v is not None}
     if isinstance(model, TrainedModel):
         return dataclasses.replace(model, **given) if given else model
@@ -269,6 +278,21 @@ def classify(model, images, *, spacing=None, batch_size: int = 32, task: str | N
     Images unlike the model's training images get a
     :class:`~medlab.models.ModelInputWarning` (:func:`~medlab.models.check_input`).
 
+    Parameters
+    ----------
+    model : keras.Model or TrainedModel
+        A classification model.
+    images : sitk.Image or ndarray, or a list of them
+        One image or several.
+    spacing : sequence of float, optional
+        Spacing of numpy input (array axis order).
+    batch_size : int
+        Images per forward pass.
+    task : str, optional
+        The task the caller wants; a model tagged for another one refuses (ValueError).
+    **preprocessing
+        Overrides of the model's preprocessing (as for :func:`as_trained`).
+
     Returns
     -------
     ndarray, (n, classes)
@@ -294,6 +318,13 @@ def gaussian_importance(patch_size, *, sigma_scale: float = 0.125) -> np.ndarray
     ``exp(-d_k**2 / (2 sigma_k**2))`` summed over axes ``k`` in the exponent, centred on the
     patch, ``sigma_k = sigma_scale * patch_size_k``; the maximum is 1 and every weight is > 0,
     so every voxel covered by a patch gets a defined blend.
+
+    Parameters
+    ----------
+    patch_size : int or sequence of int
+        Patch size in array axis order.
+    sigma_scale : float
+        Gaussian sigma per axis as a fraction of the patch size.
     """
     size = _check_size(patch_size, len(patch_size) if not np.isscalar(patch_size) else 1, "patch_size")
     check_positive("sigma_scale", sigma_scale)

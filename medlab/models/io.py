@@ -165,6 +165,11 @@ def load(path) -> TrainedModel:
     The model is loaded without compiling (train it again with :func:`medlab.models.train`).
     Files without medlab's preprocessing entry get defaults: the task from the output shape,
     z-score normalisation, one channel.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.keras`` file.
     """
     path = Path(path)
     if not path.is_file():

@@ -69,7 +69,15 @@ def _pixelwise_ce(y_true, y_pred):
 
 
 def cross_entropy(y_true, y_pred):
-    """Per image ``-sum_i sum_c y_ic log p_ic`` (a sum over pixels and classes), shape ``(batch,)``."""
+    """Per image ``-sum_i sum_c y_ic log p_ic`` (a sum over pixels and classes), shape ``(batch,)``.
+
+    Parameters
+    ----------
+    y_true : tensor
+        One-hot truth, ``(batch, *spatial, classes)``.
+    y_pred : tensor
+        Class probabilities, same shape.
+    """
     y_true, y_pred = _prepare(y_true, y_pred)
     ce = _pixelwise_ce(y_true, y_pred)
     axes = _spatial_axes(y_pred)
@@ -77,7 +85,19 @@ def cross_entropy(y_true, y_pred):
 
 
 def soft_dice_loss(y_true, y_pred, *, smooth=1e-5, include_background=True):
-    """Per image ``1 - mean_c D_c`` (module docstring), shape ``(batch,)``."""
+    """Per image ``1 - mean_c D_c`` (module docstring), shape ``(batch,)``.
+
+    Parameters
+    ----------
+    y_true : tensor
+        One-hot truth, ``(batch, *spatial, classes)``.
+    y_pred : tensor
+        Class probabilities, same shape.
+    smooth : float
+        Added to the numerator and the denominator of each Dice.
+    include_background : bool
+        Average the Dice over every class (False: class 0 left out).
+    """
     y_true, y_pred = _prepare(y_true, y_pred)
     axes = _spatial_axes(y_pred)
     if not axes:
@@ -91,7 +111,21 @@ def soft_dice_loss(y_true, y_pred, *, smooth=1e-5, include_background=True):
 
 
 def dice_ce_loss(y_true, y_pred, *, dice_weight=1.0, ce_weight=1.0, smooth=1e-5, include_background=True):
-    """Per image ``dice_weight * soft Dice + ce_weight * mean cross-entropy per pixel``."""
+    """Per image ``dice_weight * soft Dice + ce_weight * mean cross-entropy per pixel``.
+
+    Parameters
+    ----------
+    y_true : tensor
+        One-hot truth, ``(batch, *spatial, classes)``.
+    y_pred : tensor
+        Class probabilities, same shape.
+    dice_weight, ce_weight : float
+        Weights of the soft Dice and of the cross-entropy terms.
+    smooth : float
+        Added to the numerator and the denominator of each Dice.
+    include_background : bool
+        Average the Dice over every class (False: class 0 left out).
+    """
     y_true, y_pred = _prepare(y_true, y_pred)
     ce = ops.mean(_pixelwise_ce(y_true, y_pred), axis=_spatial_axes(y_pred))
     dice = soft_dice_loss(y_true, y_pred, smooth=smooth, include_background=include_background)
@@ -99,7 +133,19 @@ def dice_ce_loss(y_true, y_pred, *, dice_weight=1.0, ce_weight=1.0, smooth=1e-5,
 
 
 def focal_loss(y_true, y_pred, *, gamma=2.0, alpha=None):
-    """Per image (or per sample) mean focal loss (module docstring)."""
+    """Per image (or per sample) mean focal loss (module docstring).
+
+    Parameters
+    ----------
+    y_true : tensor
+        One-hot truth, ``(batch, [*spatial,] classes)``.
+    y_pred : tensor
+        Class probabilities, same shape.
+    gamma : float
+        Focusing exponent: the weight of each term is ``(1 - p) ** gamma``.
+    alpha : sequence of float, optional
+        A weight per class.
+    """
     y_true, y_pred = _prepare(y_true, y_pred)
     p = ops.clip(y_pred, EPSILON, 1.0)
     weight = ops.power(1.0 - p, gamma)
@@ -182,7 +228,15 @@ _LOSSES = {"cross_entropy": CrossEntropy, "soft_dice": SoftDiceLoss, "dice_ce": 
 
 def get_loss(loss, **options):
     """A Keras loss from a name in {'cross_entropy', 'soft_dice', 'dice_ce', 'focal'} (with
-    ``options`` for its class) or a loss object / callable, returned unchanged."""
+    ``options`` for its class) or a loss object / callable, returned unchanged.
+
+    Parameters
+    ----------
+    loss : str or keras loss or callable
+        A name in {'cross_entropy', 'soft_dice', 'dice_ce', 'focal'}, or a loss returned unchanged.
+    **options
+        Options of the named loss's class (e.g. ``gamma`` for 'focal').
+    """
     if isinstance(loss, str):
         return _LOSSES[check_choice("loss", loss, list(_LOSSES))](**options)
     if options:

@@ -24,7 +24,13 @@ __all__ = ["ArrayDataset", "train", "TrainingResult", "set_seed"]
 
 def set_seed(seed: int) -> None:
     """Seed Python, numpy and the Keras backend (call before building a model for
-    reproducible initial weights)."""
+    reproducible initial weights).
+
+    Parameters
+    ----------
+    seed : int
+        The seed.
+    """
     check_int("seed", seed, minimum=0)
     keras.utils.set_random_seed(int(seed))
 

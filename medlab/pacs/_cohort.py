@@ -133,7 +133,15 @@ def cohort_from_pacs(address: str, *, store_back: bool = False, **filters):
 
 def retrieve_case(row: dict, out_dir) -> dict:
     """On a worker: retrieve the case's series into ``OUT/images/<case_id>`` (resumable) and
-    return the row with ``image`` set to that folder (and ``out_dir``)."""
+    return the row with ``image`` set to that folder (and ``out_dir``).
+
+    Parameters
+    ----------
+    row : dict
+        One cohort row of a PACS query (the case's series on the PACS).
+    out_dir : str or pathlib.Path
+        The batch's output folder (``OUT``).
+    """
     folder = Path(out_dir) / "images" / str(row["case_id"])
     connect(row["pacs"]).retrieve_series(row["study_uid"], row["series_uid"], folder, progress=False)
     return {**row, "image": str(folder), "out_dir": str(out_dir)}
@@ -151,6 +159,12 @@ def task_measure(row: dict) -> dict:
     reads) or ``seg_series_uid`` (a DICOM SEG series of the same study on the PACS). Results:
     ``OUT/dicom/<case_id>/seg.dcm`` (when written from ``mask``) and ``sr.dcm``; with
     ``store_back`` true both go to the PACS.
+
+    Parameters
+    ----------
+    row : dict
+        One cohort row: ``case_id``, ``image`` (a series folder) and ``mask`` or ``seg_series_uid``
+        (see above).
 
     Returns
     -------

@@ -31,6 +31,13 @@ def patient_pseudonym(patient_id: str, *, key) -> str:
 
     >>> patient_pseudonym("12345", key="a long secret key") == patient_pseudonym("12345", key="a long secret key")
     True
+
+    Parameters
+    ----------
+    patient_id : str
+        The original PatientID.
+    key : bytes or str
+        The secret key given to :func:`deidentify`.
     """
     return _keys.pseudonym(_keys.key_bytes(key), str(patient_id))
 
@@ -42,6 +49,13 @@ def remap_uid(uid: str, *, key) -> str:
     True
     >>> remap_uid("1.2.840.10008.5.1.4.1.1.2", key="a long secret key")  # CT Image Storage
     '1.2.840.10008.5.1.4.1.1.2'
+
+    Parameters
+    ----------
+    uid : str
+        The original UID.
+    key : bytes or str
+        The secret key given to :func:`deidentify`.
     """
     from medlab.privacy._clean import map_uid
 

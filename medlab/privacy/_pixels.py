@@ -31,6 +31,11 @@ def burned_in_reason(ds) -> str | None:
     ``BurnedInAnnotation`` (0028,0301) 'YES' flags the image; 'NO' clears it. Without that
     attribute, images of text-prone modalities (ultrasound, secondary capture, camera,
     endoscopy, microscopy, documents) and screen captures are flagged.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        The DICOM header (pixel data need not be loaded).
     """
     if not has_pixels(ds):
         return None

@@ -194,6 +194,11 @@ def profile_action(tag) -> str | None:
     """The Basic Profile action of ``tag`` (int or pydicom Tag), or None if it is not listed.
 
     Private attributes (odd groups) are not in the table; the profile removes them all.
+
+    Parameters
+    ----------
+    tag : int or pydicom.tag.BaseTag
+        A DICOM tag.
     """
     single, masked = _table()
     tag = int(tag)
