@@ -101,11 +101,10 @@ def test_course_page_lists_every_notebook_with_the_gallery_run_time():
         gallery = [line for line in readme.splitlines() if f"[`{rel}`]" in line]
         assert gallery, f"{rel} missing from the README gallery"
         assert rows[0].rstrip(" |").split("|")[-1].strip() == gallery[0].rstrip(" |").split("|")[-1].strip(), rel
-        if rel.startswith("tutorials/"):
-            checks = sum("check(" in "".join(c["source"]) for c in json.loads(path.read_text())["cells"]
-                         if c["cell_type"] == "code" and "check(" in "".join(c["source"]) and "SOLUTIONS" not in "".join(c["source"]))
-            cell = rows[0].split("|")[4].strip()
-            assert cell == (str(checks) if checks else "—"), f"{rel}: {checks} exercises"
+        checks = sum("check(" in "".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                     if c["cell_type"] == "code" and "check(" in "".join(c["source"]) and "SOLUTIONS" not in "".join(c["source"]))
+        cell = rows[0].split("|")[4 if rel.startswith("tutorials/") else 3].strip()  # the exercises column
+        assert cell == (str(checks) if checks else "—"), f"{rel}: {checks} exercises"
 
 
 def test_notebooks_are_the_source():
