@@ -228,17 +228,12 @@ _WANTED_VR = {tag: vr for tag, _, vr in _TAG_TABLE}
 _PER_FILE = frozenset(("ImagePositionPatient", "InstanceNumber", "SOPInstanceUID"))
 
 
-def _header_values(path: str, cache: dict) -> dict:
+def _pydicom_values(path: str, cache: dict) -> dict:
     """Keyword -> value of ``_TAGS`` in ``path`` (present elements only), plus
-    'MediaStorageSOPClassUID' and 'DirectoryRecordSequence'.
-
-    The plain cases (preamble, little endian, known VRs) are read by :mod:`medlab.io._tags`
-    without pydicom, several times faster; every other file by pydicom, as before.
+    'MediaStorageSOPClassUID' and 'DirectoryRecordSequence', parsed by pydicom: the files that
+    :mod:`medlab.io._tags` leaves to it (it reads the plain cases several times faster), in the
+    same form as that reader's.
     """
-    try:
-        return _tags.read(path, _WANTED, _LAST_TAG, _WANTED_VR)
-    except _tags.Fallback:
-        pass
     ds = _read_header(path)
     out = {k: _value(ds, k, None if k in _PER_FILE else cache) for k in _TAGS if k in ds}
     if hasattr(ds, "file_meta") and "MediaStorageSOPClassUID" in ds.file_meta:
@@ -313,7 +308,11 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
         for done, path in enumerate(paths, 1):
             if done % 100 == 0 and update(done) is False:
                 raise InterruptedError(f"listing {folder} stopped after {done} files")
-            if not is_dicom_file(path):
+            try:  # the plain cases without pydicom (and without a second open of the file)
+                fast = _tags.read(path, _WANTED, _LAST_TAG, _WANTED_VR)
+            except Exception:  # noqa: BLE001 - any doubt: is_dicom_file and pydicom decide, as before
+                fast = None
+            if fast is None and not is_dicom_file(path):
                 if os.path.splitext(path)[1].lower() in DICOM_SUFFIXES:
                     # named like a slice of the series: an empty or truncated file here is a
                     # slice missing from the volume, never ignored silently
@@ -326,7 +325,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                 continue
             dicom_files += 1
             try:
-                v = _header_values(path, cache)
+                v = fast if fast is not None else _pydicom_values(path, cache)
                 if str(v.get("MediaStorageSOPClassUID") or v.get("SOPClassUID") or "") == DICOMDIR_CLASS or v.get(
                     "DirectoryRecordSequence"
                 ):

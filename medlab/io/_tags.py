@@ -189,9 +189,10 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
             raise Fallback(f"transfer syntax {syntax!r}")
         implicit = syntax == _IMPLICIT_LE
         buf, base = f.buf, f.base
+        end = len(buf)
         while True:
             rel = pos - base
-            if 0 <= rel and rel + 12 <= len(buf):  # the common case, inline: 12 bytes at hand
+            if 0 <= rel and rel + 12 <= end:  # the common case, inline: 12 bytes at hand
                 if implicit:
                     group, elem, n = _IMPLICIT(buf, rel)
                     vr, start = None, pos + 8
@@ -210,6 +211,7 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
                     break
                 tag, vr, n, start = _element(f, pos, implicit)
                 buf, base = f.buf, f.base
+                end = len(buf)
             if tag > last:
                 break
             if n == _UNDEFINED:
@@ -219,6 +221,7 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
                     out["DirectoryRecordSequence"] = True
                 pos = _skip_sequence(f, start, implicit, 1)
                 buf, base = f.buf, f.base
+                end = len(buf)
                 continue
             if tag in wanted or tag == 0x00080005:
                 chunk, at = f.at(start, n)
@@ -226,6 +229,7 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
                     raise Fallback("cut off")
                 raw = chunk[at:at + n]
                 buf, base = f.buf, f.base
+                end = len(buf)
                 if tag == 0x00080005:
                     out["SpecificCharacterSet"] = raw
                 else:
