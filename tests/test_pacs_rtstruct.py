@@ -52,8 +52,10 @@ def ct_and_masks(ibsi_ct_dicom):
 def test_rtstruct_round_trip_is_exact_and_valid(ct_and_masks, ibsi_ct_dicom, tmp_path):
     ct, gtv, ring = ct_and_masks
     path = write_rtstruct([gtv, ring], ibsi_ct_dicom, tmp_path / "rt.dcm", names=["GTV-1 (medlab)", "ring"],
-                          interpreted_types=["GTV", "ORGAN"])
+                          interpreted_types=["GTV", "ORGAN"], colors=[(255, 0, 0), (0, 128, 255)])
     assert dciodvfy_errors(path) == []
+    rois = pydicom.dcmread(path).ROIContourSequence
+    assert [list(r.ROIDisplayColor) for r in rois] == [[255, 0, 0], [0, 128, 255]]
     assert medlab.io.rtstruct_rois(path) == ["GTV-1 (medlab)", "ring"]
     for name, mask in (("GTV-1 (medlab)", gtv), ("ring", ring)):
         back = medlab.io.rtstruct_to_labels(path, ct, roi=name)

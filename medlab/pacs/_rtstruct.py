@@ -56,7 +56,7 @@ def _pixel_edge_loops(mask: np.ndarray) -> list[np.ndarray]:
     return loops
 
 
-def write_rtstruct(labels, source, path, *, names, interpreted_types=None, colours=None,
+def write_rtstruct(labels, source, path, *, names, interpreted_types=None, colors=None,
                    series_uid: str | None = None, structure_set_label: str = "medlab",
                    series_description: str = "medlab structures", series_number: int = 901,
                    overwrite: bool = False) -> Path:
@@ -83,7 +83,7 @@ def write_rtstruct(labels, source, path, *, names, interpreted_types=None, colou
     interpreted_types : list of str, optional
         RTROIInterpretedType per ROI (``'GTV'``, ``'CTV'``, ``'PTV'``, ``'ORGAN'``, ...;
         default empty, i.e. not stated).
-    colours : list of (r, g, b), optional
+    colors : list of (r, g, b), optional
         ROIDisplayColor per ROI (0-255).
     series_uid : str, optional
         The source series, when ``source`` holds several.
@@ -133,9 +133,9 @@ def write_rtstruct(labels, source, path, *, names, interpreted_types=None, colou
     types = list(interpreted_types) if interpreted_types is not None else [""] * len(masks)
     if len(types) != len(masks) or any(t not in INTERPRETED_TYPES for t in types):
         raise ValueError(f"`interpreted_types` must give one of {INTERPRETED_TYPES} per ROI; got {types}")
-    colours = list(colours) if colours is not None else [_COLOURS[k % len(_COLOURS)] for k in range(len(masks))]
-    if len(colours) != len(masks):
-        raise ValueError(f"`colours` has {len(colours)} colour(s) for {len(masks)} ROI(s)")
+    colors = list(colors) if colors is not None else [_COLOURS[k % len(_COLOURS)] for k in range(len(masks))]
+    if len(colors) != len(masks):
+        raise ValueError(f"`colors` has {len(colors)} colour(s) for {len(masks)} ROI(s)")
     ks = _frames_of(image, datasets, "labels")
     by_slice = {k: ds for k, ds in zip(ks, datasets)}
     origin = np.array(image.GetOrigin())
@@ -185,7 +185,7 @@ def write_rtstruct(labels, source, path, *, names, interpreted_types=None, colou
     ds.ReferencedFrameOfReferenceSequence = Sequence([frame_item])
 
     rois, contours_seq, observations = Sequence(), Sequence(), Sequence()
-    for number, (name, mask, kind, colour) in enumerate(zip(names, masks, types, colours), start=1):
+    for number, (name, mask, kind, colour) in enumerate(zip(names, masks, types, colors), start=1):
         roi = pydicom.Dataset()
         roi.ROINumber = number
         roi.ReferencedFrameOfReferenceUID = frame_uid
