@@ -21,7 +21,6 @@ from medlab.segmentation import (
     fit_ellipse,
     longest_diameter,
 )
-from medlab.segmentation._measure import _fit_ellipse
 
 
 def _ellipse(shape, centre, a, b, angle_deg=0.0):
@@ -171,7 +170,9 @@ def test_fit_ellipse_on_a_head_cut_by_the_border():
     assert e.semi_axes_mm == pytest.approx((10.0, 7.0), abs=0.03)
     naive = fit_ellipse(frac, spacing=(0.1, 0.1), exclude_border=False)
     assert abs(naive.semi_axes_mm[1] - 7.0) > 0.5  # the straight edge pulls a naive fit (6.30 mm)
-    _, _, border = _fit_ellipse(frac, spacing=(0.1, 0.1))
+    fit = fit_ellipse(frac, spacing=(0.1, 0.1), return_info=True)
+    assert fit.ellipse == e and len(fit.points_mm) > 100
+    border = fit.border_share
     assert 0.05 < border < 0.3  # share of the outline on the border
 
 
@@ -186,5 +187,5 @@ def test_ellipse_residual_is_zero_for_an_ellipse_and_not_for_a_square():
                                                               rel=1e-9)
     square = np.zeros((100, 100))
     square[20:80, 20:80] = 1
-    e2, xy, _ = _fit_ellipse(square)
+    e2, xy, _ = fit_ellipse(square, return_info=True)
     assert ellipse_residual(e2, xy) > 0.03

@@ -27,9 +27,6 @@ KNOWN_PRIVATE = {
     ("medlab.privacy", "medlab.io._header", "open_dicom"),
     # PET uptake uses the IBSI sphere of features (PET/features owners)
     ("medlab.segmentation", "medlab.features._intensity", "_sphere"),
-    # the HC18 QC needs the ellipse fit's outline points and border share, which the public
-    # fit_ellipse does not return (segmentation/models owners: a public fit that returns them)
-    ("medlab.models", "medlab.segmentation._measure", "_fit_ellipse"),
 }
 
 

@@ -46,7 +46,6 @@ import SimpleITK as sitk
 from medlab._image import as_sitk, spacing_zyx
 from medlab._options import check_choice
 from medlab.segmentation import ELLIPSE_METHODS, Ellipse, ellipse_residual, fit_ellipse
-from medlab.segmentation._measure import _fit_ellipse  # the fit's outline points and border share
 
 __all__ = [
     "HC18_BOUNDARY_OFFSET_PX",
@@ -346,11 +345,11 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
         mean_grid = heads[0] if len(heads) == 1 else sitk.NaryAdd(heads) / float(len(heads))
         # the measurement on the input grid; the flipped passes are compared on the model grid
         mean = sitk.GetArrayFromImage(resample_onto(mean_grid, _scalar_grid(img)))
-        e, xy, border = _fit_ellipse(mean, method=method, spacing=spacing_zyx(img))
+        e, xy, border = fit_ellipse(mean, method=method, spacing=spacing_zyx(img), return_info=True)
         hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm
         spread = 0.0
         if len(heads) > 1 and np.isfinite(hc):
-            each = np.array([_fit_ellipse(h, method=method)[0].circumference_mm for h in heads])
+            each = np.array([fit_ellipse(h, method=method).circumference_mm for h in heads])
             spread = float((each.max() - each.min()) / np.mean(each)) if np.isfinite(each).all() else math.inf
         blank = float(np.ptp(sitk.GetArrayViewFromImage(img))) == 0.0
         verdict = head_qc(hc_mm=hc, pixel_mm=pixel_mm, fit_residual=ellipse_residual(e, xy), border_share=border,

@@ -39,7 +39,7 @@ import SimpleITK as sitk
 from medlab._image import mask_array, spacing_zyx, to_array
 from medlab._options import check_choice
 
-__all__ = ["Diameter", "longest_diameter", "Ellipse", "ELLIPSE_METHODS", "fit_ellipse", "ellipse_circumference",
+__all__ = ["Diameter", "longest_diameter", "Ellipse", "EllipseFit", "ELLIPSE_METHODS", "fit_ellipse", "ellipse_circumference",
            "ellipse_residual"]
 
 
@@ -164,6 +164,20 @@ class Ellipse(NamedTuple):
 _NAN_ELLIPSE = Ellipse((math.nan, math.nan), (math.nan, math.nan), math.nan, math.nan)
 
 
+class EllipseFit(NamedTuple):
+    """An ellipse fit with what it was fitted to (:func:`fit_ellipse` with ``return_info=True``).
+
+    ``ellipse``: the :class:`Ellipse`; ``points_mm``: the ``(n, 2)`` outline points ``(x, y)`` in
+    mm that were fitted (without those on the image border when ``exclude_border``), in the frame
+    of ``ellipse.centre_mm``; ``border_share``: the share of the whole outline that runs along the
+    image border (0: the object is inside the image; NaN without an outline).
+    """
+
+    ellipse: Ellipse
+    points_mm: np.ndarray
+    border_share: float
+
+
 def ellipse_circumference(a: float, b: float) -> float:
     """Perimeter of an ellipse by Ramanujan's second approximation.
 
@@ -214,7 +228,7 @@ def _on_border(pts: np.ndarray, shape) -> np.ndarray:
 
 
 def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.5,
-                exclude_border: bool = True) -> Ellipse:
+                exclude_border: bool = True, return_info: bool = False):
     """Fit an ellipse to the boundary of a 2D mask or probability map, in millimetres.
 
     Parameters
@@ -234,10 +248,14 @@ def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.
         Leave out the parts of the boundary that run along the image border: an object cut by
         the border is then fitted to its visible arc only (the ellipse continues beyond the
         image) instead of to the straight image edge.
+    return_info : bool
+        Return an :class:`EllipseFit` (the ellipse, the outline points it was fitted to and the
+        share of the outline on the image border, e.g. for :func:`ellipse_residual` or a quality
+        check) instead of the ellipse alone.
 
     Returns
     -------
-    Ellipse
+    Ellipse or EllipseFit
         All NaN when there is no boundary (fewer than 6 points) or the fit fails.
 
     Raises
@@ -254,11 +272,11 @@ def fit_ellipse(mask, *, method: str = "opencv", spacing=None, level: float = 0.
     >>> [round(v, 1) for v in e.semi_axes_mm]
     [10.0, 6.0]
     """
-    return _fit_ellipse(mask, method=method, spacing=spacing, level=level, exclude_border=exclude_border)[0]
+    fit = _fit_ellipse(mask, method=method, spacing=spacing, level=level, exclude_border=exclude_border)
+    return fit if return_info else fit.ellipse
 
 
-def _fit_ellipse(mask, *, method="opencv", spacing=None, level=0.5, exclude_border=True):
-    """``(Ellipse, boundary points (x, y) mm used, share of the boundary on the border)``."""
+def _fit_ellipse(mask, *, method, spacing, level, exclude_border) -> EllipseFit:
     check_choice("method", method, ELLIPSE_METHODS)
     sp = spacing_zyx(mask, spacing)
     arr = to_array(mask)
@@ -273,7 +291,7 @@ def _fit_ellipse(mask, *, method="opencv", spacing=None, level=0.5, exclude_bord
         pts = pts[~border]
     xy = np.column_stack([pts[:, 1] * sp[1], pts[:, 0] * sp[0]])
     if len(pts) < 6:
-        return _NAN_ELLIPSE, xy, border_share
+        return EllipseFit(_NAN_ELLIPSE, xy, border_share)
     if method == "opencv":
         import cv2  # lazy: OpenCV is slow to import
 
@@ -284,14 +302,14 @@ def _fit_ellipse(mask, *, method="opencv", spacing=None, level=0.5, exclude_bord
 
         model = EllipseModel.from_estimate(xy)
         if not model:
-            return _NAN_ELLIPSE, xy, border_share
+            return EllipseFit(_NAN_ELLIPSE, xy, border_share)
         (cx, cy), (a, b), angle = model.center, model.axis_lengths, math.degrees(model.theta)
     if b > a:
         a, b, angle = b, a, angle + 90.0
     if not (np.isfinite([a, b]).all() and a > 0 and b > 0):
-        return _NAN_ELLIPSE, xy, border_share
+        return EllipseFit(_NAN_ELLIPSE, xy, border_share)
     e = Ellipse((float(cx), float(cy)), (float(a), float(b)), float(angle % 180.0), ellipse_circumference(a, b))
-    return e, xy, border_share
+    return EllipseFit(e, xy, border_share)
 
 
 def ellipse_residual(ellipse: Ellipse, points_mm) -> float:
