@@ -68,11 +68,9 @@ class Case:
     Examples
     --------
     >>> from medlab import datasets
-    >>> case = datasets.load("ibsi_ct_phantom", progress=False)
-    >>> case.image.GetSize(), sorted(case.labels)
-    ((204, 201, 60), ['gtv'])
-    >>> case.label.GetPixelIDTypeAsString()
-    '8-bit unsigned integer'
+    >>> brain = datasets.load("pyradiomics", case="brain1", progress=False)
+    >>> brain.name, list(brain.labels), brain.label.GetPixelIDTypeAsString()
+    ('pyradiomics/brain1', ['tumour'], '8-bit unsigned integer')
     """
 
     dataset: str

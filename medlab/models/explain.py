@@ -233,12 +233,8 @@ def occlusion(model, image, *, class_index=None, patch=16, stride=None, baseline
 
     Parameters
     ----------
-    model : keras.Model or TrainedModel
-        The network.
-    image : sitk.Image or ndarray
-        The input image.
-    class_index : int, optional
-        Class to explain (default: predicted class; segmentation: 1).
+    model, image, class_index
+        As for :func:`saliency`.
     patch : int or sequence of int
         Patch size in pixels of the training grid.
     stride : int or sequence of int, optional
@@ -247,10 +243,8 @@ def occlusion(model, image, *, class_index=None, patch=16, stride=None, baseline
         Value the occluded patch is set to (after normalisation).
     batch_size : int
         Occluded images per forward pass.
-    spacing : sequence of float, optional
-        Spacing of numpy input.
-    **preprocessing
-        Overrides of the model's preprocessing (as for :func:`as_trained`).
+    spacing, **preprocessing
+        As for :func:`saliency`.
 
     Returns
     -------

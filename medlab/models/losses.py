@@ -89,10 +89,8 @@ def soft_dice_loss(y_true, y_pred, *, smooth=1e-5, include_background=True):
 
     Parameters
     ----------
-    y_true : tensor
-        One-hot truth, ``(batch, *spatial, classes)``.
-    y_pred : tensor
-        Class probabilities, same shape.
+    y_true, y_pred : tensor
+        As for :func:`cross_entropy`.
     smooth : float
         Added to the numerator and the denominator of each Dice.
     include_background : bool
@@ -115,16 +113,10 @@ def dice_ce_loss(y_true, y_pred, *, dice_weight=1.0, ce_weight=1.0, smooth=1e-5,
 
     Parameters
     ----------
-    y_true : tensor
-        One-hot truth, ``(batch, *spatial, classes)``.
-    y_pred : tensor
-        Class probabilities, same shape.
+    y_true, y_pred, smooth, include_background
+        As for :func:`soft_dice_loss`.
     dice_weight, ce_weight : float
         Weights of the soft Dice and of the cross-entropy terms.
-    smooth : float
-        Added to the numerator and the denominator of each Dice.
-    include_background : bool
-        Average the Dice over every class (False: class 0 left out).
     """
     y_true, y_pred = _prepare(y_true, y_pred)
     ce = ops.mean(_pixelwise_ce(y_true, y_pred), axis=_spatial_axes(y_pred))
@@ -137,10 +129,8 @@ def focal_loss(y_true, y_pred, *, gamma=2.0, alpha=None):
 
     Parameters
     ----------
-    y_true : tensor
-        One-hot truth, ``(batch, [*spatial,] classes)``.
-    y_pred : tensor
-        Class probabilities, same shape.
+    y_true, y_pred : tensor
+        One-hot truth and class probabilities, ``(batch, [*spatial,] classes)``.
     gamma : float
         Focusing exponent: the weight of each term is ``(1 - p) ** gamma``.
     alpha : sequence of float, optional

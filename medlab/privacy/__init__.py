@@ -54,8 +54,8 @@ def remap_uid(uid: str, *, key) -> str:
     ----------
     uid : str
         The original UID.
-    key : bytes or str
-        The secret key given to :func:`deidentify`.
+    key
+        As for :func:`patient_pseudonym`.
     """
     from medlab.privacy._clean import map_uid
 
