@@ -86,8 +86,10 @@ def _reexported(mod: str) -> list[str]:
     out = []
     for name in getattr(module, "__all__", []):
         home = getattr(getattr(module, name, None), "__module__", None) or ""
-        parts = home.split(".")
-        if len(parts) > 1 and parts[0] == "medlab" and parts[1] != mod and parts[1] in API_MODULES:
+        # the documented module a name lives in: the longest of API_MODULES that holds its home
+        # (medlab.apps.cardiac's functions belong to 'apps.cardiac', not to 'apps')
+        owners = [m for m in API_MODULES if home == f"medlab.{m}" or home.startswith(f"medlab.{m}.")]
+        if owners and max(owners, key=len) != mod:
             out.append(name)
     return out
 
