@@ -191,9 +191,11 @@ class SliceViewer(StaticPNG, widgets.VBox):
         applies window/level, the colour map and a threshold overlay itself, so a window drag
         on the picture or a threshold slider redraws without waiting for the kernel (the
         kernel's state follows within 0.1 s). ``'kernel'``: the kernel sends each finished
-        picture (PNG). Both draw the same pixels as :meth:`compose` (the page computes in
-        double precision from float32 intensities for non-integer images). Float images with
-        values beyond float32's range always use ``'kernel'``.
+        picture (PNG). Both draw the same pixels as :meth:`compose` (8- and 16-bit integer
+        slices reach the page as they are; other types as float32, so a grey level can differ
+        by one where float32 rounds a value). Float images with values beyond float32's range
+        always use ``'kernel'``. Known difference: where a filled layer added before the
+        threshold layer overlaps it, the page shows that layer (the kernel: the threshold).
 
     Attributes
     ----------
