@@ -16,7 +16,7 @@ import medlab.fusion
 import medlab.io
 import medlab.registration
 import medlab.segmentation
-from medlab.widgets.napari import _layers, _model_process, _view
+from medlab.widgets.napari import _layers, _model_process, _view, _widgets
 
 assert "tensorflow" not in __import__("sys").modules
 
@@ -96,6 +96,91 @@ def test_open_sample_and_screenshot(make_napari_viewer, phantom, tmp_path):
     assert coloured.sum() > 20, coloured.sum()
 
 
+def test_status_bar_in_mm_with_units_and_3d_axes_named(make_napari_viewer, phantom):
+    img, _ = phantom
+    viewer = make_napari_viewer()
+    ct = _add(viewer, _layers.image_to_layer(img, "ct", modality="CT"))
+    _view.radiological(viewer)
+    index = np.array([10, 20, 30])
+    world = index * np.asarray(ct.scale) + np.asarray(ct.translate)  # (z, y, x) mm
+    viewer.dims.set_point(0, world[0])  # the slice shown: napari reads the value there
+    status = ct.get_status(world, dims_displayed=[1, 2], world=True)
+    hu = int(sitk.GetArrayViewFromImage(img)[tuple(index)])
+    want = f"I→S {world[0]:.1f} mm, A→P {world[1]:.1f} mm, R→L {world[2]:.1f} mm: {hu} HU"
+    assert status["coordinates"] == want, status
+    labels_img = sitk.Cast(img > 300, sitk.sitkUInt8)
+    labels = _add(viewer, _layers.image_to_layer(labels_img, "bright", "labels"))
+    status = labels.get_status(world, dims_displayed=[1, 2], world=True)
+    assert status["coordinates"].startswith(f"I→S {world[0]:.1f} mm, A→P") and "HU" not in status["coordinates"]
+    # 3D: the axes drawn and named anatomically; 2D: the letters in the text overlay instead
+    axes = viewer.canvas.overlays["axes"]
+    assert not axes.visible
+    viewer.dims.ndisplay = 3
+    assert axes.visible and axes.labels and tuple(viewer.dims.axis_labels) == ("I→S", "A→P", "R→L")
+    viewer.dims.ndisplay = 2
+    assert not axes.visible and viewer.canvas.overlays["text"].visible
+
+
+def _colour_fraction(shot, rgba, tol: float = 0.06) -> float:
+    """Fraction of the drawn pixels with the chromaticity of ``rgba`` (shading keeps it)."""
+    rgb = np.asarray(shot, float)[..., :3].reshape(-1, 3)
+    drawn = rgb[rgb.max(axis=1) > 30]
+    want = np.asarray(rgba, float)[:3] / np.sum(np.asarray(rgba, float)[:3])
+    return float(np.mean(np.abs(drawn / drawn.sum(axis=1, keepdims=True) - want).max(axis=1) < tol))
+
+
+def test_labels_are_drawn_as_surfaces_in_3d(make_napari_viewer, phantom):
+    img, ph = phantom
+    viewer = make_napari_viewer(show=True)
+    _view.radiological(viewer)
+    labels_img = sitk.Cast(ph.labels, sitk.sitkUInt8)
+    labels_img.CopyInformation(img)
+    labels = _add(viewer, _layers.image_to_layer(labels_img, "lesions", "labels"))
+    viewer.dims.ndisplay = 3
+    surface = viewer.layers["lesions (3D surface)"]
+    assert not labels.visible and surface.visible and viewer.layers.selection.active is labels
+    assert surface.scale == pytest.approx(labels.scale) and surface.translate == pytest.approx(labels.translate)
+    assert [str(u) for u in surface.units] == ["millimeter"] * 3
+    values = [v for v in np.unique(labels.data) if v]
+    colours = np.unique(np.round(np.asarray(surface.vertex_colors, float), 5), axis=0)
+    want = np.unique(np.round([np.asarray(labels.get_color(v), float) for v in values], 5), axis=0)
+    np.testing.assert_array_equal(colours, want)  # each lesion in its colour
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    outer = int(np.argmax(np.bincount(labels.data.ravel())[1:])) + 1  # the body, around everything else
+    assert _colour_fraction(shot, labels.get_color(outer)) > 0.5  # its colour covers the picture
+    # a new labels layer in 3D gets its surface; painting: the volume replaces the surface
+    second = _add(viewer, _layers.image_to_layer(labels_img, "copy", "labels"))
+    assert "copy (3D surface)" in viewer.layers and not second.visible
+    second.visible = True
+    assert "copy (3D surface)" not in viewer.layers
+    viewer.layers.remove(second)
+    # back in 2D: the surfaces go, the labels show again
+    viewer.dims.ndisplay = 2
+    assert labels.visible and not any(lay.name.endswith(_view.SURFACE_SUFFIX) for lay in viewer.layers)
+
+
+def test_a_folder_of_several_series_opens_a_series_picker(make_napari_viewer, phantom, tmp_path):
+    img, _ = phantom
+    study = tmp_path / "study"
+    study.mkdir()
+    first = medlab.io.write_dicom_series(img, study / "s1", modality="CT", series_description="plain CT")
+    medlab.io.write_dicom_series(img[:, :, :12], study / "s2", modality="CT", study_uid=first.study_uid,
+                                 series_description="top slices", series_number=2)
+    viewer = make_napari_viewer()
+    assert viewer.open(str(study), plugin="medlab") == []  # no error, nothing added yet: a choice
+    picker = viewer.window.dock_widgets["Series in study"]
+    assert len(picker.series) == len(medlab.io.list_series(study)) == 2
+    assert [s["series_description"] for s in picker.series] == ["plain CT", "top slices"]
+    assert picker.choice.current_choice == f"{study / 's1'}: CT, plain CT, 64x48x24 voxels, 24 files"
+    picker.choice.value = 1
+    layer = picker.open()
+    assert layer.name == "top slices" and layer.data.shape == (12, 48, 64)
+    np.testing.assert_array_equal(layer.data, sitk.GetArrayFromImage(img[:, :, :12]))
+    assert layer.translate == pytest.approx(img.GetOrigin()[::-1])
+    assert picker._status.value == "opened: top slices"
+
+
 def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
     img, ph = phantom
     viewer = make_napari_viewer()
@@ -149,6 +234,56 @@ def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
     win.image.value = ct
     win.preset.value = "lung"  # auto_call: applied at once
     assert tuple(ct.contrast_limits) == (-1350.0, 150.0)
+
+
+def test_threshold_dock_previews_live_and_sets_otsu(make_napari_viewer, phantom, qtbot):
+    img, _ = phantom
+    arr = sitk.GetArrayFromImage(img)
+    viewer = make_napari_viewer()
+    ct = _add(viewer, _layers.image_to_layer(img, "ct", modality="CT"))
+    _, th = viewer.window.add_plugin_dock_widget("medlab", "Threshold")
+    th.image.value = ct
+    pv = th.preview
+    assert (pv.range.min, pv.range.max) == (float(arr.min()), float(arr.max()))
+    # the range slider moves: lower/upper follow, the preview is drawn once the slider rests
+    pv.range.value = (100.0, 700.0)
+    assert (th.lower.value, th.upper.value) == (100.0, 700.0)
+    qtbot.waitUntil(lambda: "ct threshold preview" in viewer.layers, timeout=10_000)
+    preview = viewer.layers["ct threshold preview"]
+    want = (arr >= 100) & (arr <= 700)
+    np.testing.assert_array_equal(preview.data, want)
+    ml, mean = want.sum() * 2.5 * 2.0 * 2.0 / 1000.0, arr[want].mean()
+    assert pv.stats.value.startswith(f"preview: {ml:.1f} mL, mean {mean:.1f} HU")
+    # debounced: quick moves redraw once, after the last one, into the same layer
+    redraws = []
+    preview.events.data.connect(lambda _e: redraws.append(1))
+    for low in (150.0, 200.0, 250.0, 300.0):
+        th.lower.value = low
+    assert pv.range.value == (300.0, 700.0)
+    qtbot.waitUntil(lambda: len(redraws) >= 1, timeout=10_000)
+    qtbot.wait(3 * _widgets.PREVIEW_DELAY_MS)
+    assert len(redraws) == 1
+    np.testing.assert_array_equal(viewer.layers["ct threshold preview"].data, (arr >= 300) & (arr <= 700))
+    # Otsu: medlab's one Otsu, foreground up to the maximum
+    t = pv.apply_otsu()
+    assert t == medlab.segmentation.auto_threshold(img, "otsu")
+    assert (th.lower.value, th.upper.value) == (t, float(arr.max()))
+    qtbot.waitUntil(lambda: len(redraws) >= 2, timeout=10_000)
+    np.testing.assert_array_equal(viewer.layers["ct threshold preview"].data, arr >= t)
+    # running the threshold makes the result layer; the preview goes
+    th()
+    np.testing.assert_array_equal(viewer.layers["ct threshold"].data, arr >= t)
+    assert "ct threshold preview" not in viewer.layers
+    # an impossible range: no preview, the reason in the dock (no pop-up per keystroke)
+    th.lower.value = 500.0
+    th.upper.value = 100.0
+    qtbot.waitUntil(lambda: pv.stats.value.startswith("no preview: lower (500) is above upper (100)"),
+                    timeout=10_000)
+    # preview off: no layer
+    th.upper.value = 3000.0
+    pv.live.value = False
+    qtbot.wait(3 * _widgets.PREVIEW_DELAY_MS)
+    assert "ct threshold preview" not in viewer.layers
 
 
 def test_pet_lesion_dock_widget_shows_the_plausibility_verdict(make_napari_viewer):
@@ -245,8 +380,6 @@ def test_model_runner_dock_widget(make_napari_viewer, qtbot, monkeypatch):
     cam = viewer.layers["Grad-CAM"]
     assert cam.data.shape == want.shape and cam.data.max() == pytest.approx(1.0)
     # a failure: readable, and the status and the button reset
-    from medlab.widgets.napari import _widgets
-
     def broken(*args, **kwargs):
         raise RuntimeError(_model_process.POOL_HELP)
 

@@ -147,6 +147,27 @@ def test_pure_functions_are_the_medlab_results(phantom):
         medlab.fusion.difference(img, on_fixed, window1="auto", window2="auto")))
 
 
+def test_label_surfaces_enclose_each_label_in_its_colour():
+    from medlab.widgets.napari import _view
+
+    arr = np.zeros((12, 14, 16), np.uint8)
+    arr[2:5, 3:9, 4:10] = 2  # a box of 3 x 6 x 6 voxels
+    arr[7:12, 0:2, 15] = 1  # touching the border: closed all the same
+    colours = {1: (1.0, 0.0, 0.0, 1.0), 2: (0.0, 0.5, 1.0, 1.0)}
+    vertices, faces, rgba = _view.label_surfaces(arr, colours.get)
+    assert faces.max() < len(vertices) == len(rgba)
+    for value, (lo, hi) in {2: ((1.5, 2.5, 3.5), (4.5, 8.5, 9.5)), 1: ((6.5, -0.5, 14.5), (11.5, 1.5, 15.5))}.items():
+        v = vertices[(rgba == colours[value]).all(axis=1)]
+        # marching cubes at 0.5: the boundary half a voxel outside the labelled voxels' centres
+        np.testing.assert_allclose(v.min(axis=0), lo)
+        np.testing.assert_allclose(v.max(axis=0), hi)
+    assert _view.label_surfaces(np.zeros((4, 4, 4), np.uint8)) is None
+    with pytest.raises(ValueError, match="negative"):
+        _view.label_surfaces(np.full((3, 3, 3), -1, np.int16))
+    with pytest.raises(ValueError, match="3D integer"):
+        _view.label_surfaces(np.zeros((3, 3), np.uint8))
+
+
 def test_samples_without_a_viewer():
     layers = _samples.hc18_ultrasound()
     assert [lay[2] for lay in layers] == ["image", "labels"] and layers[0][0].ndim == 2
@@ -163,4 +184,4 @@ def test_viewer_and_dock_widgets_in_a_fresh_process(display, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", str(CASES)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
-    assert "5 passed" in r.stdout.splitlines()[-1], r.stdout[-2000:]
+    assert "9 passed" in r.stdout.splitlines()[-1], r.stdout[-2000:]

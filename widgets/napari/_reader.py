@@ -91,21 +91,38 @@ def _dicom_header(p: Path):
     return pydicom.dcmread(p, stop_before_pixels=True, force=True)
 
 
-def _several_series(folder: Path, series: list[dict]) -> ImageIOError:
+def _series_lines(folder: Path, series: list[dict]) -> list[str]:
     def size(s) -> str:
         known = [str(n) for n in (s.get("size") or ()) if n]
         return f", {'x'.join(known)} voxels" if known else ""
 
-    lines = [f"  - {Path(s['folders'][0]) if len(s['folders']) == 1 else folder}: {s.get('modality') or '?'}, "
-             f"{s.get('series_description') or 'no description'}{size(s)}, {s.get('number_of_files')} files"
-             + (f", {s['volumes']} volumes" if (s.get("volumes") or 1) > 1 else "") for s in series]
+    return [f"{Path(s['folders'][0]) if len(s['folders']) == 1 else folder}: {s.get('modality') or '?'}, "
+            f"{s.get('series_description') or 'no description'}{size(s)}, {s.get('number_of_files')} files"
+            + (f", {s['volumes']} volumes" if (s.get("volumes") or 1) > 1 else "") for s in series]
+
+
+def _several_series(folder: Path, series: list[dict]) -> ImageIOError:
+    lines = [f"  - {line}" for line in _series_lines(folder, series)]
     return ImageIOError(folder, f"this folder holds {len(series)} DICOM series; open one of them "
                         "(File > Open Folder... on its folder):\n" + "\n".join(lines))
 
 
-def _dicom_source(p: Path) -> tuple[Path, str | None]:
+def series_choices(folder: Path, series: list[dict]) -> list[tuple[str, dict]]:
+    """One line per series for a picker (folder, modality, description, size, files) with its
+    :func:`medlab.io.list_series` entry."""
+    return list(zip(_series_lines(folder, series), series, strict=True))
+
+
+def series_source(folder: Path, s: dict) -> tuple[Path, str]:
+    """What to read for one :func:`medlab.io.list_series` entry: its folder (or ``folder`` when its
+    files are spread over several) and its SeriesInstanceUID."""
+    return (Path(s["folders"][0]) if len(s["folders"]) == 1 else folder), s["series_instance_uid"]
+
+
+def _dicom_source(p: Path) -> tuple[Path, str | None] | None:
     """The folder (or file) to read and the series UID, for a folder that may only hold series
-    in subfolders; several series raise an error listing them."""
+    in subfolders. Several series: with a napari viewer, a 'Series' dock lists them to choose
+    from and None is returned; without one, an error lists them."""
     import medlab.io
 
     if not p.is_dir() or _has_dicom(p, 0):
@@ -114,10 +131,17 @@ def _dicom_source(p: Path) -> tuple[Path, str | None]:
     if not series:
         raise ImageIOError(p, "no DICOM image series in this folder or its subfolders")
     if len(series) > 1:
-        raise _several_series(p, series)
-    [s] = series
-    folder = Path(s["folders"][0]) if len(s["folders"]) == 1 else p
-    return folder, s["series_instance_uid"]
+        from ._view import current_viewer
+
+        viewer = current_viewer()
+        if viewer is None:
+            raise _several_series(p, series)
+        from ._widgets import SeriesPickerWidget
+
+        viewer.window.add_dock_widget(SeriesPickerWidget(viewer, p, series), name=f"Series in {p.name}",
+                                      area="right")
+        return None
+    return series_source(p, series[0])
 
 
 def _image_layer(p: Path, series_uid: str | None = None) -> tuple:
@@ -218,7 +242,8 @@ def read_layers(path) -> list[tuple]:
     mm, axes named anatomically (:func:`._layers.image_to_layer`); a DICOM layer is named after its
     series description, a CT opens in the soft-tissue window, a label map (:func:`looks_like_labels`)
     as a Labels layer; an RTSTRUCT or DICOM SEG file as Labels on the image it references; a folder
-    holding several series raises an error listing them."""
+    holding several series opens a 'Series' dock listing them (:class:`._widgets.SeriesPickerWidget`)
+    in napari, and raises an error listing them without a viewer."""
     from . import _view
 
     if isinstance(path, list | tuple):
@@ -229,5 +254,7 @@ def read_layers(path) -> list[tuple]:
         modality = str(_dicom_header(p).get("Modality", ""))
         if modality in ("RTSTRUCT", "SEG"):
             return _structure_layers(p, modality)
-    source, uid = _dicom_source(p)
-    return [_image_layer(source, uid)]
+    found = _dicom_source(p)
+    if found is None:  # several series: the 'Series' dock lets the user choose
+        return [(None,)]  # napari's "nothing to add" (no error)
+    return [_image_layer(*found)]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # napari resolves these annotations at run time (magicgui imp
 __all__ = [
     "ModelRunnerWidget",
     "RegistrationBlendWidget",
+    "SeriesPickerWidget",
     "notify_error",
     "pet_tumour_widget",
     "region_growing_widget",
@@ -102,12 +103,174 @@ def _check_range(lower: float, upper: float) -> None:
         raise ValueError(f"lower ({lower:g}) is above upper ({upper:g}); set lower <= upper")
 
 
-@magic_factory(call_button="threshold", lower=_NUMBER, upper=_NUMBER)
+#: Delay (ms) between the last change of the threshold range and the preview being redrawn.
+PREVIEW_DELAY_MS = 150
+
+
+class _ThresholdPreview:
+    """The live part of the Threshold dock: a range slider kept in step with lower/upper, an Otsu
+    button (:func:`medlab.segmentation.auto_threshold`) and, while 'live preview' is ticked, one
+    '<image> threshold preview' labels layer redrawn :data:`PREVIEW_DELAY_MS` after the last
+    change, with its volume (mL) and mean value (HU, SUV) in the dock."""
+
+    def __init__(self, widget):
+        from magicgui.widgets import FloatRangeSlider
+        from qtpy.QtCore import QTimer
+
+        self.widget = widget
+        self.range = FloatRangeSlider(min=-1e4, max=1e4, value=(widget.lower.value, widget.upper.value),
+                                      step=1.0, label="range", tracking=True)
+        self.live = CheckBox(value=True, text="live preview")
+        self.otsu = PushButton(text="Otsu")
+        self.stats = Label(value="")
+        self._syncing = False
+        self._cache = None  # (layer, data id, sitk image)
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(PREVIEW_DELAY_MS)
+        self._timer.timeout.connect(self.update)
+        at = list(widget).index(widget.upper) + 1
+        for k, w in enumerate((self.range, self.otsu, self.live, self.stats)):
+            widget.insert(at + k, w)
+        widget.image.changed.connect(self._image_changed)
+        widget.lower.changed.connect(self._bounds_changed)
+        widget.upper.changed.connect(self._bounds_changed)
+        self.range.changed.connect(self._slider_changed)
+        self.live.changed.connect(self.schedule)
+        self.otsu.changed.connect(self.apply_otsu)
+        widget.called.connect(lambda _value=None: self.drop())
+        self._image_changed()
+
+    def _viewer(self):
+        from ._view import current_viewer
+
+        try:
+            viewer = self.widget.viewer.value  # napari binds the viewer the dock is in
+        except Exception:  # noqa: BLE001 - not docked yet
+            viewer = None
+        return viewer or current_viewer()
+
+    def image(self):
+        """The chosen layer as a ``sitk.Image`` (converted once per layer data)."""
+        layer = self.widget.image.value
+        if self._cache is None or self._cache[0] is not layer or self._cache[1] != id(layer.data):
+            self._cache = (layer, id(layer.data), _image(layer))
+        return self._cache[2]
+
+    def _image_changed(self, _value=None) -> None:
+        layer = self.widget.image.value
+        if layer is not None and np.asarray(layer.data).size and not getattr(layer, "rgb", False):
+            data = np.asarray(layer.data)
+            lo, hi = float(data.min()), float(data.max())
+            if hi > lo:
+                self._syncing = True
+                try:
+                    self.range.min, self.range.max = -1e9, 1e9  # never between old and new bounds
+                    self.range.min, self.range.max = lo, hi
+                    self.range.value = self._clip(self.widget.lower.value, self.widget.upper.value)
+                finally:
+                    self._syncing = False
+        self.schedule()
+
+    def _clip(self, lower: float, upper: float) -> tuple[float, float]:
+        lo, hi = self.range.min, self.range.max
+        a, b = min(max(lower, lo), hi), min(max(upper, lo), hi)
+        return (a, b) if a <= b else (b, a)
+
+    def _bounds_changed(self, _value=None) -> None:
+        if not self._syncing:
+            self._syncing = True
+            try:
+                self.range.value = self._clip(self.widget.lower.value, self.widget.upper.value)
+            finally:
+                self._syncing = False
+        self.schedule()
+
+    def _slider_changed(self, value) -> None:
+        if not self._syncing:
+            self._syncing = True
+            try:
+                self.widget.lower.value, self.widget.upper.value = float(value[0]), float(value[1])
+            finally:
+                self._syncing = False
+        self.schedule()
+
+    def schedule(self, _value=None) -> None:
+        """Redraw the preview :data:`PREVIEW_DELAY_MS` after the last change (debounced)."""
+        if self.live.value:
+            self._timer.start()
+        else:
+            self._timer.stop()
+            self.drop()
+
+    def apply_otsu(self, _value=None) -> float | None:
+        """Set lower to the image's Otsu threshold (foreground above it) and upper to its maximum."""
+        import medlab.segmentation
+
+        try:
+            img = self.image()
+            t = medlab.segmentation.auto_threshold(img, "otsu")
+            hi = float(np.asarray(self.widget.image.value.data).max())
+            self.widget.lower.value, self.widget.upper.value = float(t), hi
+            return float(t)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            notify_error("Otsu", exc, "Choose a grey image that is not constant")
+            return None
+
+    def _layer(self):
+        viewer = self._viewer()
+        if viewer is None:
+            return None, None
+        name = f"{self.widget.image.value.name} threshold preview"
+        return viewer, (viewer.layers[name] if name in viewer.layers else None)
+
+    def update(self) -> dict | None:
+        """Draw the preview now; returns the mask summary (None when nothing could be drawn)."""
+        layer = self.widget.image.value
+        if layer is None or not self.live.value:
+            return None
+        try:
+            _check_range(self.widget.lower.value, self.widget.upper.value)
+            img = self.image()
+            data, kwargs, _ = threshold_layer(img, self.widget.lower.value, self.widget.upper.value,
+                                              name=f"{layer.name} threshold preview")
+        except Exception as exc:  # noqa: BLE001 - a preview says why in the dock, no pop-up per keystroke
+            self.stats.value = f"no preview: {exc}"[:90]
+            return None
+        summary = mask_summary(data, img, layer.metadata.get("modality"))
+        self.stats.value = f"preview: {summary['text']}"
+        viewer, preview = self._layer()
+        if viewer is not None:
+            if preview is None:
+                kwargs["metadata"].update(preview=True, surface_in_3d=False)  # redrawn often: stays a volume
+                active = viewer.layers.selection.active
+                viewer.add_labels(data, **kwargs)
+                viewer.layers.selection.active = active
+            else:
+                preview.data = data
+        return summary
+
+    def drop(self) -> None:
+        """Remove the preview layer (after the threshold was run, or with the preview off)."""
+        viewer = self._viewer()
+        if viewer is None:
+            return
+        for lay in [lay for lay in viewer.layers if lay.metadata.get("preview") and lay._type_string == "labels"
+                    and lay.name.endswith(" threshold preview")]:
+            viewer.layers.remove(lay)
+
+
+def _threshold_init(widget) -> None:
+    widget.preview = _ThresholdPreview(widget)
+
+
+@magic_factory(call_button="threshold", lower=_NUMBER, upper=_NUMBER, widget_init=_threshold_init)
 def threshold_widget(viewer: napari.Viewer, image: napari.layers.Image, lower: float = 300.0,
                      upper: float = 3000.0) -> napari.types.LayerDataTuple:
     """Voxels with ``lower <= value <= upper`` (medlab.segmentation.threshold) as a new labels
     layer (a re-run adds another: painted edits are never replaced); its volume and mean value are
-    shown. A failure is shown as a notification saying what to do."""
+    shown. A failure is shown as a notification saying what to do. The dock also has a range
+    slider, an Otsu button and a live preview with volume and mean (:class:`_ThresholdPreview`)."""
     try:
         _check_range(lower, upper)
         img = _image(image)
@@ -398,6 +561,46 @@ class RegistrationBlendWidget(Container):
                 _notify_info(f"transform saved: {self.save_transform(path)}")
             except Exception as exc:  # noqa: BLE001
                 notify_error("Save transform", exc)
+
+
+class SeriesPickerWidget(Container):
+    """The DICOM series of a folder (:func:`medlab.io.list_series`), one line each (folder,
+    modality, description, size, files), and an 'open' button that reads the chosen one into the
+    viewer with the plugin's reader (a dock opened by the reader on a folder holding several)."""
+
+    def __init__(self, napari_viewer, folder, series: list[dict]):
+        from pathlib import Path
+
+        from ._reader import series_choices
+
+        super().__init__()
+        self._viewer = napari_viewer
+        self.folder = Path(folder)
+        self.series = list(series)
+        choices = series_choices(self.folder, self.series)
+        self.choice = ComboBox(choices=[(text, k) for k, (text, _) in enumerate(choices)], value=0, label="series")
+        self._open = PushButton(text="open")
+        self._status = Label(value=f"{len(self.series)} series in {self.folder.name}: choose one")
+        self._open.changed.connect(lambda _v=None: self.open())
+        self.extend([self.choice, self._open, self._status])
+
+    def open(self, index: int | None = None):
+        """Read the chosen series (or ``series[index]``) and add it; returns the layer, or None
+        (a notification says why)."""
+        from ._reader import _image_layer, series_source
+
+        k = self.choice.value if index is None else int(index)
+        try:
+            data, kwargs, kind = _image_layer(*series_source(self.folder, self.series[k]))
+            layer = getattr(self._viewer, f"add_{kind}")(data, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            notify_error("Open series", exc)
+            return None
+        from ._view import radiological
+
+        radiological(self._viewer)
+        self._status.value = f"opened: {layer.name}"
+        return layer
 
 
 class ModelRunnerWidget(Container):
