@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medlab._atomic import write_bytes, write_text
+from medlab._atomic import clean_stale, temp_for, write_bytes, write_text
 from medlab.errors import MedlabError
 
 __all__ = [
@@ -381,23 +381,6 @@ def _check_parameters(path: Path, parameters: dict) -> None:
             )
 
 
-def _umask() -> int:
-    """The process umask, read without changing it where the system says it (Linux)."""
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        with open("/proc/self/status", encoding="ascii") as fh:
-            return int(next(ln for ln in fh if ln.startswith("Umask:")).split()[1], 8)
-    mask = os.umask(0o022)  # elsewhere: read by setting it (briefly) and restoring it
-    os.umask(mask)
-    return mask
-
-
-def _publish(tmp, path) -> None:
-    """Rename a finished temporary file into place with the mode a new file gets (0644 under
-    the usual umask 022); ``mkstemp`` creates 0600, which other readers of a report cannot open."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
 def export_html(notebook_path, html_path, *, hide_code: bool = False) -> Path:
     """Export an executed notebook to a standalone HTML file (atomically).
 
@@ -505,11 +488,14 @@ def run_notebook(
     parameters = dict(parameters or {})
     _check_parameters(path, parameters)
     out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale(out_dir)  # what killed runs left
     final_nb = out_dir / path.name
     final_html = final_nb.with_suffix(".html")
     failed = out_dir / f"{path.stem}.failed.ipynb"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.stem}.", suffix=".ipynb")
-    os.close(fd)
+    # papermill writes the executed notebook to a temporary name of medlab._atomic beside the
+    # report (clean_stale removes it after a killed run; a new file gets the umask's mode), which
+    # becomes the report or, when a cell fails, NAME.failed.ipynb
+    tmp = temp_for(final_nb, suffix=".ipynb")
     fd, data_log = tempfile.mkstemp(prefix=f"medlab-data-{path.stem}.", suffix=".jsonl")
     os.close(fd)
     t0 = time.perf_counter()
@@ -517,7 +503,7 @@ def run_notebook(
         with _inline_figures(), _env(MEDLAB_DATA_LOG=data_log):
             papermill.execute_notebook(
                 os.fspath(path),
-                tmp,
+                os.fspath(tmp),
                 parameters=parameters,
                 kernel_name=kernel_name,
                 progress_bar=progress,
@@ -528,21 +514,21 @@ def run_notebook(
                 store_widget_state=False,
             )
     except papermill.PapermillExecutionError as exc:
-        _publish(tmp, failed)
+        os.replace(tmp, failed)
         raise MedlabError(
             f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
             f"the executed notebook is in {failed}"
         ) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     finally:
         data = _data_used(Path(data_log))
         _pass_on(Path(data_log), os.environ.get("MEDLAB_DATA_LOG"))
         Path(data_log).unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
-    _note_data(Path(tmp), data)
-    _publish(tmp, final_nb)
+    _note_data(tmp, data)
+    os.replace(tmp, final_nb)
     failed.unlink(missing_ok=True)
     html_path = export_html(final_nb, final_html, hide_code=hide_code) if html else None
     records = read_records(final_nb)
