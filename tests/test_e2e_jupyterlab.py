@@ -284,7 +284,7 @@ def _drive(page, lab):
     gl.wait_for()
     gl.scroll_into_view_if_needed()
     lit = 0.0
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 150  # NiiVue loads in seconds, but took over 60 s at load 15
     while time.monotonic() < deadline:
         shot = np.asarray(Image.open(io.BytesIO(gl.screenshot())).convert("L"))
         lit = float((shot > 40).mean())
