@@ -81,6 +81,26 @@ def _finite(path, field: str, values, *, positive: bool = False) -> list[float]:
     return out
 
 
+def _dimensions(path, h: dict, ndims_key: str, ndims_name: str, sizes_key: str, sizes_name: str):
+    """The number of dimensions (1 to ``_MAX_DIMS``) and the positive grid sizes a text header declares.
+
+    ``h`` maps lower-case header keys to their text; ``*_name`` is how an error names the field.
+    """
+    try:
+        ndims = int(h.get(ndims_key, ""))
+    except ValueError:
+        raise ImageIOError(path, f"header field {ndims_name} must be an integer; got {h.get(ndims_key)!r}") from None
+    if not 1 <= ndims <= _MAX_DIMS:
+        raise ImageIOError(path, f"header field {ndims_name} must be 1 to {_MAX_DIMS}; got {ndims}")
+    try:
+        sizes = [int(v) for v in h.get(sizes_key, "").split()]
+    except ValueError:
+        raise ImageIOError(path, f"header field {sizes_name} must hold integers; got {h.get(sizes_key)!r}") from None
+    if len(sizes) != ndims or min(sizes) < 1:
+        raise ImageIOError(path, f"header field {sizes_name} must hold {ndims} positive integers; got {h.get(sizes_key)!r}")
+    return ndims, sizes
+
+
 def _check_direction(path, field: str, matrix: np.ndarray) -> None:
     """A direction matrix must have unit columns and be far from singular (see check_geometry)."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -199,18 +219,7 @@ def preflight_metaimage(path: str, limit: int) -> None:
         h[key.lower()] = value
     if "elementdatafile" not in h:
         raise ImageIOError(path, "MetaImage header without ElementDataFile (where the data are)")
-    try:
-        ndims = int(h.get("ndims", ""))
-    except ValueError:
-        raise ImageIOError(path, f"header field NDims must be an integer; got {h.get('ndims')!r}") from None
-    if not 1 <= ndims <= _MAX_DIMS:
-        raise ImageIOError(path, f"header field NDims must be 1 to {_MAX_DIMS}; got {ndims}")
-    try:
-        dims = [int(v) for v in h.get("dimsize", "").split()]
-    except ValueError:
-        raise ImageIOError(path, f"header field DimSize must hold integers; got {h.get('dimsize')!r}") from None
-    if len(dims) != ndims or min(dims) < 1:
-        raise ImageIOError(path, f"header field DimSize must hold {ndims} positive integers; got {h.get('dimsize')!r}")
+    ndims, dims = _dimensions(path, h, "ndims", "NDims", "dimsize", "DimSize")
     etype = h.get("elementtype", "").strip().upper()
     if etype not in _MET_TYPES:
         raise ImageIOError(path, f"header field ElementType {h.get('elementtype')!r} is not one of {', '.join(_MET_TYPES)}")
@@ -362,18 +371,7 @@ def preflight_nrrd(path: str, limit: int) -> None:
         if key in h:
             raise ImageIOError(path, f"header field {key!r} appears twice")
         h[key] = value
-    try:
-        ndims = int(h.get("dimension", ""))
-    except ValueError:
-        raise ImageIOError(path, f"header field 'dimension' must be an integer; got {h.get('dimension')!r}") from None
-    if not 1 <= ndims <= _MAX_DIMS:
-        raise ImageIOError(path, f"header field 'dimension' must be 1 to {_MAX_DIMS}; got {ndims}")
-    try:
-        sizes = [int(v) for v in h.get("sizes", "").split()]
-    except ValueError:
-        raise ImageIOError(path, f"header field 'sizes' must hold integers; got {h.get('sizes')!r}") from None
-    if len(sizes) != ndims or min(sizes) < 1:
-        raise ImageIOError(path, f"header field 'sizes' must hold {ndims} positive integers; got {h.get('sizes')!r}")
+    ndims, sizes = _dimensions(path, h, "dimension", "'dimension'", "sizes", "'sizes'")
     etype = " ".join(h.get("type", "").split()).lower()
     if etype not in _NRRD_TYPES:
         raise ImageIOError(path, f"header field 'type' {h.get('type')!r} is not a NRRD scalar type ITK reads")
