@@ -220,6 +220,18 @@ def _slice2d(image, name):
     return img
 
 
+def _slice_pair(first, first_name: str, second, second_name: str, *, hint: str = ""):
+    """Two 2D scalar slices of one shape, as SimpleITK images; ``hint`` ends the error."""
+    a = _slice2d(first, first_name)
+    b = _slice2d(second, second_name)
+    if a.GetSize() != b.GetSize():
+        raise ValueError(
+            f"`{second_name}` (shape {b.GetSize()[::-1]}) must have the shape of `{first_name}` "
+            f"(shape {a.GetSize()[::-1]}){hint}"
+        )
+    return a, b
+
+
 def flicker_frames(slice1, slice2, *, n_frames: int = 2, window1="auto", window2="auto") -> np.ndarray:
     """Display frames that flicker (or cross-fade) between two 2D slices on one grid.
 
@@ -244,13 +256,7 @@ def flicker_frames(slice1, slice2, *, n_frames: int = 2, window1="auto", window2
     from medlab.display import to_uint8
 
     n = check_int("n_frames", n_frames, minimum=2)
-    img1 = _slice2d(slice1, "slice1")
-    img2 = _slice2d(slice2, "slice2")
-    if img1.GetSize() != img2.GetSize():
-        raise ValueError(
-            f"`slice2` (shape {img2.GetSize()[::-1]}) must have the shape of `slice1` "
-            f"(shape {img1.GetSize()[::-1]})"
-        )
+    img1, img2 = _slice_pair(slice1, "slice1", slice2, "slice2")
     u1, u2 = _unit(img1, window1, "window1"), _unit(img2, window2, "window2")
     return np.stack([to_uint8((1 - k / (n - 1)) * u1 + (k / (n - 1)) * u2, 1.0, 0.5) for k in range(n)])
 
@@ -294,13 +300,7 @@ def color_overlay(base, overlay, *, window=None, level=None, preset=None, colorm
     a = float(alpha)
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"`alpha` must be in [0, 1]; got {alpha!r}")
-    b = _slice2d(base, "base")
-    o = _slice2d(overlay, "overlay")
-    if b.GetSize() != o.GetSize():
-        raise ValueError(
-            f"`overlay` (shape {o.GetSize()[::-1]}) must have the shape of `base` "
-            f"(shape {b.GetSize()[::-1]}); resample it onto the base grid first"
-        )
+    b, o = _slice_pair(base, "base", overlay, "overlay", hint="; resample it onto the base grid first")
     values = sitk.GetArrayFromImage(o).astype(np.float64)
     lo, hi = _overlay_range(values, overlay_range)
     grey = render(b, window, level, preset=preset)
