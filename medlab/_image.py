@@ -182,6 +182,16 @@ def array_shape(image) -> tuple[int, ...]:
     return tuple(np.shape(image))
 
 
+def check_same_shape(a_shape, b_shape, names=("image", "mask"), *, hint: str = "") -> None:
+    """Raise ValueError naming both when two array-order shapes differ; ``hint`` ends the message."""
+    a_shape, b_shape = tuple(a_shape), tuple(b_shape)
+    if a_shape != b_shape:
+        raise ValueError(
+            f"`{names[1]}` (shape {b_shape}) must have the same shape as `{names[0]}` "
+            f"(shape {a_shape}){hint}"
+        )
+
+
 def check_scalar(img: sitk.Image, name: str) -> sitk.Image:
     """Return ``img`` if it has one component per pixel, else raise ValueError naming it."""
     if img.GetNumberOfComponentsPerPixel() != 1:
@@ -207,12 +217,7 @@ def mask_array(mask, image, *, name: str = "mask", image_name: str = "image", no
             f"`{name}` must be a numpy array or a SimpleITK.Image; got {type(mask).__name__}"
         )
     m = to_array(mask)
-    shape = array_shape(image)
-    if m.shape != shape:
-        raise ValueError(
-            f"`{name}` (shape {m.shape}) must have the same shape as `{image_name}` "
-            f"(shape {shape})"
-        )
+    check_same_shape(array_shape(image), m.shape, names=(image_name, name))
     m = m != 0
     if nonempty and not m.any():
         raise ValueError(f"`{name}` selects no voxels")

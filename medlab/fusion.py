@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import as_sitk, check_same_grid, check_scalar, copy_geometry
+from medlab._image import as_sitk, check_same_grid, check_same_shape, check_scalar, copy_geometry
 from medlab._options import check_choice, check_int
 
 __all__ = [
@@ -59,11 +59,9 @@ def _pair(image1, image2, spacing):
     check_scalar(img2, "image2")
     if isinstance(image1, sitk.Image) and isinstance(image2, sitk.Image):
         check_same_grid(img1, img2, names=("image1", "image2"))
-    elif img1.GetSize() != img2.GetSize():
-        raise ValueError(
-            f"`image2` (shape {img2.GetSize()[::-1]}) must have the same shape as `image1` "
-            f"(shape {img1.GetSize()[::-1]}); resample it first (medlab.registration.resample)"
-        )
+    else:
+        check_same_shape(img1.GetSize()[::-1], img2.GetSize()[::-1], names=("image1", "image2"),
+                         hint="; resample it first (medlab.registration.resample)")
     return img1, img2, back
 
 
@@ -224,11 +222,7 @@ def _slice_pair(first, first_name: str, second, second_name: str, *, hint: str =
     """Two 2D scalar slices of one shape, as SimpleITK images; ``hint`` ends the error."""
     a = _slice2d(first, first_name)
     b = _slice2d(second, second_name)
-    if a.GetSize() != b.GetSize():
-        raise ValueError(
-            f"`{second_name}` (shape {b.GetSize()[::-1]}) must have the shape of `{first_name}` "
-            f"(shape {a.GetSize()[::-1]}){hint}"
-        )
+    check_same_shape(a.GetSize()[::-1], b.GetSize()[::-1], names=(first_name, second_name), hint=hint)
     return a, b
 
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import check_same_grid, mask_array
+from medlab._image import check_same_grid, check_same_shape, mask_array
 from medlab._options import check_int, check_positive
 
 __all__ = ["snr", "cnr", "mse", "psnr", "ssim"]
@@ -38,11 +38,7 @@ def _pair(reference, test) -> tuple[np.ndarray, np.ndarray]:
         check_same_grid(reference, test, names=("reference", "test"))
     ref = _image_array(reference, "reference")
     tst = _image_array(test, "test")
-    if ref.shape != tst.shape:
-        raise ValueError(
-            f"`test` (shape {tst.shape}) must have the same shape as `reference` "
-            f"(shape {ref.shape})"
-        )
+    check_same_shape(ref.shape, tst.shape, names=("reference", "test"))
     return ref, tst
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from medlab._image import check_same_grid, check_scalar, check_spacing, spacing_zyx
+from medlab._image import check_same_grid, check_same_shape, check_scalar, check_spacing, spacing_zyx
 from medlab._options import check_positive
 
 __all__ = [
@@ -132,11 +132,7 @@ def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
 def _prepare(prediction, truth, spacing) -> _Pair:
     t = _label_array(truth, "truth")
     p = _label_array(prediction, "prediction")
-    if p.shape != t.shape:
-        raise ValueError(
-            f"`prediction` (shape {p.shape}) must have the same shape as `truth` "
-            f"(shape {t.shape})"
-        )
+    check_same_shape(t.shape, p.shape, names=("truth", "prediction"))
     if isinstance(prediction, sitk.Image) and isinstance(truth, sitk.Image):
         check_same_grid(truth, prediction, names=("truth", "prediction"))
     sp = _spacing(prediction, truth, spacing, p.ndim)

@@ -11,6 +11,7 @@ from medlab._image import (  # noqa: F401 - seeds_to_sitk: the segmentation modu
     array_shape,
     as_sitk,
     check_same_grid,
+    check_same_shape,
     check_scalar,
     copy_geometry,
     seeds_to_sitk,
@@ -114,22 +115,14 @@ def companion(image_img: sitk.Image, other, *, names, given_sitk: bool) -> sitk.
         if given_sitk:
             check_same_grid(image_img, other, names=names)
             return other
-        if array_shape(other) != array_shape(image_img):
-            raise ValueError(
-                f"`{names[1]}` (shape {array_shape(other)}) must have the same shape as "
-                f"`{names[0]}` (shape {array_shape(image_img)})"
-            )
+        check_same_shape(array_shape(image_img), array_shape(other), names=names)
         out = sitk.Image(other)
         out.CopyInformation(image_img)
         return out
     if not isinstance(other, np.ndarray) and not hasattr(other, "__array__"):
         raise TypeError(f"`{names[1]}` must be a numpy array or a SimpleITK.Image; got {type(other).__name__}")
     arr = np.asarray(other)
-    if arr.shape != array_shape(image_img):
-        raise ValueError(
-            f"`{names[1]}` (shape {arr.shape}) must have the same shape as `{names[0]}` "
-            f"(shape {array_shape(image_img)})"
-        )
+    check_same_shape(array_shape(image_img), arr.shape, names=names)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     return copy_geometry(arr, image_img)
