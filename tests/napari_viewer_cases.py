@@ -237,7 +237,7 @@ def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
 
 
 def test_threshold_dock_previews_live_and_sets_otsu(make_napari_viewer, phantom, qtbot):
-    img, _ = phantom
+    img, ph = phantom
     arr = sitk.GetArrayFromImage(img)
     viewer = make_napari_viewer()
     ct = _add(viewer, _layers.image_to_layer(img, "ct", modality="CT"))
@@ -284,6 +284,26 @@ def test_threshold_dock_previews_live_and_sets_otsu(make_napari_viewer, phantom,
     pv.live.value = False
     qtbot.wait(3 * _widgets.PREVIEW_DELAY_MS)
     assert "ct threshold preview" not in viewer.layers
+    # region growing: the region from the seeds, redrawn when a seed is added
+    lesions = sorted(ph.truth["lesions"], key=lambda le: -le["n_voxels"])[:2]
+    seeds = [tuple(int(i) for i in le["centre_index"]) for le in lesions]
+    points = viewer.add_points([np.asarray(seeds[0]) * ct.scale + ct.translate], name="seeds")
+    _, rg = viewer.window.add_plugin_dock_widget("medlab", "Region growing")
+    rg.image.value, rg.seeds.value = ct, points
+    lo, hi = min(le["hu"] for le in lesions) - 60, max(le["hu"] for le in lesions) + 60
+    rg.preview.range.value = (lo, hi)
+    qtbot.waitUntil(lambda: "ct region preview" in viewer.layers, timeout=10_000)
+
+    def grown(k):
+        return sitk.GetArrayFromImage(medlab.segmentation.connected_threshold(img, seeds_index=seeds[:k], lower=lo,
+                                                                              upper=hi))
+    qtbot.waitUntil(lambda: np.array_equal(viewer.layers["ct region preview"].data, grown(1)), timeout=10_000)
+    assert rg.preview.stats.value.startswith(f"preview: {grown(1).sum() * 2.5 * 2.0 * 2.0 / 1000.0:.1f} mL")
+    points.add(np.asarray(seeds[1]) * ct.scale + ct.translate)
+    qtbot.waitUntil(lambda: np.array_equal(viewer.layers["ct region preview"].data, grown(2)), timeout=10_000)
+    assert grown(2).sum() > grown(1).sum()
+    rg()
+    assert "ct region preview" not in viewer.layers and "ct region" in viewer.layers
 
 
 def test_pet_lesion_dock_widget_shows_the_plausibility_verdict(make_napari_viewer):

@@ -111,13 +111,17 @@ class _ThresholdPreview:
     """The live part of the Threshold dock: a range slider kept in step with lower/upper, an Otsu
     button (:func:`medlab.segmentation.auto_threshold`) and, while 'live preview' is ticked, one
     '<image> threshold preview' labels layer redrawn :data:`PREVIEW_DELAY_MS` after the last
-    change, with its volume (mL) and mean value (HU, SUV) in the dock."""
+    change, with its volume (mL) and mean value (HU, SUV) in the dock. With ``kind='region'``
+    (the Region growing dock) the preview is the region grown from the seeds layer's points
+    (redrawn when points are added or moved too) and there is no Otsu button."""
 
-    def __init__(self, widget):
+    def __init__(self, widget, kind: str = "threshold"):
         from magicgui.widgets import FloatRangeSlider
         from qtpy.QtCore import QTimer
 
         self.widget = widget
+        self.kind = kind
+        self._seeds = None  # the seeds layer whose point changes redraw the region preview
         self.range = FloatRangeSlider(min=-1e4, max=1e4, value=(widget.lower.value, widget.upper.value),
                                       step=1.0, label="range", tracking=True)
         self.live = CheckBox(value=True, text="live preview")
@@ -125,13 +129,20 @@ class _ThresholdPreview:
         self.stats = Label(value="")
         self._syncing = False
         self._cache = None  # (layer, data id, sitk image)
-        self._timer = QTimer()
+        self._closed = False
+        self._timer = QTimer(widget.native)  # goes with the dock
         self._timer.setSingleShot(True)
         self._timer.setInterval(PREVIEW_DELAY_MS)
         self._timer.timeout.connect(self.update)
         at = list(widget).index(widget.upper) + 1
-        for k, w in enumerate((self.range, self.otsu, self.live, self.stats)):
+        extra = (self.range, self.otsu, self.live, self.stats) if kind == "threshold" else \
+            (self.range, self.live, self.stats)
+        for k, w in enumerate(extra):
             widget.insert(at + k, w)
+        if kind == "region":
+            widget.seeds.changed.connect(self._seeds_changed)
+            widget.connectivity.changed.connect(self.schedule)
+            self._seeds_changed()
         widget.image.changed.connect(self._image_changed)
         widget.lower.changed.connect(self._bounds_changed)
         widget.upper.changed.connect(self._bounds_changed)
@@ -139,7 +150,23 @@ class _ThresholdPreview:
         self.live.changed.connect(self.schedule)
         self.otsu.changed.connect(self.apply_otsu)
         widget.called.connect(lambda _value=None: self.drop())
+        widget.native.destroyed.connect(self._close)
         self._image_changed()
+
+    def _close(self, _obj=None) -> None:
+        """The dock was deleted: no more redraws (the seeds layer may outlive it)."""
+        self._closed = True
+        if self._seeds is not None:
+            self._seeds.events.data.disconnect(self.schedule)
+            self._seeds = None
+
+    def _seeds_changed(self, _value=None) -> None:
+        if self._seeds is not None:
+            self._seeds.events.data.disconnect(self.schedule)
+        self._seeds = self.widget.seeds.value
+        if self._seeds is not None:
+            self._seeds.events.data.connect(self.schedule)
+        self.schedule()
 
     def _viewer(self):
         from ._view import current_viewer
@@ -197,6 +224,8 @@ class _ThresholdPreview:
 
     def schedule(self, _value=None) -> None:
         """Redraw the preview :data:`PREVIEW_DELAY_MS` after the last change (debounced)."""
+        if self._closed:
+            return
         if self.live.value:
             self._timer.start()
         else:
@@ -221,19 +250,26 @@ class _ThresholdPreview:
         viewer = self._viewer()
         if viewer is None:
             return None, None
-        name = f"{self.widget.image.value.name} threshold preview"
+        name = f"{self.widget.image.value.name} {self.kind} preview"
         return viewer, (viewer.layers[name] if name in viewer.layers else None)
 
     def update(self) -> dict | None:
         """Draw the preview now; returns the mask summary (None when nothing could be drawn)."""
+        if self._closed:
+            return None
         layer = self.widget.image.value
         if layer is None or not self.live.value:
             return None
         try:
             _check_range(self.widget.lower.value, self.widget.upper.value)
             img = self.image()
-            data, kwargs, _ = threshold_layer(img, self.widget.lower.value, self.widget.upper.value,
-                                              name=f"{layer.name} threshold preview")
+            lower, upper, name = self.widget.lower.value, self.widget.upper.value, f"{layer.name} {self.kind} preview"
+            if self.kind == "region":
+                seeds = _seed_indexes(self.widget.seeds.value, layer)
+                data, kwargs, _ = region_growing_layer(img, seeds, lower, upper, self.widget.connectivity.value,
+                                                       name=name)
+            else:
+                data, kwargs, _ = threshold_layer(img, lower, upper, name=name)
         except Exception as exc:  # noqa: BLE001 - a preview says why in the dock, no pop-up per keystroke
             self.stats.value = f"no preview: {exc}"[:90]
             return None
@@ -256,12 +292,16 @@ class _ThresholdPreview:
         if viewer is None:
             return
         for lay in [lay for lay in viewer.layers if lay.metadata.get("preview") and lay._type_string == "labels"
-                    and lay.name.endswith(" threshold preview")]:
+                    and lay.name.endswith(f" {self.kind} preview")]:
             viewer.layers.remove(lay)
 
 
 def _threshold_init(widget) -> None:
     widget.preview = _ThresholdPreview(widget)
+
+
+def _region_init(widget) -> None:
+    widget.preview = _ThresholdPreview(widget, kind="region")
 
 
 @magic_factory(call_button="threshold", lower=_NUMBER, upper=_NUMBER, widget_init=_threshold_init)
@@ -281,13 +321,14 @@ def threshold_widget(viewer: napari.Viewer, image: napari.layers.Image, lower: f
 
 
 @magic_factory(call_button="grow region", lower=_NUMBER, upper=_NUMBER,
-               connectivity={"choices": ["face", "full"]})
+               connectivity={"choices": ["face", "full"]}, widget_init=_region_init)
 def region_growing_widget(viewer: napari.Viewer, image: napari.layers.Image, seeds: napari.layers.Points,
                           lower: float = -100.0, upper: float = 100.0,
                           connectivity: str = "face") -> napari.types.LayerDataTuple:
     """The region connected to the points of ``seeds`` within [lower, upper]
     (medlab.segmentation.connected_threshold) as a new labels layer, with its volume (mL) and mean
-    value shown: a region that leaked into its surroundings shows at once as a large volume."""
+    value shown: a region that leaked into its surroundings shows at once as a large volume. The
+    dock previews the region live (range slider, seeds moved) with its volume and mean."""
     try:
         _check_range(lower, upper)
         img = _image(image)
