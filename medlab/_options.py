@@ -42,6 +42,21 @@ def check_positive(name: str, value, *, allow_zero: bool = False) -> float:
     return v
 
 
+def check_range(name: str, value) -> tuple[float, float]:
+    """Return ``value`` as ``(low, high)`` floats with ``low < high``.
+
+    Raises TypeError naming it when it is not two numbers, ValueError when ``low < high`` fails
+    (NaN included).
+    """
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be (low, high); got {value!r}") from None
+    if not hi > lo:
+        raise ValueError(f"`{name}` must have low < high; got {value!r}")
+    return lo, hi
+
+
 def require(module: str, *, extra: str, purpose: str):
     """Import an optional dependency, or fail with a message that says what to install."""
     import importlib

@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from skimage import exposure as ski_exposure
 
 from medlab._image import as_sitk, check_scalar, copy_geometry, mask_array
-from medlab._options import check_choice, check_int, check_positive, is_int
+from medlab._options import check_choice, check_int, check_positive, check_range, is_int
 
 __all__ = [
     "Preset",
@@ -456,12 +456,7 @@ def gamma(image, gamma: float, *, in_range: Sequence[float] | None = None, spaci
         if not hi > lo:
             return back(copy_geometry(np.zeros(arr.shape, np.float32), img))
     else:
-        try:
-            lo, hi = (float(v) for v in in_range)
-        except (TypeError, ValueError):
-            raise ValueError(f"`in_range` must be (low, high); got {in_range!r}") from None
-        if not hi > lo:
-            raise ValueError(f"`in_range` must have low < high; got {in_range!r}")
+        lo, hi = check_range("in_range", in_range)
     out = window_unit(arr, lo, hi, dtype=np.float64) ** g
     return back(copy_geometry(out.astype(np.float32), img))
 

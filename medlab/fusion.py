@@ -31,7 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from medlab._image import as_sitk, check_same_grid, check_same_shape, check_scalar, copy_geometry
-from medlab._options import check_choice, check_int
+from medlab._options import check_choice, check_int, check_range
 
 __all__ = [
     "alpha_blend",
@@ -313,13 +313,7 @@ def _overlay_range(values, overlay_range):
         if not hi > lo:
             hi = lo + 1.0
         return lo, hi
-    try:
-        lo, hi = (float(v) for v in overlay_range)
-    except (TypeError, ValueError):
-        raise TypeError(f"`overlay_range` must be (low, high); got {overlay_range!r}") from None
-    if not hi > lo:
-        raise ValueError(f"`overlay_range` must have high > low; got {overlay_range!r}")
-    return lo, hi
+    return check_range("overlay_range", overlay_range)
 
 
 def label_contours(image, labels, *, window=None, level=None, preset=None, colors=None) -> np.ndarray:

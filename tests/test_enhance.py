@@ -196,6 +196,10 @@ def test_gamma_exact():
         enhance.gamma(np.zeros((4, 4)), 0)
     with pytest.raises(ValueError, match="`in_range`"):
         enhance.gamma(np.zeros((4, 4)), 1.0, in_range=(5, 5))
+    with pytest.raises(ValueError, match="`in_range` must have low < high"):
+        enhance.gamma(np.zeros((4, 4)), 1.0, in_range=(0, float("nan")))
+    with pytest.raises(TypeError, match=r"`in_range` must be \(low, high\)"):
+        enhance.gamma(np.zeros((4, 4)), 1.0, in_range=(1,))
 
 
 # --------------------------------------------------------------------------- normalisation

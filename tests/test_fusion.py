@@ -95,7 +95,7 @@ def test_clear_errors():
         fusion.checkerboard(np.zeros((2, 2)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="2D"):
         fusion.flicker_frames(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
-    with pytest.raises(ValueError, match="high > low"):
+    with pytest.raises(ValueError, match="low < high"):
         fusion.color_overlay(np.zeros((2, 2)), np.zeros((2, 2)), overlay_range=(5, 1))
 
 
