@@ -10,8 +10,7 @@ Submodules load on first use, so ``import medlab`` stays fast; heavy optional de
 
 from __future__ import annotations
 
-import importlib
-
+from medlab._lazy import attach
 from medlab.errors import ChecksumError, DatasetError, ImageIOError, MedlabError
 
 __version__ = "0.1.0"
@@ -39,14 +38,4 @@ _SUBMODULES = (
 
 __all__ = [*_SUBMODULES, "MedlabError", "ImageIOError", "DatasetError", "ChecksumError", "__version__"]
 
-
-def __getattr__(name):
-    if name in _SUBMODULES:
-        mod = importlib.import_module(f"medlab.{name}")
-        globals()[name] = mod
-        return mod
-    raise AttributeError(f"module 'medlab' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = attach(__name__, submodules=_SUBMODULES, listing=__all__)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Shared private helper modules at the top of the package (CONTRIBUTING's table): importing
 #: their names is the intended use.
-SHARED = {"medlab._image", "medlab._options", "medlab._progress", "medlab._histogram", "medlab._atomic",
+SHARED = {"medlab._image", "medlab._options", "medlab._progress", "medlab._histogram", "medlab._atomic", "medlab._lazy",
           "medlab.errors"}
 
 #: (importer unit, imported module, name) allowed for now, each with the owner of its fix (issue 21
@@ -224,3 +224,23 @@ def test_every_public_function_has_a_parameters_section():
     assert n > 200  # the scan sees the package
     assert sorted(missing - PENDING_PARAMETERS) == [], "public functions without a Parameters section"
     assert sorted(PENDING_PARAMETERS - missing) == [], "fixed: remove from PENDING_PARAMETERS"
+
+
+def test_lazy_attach_loads_names_and_submodules():
+    """medlab._lazy.attach, the one lazy loader of medlab, apps and models, on a stdlib package."""
+    import json.decoder
+
+    import pytest
+
+    import medlab.apps
+    from medlab._lazy import attach
+
+    getattr_, dir_ = attach("json", submodules=("decoder",), names={"JSONDecodeError": "decoder"},
+                            listing=["b", "a", "b"])
+    assert getattr_("decoder") is json.decoder
+    assert getattr_("JSONDecodeError") is json.decoder.JSONDecodeError
+    assert dir_() == ["a", "b"]
+    with pytest.raises(AttributeError, match="module 'json' has no attribute 'nope'"):
+        getattr_("nope")
+    with pytest.raises(AttributeError, match="module 'medlab.apps' has no attribute 'nope'"):
+        medlab.apps.nope  # noqa: B018

@@ -16,20 +16,10 @@ Apps may import any ``medlab`` module; no ``medlab`` module below imports an app
 
 from __future__ import annotations
 
-import importlib
+from medlab._lazy import attach
 
 _APPS = ("cardiac", "neuro", "vessels", "breast", "chest")
 
 __all__ = list(_APPS)
 
-
-def __getattr__(name):
-    if name in _APPS:
-        mod = importlib.import_module(f"medlab.apps.{name}")
-        globals()[name] = mod
-        return mod
-    raise AttributeError(f"module 'medlab.apps' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = attach(__name__, submodules=_APPS, listing=__all__)

@@ -37,7 +37,7 @@ Use cases
 
 from __future__ import annotations
 
-import importlib
+from medlab._lazy import attach
 
 # name -> submodule; the submodules that import Keras load only when one of their names is used
 _NAMES = {
@@ -115,17 +115,4 @@ _SUBMODULES = ("networks", "losses", "data", "training", "inference", "explain",
 
 __all__ = sorted(_NAMES)
 
-
-def __getattr__(name):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f"medlab.models.{_NAMES[name]}"), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"medlab.models.{name}")
-    else:
-        raise AttributeError(f"module 'medlab.models' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(__all__) | set(_SUBMODULES))
+__getattr__, __dir__ = attach(__name__, submodules=_SUBMODULES, names=_NAMES, listing=[*__all__, *_SUBMODULES])
