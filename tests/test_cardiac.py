@@ -8,6 +8,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+import medlab.io
 from medlab import datasets, metrics
 from medlab.apps import cardiac
 
@@ -33,7 +34,12 @@ def test_cine_phantom_truth_is_exact():
     # the ellipse at ED has semi-axes 18 x 12 mm: area pi*a*b within pixelisation
     assert ph.truth["areas_mm2"][0] == pytest.approx(np.pi * 18 * 12, rel=0.01)
     assert set(np.unique(arr(ph.image))) == {np.float32(0.05), np.float32(1.0)}
-    assert ph.image.GetSize() == (160, 160, 16)
+    # the layout medlab.io.read gives a real ultrasound cine: (x, y, 1, frame) with frame times
+    assert ph.image.GetSize() == ph.labels.GetSize() == (160, 160, 1, 16)
+    assert ph.image.GetSpacing() == pytest.approx((0.3, 0.3, 1.0, 1.0))
+    assert medlab.io.volume_metadata(ph.image)["frame_times_ms"] == pytest.approx(np.arange(16) * 40.0)
+    ph2 = datasets.echo_cine_phantom(n_frames=4, frame_time_ms=33.0, speckle=False)
+    assert medlab.io.volume_metadata(ph2.labels)["frame_times_ms"] == pytest.approx([0.0, 33.0, 66.0, 99.0])
 
 
 @pytest.mark.parametrize("kw", [{"fac": 0.4, "seed": 0}, {"fac": 0.25, "n_cycles": 2.0, "seed": 1},
@@ -51,12 +57,13 @@ def test_cavity_on_phantom(kw):
     # ED/ES frames exact, or a frame whose true area is within 1 % of the extreme (flat top)
     for key in ("ed_frame", "es_frame"):
         assert abs(truth[phases[key]] / truth[tphases[key]] - 1) < 0.01
-    assert metrics.dice(res["mask"], arr(ph.labels) == 2) > 0.97  # measured 0.989
+    assert res["mask"].GetSize() == ph.labels.GetSize()  # results on the cine's 4D grid
+    assert metrics.dice(arr(res["mask"])[:, 0], arr(ph.labels)[:, 0] == 2) > 0.97  # measured 0.989
 
 
 def test_cavity_numpy_input_and_errors():
     ph = datasets.echo_cine_phantom(n_frames=6, seed=3)
-    cine = arr(ph.image)
+    cine = arr(ph.image)[:, 0]  # (frames, y, x)
     res = cardiac.segment_cavity(cine, seed_index=(0, *ph.truth["centre_index"]), spacing=0.3)
     assert isinstance(res["mask"], np.ndarray) and res["mask"].shape == cine.shape
     with pytest.raises(ValueError, match="brighter"):
@@ -159,6 +166,7 @@ def test_doctests():
     ({"fac": 1.0}, "fac"),
     ({"semi_axes_mm": (30.0, 12.0)}, "do not fit"),
     ({"semi_axes_mm": (-1.0, 12.0)}, "semi_axes_mm"),
+    ({"frame_time_ms": 0.0}, "frame_time_ms"),
 ])
 def test_cine_phantom_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -10,9 +10,11 @@ bit-identical output.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
+import SimpleITK as sitk
 
 from medlab._options import check_positive
 
@@ -180,8 +182,11 @@ def vessel_phantom(*, shape=(32, 48, 128), spacing_mm=None, radius_mm=2.5, steno
 
 def echo_cine_phantom(*, n_frames=24, shape=(160, 160), spacing_mm=None, semi_axes_mm=(18.0, 12.0),
                       fac=0.4, n_cycles=1.0, phase=0.0, blood=0.05, tissue=1.0,
-                      speckle=True, speckle_size_mm=0.5, seed=0) -> Phantom:
+                      speckle=True, speckle_size_mm=0.5, frame_time_ms=40.0, seed=0) -> Phantom:
     """A beating cardiac cavity: a dark ellipse in speckled tissue, one image per frame.
+
+    The cine has the layout ``medlab.io.read`` gives a real ultrasound cine: a 4D image
+    (x, y, 1, frame) whose frame times are in ``medlab.io.volume_metadata(image)["frame_times_ms"]``.
 
     The cavity area follows ``A(t) = A_ed * (1 - fac * (1 - cos(2 pi n_cycles t / n_frames
     + phase)) / 2)``: end-diastole (largest area) at ``t = 0`` for ``phase=0``. Both semi-axes
@@ -190,7 +195,7 @@ def echo_cine_phantom(*, n_frames=24, shape=(160, 160), spacing_mm=None, semi_ax
     Parameters
     ----------
     n_frames : int
-        Number of frames (>= 4); they are stacked along z of the image.
+        Number of frames (>= 4): the fourth axis of the image.
     shape : (Y, X) tuple of int
         Size of one frame, numpy axis order.
     spacing_mm : float or (dy, dx), optional
@@ -209,13 +214,16 @@ def echo_cine_phantom(*, n_frames=24, shape=(160, 160), spacing_mm=None, semi_ax
         Multiply by Rayleigh speckle (independent per frame); False: noise-free.
     speckle_size_mm : float
         Correlation length (Gaussian sigma, mm) of the speckle.
+    frame_time_ms : float
+        Time between frames in ms (> 0); frame ``k`` is at ``k * frame_time_ms``.
     seed : int or None
         Seed of ``numpy.random.default_rng``.
 
     Returns
     -------
     Phantom
-        ``image`` (float32, frames along z, z spacing 1); ``labels`` 1 tissue, 2 cavity.
+        ``image`` (float32) and ``labels`` (1 tissue, 2 cavity): 4D (x, y, 1, frame), spacing
+        (dx, dy, 1, 1), frame times in their volume metadata; as arrays (frame, 1, y, x).
         ``truth`` adds ``areas_mm2`` (exact pixel areas per frame), ``area_px`` (pixel counts),
         ``ed_frame``, ``es_frame`` (largest/smallest pixel area), ``fac`` (from the pixel
         areas), ``fac_continuous`` (the parameter), ``centre_index`` (y, x) and
@@ -233,6 +241,7 @@ def echo_cine_phantom(*, n_frames=24, shape=(160, 160), spacing_mm=None, semi_ax
     fac = _fraction("fac", fac, high=1.0)
     n_cycles = check_positive("n_cycles", n_cycles)
     size = check_positive("speckle_size_mm", speckle_size_mm)
+    dt = check_positive("frame_time_ms", frame_time_ms)
     rng = _check_seed(seed)
     cy, cx = grid.centre("y"), grid.centre("x")
     if ay > cy - 2 * grid.spacing[0] or ax > cx - 2 * grid.spacing[1]:
@@ -265,9 +274,21 @@ def echo_cine_phantom(*, n_frames=24, shape=(160, 160), spacing_mm=None, semi_ax
         "fac_continuous": fac, "centre_index": (round(cy / grid.spacing[0]),
                                                 round(cx / grid.spacing[1])),
         "centre_mm": (cx, cy), "pixel_spacing_mm": grid.spacing,
-        "speckle": "rayleigh" if speckle else None,
+        "speckle": "rayleigh" if speckle else None, "frame_time_ms": dt,
     }
-    return _finish(cine, image, labels, truth)
+    ph = _finish(cine, image, labels, truth)
+    times = [k * dt for k in range(n_frames)]
+    return Phantom(_cine_4d(ph.image, times), _cine_4d(ph.labels, times), ph.truth)
+
+
+def _cine_4d(frames: sitk.Image, frame_times_ms: list[float]) -> sitk.Image:
+    """Frames along z (z step 1) as the 4D cine (x, y, 1, frame) that ``medlab.io.read`` gives."""
+    from medlab.io import VOLUME_METADATA_KEY
+
+    out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(frames)[:, np.newaxis], isVector=False)
+    out.SetSpacing((*frames.GetSpacing()[:2], 1.0, 1.0))
+    out.SetMetaData(VOLUME_METADATA_KEY, json.dumps({"frame_times_ms": frame_times_ms}))
+    return out
 
 
 # ------------------------------------------------------------------ head CT
