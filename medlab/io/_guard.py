@@ -101,12 +101,17 @@ def _dimensions(path, h: dict, ndims_key: str, ndims_name: str, sizes_key: str, 
     return ndims, sizes
 
 
-def _check_direction(path, field: str, matrix: np.ndarray) -> None:
-    """A direction matrix must have unit columns and be far from singular (see check_geometry)."""
+def _is_direction(matrix: np.ndarray) -> bool:
+    """Whether a square matrix has unit columns (within 1e-3) and ``|det| >= 0.1`` (overflow-safe)."""
     with np.errstate(over="ignore", invalid="ignore"):
         norms = np.linalg.norm(matrix, axis=0)
         det = abs(np.linalg.det(matrix)) if np.all(np.isfinite(norms)) else 0.0
-    if not np.all(np.abs(norms - 1) <= 1e-3) or not det >= 0.1:
+    return bool(np.all(np.abs(norms - 1) <= 1e-3) and det >= 0.1)
+
+
+def _check_direction(path, field: str, matrix: np.ndarray) -> None:
+    """A direction matrix must have unit columns and be far from singular (see check_geometry)."""
+    if not _is_direction(matrix):
         raise ImageIOError(
             path,
             f"header field {field} must be a direction matrix (unit columns, far from singular); got "
@@ -630,10 +635,7 @@ def check_geometry(img, path: str, *, dicom: bool = False) -> None:
     direction = np.asarray(img.GetDirection(), float).reshape(dim, dim)
     if not np.all(np.isfinite(direction)):
         raise ImageIOError(path, "direction must be finite")
-    with np.errstate(over="ignore", invalid="ignore"):
-        norms = np.linalg.norm(direction, axis=0)
-        det = abs(np.linalg.det(direction)) if np.all(np.isfinite(norms)) else 0.0
-    if not np.all(np.abs(norms - 1) <= 1e-3) or not det >= 0.1:
+    if not _is_direction(direction):
         raise ImageIOError(
             path,
             f"direction must have unit columns and be far from singular; got {tuple(np.round(direction.ravel(), 6).tolist())}",
