@@ -101,6 +101,16 @@ def _dimensions(path, h: dict, ndims_key: str, ndims_name: str, sizes_key: str, 
     return ndims, sizes
 
 
+def _data_file(path, source: str, field: str) -> str:
+    """The path of the one detached data file a header names in ``field``, checked to exist beside it."""
+    if source.upper().startswith("LIST") or "%" in source or len(source.split()) > 1:
+        raise ImageIOError(path, f"{field} {source!r}: data split over several files is not supported")
+    data_path = os.path.join(os.path.dirname(path), source)
+    if not os.path.isfile(data_path):
+        raise ImageIOError(path, f"the data file named by {field} ({source!r}) does not exist beside the header")
+    return data_path
+
+
 def _is_direction(matrix: np.ndarray) -> bool:
     """Whether a square matrix has unit columns (within 1e-3) and ``|det| >= 0.1`` (overflow-safe)."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -263,12 +273,7 @@ def preflight_metaimage(path: str, limit: int) -> None:
     if source.upper() == "LOCAL":
         data_path, offset = path, data_offset
     else:
-        if source.upper().startswith("LIST") or "%" in source or len(source.split()) > 1:
-            raise ImageIOError(path, f"ElementDataFile {source!r}: data split over several files is not supported")
-        data_path = os.path.join(os.path.dirname(path), source)
-        if not os.path.isfile(data_path):
-            raise ImageIOError(path, f"the data file named by ElementDataFile ({source!r}) does not exist beside the header")
-        offset = 0
+        data_path, offset = _data_file(path, source, "ElementDataFile"), 0
     if not binary:
         return  # ASCII voxel values: ITK parses them; the size is bounded above
     size = os.path.getsize(data_path)
@@ -435,12 +440,7 @@ def preflight_nrrd(path: str, limit: int) -> None:
     offset = data_offset
     data_path = path
     if source is not None:
-        if source.upper().startswith("LIST") or "%" in source or len(source.split()) > 1:
-            raise ImageIOError(path, f"'data file' {source!r}: data split over several files is not supported")
-        data_path = os.path.join(os.path.dirname(path), source)
-        if not os.path.isfile(data_path):
-            raise ImageIOError(path, f"the data file named by 'data file' ({source!r}) does not exist beside the header")
-        offset = 0
+        data_path, offset = _data_file(path, source, "'data file'"), 0
     for key in ("line skip", "lineskip"):
         if key in h and h[key].strip() != "0":
             raise ImageIOError(path, f"header field {key!r} is not supported")
