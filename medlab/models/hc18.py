@@ -111,6 +111,18 @@ def hc_band(hc_mm) -> np.ndarray:
     ----------
     hc_mm : float or array_like of float
         Head circumferences in mm.
+
+    Returns
+    -------
+    numpy.ndarray of str
+        One band name per value (1-D, also for a scalar); a value of exactly 150 or 250 mm is in
+        the middle band.
+
+    Examples
+    --------
+    >>> from medlab.models import hc_band
+    >>> hc_band([120.0, 150.0, 250.0, 300.0]).tolist()
+    ['<150', '150-250', '150-250', '>250']
     """
     hc = np.atleast_1d(np.asarray(hc_mm, float))
     lo, hi = HC_BANDS_MM
