@@ -20,6 +20,12 @@ def test_notebook(tmp_path):
     for m in r["models"]:
         assert r["test_auc_ci95"][m][0] <= r["test_auc"][m] <= r["test_auc_ci95"][m][1]
     # measured AUC: svm 0.76, random forest 0.85, CNN 0.76 (0.61-0.91)
+    # the closing sentence names the best-ranking model of this run and the models whose CI overlaps it
+    auc, ci = r["test_auc"], r["test_auc_ci95"]
+    best = r["best_auc_model"]
+    assert best == max(auc, key=auc.get)
+    assert r["best_auc_overlaps"] == [m for m in r["models"]
+                                      if m != best and ci[m][0] <= ci[best][1] and ci[best][0] <= ci[m][1]]
     assert min(r["test_auc"].values()) > 0.65
     # thresholds chosen for 90 % sensitivity elsewhere reach at least 80 % here (measured 0.85-1.0)
     assert min(r["test_sensitivity"].values()) >= 0.75
