@@ -181,6 +181,20 @@ def test_vesselness_errors(phantom50):
         vessels.centreline(np.pad(np.ones((1, 1, 1), np.uint8), 3))
 
 
+def test_nearest_point_exact_and_errors():
+    line = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [2, 1, 0]])
+    pts = [[0.4, -3, 0], [1.6, 0, 0], [2.2, 0.9, 5], [0.5, 0, 0], [-7, 0, 0]]
+    # (0.5, 0, 0) lies halfway between the first two points: the tie goes to the lower index
+    assert vessels.nearest_point(pts, line).tolist() == [0, 2, 3, 0, 0]
+    assert vessels.nearest_point(line, line).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="points_mm"):
+        vessels.nearest_point([[0, 0]], line)
+    with pytest.raises(ValueError, match="line_mm"):
+        vessels.nearest_point(pts, np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="line_mm.*non-finite"):
+        vessels.nearest_point(pts, [[0, np.nan, 0]])
+
+
 def test_doctests():
     import doctest
 

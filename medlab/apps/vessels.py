@@ -14,6 +14,8 @@ Images are ``SimpleITK.Image`` or numpy arrays indexed ``(z, y, x)`` with an opt
 :func:`diameter_profile`        equivalent diameter (cross-sectional area perpendicular to the
                                 centreline) or inscribed-sphere diameter, per centreline point
 :func:`stenosis`                percent diameter stenosis of a profile
+:func:`nearest_point`           for each point, the index of the nearest point of another
+                                line (e.g. a measured centreline against the true one)
 =============================== ==============================================================
 
 Examples
@@ -43,7 +45,7 @@ from medlab._image import as_sitk, check_scalar, mask_array, spacing_zyx
 from medlab._options import check_choice, check_positive
 from medlab.segmentation import auto_threshold
 
-__all__ = ["centreline", "diameter_profile", "segment_lumen", "stenosis", "vesselness"]
+__all__ = ["centreline", "diameter_profile", "nearest_point", "segment_lumen", "stenosis", "vesselness"]
 
 _METHODS = ("sitk", "skimage")
 
@@ -366,3 +368,42 @@ def stenosis(profile: dict, *, reference_mm=None) -> dict:
         "min_arc_mm": float(profile["arc_length_mm"][i]),
         "min_point_mm": tuple(float(v) for v in profile["points_mm"][i]),
     }
+
+
+def _points(name: str, value) -> np.ndarray:
+    a = np.asarray(value, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 3 or len(a) == 0:
+        raise ValueError(f"`{name}` must be an (n, 3) array of physical points (x, y, z) in mm with n >= 1, "
+                         f"got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"`{name}` holds a non-finite coordinate")
+    return a
+
+
+def nearest_point(points_mm, line_mm) -> np.ndarray:
+    """For each of ``points_mm``, the index of the nearest point of ``line_mm`` (Euclidean, mm).
+
+    Used to compare a measured centreline with the true one: the true radius at the nearest true
+    centreline point is the truth for each measured diameter. Brute force over all pairs
+    (``len(points_mm) * len(line_mm)`` distances), exact; a tie goes to the lower index.
+
+    Parameters
+    ----------
+    points_mm : array_like, shape (n, 3)
+        Physical points (x, y, z) in mm, e.g. ``diameter_profile(...)["points_mm"]``.
+    line_mm : array_like, shape (m, 3)
+        Physical points (x, y, z) in mm to search, e.g. a phantom's true ``centreline_mm``.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n,)
+        Indices into ``line_mm``.
+
+    Examples
+    --------
+    >>> line = [[0, 0, 0], [1, 0, 0], [2, 0, 0]]
+    >>> nearest_point([[1.9, 0.5, 0], [0.2, 0, -1]], line).tolist()
+    [2, 0]
+    """
+    pts, line = _points("points_mm", points_mm), _points("line_mm", line_mm)
+    return np.argmin(np.linalg.norm(pts[:, None, :] - line[None], axis=2), axis=1)
