@@ -287,9 +287,10 @@ def register(
         ``transform='similarity'`` or ``'affine'`` started from ``init`` (not from landmarks
         or an ``initial_transform``): run ``stages=[rigid, transform]`` with the same options
         (ANTs' rigid -> affine practice; only the rigid stage searches with ``search_mm``).
-        Measured on the 10 sarcoma patients with known affine motions
-        (``benchmarks/results/registration.md``): mean TRE CT/PET 14.3 -> 6.3 mm (2 of 10
-        failed before, none after), CT/MR 8.6 -> 9.2 mm.
+        On the 10 sarcoma patients with known affine motions it removes the CT/PET failures
+        of a direct affine (the ``direct`` columns against medlab's in
+        ``benchmarks/results/registration.md``, which ``benchmarks/bench_registration.py``
+        writes).
     spacing : sequence of float, optional
         Voxel size in mm (array axis order) for numpy inputs.
     progress : None, True or callable
