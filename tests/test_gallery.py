@@ -121,7 +121,19 @@ def project(tmp_path):
 
 
 def _build(p):
-    return gallery.build(p["reports"], nb_root=p["nb_root"], gallery=p["gallery"], readme=p["readme"], root=p["root"])
+    return gallery.build(p["reports"], nb_root=p["nb_root"], gallery=p["gallery"], readme=p["readme"], root=p["root"],
+                         course=p["root"] / "course.md")
+
+
+def test_course_page_run_times_follow_the_gallery(project):
+    course = project["root"] / "course.md"
+    course.write_text("# c\n\n| lesson | notebook | run time |\n|---|---|---|\n"
+                      "| 1 | `tutorials/01_a.ipynb` | 99 s |\n| 2 | `usecases/bad.ipynb` | 7 s |\nend\n")
+    _build(project)
+    text = course.read_text()
+    assert "| 1 | `tutorials/01_a.ipynb` | 12 s |" in text  # ran: the gallery's time
+    assert "| 2 | `usecases/bad.ipynb` | 7 s |" in text  # failed: its time stays
+    assert text.startswith("# c\n") and text.endswith("end\n")
 
 
 def test_build_lists_ok_failed_and_not_run(project):

@@ -360,14 +360,39 @@ def run_reports(report_dir: Path, nb_root: Path, *, interval_s: float = 5.0) -> 
     return info
 
 
+def update_course(course: Path, entries: list[Entry]) -> None:
+    """Set the last cell (run time) of each notebook's row in the course page to the gallery's.
+
+    A row is a table line that names the notebook as ```tutorials/x.ipynb```; rows of notebooks
+    that did not run keep their time. No course page: nothing to do.
+    """
+    if not course.is_file():
+        return
+    times = {e.rel: f"{e.seconds:.0f} s" for e in entries if e.status == "ok" and e.seconds is not None}
+    lines = course.read_text().split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            continue
+        rel = next((r for r in times if f"`{r}`" in line), None)
+        if rel is not None:
+            cells = line.rstrip().rstrip("|").split("|")
+            cells[-1] = f" {times[rel]} "
+            lines[i] = "|".join(cells) + "|"
+    text = "\n".join(lines)
+    if text != course.read_text():
+        course.write_text(text)
+
+
 def build(report_dir: Path, *, nb_root: Path = ROOT / "notebooks", gallery: Path = ROOT / "docs" / "gallery",
-          readme: Path = ROOT / "README.md", root: Path = ROOT) -> list[Entry]:
-    """Pictures and README table from ``report_dir``; returns the rows."""
+          readme: Path = ROOT / "README.md", root: Path = ROOT,
+          course: Path = ROOT / "docs" / "site" / "course.md") -> list[Entry]:
+    """Pictures, README table and the course page's run times from ``report_dir``; returns the rows."""
     entries = collect(nb_root, report_dir)
     write_pictures(entries, gallery, root)
     info_file = report_dir / RUN_INFO
     run_info = json.loads(info_file.read_text()) if info_file.is_file() else None
     update_readme(readme, table(entries, run_info))
+    update_course(course, entries)
     return entries
 
 
@@ -386,7 +411,7 @@ def main(argv=None) -> int:
     entries = build(report_dir)
     counts = {s: sum(e.status == s for e in entries) for s in ("ok", "failed", "not run")}
     print(f"gallery: {len(entries)} notebooks ({counts['ok']} ran, {counts['failed']} failed, "
-          f"{counts['not run']} not run) -> README.md, docs/gallery/")
+          f"{counts['not run']} not run) -> README.md, docs/gallery/, docs/site/course.md")
     for e in entries:
         if e.status != "ok":
             print(f"  {e.rel}: {e.status} {e.error}")
