@@ -244,3 +244,9 @@ def test_figure_choice(project, monkeypatch, index, expected):
     with Image.open(project["gallery"] / "01_a.png") as img:
         centre = img.convert("RGB").getpixel((gallery.WIDTH // 2, gallery.WIDTH // 4))
     assert centre == expected
+
+
+def test_summary_skips_a_bold_run_in_label(tmp_path):
+    path = tmp_path / "usecases" / "x.ipynb"
+    _source(path, "Use case · X", "**Clinical question.** Has the tumour grown since the last visit? More.")
+    assert gallery.summary(path) == ("X", "Has the tumour grown since the last visit?")

@@ -147,7 +147,9 @@ def summary(nb_path: Path) -> tuple[str, str]:
             first = para.lstrip()
             if not first or re.match(r"(#|[-*+] |\d+\. |\||```|<|>)", first):
                 continue  # headings, lists, tables, code, html, quotes
-            sentence = _first_sentence(_plain(" ".join(line.strip() for line in para.splitlines()).strip())).rstrip(":;")
+            joined = " ".join(line.strip() for line in para.splitlines()).strip()
+            joined = re.sub(r"^\*\*[^*]{1,40}[.:]\*\*\s*", "", joined)  # a bold run-in label: "**Clinical question.**"
+            sentence = _first_sentence(_plain(joined)).rstrip(":;")
             break
         if len(sentence) > 220:
             sentence = sentence[:217].rsplit(" ", 1)[0] + "..."
