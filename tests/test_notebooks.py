@@ -46,12 +46,12 @@ def test_notebook_is_committed_clean_with_parameters(path):
     assert "parameters" in code[0].get("metadata", {}).get("tags", []), "first code cell must be tagged `parameters`"
 
 
-#: the longest code line a tutorial may hold: one idea per line, readable beside the prose
+#: the longest code line a notebook may hold: one idea per line, readable beside the prose
 MAX_LINE = 120
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parent.name == "tutorials"], ids=lambda p: p.stem)
-def test_tutorial_code_lines_are_short(path):
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_code_lines_are_short(path):
     cells = json.loads(path.read_text())["cells"]
     long = [(i, len(line)) for i, c in enumerate(cells) if c["cell_type"] == "code"
             for line in "".join(c["source"]).splitlines() if len(line) > MAX_LINE]
