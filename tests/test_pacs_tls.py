@@ -84,10 +84,12 @@ def test_dicomweb_over_https_verifies_the_certificate(https_proxy, orthanc_ct, c
     assert res.retrieved == 60 and len(res.files) == 60
     img = web.retrieve_image(study, series, progress=False)
     assert img.GetSize()[2] == 60
-    # STOW-RS over HTTPS: a copy of one slice under new UIDs
+    # STOW-RS over HTTPS: a copy of one slice under new UIDs, in a study of its own (the CT
+    # study is shared by the session's tests, which count its series)
     ds = pydicom.dcmread(res.files[0])
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
     ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.StudyInstanceUID = pydicom.uid.generate_uid()
     assert web.store(ds, progress=False) == [str(ds.SOPInstanceUID)]
     # an authority that did not sign the proxy's certificate (given, or from the environment)
     for verify in (wrong["ca"], True):
