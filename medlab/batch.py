@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medlab._atomic import atomic_path, clean_stale, write_text
-from medlab._options import check_choice
+from medlab._options import check_choice, require
 from medlab.errors import MedlabError
 
 __all__ = ["run_cohort", "cohort_from_dataset", "read_cohort", "merge_results", "BatchResult", "TASKS"]
@@ -409,7 +409,6 @@ def run_cohort(
         ``computed``, ``skipped`` (already done in an earlier run) and ``failed`` case ids, the
         merged table path and the wall time.
     """
-    from medlab._options import require
 
     distributed = require("distributed", extra="batch", purpose="medlab.batch")
     df = read_cohort(cohort)

@@ -49,6 +49,7 @@ from medlab.metrics import (
     confusion,
     roc_auc_ci,
 )
+from medlab.dedup import linked_groups, near_duplicate_groups
 
 __all__ = [
     "MODELS",
@@ -294,7 +295,6 @@ def image_feature_table(images: Sequence, masks: Sequence | None = None, *, name
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Join two groupings: items sharing a group in ``a`` or in ``b`` end in one group
     (connected components), numbered 0.. in order of first appearance."""
-    from medlab.dedup import linked_groups
 
     pairs = []
     for g in (a, b):
@@ -330,7 +330,6 @@ def leakage_groups(images: Sequence | None = None, *, groups=None, hashes=None, 
         Group id per item, ``0 .. n_groups - 1`` in order of first appearance. Give it to
         :func:`grouped_folds` / :func:`cross_validate` as ``groups``.
     """
-    from medlab.dedup import near_duplicate_groups
 
     if images is None and hashes is None and groups is None:
         raise ValueError("give `images`, `hashes` or `groups`")

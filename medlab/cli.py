@@ -30,6 +30,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from medlab.errors import MedlabError
 
 
 class UsageError(Exception):
@@ -61,7 +62,6 @@ def _writable_folder(path, what: str) -> Path:
 
 
 def _report(args) -> int:
-    from medlab.errors import MedlabError
     from medlab.reports import describe_data, find_notebooks, parse_value, run_all, run_notebook
 
     _writable_folder(args.out, "--out")
@@ -282,7 +282,6 @@ def _one_line(exc: BaseException) -> str:
 def main(argv=None) -> int:
     """Run the command line; return the exit code (0 ok, 1 the job failed, 2 bad usage, 130 stopped)."""
     args = build_parser().parse_args(argv)
-    from medlab.errors import MedlabError
 
     try:
         return args.func(args)

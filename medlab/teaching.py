@@ -11,6 +11,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from medlab._atomic import write_text
 
 __all__ = ["check", "passed", "reset", "student_copy"]
 
@@ -122,7 +123,6 @@ def student_copy(src, dst, *, solutions: bool = False):
     import json
     from pathlib import Path
 
-    from medlab._atomic import write_text
 
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():

@@ -19,6 +19,7 @@ import html
 import math
 
 import numpy as np
+from medlab._options import check_choice
 
 __all__ = ["card", "check_input", "input_domain", "ModelInputWarning"]
 
@@ -247,7 +248,6 @@ def card(model, *, format: str = "markdown") -> str:
     -------
     str
     """
-    from medlab._options import check_choice
 
     check_choice("format", format, ("markdown", "html"))
     parts = []

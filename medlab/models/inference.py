@@ -21,6 +21,7 @@ from medlab._options import check_choice, check_int, check_positive
 from ._backend import keras as _keras
 from .data import _check_size, resample_onto, resample_to, to_array
 from .io import TrainedModel
+from .cards import ModelInputWarning, check_input
 
 __all__ = ["segment", "segment_flips", "classify", "sliding_window", "gaussian_importance", "as_trained", "FLIPS"]
 
@@ -100,7 +101,6 @@ def _check_domain(tm: TrainedModel, items, task=None) -> None:
     training domain; refuse another task (:func:`~medlab.models.cards.check_input`)."""
     import warnings
 
-    from .cards import ModelInputWarning, check_input
 
     for k, item in enumerate(items):
         reasons = check_input(tm, item, task=task)

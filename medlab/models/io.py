@@ -27,6 +27,7 @@ from medlab._atomic import atomic_path, write_text
 from medlab._options import check_choice
 
 from ._backend import keras as _keras
+from .cards import card
 
 __all__ = ["TrainedModel", "save", "load", "pretrained", "list_pretrained", "save_pretrained", "WEIGHTS_DIR"]
 
@@ -90,7 +91,6 @@ class TrainedModel:
 
     def _repr_markdown_(self):
         # a notebook shows the model card when a TrainedModel is displayed
-        from .cards import card
 
         return card(self)
 

@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medlab._atomic import write_bytes
+from medlab._atomic import clean_stale, write_bytes
 from medlab.errors import MedlabError
+from medlab._options import check_choice
 
 LEVELS = ("patient", "study", "series", "instance")
 
@@ -130,7 +131,6 @@ class Retrieval:
 
 
 def check_level(level: str) -> str:
-    from medlab._options import check_choice
 
     return check_choice("level", level, LEVELS)
 
@@ -171,7 +171,6 @@ def instance_path(folder: Path, sop_uid: str) -> Path:
 
 def prepare_folder(folder) -> Path:
     """Create the output folder and remove the temporary files of killed retrievals."""
-    from medlab._atomic import clean_stale
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():

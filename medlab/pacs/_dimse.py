@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from medlab._atomic import write_bytes
 from medlab.pacs import _common as c
 from medlab.pacs._common import PacsError, Retrieval, SearchLevels
+from medlab._options import check_int, check_positive, require
 
 _LEVEL = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "instance": "IMAGE"}
 _UIDS_PER_GET = 200  # SOPInstanceUIDs per C-GET identifier (UID list matching)
@@ -97,7 +98,6 @@ class DimseClient(SearchLevels):
 
     def __init__(self, host: str, port: int, *, called_aet: str = "ANY-SCP", calling_aet: str = "MEDLAB",
                  timeout_s: float = 30.0, tls=None, move_port: int | None = None, move_bind: str = "0.0.0.0"):
-        from medlab._options import check_int, check_positive, require
 
         require("pynetdicom", extra="pacs", purpose="medlab.pacs (DIMSE)")
         self.host = str(host)
@@ -322,7 +322,6 @@ class DimseClient(SearchLevels):
         send raise :class:`PacsError` naming them. ``workers`` associations run in parallel,
         each asking for its share of the instances.
         """
-        from medlab._options import check_int
 
         study_uid, series_uid = c.check_uid("study_uid", study_uid), c.check_uid("series_uid", series_uid)
         workers = check_int("workers", workers, minimum=1)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from medlab.pacs._common import save_dataset
 
 _RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 _COLOURS = [(0, 200, 0), (220, 0, 220), (0, 180, 255), (255, 200, 0), (255, 60, 60), (120, 120, 255)]
@@ -109,7 +110,6 @@ def write_rtstruct(labels, source, path, *, names, interpreted_types=None, color
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     import medlab
-    from medlab.pacs._common import save_dataset
     from medlab.pacs._seg import _as_image, _frames_of, _source_grid, source_datasets
 
     path = Path(path)

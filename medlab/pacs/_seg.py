@@ -12,6 +12,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from medlab.errors import ImageIOError
+from medlab._options import check_choice
+from medlab.pacs._common import save_dataset
 
 ALGORITHM_TYPES = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
 
@@ -185,8 +187,6 @@ def write_seg(segmentation, source, path, *, segments, fractional: bool = False,
     from pydicom.sr.codedict import codes
 
     import medlab
-    from medlab._options import check_choice
-    from medlab.pacs._common import save_dataset
 
     path = Path(path)
     if path.exists() and not overwrite:

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 from medlab.errors import ImageIOError
+from medlab._options import check_choice
+from medlab.pacs._common import save_dataset
 
 # name -> (concept (value, scheme, meaning), derivation or None, UCUM unit (code, meaning))
 MEASUREMENTS = {
@@ -121,7 +123,6 @@ def ibsi_measurements(features, *, intensity_unit: str = "HU", columns=None) -> 
     """
     import pandas as pd
 
-    from medlab._options import check_choice
 
     intensity_unit = check_choice("intensity_unit", intensity_unit, tuple(INTENSITY_UNITS))
     if isinstance(features, pd.DataFrame):
@@ -221,7 +222,6 @@ def write_sr(path, *, seg, source, measurements: dict, series_description: str =
     from pydicom.sr.codedict import codes
 
     import medlab
-    from medlab.pacs._common import save_dataset
     from medlab.pacs._seg import source_datasets
 
     path = Path(path)
@@ -293,7 +293,6 @@ def segment_measurements(labels, image, *, modality: str = "CT") -> dict:
     import SimpleITK as sitk
 
     from medlab import segmentation
-    from medlab._options import check_choice
 
     modality = check_choice("modality", modality.upper(), ("CT", "PT"))
     if isinstance(labels, list | tuple):

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from medlab._atomic import write_bytes
 from medlab.pacs import _common as c
 from medlab.pacs._common import PacsError, Retrieval, SearchLevels
+from medlab._options import check_int, check_positive, require
 
 _DICOM_PART = 'multipart/related; type="application/dicom"'
 
@@ -129,7 +130,6 @@ class DicomWebClient(SearchLevels):
     def __init__(self, url: str, *, username: str | None = None, password: str | None = None,
                  token: str | None = None, timeout_s: float = 30.0, retries: int = 3,
                  backoff_s: float = 0.5, verify=True, cert=None):
-        from medlab._options import check_int, check_positive, require
 
         require("requests", extra="pacs", purpose="medlab.pacs (DICOMweb)")
         self.url, url_user, url_password = _strip_credentials(url)
@@ -321,7 +321,6 @@ class DicomWebClient(SearchLevels):
             or instances it lists are not delivered (``missing``; ``retrieved`` lists what
             is complete in the folder).
         """
-        from medlab._options import check_int
 
         study_uid, series_uid = c.check_uid("study_uid", study_uid), c.check_uid("series_uid", series_uid)
         workers = check_int("workers", workers, minimum=1)

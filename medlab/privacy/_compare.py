@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from medlab.privacy._clean import tag_text
+from medlab.privacy._profile import profile_action
 
 __all__ = ["COMPARE_COLUMNS", "MIN_SEARCH_CHARS", "compare"]
 
@@ -75,8 +77,6 @@ def compare(original, deidentified):
     import pandas as pd
     import pydicom
 
-    from medlab.privacy._clean import tag_text
-    from medlab.privacy._profile import profile_action
 
     paths = []
     for name, p in (("original", original), ("deidentified", deidentified)):

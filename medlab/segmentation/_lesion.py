@@ -12,7 +12,7 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import copy_geometry
+from medlab._image import copy_geometry, mask_array, spacing_zyx
 from medlab._options import check_choice, check_int, check_positive
 
 from ._common import (
@@ -23,11 +23,11 @@ from ._common import (
     seeds_to_sitk,
     view,
 )
-from ._edges import threshold_level_set
-from ._edges import watershed as _watershed
+from ._edges import threshold_level_set, watershed as _watershed
 from ._morphology import closing, component_at, fill_holes, largest_component, opening
 from ._region import _FACE, confidence_connected, local_max
 from ._threshold import check_percent, percent_threshold
+from ._uptake import ImplausibleSegmentationWarning, pet_plausibility
 
 PET_METHODS = ("otsu_box", "percent_suvmax", "suv")
 SEED_RULES = ("max", "interior")
@@ -138,7 +138,6 @@ def seed_from_mask(mask, image=None, *, rule="max", spacing=None) -> tuple[int, 
     """
     from scipy import ndimage as ndi
 
-    from medlab._image import mask_array, spacing_zyx
 
     rule = check_choice("rule", rule, SEED_RULES)
     m = mask_array(mask, mask)
@@ -273,7 +272,6 @@ def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="otsu_box",
         out.CopyInformation(img)
     else:
         out = sitk.BinaryFillhole(sitk.ConnectedThreshold(img, [top, seed], lo_t, hi_t, 1, _FACE), False, 1)
-    from ._uptake import ImplausibleSegmentationWarning, pet_plausibility
 
     verdict = pet_plausibility(img, out, suvmax=suvmax, suvmax_index=top[::-1], box=sl, thresholds=plausibility)
     info["verdict"] = verdict
