@@ -82,6 +82,12 @@ def test_cavity_numpy_input_and_errors():
     assert metrics.dice(later["mask"], res["mask"]) > 0.95
     with pytest.raises(ValueError, match="at least 2 areas"):
         cardiac.cardiac_phases([1.0])
+    # a 3D SimpleITK image is a volume, not a cine: refused, not read as frames along z
+    volume = sitk.GetImageFromArray(cine.astype(np.float32))
+    with pytest.raises(ValueError, match=r"3D SimpleITK image .* a cine is 4D \(x, y, 1, frame\)"):
+        cardiac.segment_cavity(volume, seed_index=(0, *centre))
+    with pytest.raises(ValueError, match="a cine is 4D"):
+        cardiac.echo_grey(volume)
 
 
 def test_stop_from_progress():

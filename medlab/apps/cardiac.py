@@ -53,9 +53,14 @@ def _cine(cine, spacing, *, vector):
     elif cine.GetDimension() == 4:
         img, back = _cine_4d(cine, spacing)
     else:
-        img, back = as_sitk(cine, spacing=spacing, name="cine")
+        # a 3D SimpleITK image is a volume (z is space): taking its slices for frames would be
+        # silently wrong, so only the layout medlab.io.read gives a cine (or a numpy array) is a cine
+        raise ValueError(
+            f"`cine` is a {cine.GetDimension()}D SimpleITK image (size {cine.GetSize()}); a cine is 4D "
+            "(x, y, 1, frame) as medlab.io.read gives it, or a numpy array (frames, y, x) with `spacing`"
+        )
     if img.GetDimension() != 3:
-        raise ValueError(f"`cine` must be 3D (frames along z); got {img.GetDimension()}D")
+        raise ValueError(f"a numpy `cine` must be (frames, y, x[, 3]); got {img.GetDimension()}D")
     if img.GetSize()[2] < 2:
         raise ValueError(f"`cine` must have at least 2 frames (z size); got {img.GetSize()}")
     return img, back, sitk.GetArrayFromImage(img), tuple(img.GetSpacing()[1::-1])
@@ -95,8 +100,8 @@ def echo_grey(cine, *, color="blood", chroma_threshold=40.0, spacing=None):
     Parameters
     ----------
     cine : sitk.Image or (T, Y, X, 3) ndarray
-        RGB cine: 4D (x, y, 1, frame) as read by ``medlab.io.read``, 3D with frames along z,
-        or an array; a scalar cine is returned as float32 unchanged.
+        RGB cine: 4D (x, y, 1, frame) as read by ``medlab.io.read``, or an array (frames
+        along axis 0); a scalar cine is returned as float32 unchanged.
     color : {'blood', 'luminance'}
         What to do with color pixels (``max(R, G, B) - min(R, G, B) > chroma_threshold``):
         color Doppler shows flowing blood, so 'blood' sets them to 0 (the grey level of the
@@ -167,8 +172,8 @@ def segment_cavity(cine, *, seed_index, threshold=None, sigma_mm=0.8, sigma_fram
     Parameters
     ----------
     cine : sitk.Image or (T, Y, X) ndarray
-        Scalar cine (e.g. from :func:`echo_grey`): 4D (x, y, 1, frame), 3D with frames along
-        z, or an array; blood dark.
+        Scalar cine (e.g. from :func:`echo_grey`): 4D (x, y, 1, frame), or an array (frames
+        along axis 0); blood dark.
     seed_index : (t, y, x)
         A pixel inside the cavity as a numpy index of the cine (frame, row, column), like
         every index of a 3D image in medlab. Frame ``t`` is where it was picked: its smoothed
