@@ -94,6 +94,20 @@ _CANVAS_STATE = """(() => { const c = document.querySelector('.medlab-canvas-img
   return { frame: Number(c.dataset.frame), painted: Number(c.dataset.painted || 0), sum }; })()"""
 
 
+def _page_shows_newest_frame(page, state: dict, timeout_s: float = 60.0) -> dict:
+    """Read the kernel's state until the page shows its newest frame; return that state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shown = page.evaluate("Number(document.querySelector('.medlab-canvas-img').dataset.frame)")
+        if shown == state["frame"]:
+            return state
+        assert time.monotonic() < deadline, (
+            f"the page shows frame {shown}; the kernel's newest is {state['frame']} "
+            f"(sent {state['frames_sent']}, acknowledged {state['frames_acked']})")
+        page.wait_for_timeout(500)
+        state = _state(page)
+
+
 def _prompt(page, n: int) -> str:
     return page.evaluate(_PROMPT_JS.format(n=n)).strip()
 
@@ -258,9 +272,11 @@ def _drive(page, lab):
     page.screenshot(path=ARTIFACTS / "2_after_interaction.png")
     canvas.screenshot(path=ARTIFACTS / "3_canvas.png")
     assert state["seeds_index"] == [[z, y, x], [z, 64, 32]]
-    # flow control: the page shows the newest frame the kernel sent, and acknowledged each frame
-    # sent since it opened (the frames of the constructors went out before there was a page)
-    page.wait_for_function(f"Number(document.querySelector('.medlab-canvas-img').dataset.frame) === {state['frame']}")
+    # flow control: the page comes to show the newest frame the kernel sent, and acknowledged each
+    # frame sent since it opened (the frames of the constructors went out before there was a page).
+    # A frame held for the page's acknowledgement goes out after the state above was read, so the
+    # kernel's frame number can still grow: read both until they meet (bounded)
+    state = _page_shows_newest_frame(page, state)
     assert state["frames_acked"] >= state["frames_sent"] - 3, state
     # the page draws what the kernel composes (medlab.display's pixels), window, threshold-free
     # grey, seed region fill and markers included
