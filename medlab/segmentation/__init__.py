@@ -34,6 +34,7 @@ Edge-based
 :func:`fast_marching`                front from seeds with the edge speed
 Morphology and components
 :func:`opening`, :func:`closing`     radius in mm, per-axis voxel radius from the spacing
+:func:`erosion`, :func:`dilation`    shrink or grow a mask by a radius in mm (per axis)
 :func:`fill_holes`                   3D or slice-wise
 :func:`connected_components`         labels sorted by size
 :func:`largest_component`            the largest one
@@ -45,6 +46,7 @@ Lesions from one seed
 :func:`segment_ct_tumour`            CT: HU-range growing in a measured sphere, opening, closing, fill
 :func:`segment_mr_tumour`            MR: confidence connected + threshold level set, or watershed
 :func:`seed_from_mask`               a seed inside a reference mask (SUVmax or most interior voxel)
+:func:`score_methods`                methods x cases from one click each, scored against the reference
 Measurement
 :func:`longest_diameter`             RECIST-style longest in-plane (axial) diameter in mm
 :func:`fit_ellipse`                  ellipse fitted to a 2D outline in mm (partial outlines too)
@@ -65,6 +67,7 @@ from ._edges import (
     threshold_level_set,
     watershed,
 )
+from ._evaluate import score_methods
 from ._lesion import (
     seed_from_mask,
     segment_ct_tumour,
@@ -85,6 +88,8 @@ from ._morphology import (
     closing,
     component_at,
     connected_components,
+    dilation,
+    erosion,
     fill_holes,
     label_statistics,
     largest_component,
@@ -137,6 +142,8 @@ __all__ = [
     # morphology and components (_morphology.py)
     "opening",
     "closing",
+    "erosion",
+    "dilation",
     "fill_holes",
     "connected_components",
     "largest_component",
@@ -148,6 +155,7 @@ __all__ = [
     "segment_ct_tumour",
     "segment_mr_tumour",
     "seed_from_mask",
+    "score_methods",
     # measurement (_measure.py)
     "longest_diameter",
     "Diameter",

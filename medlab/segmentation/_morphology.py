@@ -32,6 +32,51 @@ def _kernel_radius(img: sitk.Image, radius_mm) -> list[int]:
     return list(radius_voxels_from_mm("radius_mm", radius_mm, img.GetSpacing()[::-1])[::-1])
 
 
+def erosion(mask, radius_mm, *, kernel="ball", spacing=None):
+    """Morphological erosion with a physical radius: the mask shrunk by ``radius_mm``.
+
+    A voxel stays inside when the whole structuring element around it is inside: a margin of
+    about ``radius_mm`` is peeled off every boundary (e.g. a measuring region kept away from an
+    organ's edge). The image border counts as inside (ITK's default), so a mask touching it is
+    not eroded from there. Radius per axis as in :func:`opening`; ``radius_mm=(0, 3, 3)`` on a
+    (z, y, x) grid erodes in-plane only.
+
+    Parameters
+    ----------
+    mask : sitk.Image or (M, N[, P]) ndarray
+        Binary mask (nonzero = inside).
+    radius_mm : float or sequence of float
+        Radius in mm, one value or one per axis (array axis order); each axis gets
+        ``round(radius_mm / spacing)`` voxels.
+    kernel : {'ball', 'box', 'cross'}
+        Structuring element shape.
+    spacing : float or sequence of float, optional
+        Voxel size in mm, array axis order, for numpy input.
+
+    Returns
+    -------
+    sitk.Image or ndarray of uint8
+    """
+    shape = _KERNELS[check_choice("kernel", kernel, list(_KERNELS))]
+    img, back = binary_image(mask, spacing)
+    return back(sitk.BinaryErode(img, _kernel_radius(img, radius_mm), shape, 0, 1, True))
+
+
+def dilation(mask, radius_mm, *, kernel="ball", spacing=None):
+    """Morphological dilation with a physical radius: the mask grown by ``radius_mm``.
+
+    A voxel is inside when the structuring element around it touches the mask (e.g. a margin
+    around a tumour). Parameters as in :func:`erosion`.
+
+    Returns
+    -------
+    sitk.Image or ndarray of uint8
+    """
+    shape = _KERNELS[check_choice("kernel", kernel, list(_KERNELS))]
+    img, back = binary_image(mask, spacing)
+    return back(sitk.BinaryDilate(img, _kernel_radius(img, radius_mm), shape, 0, 1, False))
+
+
 def opening(mask, radius_mm, *, kernel="ball", spacing=None):
     """Morphological opening (erosion then dilation) with a physical radius.
 
