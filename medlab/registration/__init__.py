@@ -44,6 +44,7 @@ Known ground truth
 :func:`random_affine`               ... plus scale and shear
 :func:`random_deformation`          seeded smooth, fold-free displacement field
 :func:`registration_scores`         TRE, Dice, folding of a result against the truth
+:func:`known_truth_study`           that recipe over a cohort of aligned pairs, one row per patient
 =================================== ==========================================================
 
 Errors: bad arguments (images of different dimension, no overlap after initialisation) raise
@@ -97,6 +98,7 @@ from ._transforms import (
     read_transform,
     save_transform,
 )
+from ._study import TRUTHS, known_truth_study
 from ._validation import (
     random_affine,
     random_deformation,
@@ -130,6 +132,8 @@ __all__ = [
     "random_affine",
     "random_deformation",
     "registration_scores",
+    "known_truth_study",
+    "TRUTHS",
     "RegistrationError",
     "RegistrationWarning",
     "TRANSFORMS",
