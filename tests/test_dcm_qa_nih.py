@@ -115,3 +115,26 @@ def test_volume_and_range_keep_geometry_and_metadata(case):
     assert meta["slice_timing_s"] == whole["slice_timing_s"]
     with pytest.raises(ValueError, match="`index` must be an integer"):
         mio.volume(image, n)
+
+
+def test_route_and_whole_series_conversion_agree(case, monkeypatch):
+    """GE's classic files are read natively (medlab.io._native); the image, warnings and
+    metadata equal those of dcm2niix's conversion of the whole series. Siemens' mosaics stay
+    with dcm2niix."""
+    from medlab.io import _native
+
+    c, image = case
+    source = mio.volume_metadata(image)["source"]
+    if "Si/" in c.id:
+        assert source.startswith("dcm2niix")
+        return
+    assert source.startswith("medlab voxels, dcm2niix")
+    monkeypatch.setattr(_native, "refusal", lambda layout, modality: "forced for the test")
+    whole = mio.read(c.paths["series"])
+    assert whole.GetPixelID() == image.GetPixelID() and whole.GetSize() == image.GetSize()
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(whole), sitk.GetArrayViewFromImage(image))
+    assert (whole.GetOrigin(), whole.GetSpacing(), whole.GetDirection()) == (
+        image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+    mine, theirs = mio.volume_metadata(image), mio.volume_metadata(whole)
+    mine.pop("source"), theirs.pop("source")
+    assert mine == theirs

@@ -26,8 +26,13 @@ from medlab.io import _scan, _tags
 from medlab.io._header import is_dicom_file
 
 
+_PIXEL_KEYS = {k for _, k, _ in _scan._PIXEL_TABLE} | {"TransferSyntaxUID"}
+
+
 def _fast(path):
-    return _tags.read(str(path), _scan._WANTED, _scan._LAST_TAG, _scan._WANTED_VR)
+    """The scan's values from medlab's reader, less those that only it reads (see _pixel_format)."""
+    out = _tags.read(str(path), _scan._WANTED, _scan._FAST_LAST_TAG, _scan._WANTED_VR)
+    return {k: v for k, v in out.items() if k not in _PIXEL_KEYS}
 
 
 def _slow(path):
@@ -70,6 +75,36 @@ def test_tag_table_matches_pydicom_dictionary():
     for tag, keyword, vr in _scan._TAG_TABLE:
         assert keyword_for_tag(tag) == keyword and dictionary_VR(tag) == vr.decode()
     assert max(t for t, _, _ in _scan._TAG_TABLE) == _scan._LAST_TAG
+    for tag, keyword, vr in _scan._PIXEL_TABLE:  # VR None: any (private, or US/SS, or binary FD)
+        assert tag >> 16 & 1 or (keyword_for_tag(tag) == keyword and (vr is None or dictionary_VR(tag) == vr.decode()))
+    assert _scan._FAST_LAST_TAG == 0x00431039 > _scan._LAST_TAG
+
+
+def test_pixel_format_equals_pydicom_on_real_files():
+    """What the native route (medlab.io._native) decides on is what pydicom reads."""
+    checked = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in _real_files():
+            try:
+                values = _tags.read(str(path), _scan._WANTED, _scan._FAST_LAST_TAG, _scan._WANTED_VR)
+            except _tags.Fallback:
+                continue
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            fmt = _scan._pixel_format(values, [])
+            slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+            assert fmt[:9] == (
+                ds.file_meta.TransferSyntaxUID, ds.get("SamplesPerPixel"), ds.get("PhotometricInterpretation"),
+                ds.get("BitsAllocated"), ds.get("BitsStored"), ds.get("HighBit"), ds.get("PixelRepresentation"),
+                "PixelPaddingValue" in ds, None if slope is None else float(slope),
+            ), path
+            assert fmt.rescale_intercept == (None if intercept is None else float(intercept)), path
+            assert fmt.manufacturer == (str(ds.get("Manufacturer") or "").strip() or None), path
+            b_values = [ds.get(t) for t in (0x0019100C, 0x00431039)]
+            assert fmt.diffusion == ("DiffusionBValue" in ds or any(
+                e is not None and float(e.value[0] if e.VM > 1 else e.value) != 0 for e in b_values)), path
+            checked += 1
+    assert checked >= 280  # as test_same_values_as_pydicom_on_real_files
 
 
 def test_cine_is_known_from_the_scan(tmp_path):

@@ -130,13 +130,20 @@ class Started:
     series filling the folder: :func:`convert` with the same ``folder``); otherwise the
     process is stopped and its folder removed. Use as a context manager: the process never
     outlives the ``with`` block, and its temporary folder is always removed.
+
+    With ``files`` instead of ``folder``, it converts those files only (the sample volumes
+    of :mod:`medlab.io._native`); ``folder`` is then None.
     """
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str | None = None, *, files=None):
         self.folder = folder
         self._tmp = tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-")
         self.out = os.path.join(self._tmp.name, "out")
         os.mkdir(self.out)
+        if files is not None:  # these files only, through links (see _run)
+            folder = os.path.join(self._tmp.name, "in")
+            os.mkdir(folder)
+            _link(files, folder)
         self._log = open(os.path.join(self._tmp.name, "log.txt"), "w+b")  # no pipe to fill up
         try:
             self._proc = subprocess.Popen(_command(folder, self.out), stdout=self._log, stderr=subprocess.STDOUT,
@@ -357,12 +364,27 @@ def convert(
             )
     parts.sort(key=lambda p: (float(p["sidecar"].get("EchoTime") or 0.0), p["name"]))
     for part in parts:
-        part["flipped"] = _flip_to_dicom(part, orientation)
-        if positions is not None:
-            _exact_geometry(part, positions, where, orientation, pixel_spacing)
+        to_dicom_grid(part, where, orientation=orientation, positions=positions, pixel_spacing=pixel_spacing)
+    return assemble(parts, per_volume)
+
+
+def to_dicom_grid(part: dict, where: str, *, orientation, positions, pixel_spacing) -> None:
+    """Put a converted part (see :func:`_load_part`) in DICOM row/column/normal order and, with
+    ``positions``, check its grid against the DICOM geometry and take the DICOM values."""
+    part["flipped"] = _flip_to_dicom(part, orientation)
+    if positions is not None:
+        _exact_geometry(part, positions, where, orientation, pixel_spacing)
+
+
+def assemble(parts: list[dict], per_volume: dict | None = None, *, source: str | None = None) -> sitk.Image:
+    """The 3D or 4D image of converted parts on one grid (after :func:`to_dicom_grid`), their
+    volumes in order, with the per-volume metadata of the parts' sidecars and ``per_volume``."""
+    first = parts[0]
     arr = np.concatenate([p["array"] for p in parts]) if len(parts) > 1 else first["array"]
     n = arr.shape[0]
     meta = _metadata(parts, n)
+    if source is not None:
+        meta["source"] = source
     for key, values in (per_volume or {}).items():
         if values is not None and len(values) == n:
             meta[key] = list(values)

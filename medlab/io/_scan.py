@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from medlab.io._common import DicomWarning
 from medlab.io import _tags
@@ -78,6 +79,31 @@ class FileInfo:
     temporal_position: int | None = None
     pixel_spacing: tuple | None = None  # PixelSpacing (row spacing, column spacing) mm
     cine: bool = False  # multi-frame whose frames are instants (FrameIncrementPointer: FrameTime(Vector))
+    echo_time_ms: float | None = None
+    # how the pixels are stored (for medlab.io._native); None when the header was parsed by pydicom
+    pixel_format: PixelFormat | None = None
+
+
+class PixelFormat(NamedTuple):
+    """How a file's pixels are stored and scaled, and what could make a converter change them.
+
+    Read only by medlab's own header reader (:mod:`medlab.io._tags`); a file that it hands to
+    pydicom has no ``PixelFormat`` and is never read by :mod:`medlab.io._native`.
+    """
+
+    transfer_syntax: str | None
+    samples_per_pixel: int | None
+    photometric: str | None
+    bits_allocated: int | None
+    bits_stored: int | None
+    high_bit: int | None
+    pixel_representation: int | None
+    padding: bool  # PixelPaddingValue present
+    rescale_slope: float | None
+    rescale_intercept: float | None
+    manufacturer: str | None
+    diffusion: bool  # a b-value tag (standard, Siemens or GE) that is present and not plainly 0
+    image_type: tuple
 
 
 @dataclass
@@ -222,8 +248,28 @@ _TAG_TABLE = (
     (0x00280011, "Columns", b"US"),
     (0x00280030, "PixelSpacing", b"DS"),
 )
-_WANTED = {tag: keyword for tag, keyword, _ in _TAG_TABLE}
-_WANTED_VR = {tag: vr for tag, _, vr in _TAG_TABLE}
+# Read by medlab's own reader only (not by the pydicom fallback): how the pixels are stored, for
+# the native route (medlab.io._native). VR None: any VR (private tags, or a VR that varies).
+_PIXEL_TABLE = (
+    (0x00080070, "Manufacturer", b"LO"),
+    (0x00180081, "EchoTime", b"DS"),
+    (0x00189087, "DiffusionBValue", None),  # FD; its presence is what counts
+    (0x0019100C, "SiemensBValue", None),  # Siemens' private B_value (IS)
+    (0x00280002, "SamplesPerPixel", b"US"),
+    (0x00280004, "PhotometricInterpretation", b"CS"),
+    (0x00280100, "BitsAllocated", b"US"),
+    (0x00280101, "BitsStored", b"US"),
+    (0x00280102, "HighBit", b"US"),
+    (0x00280103, "PixelRepresentation", b"US"),
+    (0x00280120, "PixelPaddingValue", None),  # US or SS
+    (0x00281052, "RescaleIntercept", b"DS"),
+    (0x00281053, "RescaleSlope", b"DS"),
+    (0x00431039, "GEBValue", None),  # GE's private slop_int_6..9: b-value first (IS)
+)
+_WANTED = {tag: keyword for tag, keyword, _ in _TAG_TABLE + _PIXEL_TABLE}
+_WANTED_VR = {tag: vr for tag, _, vr in _TAG_TABLE + _PIXEL_TABLE}
+# medlab's reader stops after GE's b-value, before the pixel data
+_FAST_LAST_TAG = max(tag for tag, _, _ in _PIXEL_TABLE)
 # values that differ in every file: not worth caching (and the cache would grow with the files)
 _PER_FILE = frozenset(("ImagePositionPatient", "InstanceNumber", "SOPInstanceUID"))
 
@@ -257,6 +303,34 @@ def _decoded(values: dict, keyword: str) -> str | None:
         names = [c.strip(" \x00") for c in charset.decode("latin-1").split("\\")]
         encodings = convert_encodings([c for c in names if c] or ["ISO_IR 6"])
     return _text(convert_text(raw, encodings))
+
+
+def _zero(value) -> bool:
+    """Whether a b-value tag's (first) value reads as 0."""
+    first = value[0] if isinstance(value, list) else value
+    try:
+        return float(first) == 0.0
+    except (TypeError, ValueError):
+        return False
+
+
+def _pixel_format(v: dict, image_type: list) -> PixelFormat:
+    return PixelFormat(
+        transfer_syntax=v.get("TransferSyntaxUID"),
+        samples_per_pixel=v.get("SamplesPerPixel"),
+        photometric=_text(v.get("PhotometricInterpretation")),
+        bits_allocated=v.get("BitsAllocated"),
+        bits_stored=v.get("BitsStored"),
+        high_bit=v.get("HighBit"),
+        pixel_representation=v.get("PixelRepresentation"),
+        padding="PixelPaddingValue" in v,
+        rescale_slope=_float(v.get("RescaleSlope")) if "RescaleSlope" in v else None,
+        rescale_intercept=_float(v.get("RescaleIntercept")) if "RescaleIntercept" in v else None,
+        manufacturer=_text(v.get("Manufacturer")),
+        # DiffusionBValue is binary (FD): present at all counts; the private ones are text
+        diffusion="DiffusionBValue" in v or any(k in v and not _zero(v[k]) for k in ("SiemensBValue", "GEBValue")),
+        image_type=tuple(image_type),
+    )
 
 
 def _walk(folder: str):
@@ -309,7 +383,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
             if done % 100 == 0 and update(done) is False:
                 raise InterruptedError(f"listing {folder} stopped after {done} files")
             try:  # the plain cases without pydicom (and without a second open of the file)
-                fast = _tags.read(path, _WANTED, _LAST_TAG, _WANTED_VR)
+                fast = _tags.read(path, _WANTED, _FAST_LAST_TAG, _WANTED_VR)
             except Exception:  # noqa: BLE001 - any doubt: is_dicom_file and pydicom decide, as before
                 fast = None
             if fast is None and not is_dicom_file(path):
@@ -350,6 +424,8 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                     temporal_position=_int(v.get("TemporalPositionIdentifier")),
                     pixel_spacing=_floats(v.get("PixelSpacing"), 2),
                     cine=_is_cine(v.get("FrameIncrementPointer")),
+                    echo_time_ms=_float(v.get("EchoTime")),
+                    pixel_format=None if fast is None else _pixel_format(v, image_type),
                 )
             except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken headers
                 warnings.warn(

@@ -10,7 +10,9 @@ route, and nothing about geometry is left to a guess:
   regular MR series goes to dcm2niix like a 4D one (one converter for MR).
 - every slice position repeated the same number of times (fMRI, diffusion, multi-echo,
   multi-phase), Siemens mosaics, several multi-frame files: a **4D image** converted by
-  dcm2niix (:mod:`medlab.io._dcm2niix`), which splits volumes by the vendors' own rules.
+  dcm2niix (:mod:`medlab.io._dcm2niix`), which splits volumes by the vendors' own rules. A
+  plain GE or Siemens series of uncompressed single-slice files (fMRI) has its pixels read by
+  medlab itself, placed as the headers say (:mod:`medlab.io._native`), about twice as fast.
 - a single file: :func:`medlab.io._dicom.read_dicom_file`.
 """
 
@@ -24,7 +26,7 @@ import SimpleITK as sitk
 
 from medlab._image import copy_geometry, to_array
 from medlab.errors import ImageIOError
-from medlab.io import _dcm2niix, _tags
+from medlab.io import _dcm2niix, _native, _tags
 from medlab.io._common import UNIFORM_TOL, DicomWarning, fspath, itk_reason, require_exists, warn_if_nonuniform
 from medlab.io._dicom import check_mosaic_header, is_mosaic, read_dicom_file
 from medlab.io._fields import dataset_metadata
@@ -329,6 +331,7 @@ def read_series(
         _check_declared_bytes(info, layout, folder, max_bytes)
         layout["whole_folder"] = info.whole_folder and len(layout["files"]) == len(info.files)
         layout["started"] = started
+        layout["modality"] = info.modality
         if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
             return read_dicom_file(layout["files"][0], pet_units=pet_units, max_bytes=max_bytes)
         modality = (info.modality or "").upper()
@@ -381,6 +384,15 @@ def _convert(layout: dict, folder: str) -> sitk.Image:
     if positions is not None and len(positions) > 2:
         o = np.asarray(layout["orientation"], float)
         warn_if_nonuniform(np.diff(np.sort(positions @ np.cross(o[:3], o[3:]))), folder, stacklevel=4)
+    if _native.refusal(layout, layout.get("modality")) is None:
+        started = layout.get("started")
+        if started is not None:  # the whole-folder conversion is not needed: stop it
+            started.close()
+            layout["started"] = None
+        image = _native.read(layout, _volume_groups(layout), folder, per_volume=_per_volume_times(layout),
+                             stacklevel=5)  # read < _convert < read_series < read < caller
+        if image is not None:
+            return image
     # the spot check's pixels are read first: while a dcm2niix started early is still running
     expected = _spot_pixels(layout) if positions is not None and not first.mosaic else []
     image = _dcm2niix_convert(layout, folder, first, positions)

@@ -141,7 +141,8 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
     last : int
         Parsing stops at the first top-level tag above this one.
     text_vrs : dict
-        Tag -> VR of each wanted tag (the VR of an implicit VR file); US values are returned
+        Tag -> VR of each wanted tag (the VR of an implicit VR file; None: any VR, the value
+        returned as text, e.g. a private tag or one whose VR varies); US values are returned
         as ints, AT values as a list of tags (ints, group << 16 | element), every other value
         as its text (one str, or a list for several values; None
         when empty). Values of the VRs LO, SH, ST, LT, UT, PN, UC are returned as bytes under
@@ -150,8 +151,8 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
     Returns
     -------
     dict
-        Keyword -> value for the wanted tags present, plus 'MediaStorageSOPClassUID' from
-        the file meta, 'SpecificCharacterSet' (raw bytes) when present and
+        Keyword -> value for the wanted tags present, plus 'MediaStorageSOPClassUID' and
+        'TransferSyntaxUID' from the file meta, 'SpecificCharacterSet' (raw bytes) when present and
         'DirectoryRecordSequence' (True) for a DICOMDIR.
 
     Raises
@@ -234,7 +235,7 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
                     out["SpecificCharacterSet"] = raw
                 else:
                     key, kind = wanted[tag], text_vrs[tag]
-                    if vr is not None and vr != kind:  # e.g. UN, or a vendor's other VR
+                    if kind is not None and vr is not None and vr != kind:  # e.g. UN, or a vendor's other VR
                         raise Fallback(f"{key} stored as {vr!r}")
                     if kind == b"US":
                         out[key] = _U16(raw)[0] if n == 2 else None
@@ -250,4 +251,5 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
             elif tag == 0x00041220:
                 out["DirectoryRecordSequence"] = True
             pos = start + n
+    out["TransferSyntaxUID"] = syntax
     return out

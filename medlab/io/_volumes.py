@@ -87,7 +87,9 @@ def volume_metadata(image: sitk.Image) -> dict:
           seconds; ``phase_encoding_direction``: 'i', 'j' or 'k' (image index axes x, y, z)
           with a trailing '-' when it runs towards lower indices (BIDS notation, in the
           frame of the returned image); ``source``: how the series was assembled
-          ('dcm2niix <version>', 'gdcm' or 'pydicom').
+          ('dcm2niix <version>'; 'medlab voxels, dcm2niix <version> metadata': a classic 4D
+          MR series whose pixels medlab read itself, its metadata converted from its first
+          volumes; 'gdcm' or 'pydicom').
 
     Examples
     --------
