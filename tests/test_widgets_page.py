@@ -27,6 +27,20 @@ def ct():
     return sitk.Cast(sitk.Round(ph.image), sitk.sitkInt16)
 
 
+def page_ranges(c) -> list:
+    """The threshold ranges the page draws: the kernel's, or a linked slider's ends where it
+    moved more than half a step away from them (a drag the kernel has not followed yet)."""
+    out = []
+    for j, (lo, hi) in enumerate(c.thresholds):
+        s = c.threshold_sliders[j] if j < len(c.threshold_sliders) else None
+        if s is not None:
+            tol = 0.5 * s.step * (1 + 1e-9)
+            lo = lo if abs(s.value[0] - lo) <= tol else s.value[0]
+            hi = hi if abs(s.value[1] - hi) <= tol else s.value[1]
+        out.append((lo, hi))
+    return out
+
+
 def page_picture(c) -> np.ndarray:
     """What the page draws from the canvas traits (RGB uint8)."""
     rows, cols = c.shape
@@ -40,13 +54,17 @@ def page_picture(c) -> np.ndarray:
     out = lut[grey].astype(np.float64)
     lay = (np.frombuffer(zlib.decompress(c.layers), np.uint8).reshape(rows, cols, 4) if c.layers
            else np.zeros((rows, cols, 4), np.uint8))
-    a, code = c.fill_alpha, lay[..., 3]
-    blend = lambda sel, rgb: np.floor(out[sel] * (1 - a) + np.asarray(rgb, float) * a + 0.5)  # noqa: E731
-    if len(c.threshold) == 2:
-        with np.errstate(invalid="ignore"):
-            sel = (code == 0) & (v >= c.threshold[0]) & (v <= c.threshold[1])
-        out[sel] = blend(sel, c.threshold_color)
-    fill = (code != 0) & (code != 255)
+    a, code = c.fill_alpha, lay[..., 3].astype(int)
+    blend = lambda sel, rgb: np.floor(base[sel] * (1 - a) + np.asarray(rgb, float) * a + 0.5)  # noqa: E731
+    base = out.copy()
+    top = np.full(v.shape, -1)  # the last threshold overlay holding each pixel
+    with np.errstate(invalid="ignore"):
+        for j, (lo, hi) in enumerate(page_ranges(c)):
+            top[(v >= lo) & (v <= hi)] = j
+    for j, color in enumerate(c.threshold_colors):
+        sel = top == j
+        out[sel] = blend(sel, color)
+    fill = (code != 0) & (code != 255) & (top < code - 1)  # a filled layer above the thresholds there
     out[fill] = blend(fill, lay[fill, :3])
     out[code == 255] = lay[code == 255, :3]
     return out.astype(np.uint8)
@@ -88,7 +106,7 @@ def test_page_draws_layers_threshold_and_colour_map_as_the_kernel(ct):
         th = ThresholdSlider(v, lower=lo + 0.6 * (hi - lo), upper=hi)
         sp = SeedPicker(v, lower=lo, upper=lo + 0.5 * (hi - lo), seeds_index=[(8, 20, 24), (8, 5, 5)])
         v.set_overlay("outline", (sp.region > 0).astype(np.uint8), mode="contour", color=(0, 255, 0))
-        assert v.page_layer() == "threshold" and len(v.canvas.threshold) == 2
+        assert v.page_layers() == ("threshold",) and len(v.canvas.thresholds) == 1
         assert v.canvas.layers  # the region, the outline and the seed markers
         np.testing.assert_array_equal(page_picture(v.canvas), _rgb(v.pixels))
         th.set_range(lo + 0.3 * (hi - lo), hi)
@@ -98,27 +116,72 @@ def test_page_draws_layers_threshold_and_colour_map_as_the_kernel(ct):
 def test_threshold_changes_send_no_picture_and_the_slider_is_linked_in_the_page(ct):
     v = SliceViewer(ct, window=400, level=40)
     th = ThresholdSlider(v, lower=100, upper=300)
-    link = th._link  # a link in the page: the slider's value sets the page's overlay directly
-    assert type(link).__name__ == "DirectionalLink"
-    assert link.source == (th._slider, "value") and link.target == (v.canvas, "threshold")
-    _ack(v.canvas)
-    sent = v.canvas.frames_sent
+    c = v.canvas
+    assert c.threshold_sliders == [th._slider]  # the page reads the slider's value itself
+    _ack(c)
+    sent = c.frames_sent
     th.set_range(50, 250)  # from the kernel (code, Otsu): the page's overlay follows
-    assert v.canvas.frames_sent == sent and v.canvas.threshold == [50.0, 250.0]
+    assert c.frames_sent == sent and c.thresholds == [[50.0, 250.0]]
     assert th.statistics["voxels"] == int(((sitk.GetArrayFromImage(ct) >= 50) & (sitk.GetArrayFromImage(ct) <= 250)).sum())
-    # a slider drag: the page shows the slider's newest value (the link) and the kernel's
-    # throttled, older range must not be sent back over it
-    v.canvas.set_state({"threshold": [70.0, 250.0]})  # the link, in the page
-    th._slider.value = (60.0, 250.0)  # an older slider value reaches the kernel
-    assert th.range == (60.0, 250.0) and v.canvas.threshold == [70.0, 250.0]
-    # a step-snapped echo of a range the kernel set is replaced by the exact range
+    assert page_ranges(c) == [(50.0, 250.0)]
+    np.testing.assert_array_equal(page_picture(c), _rgb(v.pixels))
+    # a step-snapped echo of an exact kernel range: the page draws the exact range
     th.set_range(80.4, 250.0)
-    v.canvas.set_state({"threshold": [80.0, 250.0]})
-    assert v.canvas.threshold == [80.4, 250.0]
-    # a filled layer over it (a seed region) still needs pictures; removing the threshold
-    # layer clears the page's overlay
+    th._slider.set_state({"value": [80.0, 250.0]})  # the page's slider snaps it to its step
+    assert th.range == (80.4, 250.0) and page_ranges(c) == [(80.4, 250.0)]
+    # a slider drag the kernel has not followed yet: the page draws the slider's moved end
+    th._slider.unobserve(th._on_slider, names="value")  # the kernel has not seen it yet
+    th._slider.value = (120.0, 250.0)  # the page's slider model, mid-drag
+    assert c.thresholds == [[80.4, 250.0]] and page_ranges(c) == [(120.0, 250.0)]
+    th._slider.observe(th._on_slider, names="value")
+    # removing the threshold layer clears the page's overlay
     v.remove_layer("threshold")
-    assert v.page_layer() is None and v.canvas.threshold == []
+    assert v.page_layers() == () and c.thresholds == [] and c.threshold_sliders == []
+
+
+def test_two_threshold_sliders_are_drawn_by_the_page_as_the_kernel_draws_them(ct):
+    """Several threshold overlays, each in its colour, and filled layers before and after them:
+    the page's picture is the kernel's ``compose`` (``medlab.display.render``'s last-layer-on-top
+    blend) pixel for pixel, after every change."""
+    arr = sitk.GetArrayFromImage(ct)
+    v = SliceViewer(ct, window=400, level=40)
+    early = np.zeros(arr.shape, np.uint8)
+    early[:, 8:20, 5:25] = 1  # a filled layer added before the thresholds (lung and tissue)
+    v.set_overlay("early", early, color=(0, 200, 0))
+    bone = ThresholdSlider(v, lower=0, upper=800, color=(255, 64, 64), layer="bone")
+    soft = ThresholdSlider(v, lower=-950, upper=60, color=(40, 120, 255), layer="soft")
+    late = np.zeros(arr.shape, np.uint8)
+    late[:, 26:34, 18:30] = 1  # and one after them (bone and tissue)
+    v.set_overlay("late", late, color=(255, 220, 0))
+    c = v.canvas
+    assert v.page_layers() == ("bone", "soft")
+    assert c.threshold_colors == [[255, 64, 64], [40, 120, 255]]
+    assert c.threshold_sliders == [bone._slider, soft._slider]
+    pic = page_picture(c)
+    np.testing.assert_array_equal(pic, _rgb(v.pixels))
+    # the slice has pixels of each case: bone only, both ranges (the later, soft, on top), and
+    # each range under and over a filled layer
+    sl, free = arr[8], (early[8] == 0) & (late[8] == 0)
+    in_bone, in_soft = (sl >= bone.lower) & (sl <= bone.upper), (sl >= soft.lower) & (sl <= soft.upper)
+    cases = (in_bone & ~in_soft & free, in_bone & in_soft & free, in_soft & (early[8] > 0), in_bone & (late[8] > 0))
+    for case in cases:
+        assert case.any()
+    both = in_bone & in_soft & free
+    want = np.floor(0.6 * medlab.display.to_uint8(sl, 400, 40)[both][:, None] + 0.4 * np.array([40, 120, 255]) + 0.5)
+    np.testing.assert_array_equal(pic[both], want.astype(np.uint8))
+    _ack(c)
+    sent = c.frames_sent
+    soft.set_range(-1000, 40)
+    bone.set_range(20, 800)
+    assert c.frames_sent == sent  # ranges only: no new picture from the kernel
+    np.testing.assert_array_equal(page_picture(c), _rgb(v.pixels))
+    for idx, axis in ((0, "axial"), (15, "axial"), (20, "coronal")):
+        v.set_slice(idx, axis)
+        _ack(c)  # the page drew the new slice
+        np.testing.assert_array_equal(page_picture(c), _rgb(v.pixels))
+    v.remove_layer("bone")
+    assert v.page_layers() == ("soft",) and len(c.thresholds) == 1
+    np.testing.assert_array_equal(page_picture(c), _rgb(v.pixels))
 
 
 def test_a_window_drag_drawn_by_the_page_reaches_the_state(ct):
@@ -141,7 +204,7 @@ def test_kernel_rendering_and_images_beyond_float32(ct):
     v = SliceViewer(ct, window=400, level=40, rendering="kernel")
     assert v.canvas.rendering == "kernel" and v.canvas.raw == b"" and v.canvas.png
     ThresholdSlider(v, lower=100, upper=300)
-    assert v.page_layer() is None and v.canvas.threshold == [] and v.canvas.drag_action == "events"
+    assert v.page_layers() == () and v.canvas.thresholds == [] and v.canvas.drag_action == "events"
     huge = np.zeros((4, 8, 8))
     huge[0, 0, 0] = 1e300
     assert SliceViewer(huge).rendering == "kernel"  # the page holds float32 intensities

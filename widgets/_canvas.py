@@ -2,7 +2,7 @@
 
 The kernel sends a picture (PNG, made by :func:`medlab.display.encode`) and view settings, or
 (``rendering='page'``) the slice's intensities once per slice, and the page applies the window,
-the colour map and a threshold overlay itself (a window drag on the picture or a threshold
+the colour map and threshold overlays itself (a window drag on the picture or a threshold
 slider then redraws with no kernel round trip; the kernel's state follows). The browser decodes
 a picture off the main thread (``createImageBitmap``), draws it on a ``<canvas>``,
 applies zoom and pan itself (a CSS transform, no kernel round trip), and sends mouse events
@@ -40,14 +40,16 @@ import time
 from collections.abc import Callable
 
 import anywidget
+import ipywidgets as widgets
 import traitlets as t
 
-__all__ = ["ImageCanvas", "EVENTS", "ACK_TIMEOUT_S", "RENDERINGS"]
+__all__ = ["ImageCanvas", "EVENTS", "ACK_TIMEOUT_S", "RENDERINGS", "MAX_THRESHOLDS"]
 
 EVENTS = ("click", "drag", "wheel", "move", "leave")
 RENDERINGS = ("page", "kernel")
 RAW_DTYPES = ("int8", "uint8", "int16", "uint16", "float32")
 ACK_TIMEOUT_S = 1.0
+MAX_THRESHOLDS = 8  # threshold overlays the page draws (a kernel layer's code 1 + k < 255)
 STREAM_S = 0.25  # a frame sent within this time of the previous one is part of a stream
 
 _ESM = r"""
@@ -112,16 +114,28 @@ function render({ model, el }) {
     img.style.transform = `translate(${tx}px, ${ty}px) scale(${v.zoom})`;
   }
   // Page rendering (rendering "page"): the kernel sends the slice's intensities once per slice
-  // (``raw``) and its other layers as an RGBA picture (``layers``, deflated; alpha 1 = a fill
-  // blended with ``fill_alpha``, 255 = opaque); window/level, the colour map and the threshold
-  // overlay are applied here, so a window drag or a threshold slider needs no kernel round trip.
+  // (``raw``) and its other layers as an RGBA picture (``layers``, deflated; alpha 0 = none,
+  // 255 = opaque, 1 + k = a fill blended with ``fill_alpha`` that lies above the first k
+  // threshold overlays); window/level, the colour map and the threshold overlays are applied
+  // here, so a window drag or a threshold slider needs no kernel round trip. An integer slice
+  // is drawn through a table of the colour of every intensity in the slice's range (window,
+  // colour map and thresholds folded in), rebuilt when one of them changes: a drag costs one
+  // table lookup per pixel.
   const INT_TYPES = { int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array };
+  const LITTLE = new Uint8Array(new Uint32Array([0x01020304]).buffer)[0] === 4;
+  const pack = LITTLE ? (r, g, b) => (r | (g << 8) | (b << 16) | 0xff000000) >>> 0
+                      : (r, g, b) => ((r << 24) | (g << 16) | (b << 8) | 255) >>> 0;
   let rawArr = null;    // the slice's intensities (a typed array, row-major)
+  let rawMin = 0, rawMax = -1;  // their range (integer slices)
   let layerArr = null;  // the layers, RGBA bytes, or null
-  let table = null, tableKey = null;  // grey value of every integer intensity
-  let pixels = null;    // ImageData of the picture
+  let layerIdx = null;  // the pixels the layers cover (code != 0)
+  let table = null, tableKey = null;  // packed RGBA of every intensity in [rawMin, rawMax]
+  let lutVersion = 0;
+  let pixels = null, pixels32 = null;  // ImageData of the picture, and its pixels as uint32
   let wlLocal = null;   // {w, l} of a window drag on the page, until it ends
   let painting = false;
+  const sliders = [];   // the range sliders' models, one per threshold overlay (or null)
+  let slidersKey = null;
   function bytesOf(d) {
     return new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
   }
@@ -135,6 +149,53 @@ function render({ model, el }) {
   async function inflate(d) {
     const stream = new Blob([bytesOf(d)]).stream().pipeThrough(new DecompressionStream("deflate"));
     return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+  function scan() {  // once per frame: the slice's integer range and the layers' pixels
+    rawMin = 0; rawMax = -1;
+    if (rawArr && INT_TYPES[model.get("raw_dtype")]) {
+      let lo = Infinity, hi = -Infinity;
+      for (let i = 0; i < rawArr.length; i++) { const v = rawArr[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+      rawMin = lo; rawMax = hi;
+    }
+    layerIdx = null;
+    if (layerArr && rawArr && layerArr.length === 4 * rawArr.length) {
+      let k = 0;
+      for (let j = 3; j < layerArr.length; j += 4) if (layerArr[j] !== 0) k++;
+      layerIdx = new Uint32Array(k);
+      k = 0;
+      for (let j = 3, i = 0; j < layerArr.length; j += 4, i++) if (layerArr[j] !== 0) layerIdx[k++] = i;
+    }
+    tableKey = null;
+  }
+  async function linkSliders() {  // the models of the sliders that set the threshold ranges
+    const refs = model.get("threshold_sliders") || [];
+    const key = JSON.stringify(refs);
+    if (key === slidersKey) return;
+    slidersKey = key;
+    for (const s of sliders) if (s) s.off("change:value", paintSoon);
+    sliders.length = 0;
+    const got = await Promise.all(refs.map(async (r) => {
+      if (typeof r !== "string" || !r.startsWith("IPY_MODEL_")) return null;
+      try { return await model.widget_manager.get_model(r.slice("IPY_MODEL_".length)); }
+      catch (err) { console.error("medlab canvas: no slider model", r, err); return null; }
+    }));
+    if (key !== slidersKey || !alive) return;
+    for (const m of got) { sliders.push(m); if (m) m.on("change:value", paintSoon); }
+    paintSoon();
+  }
+  function ranges() {
+    // the kernel's exact ranges; where a slider has moved away from its range (more than half
+    // a step: not the slider's snapped echo of it), the page draws the slider's ends at once
+    const ks = model.get("thresholds") || [];
+    return ks.map((k, j) => {
+      const s = sliders[j];
+      const v = s ? s.get("value") : null;
+      if (!v || v.length !== 2) return k;
+      const tol = 0.5 * (s.get("step") || 0) * (1 + 1e-9);
+      const lo = Math.abs(v[0] - k[0]) <= tol ? k[0] : v[0];
+      const hi = Math.abs(v[1] - k[1]) <= tol ? k[1] : v[1];
+      return [lo, hi];
+    });
   }
   function currentWL() {
     return wlLocal || { w: model.get("window"), l: model.get("level") };
@@ -152,51 +213,59 @@ function render({ model, el }) {
       u = u < 0 ? 0 : (u > 1 ? 1 : u);
       return Math.floor(u * 255 + 0.5);
     };
-    const dtype = model.get("raw_dtype");
-    let tab = null, off = 0;
-    if (INT_TYPES[dtype]) {
-      const bits = dtype.endsWith("8") ? 8 : 16;
-      off = dtype.startsWith("u") ? 0 : -(1 << (bits - 1));
-      const key = dtype + ":" + low + ":" + high;
-      if (tableKey !== key) {
-        table = new Uint8Array(1 << bits);
-        for (let i = 0; i < table.length; i++) table[i] = grey(i + off);
-        tableKey = key;
-      }
-      tab = table;
-    }
     const lutView = model.get("lut");
     const cm = lutView && lutView.byteLength === 768 ? bytesOf(lutView) : null;
-    const th = model.get("threshold") || [];
-    const thOn = th.length === 2;
-    const tlo = thOn ? th[0] : 0, thi = thOn ? th[1] : 0;
-    const tc = model.get("threshold_color") || [255, 64, 64];
+    const rs = ranges();
+    const tcs = model.get("threshold_colors") || [];
     const a = model.get("fill_alpha"), b = 1 - a;
-    const lay = layerArr && layerArr.length === 4 * n ? layerArr : null;
+    const blend = (x, c) => Math.floor(x * b + c * a + 0.5);
+    const top = (v) => {  // the last threshold overlay holding v (it is drawn over the others)
+      let j = -1;
+      for (let q = 0; q < rs.length; q++) if (v >= rs[q][0] && v <= rs[q][1]) j = q;
+      return j;
+    };
+    const colour = (v, withThresholds) => {  // packed RGBA of intensity v
+      const g = grey(v);
+      let r = g, gg = g, bb = g;
+      if (cm) { r = cm[3 * g]; gg = cm[3 * g + 1]; bb = cm[3 * g + 2]; }
+      const j = withThresholds ? top(v) : -1;
+      if (j >= 0) {
+        const c = tcs[j] || [255, 64, 64];
+        r = blend(r, c[0]); gg = blend(gg, c[1]); bb = blend(bb, c[2]);
+      }
+      return pack(r, gg, bb);
+    };
     if (img.width !== cols || img.height !== rows || !pixels) {
       img.width = cols;
       img.height = rows;
       pixels = ctx.createImageData(cols, rows);
+      pixels32 = new Uint32Array(pixels.data.buffer);
     }
-    const out = pixels.data;
-    for (let i = 0, j = 0; i < n; i++, j += 4) {
-      const v = rawArr[i];
-      const g = tab ? tab[v - off] : grey(v);
-      let r = g, gg = g, bb = g;
-      if (cm) { r = cm[3 * g]; gg = cm[3 * g + 1]; bb = cm[3 * g + 2]; }
-      const code = lay ? lay[j + 3] : 0;
-      if (code === 255) {
-        r = lay[j]; gg = lay[j + 1]; bb = lay[j + 2];
-      } else if (code !== 0) {  // a filled label (medlab.display.render's blend)
-        r = Math.floor(r * b + lay[j] * a + 0.5);
-        gg = Math.floor(gg * b + lay[j + 1] * a + 0.5);
-        bb = Math.floor(bb * b + lay[j + 2] * a + 0.5);
-      } else if (thOn && v >= tlo && v <= thi) {
-        r = Math.floor(r * b + tc[0] * a + 0.5);
-        gg = Math.floor(gg * b + tc[1] * a + 0.5);
-        bb = Math.floor(bb * b + tc[2] * a + 0.5);
+    const out = pixels32;
+    if (rawMax >= rawMin) {  // an integer slice: one table lookup per pixel
+      const key = [low, high, lutVersion, a, rawMin, rawMax, JSON.stringify(rs), JSON.stringify(tcs)].join("|");
+      if (tableKey !== key) {
+        table = new Uint32Array(rawMax - rawMin + 1);
+        for (let v = rawMin; v <= rawMax; v++) table[v - rawMin] = colour(v, true);
+        tableKey = key;
       }
-      out[j] = r; out[j + 1] = gg; out[j + 2] = bb; out[j + 3] = 255;
+      const tab = table, off = rawMin, raw = rawArr;
+      for (let i = 0; i < n; i++) out[i] = tab[raw[i] - off];
+    } else {
+      for (let i = 0; i < n; i++) out[i] = colour(rawArr[i], true);
+    }
+    if (layerIdx) {  // the kernel's layers, over the thresholds that lie below them
+      const lay = layerArr;
+      for (let q = 0; q < layerIdx.length; q++) {
+        const i = layerIdx[q], j = 4 * i, code = lay[j + 3];
+        if (code === 255) { out[i] = pack(lay[j], lay[j + 1], lay[j + 2]); continue; }
+        const v = rawArr[i];
+        if (top(v) >= code - 1) continue;  // a threshold overlay above this layer
+        const c = colour(v, false);
+        const r = LITTLE ? c & 255 : c >>> 24, gg = LITTLE ? (c >>> 8) & 255 : (c >>> 16) & 255;
+        const bb = LITTLE ? (c >>> 16) & 255 : (c >>> 8) & 255;
+        out[i] = pack(blend(r, lay[j]), blend(gg, lay[j + 1]), blend(bb, lay[j + 2]));
+      }
     }
     ctx.putImageData(pixels, 0, 0);
     img.dataset.painted = String((Number(img.dataset.painted) || 0) + 1);
@@ -231,6 +300,7 @@ function render({ model, el }) {
           if (!alive) return;
           rawArr = raw;
           layerArr = layers;
+          scan();
           if (rawArr) {
             paint();
             img.dataset.frame = String(frame);
@@ -399,15 +469,21 @@ function render({ model, el }) {
   model.on("change:frame", drawFrame);
   model.on("change:orientation", orient);
   orient();
-  for (const name of ["window", "level", "threshold", "threshold_color", "fill_alpha", "lut"]) {
+  model.on("change:lut", () => { lutVersion++; });
+  for (const name of ["window", "level", "thresholds", "threshold_colors", "fill_alpha", "lut"]) {
     model.on("change:" + name, paintSoon);
   }
+  model.on("change:threshold_sliders", linkSliders);
+  linkSliders();
   for (const name of ["shape", "aspect", "display_width", "zoom", "center"]) {
     model.on("change:" + name, layout);
   }
   layout();
   drawFrame();
-  return () => { alive = false; };
+  return () => {
+    alive = false;
+    for (const s of sliders) if (s) s.off("change:value", paintSoon);
+  };
 }
 export default { render };
 """
@@ -459,7 +535,7 @@ class ImageCanvas(anywidget.AnyWidget):
         Who turns intensities into a picture. ``'kernel'``: the kernel sends finished pictures
         (``png``). ``'page'``: the kernel sends the slice's intensities (``raw``, once per
         slice) and its other layers (``layers``); the page applies ``window``/``level``,
-        ``lut`` and the ``threshold`` overlay itself, so changing them needs no kernel round
+        ``lut`` and the ``thresholds`` overlays itself, so changing them needs no kernel round
         trip (:class:`~medlab.widgets.SliceViewer` chooses; see its ``rendering``).
     png : bytes
         The picture (``mime``), one picture pixel per slice pixel; set it with :meth:`show`.
@@ -467,18 +543,25 @@ class ImageCanvas(anywidget.AnyWidget):
         Page rendering: the slice's intensities, row-major, little-endian ``raw_dtype``.
     layers : bytes
         Page rendering: the overlays drawn by the kernel as RGBA bytes, zlib-deflated (empty:
-        none); alpha 0 is no layer, 1 a filled label blended with ``fill_alpha``, 255 opaque
-        (outlines, markers).
+        none); alpha 0 is no layer, ``1 + k`` a filled label blended with ``fill_alpha`` that
+        lies above the first ``k`` threshold overlays (``thresholds``), 255 opaque (outlines,
+        markers).
     window, level : float
         Page rendering: the display window, intensity units (the page sets them during a
         window drag, at most every 0.1 s and at its end; the viewer follows).
     lut : bytes
         Page rendering: a colour map, 256 RGB triplets indexed by grey value (empty: grey).
     fill_alpha : float
-        Opacity of filled labels and of the threshold overlay.
-    threshold : [] or [float, float]
-        Page rendering: an overlay of ``lower <= intensity <= upper`` in ``threshold_color``,
-        drawn under the kernel's layers (they replace it where they have a label).
+        Opacity of filled labels and of the threshold overlays.
+    thresholds : list of [float, float]
+        Page rendering: threshold overlays, each ``lower <= intensity <= upper`` in its colour
+        (``threshold_colors``, RGB); where several hold a pixel, the last one is drawn. A
+        kernel layer (``layers``) with code ``1 + k`` lies above the first ``k`` of them.
+    threshold_sliders : list of (range slider or None)
+        Page rendering: one per threshold overlay, the slider that sets its range; while a
+        slider's value is away from its range by more than half its ``step`` (a drag in
+        progress, not the slider's snapped echo of the kernel's range), the page draws the
+        slider's ends at once, before the kernel's range follows.
     orientation : [str, str, str, str] or []
         Patient directions shown at the picture's top, bottom, left and right edges (e.g.
         ``['A', 'P', 'R', 'L']``); empty: none.
@@ -528,8 +611,10 @@ class ImageCanvas(anywidget.AnyWidget):
     level = t.Float(0.0).tag(sync=True)
     lut = t.Bytes(b"").tag(sync=True)
     fill_alpha = t.Float(0.4).tag(sync=True)
-    threshold = t.List(t.Float(), default_value=[], maxlen=2).tag(sync=True)
-    threshold_color = t.List(t.Int(), default_value=[255, 64, 64], minlen=3, maxlen=3).tag(sync=True)
+    thresholds = t.List(t.List(t.Float(), minlen=2, maxlen=2), maxlen=MAX_THRESHOLDS).tag(sync=True)
+    threshold_colors = t.List(t.List(t.Int(), minlen=3, maxlen=3), maxlen=MAX_THRESHOLDS).tag(sync=True)
+    threshold_sliders = t.List(t.Instance(widgets.Widget, allow_none=True), maxlen=MAX_THRESHOLDS).tag(
+        sync=True, **widgets.widget_serialization)
     drag_action = t.Enum(("events", "window"), default_value="events").tag(sync=True)
     drag_sensitivity = t.Float(1.0).tag(sync=True)
     drag_window_min = t.Float(1e-6).tag(sync=True)

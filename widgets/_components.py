@@ -350,7 +350,6 @@ class ThresholdSlider(_Component):
         self._classes = widgets.BoundedIntText(value=_classes(classes), min=2, max=MAX_OTSU_CLASSES,
                                                description="classes", layout=widgets.Layout(width="150px"))
         self._live = Throttle(self._apply_slider)
-        self._sliding = False  # the range comes from the slider (the page shows it already)
         self._otsu = widgets.Button(description="Otsu", tooltip="lower = Otsu threshold, upper = max")
         self._multi = widgets.Button(description="multi-Otsu", tooltip="the brightest multi-Otsu class")
         self._info = widgets.HTML()
@@ -359,11 +358,9 @@ class ThresholdSlider(_Component):
         self._update()
         self.observe(self._on_state, names="range")
         self._slider.observe(self._on_slider, names="value")
-        self._link = None
-        if v.page_layer() == self._layer:
-            # the page redraws the overlay from the slider's value with no kernel round trip
-            self._link = widgets.jsdlink((self._slider, "value"), (v.canvas, "threshold"))
-            v.canvas.observe(self._on_page_threshold, names="threshold")
+        # page rendering: the page redraws the overlay from the slider's value with no kernel
+        # round trip while the handle moves
+        v.link_range_slider(self._layer, self._slider)
         self._otsu.on_click(lambda _b: self.apply_otsu())
         self._multi.on_click(lambda _b: self.apply_multi_otsu())
         self._layout(owned, [self._slider, widgets.HBox([self._otsu, self._multi, self._classes]), self._info])
@@ -411,19 +408,7 @@ class ThresholdSlider(_Component):
 
     def _apply_slider(self):
         if _moved(self._slider.value, self.range, self._step):
-            self._sliding = True
-            try:
-                self.set_range(*_snap_merge(self._slider.value, self.range, self._step))
-            finally:
-                self._sliding = False
-
-    def _on_page_threshold(self, change):
-        """The slider's step-snapped echo of a range the kernel set reached the page's overlay
-        (through the link): show the exact range again."""
-        new = change["new"]
-        if (len(new) == 2 and tuple(new) != self.range and self.viewer.page_layer() == self._layer
-                and not _moved(new, self.range, self._step)):
-            self.viewer.canvas.threshold = list(self.range)
+            self.set_range(*_snap_merge(self._slider.value, self.range, self._step))
 
     def _on_state(self, _change):
         self._update()
@@ -443,13 +428,7 @@ class ThresholdSlider(_Component):
         self._info.value = (f"<b>{_size_text(self.statistics)}</b> &nbsp; "
                             f"({self.statistics['voxels']} {_count_word(v)} in "
                             f"[{self.lower:.4g}, {self.upper:.4g}] {html.escape(v.unit)})")
-        # during a slider drag the page shows the slider's newest value already (the link): an
-        # older range sent from here would make the overlay jump back
-        v._page_range_from_page = self._sliding
-        try:
-            v.set_overlay(self._layer, self.mask, mode="fill", color=self._color, page_range=self.range)
-        finally:
-            v._page_range_from_page = False
+        v.set_overlay(self._layer, self.mask, mode="fill", color=self._color, page_range=self.range)
 
 
 class SeedPicker(_Component):

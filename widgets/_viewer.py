@@ -39,7 +39,7 @@ import medlab.io
 from medlab._image import as_sitk, check_scalar
 from medlab._options import check_choice
 
-from ._canvas import RENDERINGS, ImageCanvas
+from ._canvas import MAX_THRESHOLDS, RENDERINGS, ImageCanvas
 
 __all__ = ["SliceViewer", "Panel", "StaticPNG"]
 
@@ -194,8 +194,7 @@ class SliceViewer(StaticPNG, widgets.VBox):
         picture (PNG). Both draw the same pixels as :meth:`compose` (8- and 16-bit integer
         slices reach the page as they are; other types as float32, so a grey level can differ
         by one where float32 rounds a value). Float images with values beyond float32's range
-        always use ``'kernel'``. Known difference: where a filled layer added before the
-        threshold layer overlaps it, the page shows that layer (the kernel: the threshold).
+        always use ``'kernel'``.
 
     Attributes
     ----------
@@ -278,7 +277,7 @@ class SliceViewer(StaticPNG, widgets.VBox):
         self._pixels: np.ndarray | None = None  # composed lazily: None = stale
         self._png: bytes | None = None
         self._raw_cache = None  # (key, dtype, bytes) of the slice sent to the page
-        self._page_range_from_page = False  # a ThresholdSlider's drag: the page has the range
+        self._range_sliders: dict[str, widgets.Widget] = {}  # layer name: the slider setting its range
 
         if window is None and level is None and preset in (None, "auto") and not _has_spread(self.array):
             # nothing to compute a percentile window from (all NaN, constant): a unit window
@@ -546,9 +545,9 @@ class SliceViewer(StaticPNG, widgets.VBox):
             One colour for all labels; default ``medlab.display``'s label palette.
         page_range : (float, float), optional
             ``(lower, upper)`` when ``labels`` is exactly ``lower <= image <= upper`` (a
-            threshold, intensity units): with page rendering the browser then draws this filled
-            layer from the intensities itself (:meth:`page_layer`; the first such layer), and
-            a change of the range needs no new picture from the kernel.
+            threshold, intensity units): with page rendering and a ``color``, the browser then
+            draws this filled layer from the intensities itself (:meth:`page_layers`), and a
+            change of the range needs no new picture from the kernel.
         """
         if labels is None:
             self.remove_layer(name)
@@ -566,15 +565,14 @@ class SliceViewer(StaticPNG, widgets.VBox):
             visible=bool(visible),
             page_range=page_range,
         )
-        was = self.page_layer()
+        was = self.page_layers()
         old = self._layers.get(name)
         self._layers[name] = layer
         self._slice_cache.pop(("layer", name), None)
-        now = self.page_layer()
-        if (was is not None or now is not None) and not (
-                self._page_range_from_page and name == now == was and old.color == layer.color):
+        now = self.page_layers()
+        if was or now:
             self._push_threshold()
-        if name == now == was and old.color == layer.color:
+        if name in now and was == now and old.color == layer.color:
             # the page draws this layer from the intensities: no new picture to send
             self._pixels = self._png = None
             return
@@ -707,27 +705,45 @@ class SliceViewer(StaticPNG, widgets.VBox):
             with c.hold_sync():
                 c.window, c.level = self.window, self.level
 
-    def page_layer(self) -> str | None:
-        """The layer the page draws from the intensities (page rendering: the first visible
-        filled layer with a ``page_range``), or None."""
+    def page_layers(self) -> tuple[str, ...]:
+        """The layers the page draws from the intensities, in drawing order (page rendering:
+        the visible filled layers with a ``page_range`` and a ``color``, at most
+        ``MAX_THRESHOLDS``); the kernel draws the others."""
         if self.rendering != "page":
-            return None
-        for name, layer in self._layers.items():
-            if layer.kind == "overlay" and layer.mode == "fill" and layer.visible and layer.page_range is not None:
-                return name
-        return None
+            return ()
+        names = [name for name, layer in self._layers.items()
+                 if layer.kind == "overlay" and layer.mode == "fill" and layer.visible
+                 and layer.page_range is not None and layer.color is not None]
+        return tuple(names[:MAX_THRESHOLDS])
+
+    def link_range_slider(self, name: str, slider: widgets.Widget | None) -> None:
+        """Let the page draw layer ``name`` (a ``page_range`` layer) from a range slider's value
+        while it moves, before the kernel's range follows (None: unlink).
+
+        Parameters
+        ----------
+        name : str
+            Layer name.
+        slider : ipywidgets.FloatRangeSlider or IntRangeSlider, or None
+            Its ``value`` is ``(lower, upper)`` in intensity units; a value within half a
+            ``step`` of the layer's range is taken as the slider's snapped echo of that range
+            (the page then draws the exact range).
+        """
+        if slider is None:
+            self._range_sliders.pop(name, None)
+        elif not isinstance(slider, widgets.FloatRangeSlider | widgets.IntRangeSlider):
+            raise TypeError(f"`slider` must be an ipywidgets range slider or None; got {type(slider).__name__}")
+        else:
+            self._range_sliders[name] = slider
+        self._push_threshold()
 
     def _push_threshold(self) -> None:
-        name = self.page_layer()
+        names = self.page_layers()
         c = self.canvas
         with c.hold_sync():
-            if name is None:
-                c.threshold = []
-                return
-            layer = self._layers[name]
-            c.threshold = [float(v) for v in layer.page_range]
-            color = layer.color if layer.color is not None else tuple(medlab.display.overlay_palette(1)[1])
-            c.threshold_color = [int(v) for v in color]
+            c.thresholds = [[float(v) for v in self._layers[n].page_range] for n in names]
+            c.threshold_colors = [[int(v) for v in self._layers[n].color] for n in names]
+            c.threshold_sliders = [self._range_sliders.get(n) for n in names]
 
     def _raw(self) -> tuple[str, bytes]:
         """The shown slice's intensities for the page: ``(dtype, bytes)``, cached per slice."""
@@ -741,10 +757,12 @@ class SliceViewer(StaticPNG, widgets.VBox):
 
     def compose_layers(self) -> np.ndarray:
         """The layers the kernel draws for page rendering: (M, N, 4) uint8, RGB and a code
-        (0 none, 1 a filled label blended with ``overlay_alpha``, 255 opaque); the page layer
-        (:meth:`page_layer`) is left out: the page draws it from the intensities."""
-        exclude = self.page_layer()
-        fill, fill_colors = self._merged("fill", exclude=exclude)
+        (0 none, ``1 + k`` a filled label blended with ``overlay_alpha`` that lies above the
+        first ``k`` page layers, 255 opaque); the page layers (:meth:`page_layers`) are left
+        out: the page draws them from the intensities, the last one holding a pixel on top, as
+        :meth:`compose` draws the last layer."""
+        page = self.page_layers()
+        fill, fill_colors = self._merged("fill", exclude=page)
         contour, contour_colors = self._merged("contour")
         shape = self.current_slice().shape[:2]
         out = np.zeros((*shape, 4), np.uint8)
@@ -752,6 +770,14 @@ class SliceViewer(StaticPNG, widgets.VBox):
             sel = fill > 0
             out[sel, :3] = medlab.display.overlay_palette(int(fill.max()), fill_colors)[fill[sel]]
             out[sel, 3] = 1
+            if page:  # how many page layers lie below each pixel's (top) filled layer
+                below, rank = 0, np.zeros(shape, np.uint8)
+                for name, layer in self._layers.items():
+                    if name in page:
+                        below += 1
+                    elif layer.kind == "overlay" and layer.mode == "fill" and layer.visible and below:
+                        rank[self._cached(("layer", name), layer.labels) > 0] = below
+                out[sel, 3] += rank[sel]
         if contour is not None:
             edge = medlab.display.boundary(contour)
             out[edge, :3] = medlab.display.overlay_palette(int(contour.max()), contour_colors)[contour[edge]]
@@ -798,11 +824,11 @@ class SliceViewer(StaticPNG, widgets.VBox):
         """The shown slice (intensities, display orientation)."""
         return self._cached("image", self.array)
 
-    def _merged(self, mode: str, exclude: str | None = None):
-        """The visible layers of one mode as one label slice and its colours."""
+    def _merged(self, mode: str, exclude: Sequence[str] = ()):
+        """The visible layers of one mode (but ``exclude``) as one label slice and its colours."""
         merged, colors, offset = None, {}, 0
         for name, layer in self._layers.items():
-            if layer.kind != "overlay" or layer.mode != mode or not layer.visible or name == exclude:
+            if layer.kind != "overlay" or layer.mode != mode or not layer.visible or name in exclude:
                 continue
             sl = self._cached(("layer", name), layer.labels)
             top = int(sl.max()) if sl.size else 0
