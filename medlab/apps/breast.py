@@ -38,7 +38,7 @@ from medlab._image import as_sitk, copy_geometry, seeds_to_sitk
 from medlab._options import check_choice, check_positive
 from medlab.segmentation import auto_threshold
 
-__all__ = ["segment_us_lesion"]
+__all__ = ["segment_us_lesion", "lesion_descriptors", "lesion_feature_table"]
 
 
 def _grey(img: sitk.Image) -> np.ndarray:
@@ -153,3 +153,175 @@ def segment_us_lesion(image, *, seed_index=None, seed_mm=None, method: str = "ot
     best = int(idx[np.argmax(area * np.exp(-(dist / reach) ** 2))])
     mask = ndimage.binary_fill_holes(labels == best).astype(np.uint8)
     return back(copy_geometry(mask, img))
+
+
+# ------------------------------------------------------------------ BI-RADS-like descriptors
+
+
+def _mask2d(mask, shape, name="mask") -> np.ndarray:
+    m = sitk.GetArrayFromImage(mask) if isinstance(mask, sitk.Image) else np.asarray(mask)
+    if m.shape != shape:
+        raise ValueError(f"`{name}` has shape {m.shape}; the image has {shape}")
+    m = m > 0
+    if not m.any():
+        raise ValueError(f"`{name}` is empty: no lesion to describe")
+    return m
+
+
+def lesion_descriptors(image, mask) -> dict:
+    """BI-RADS-like descriptors of a breast ultrasound lesion: shape, margin, echo pattern and
+    posterior acoustic features of a mask on a 2D B-mode image.
+
+    The BI-RADS ultrasound lexicon calls a lesion suspicious when it is irregular or lobulated,
+    not circumscribed (angular, spiculated margins), not parallel to the skin (taller than
+    wide), heterogeneous, or casts an acoustic shadow. Each descriptor below is a number for one
+    of those words; all are ratios of lengths, areas or grey levels, so they do not depend on
+    the pixel size (pixels are taken as square). The largest connected piece of ``mask`` is
+    described.
+
+    Parameters
+    ----------
+    image : sitk.Image or (M, N) ndarray
+        2D B-mode image, grey or RGB (channels averaged).
+    mask : sitk.Image or (M, N) ndarray
+        The lesion (nonzero), on the grid of ``image`` (e.g. :func:`segment_us_lesion`).
+
+    Returns
+    -------
+    dict
+        Shape: ``area_frac`` (share of the frame), ``solidity`` (area / convex hull area),
+        ``convexity`` (hull perimeter / perimeter), ``circularity`` (4 pi area / perimeter^2),
+        ``eccentricity``, ``extent`` (area / bounding box), ``depth_width_ratio`` (rows / columns
+        of the bounding box: > 1 is taller than wide), ``axis_ratio`` (minor / major axis),
+        ``orientation_deg`` (angle of the major axis from the skin line, 0-90), ``hull_deficit``
+        (share of the hull outside the lesion), ``n_concavities`` (hull pockets above 1 % of
+        the area). Margin: ``radial_cv`` (coefficient of variation of the centroid-to-boundary
+        distance), ``roughness`` (mean deviation of that distance from its running mean over
+        5 % of the outline, relative to its mean), ``n_crossings`` (crossings of that running
+        mean per 100 outline points), ``fd_high_energy`` and ``fd_hf8`` (share of the outline's
+        Fourier energy outside the first harmonic, and in harmonics 8 and above),
+        ``edge_grad`` (mean gradient magnitude on the boundary / median grey of the frame),
+        ``edge_grad_cv``. Echo pattern: ``echo_rel`` (mean inside / median of the frame),
+        ``contrast_ring`` (relative darkness against a ring 2-8 pixels outside),
+        ``heterogeneity`` (std / mean inside), ``core_rim_ratio`` (core 4 pixels in / rim).
+        Posterior: ``posterior_ratio`` (below the lesion, half its depth, / beside that region
+        at the same depth: < 1 shadowing, > 1 enhancement), ``posterior_rel_lesion``.
+        Position: ``centroid_depth`` (row of the centroid / rows), ``touches_border`` (0/1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from medlab.apps.breast import lesion_descriptors
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> disc = (yy - 64) ** 2 + (xx - 64) ** 2 <= 20**2
+    >>> d = lesion_descriptors(np.where(disc, 20.0, 120.0), disc)
+    >>> round(d["solidity"], 2), round(d["depth_width_ratio"], 2), d["touches_border"]
+    (0.96, 1.0, 0.0)
+    """
+    from skimage import measure, morphology
+
+    rgb = not isinstance(image, sitk.Image) and np.ndim(image) == 3 and np.shape(image)[-1] in (3, 4)
+    img, _ = as_sitk(image, vector=rgb)
+    if img.GetDimension() != 2:
+        raise ValueError(f"`image` must be a 2D ultrasound image; got {img.GetDimension()}D")
+    grey = _grey(img)
+    m = _mask2d(mask, grey.shape)
+    lab, n = ndimage.label(m)
+    if n > 1:
+        m = lab == 1 + int(np.argmax(ndimage.sum_labels(m, lab, range(1, n + 1))))
+    h, w = m.shape
+    out = {}
+    props = measure.regionprops(m.astype(np.uint8))[0]
+    area = float(props.area)
+    perim = float(measure.perimeter(m))
+    hull = morphology.convex_hull_image(m)
+    out["area_frac"] = area / (h * w)
+    out["solidity"] = float(props.solidity)
+    out["convexity"] = float(measure.perimeter(hull)) / perim if perim else 1.0
+    out["circularity"] = 4 * np.pi * area / perim**2 if perim else 0.0
+    out["eccentricity"] = float(props.eccentricity)
+    out["extent"] = float(props.extent)
+    r0, c0, r1, c1 = props.bbox
+    out["depth_width_ratio"] = (r1 - r0) / (c1 - c0)
+    out["axis_ratio"] = float(props.axis_minor_length / max(props.axis_major_length, 1e-9))
+    out["orientation_deg"] = float(90 - abs(np.degrees(props.orientation)))
+    out["hull_deficit"] = float((hull.sum() - area) / hull.sum())
+    outline = max(measure.find_contours(np.pad(m, 1).astype(float), 0.5), key=len) - 1
+    cy, cx = props.centroid
+    d = np.hypot(outline[:, 0] - cy, outline[:, 1] - cx)
+    out["radial_cv"] = float(d.std() / d.mean())
+    running = ndimage.uniform_filter1d(d, max(len(d) // 20, 3), mode="wrap")
+    out["roughness"] = float(np.abs(d - running).mean() / d.mean())
+    out["n_crossings"] = float(np.sum(np.diff(np.sign(d - running)) != 0) / len(d) * 100)
+    n_fd = 128
+    t = np.linspace(0, len(outline) - 1, n_fd)
+    z = (np.interp(t, np.arange(len(outline)), outline[:, 1])
+         + 1j * np.interp(t, np.arange(len(outline)), outline[:, 0]))
+    energy = np.abs(np.fft.fft(z - z.mean())) ** 2
+    total = energy[1:].sum()
+    out["fd_high_energy"] = float(1 - (energy[1] + energy[-1]) / total) if total else 0.0
+    out["fd_hf8"] = float(energy[8:n_fd - 7].sum() / total) if total else 0.0
+    pockets, n_pockets = ndimage.label(hull & ~m)
+    sizes = ndimage.sum_labels(np.ones_like(pockets), pockets, np.arange(1, n_pockets + 1)) if n_pockets else np.array([])
+    out["n_concavities"] = float((sizes > 0.01 * area).sum())
+    smooth = ndimage.gaussian_filter(grey, 1.0)
+    inside = smooth[m]
+    ring = ndimage.binary_dilation(m, iterations=8) & ~ndimage.binary_dilation(m, iterations=2)
+    core = ndimage.binary_erosion(m, iterations=4)
+    rim = m & ~core
+    level = float(np.median(smooth[smooth > 0])) + 1e-6 if (smooth > 0).any() else 1.0
+    out["echo_rel"] = float(inside.mean() / level)
+    out["contrast_ring"] = float((smooth[ring].mean() - inside.mean()) / (smooth[ring].mean() + 1e-6)) if ring.any() else 0.0
+    out["heterogeneity"] = float(grey[m].std() / (grey[m].mean() + 1))
+    out["core_rim_ratio"] = float((smooth[core].mean() + 1) / (smooth[rim].mean() + 1)) if core.any() else 1.0
+    grad = ndimage.gaussian_gradient_magnitude(grey, 1.5)
+    edge = ndimage.binary_dilation(m) & ~ndimage.binary_erosion(m)
+    out["edge_grad"] = float(grad[edge].mean() / level)
+    out["edge_grad_cv"] = float(grad[edge].std() / (grad[edge].mean() + 1e-6))
+    cols = np.flatnonzero(m.any(axis=0))
+    ca, cb = int(cols.min()), int(cols.max()) + 1
+    pa, pb = r1, min(h, r1 + max((r1 - r0) // 2, 5))
+    below = smooth[pa:pb, ca:cb]
+    half = (cb - ca) // 2
+    beside = np.concatenate([smooth[pa:pb, max(0, ca - half):ca].ravel(), smooth[pa:pb, cb:min(w, cb + half)].ravel()])
+    out["posterior_ratio"] = float((below.mean() + 1) / (beside.mean() + 1)) if below.size and beside.size else np.nan
+    out["posterior_rel_lesion"] = float((below.mean() + 1) / (inside.mean() + 1)) if below.size else np.nan
+    out["centroid_depth"] = float(cy / h)
+    out["touches_border"] = float(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
+    return out
+
+
+def lesion_feature_table(images, masks=None, *, names=None, resample_mm: float = 2.0):
+    """The lesion features of the shipped classifier: IBSI features of the lesion region
+    (:func:`medlab.classification.image_feature_table`, families morph, stat, ih, cm, szm; columns
+    ``lesion_*``) and :func:`lesion_descriptors` (columns ``birads_*``).
+
+    Parameters
+    ----------
+    images : sequence of sitk.Image
+        2D B-mode images, grey or RGB.
+    masks : sequence of sitk.Image, optional
+        Lesion masks; default :func:`segment_us_lesion` with its defaults (never a drawn mask at
+        test time: the classifier was trained on these automatic regions).
+    names : sequence of str, optional
+        Row names.
+    resample_mm : float
+        Pixel size of the IBSI features.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image.
+    """
+    import pandas as pd
+
+    from medlab import classification
+
+    images = list(images)
+    masks = [segment_us_lesion(im) for im in images] if masks is None else list(masks)
+    table = classification.image_feature_table(images, masks, names=names, image_families=(),
+                                               resample_mm=resample_mm)
+    desc = pd.DataFrame([lesion_descriptors(im, mk) for im, mk in zip(images, masks, strict=True)],
+                        index=table.index).add_prefix("birads_")
+    return pd.concat([table, desc], axis=1)
+

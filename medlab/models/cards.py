@@ -186,6 +186,10 @@ def _performance_rows(info) -> tuple[list, list]:
                 rows.append([label, n_lesions, _ci(test, k, f"{k}_ci95"), ""])
         if "ece" in test:
             rows.append(["expected calibration error (p_malignant, lesions)", n_lesions, _fmt(test["ece"], 3), ""])
+        for name, b in (test.get("subgroups") or {}).items():  # subgroups of the test lesions, same threshold
+            rows.append([f"{name}: ROC AUC", b.get("n_lesions"), _ci(b, "auc", "auc_ci95"), ""])
+            rows.append([f"{name}: sensitivity / specificity", b.get("n_lesions"),
+                         f"{_ci(b, 'sensitivity', 'sensitivity_ci95')} / {_ci(b, 'specificity', 'specificity_ci95')}", ""])
         return header, rows
     return [], []
 
