@@ -19,6 +19,7 @@ from pydicom.uid import generate_uid
 
 import medlab.io as mio
 from medlab.errors import ImageIOError
+from medlab.io import _dcm2niix
 
 MR_SMALL = get_testdata_file("MR_small.dcm")
 ROW, COL = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)
@@ -64,6 +65,7 @@ def test_classic_multi_volume_series_is_4d_with_exact_geometry_and_times(tmp_pat
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # where the dcm2niix run works
+    monkeypatch.setattr(_dcm2niix, "SHM", str(private_tmp))  # (its memory file system, when there is room)
     image = mio.read(tmp_path / "s")
     assert image.GetDimension() == 4 and image.GetSize() == (64, 64, 4, 3)
     # each voxel at its DICOM position: slice k's first pixel at the k-th position along z
@@ -416,6 +418,7 @@ def test_dcm2niix_started_beside_the_scan_is_used_or_stopped(tmp_path, monkeypat
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    monkeypatch.setattr(_dcm2niix, "SHM", str(private_tmp))
     started = []
     real = _dcm2niix.Started
 

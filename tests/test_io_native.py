@@ -3,6 +3,7 @@ whole-series conversion, and a refusal (dcm2niix then) for everything it does no
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -189,3 +190,42 @@ def test_sample_disagreeing_with_native_voxels_goes_to_dcm2niix(tmp_path, monkey
     assert mio.volume_metadata(image)["source"].startswith("dcm2niix")
     arr = sitk.GetArrayViewFromImage(image)
     assert arr[1, 0, 5, 5] == pydicom.dcmread(MR_SMALL).pixel_array[5, 5] // 4 + 100
+
+
+def test_no_early_whole_folder_conversion_for_a_native_series(tmp_path, monkeypatch):
+    """dcm2niix runs once, on the sample volumes only; a refused series keeps the early run."""
+    from medlab.io import _dcm2niix
+
+    runs = []
+    start = _dcm2niix.Started.__init__
+
+    def counted(self, folder=None, *, files=None):
+        runs.append("folder" if files is None else len(files))
+        start(self, folder, files=files)
+
+    monkeypatch.setattr(_dcm2niix.Started, "__init__", counted)
+    image = mio.read(_write(tmp_path / "s"))
+    assert runs == [8] and mio.volume_metadata(image)["source"].startswith("medlab voxels")
+    runs.clear()
+    philips = _write(tmp_path / "p", change=lambda ds, v, k: setattr(ds, "Manufacturer", "Philips Medical Systems"))
+    _read(philips)  # dcm2niix notes MR_small's repetition time against the acquisition times
+    assert runs == ["folder"]
+
+
+def test_conversions_work_in_memory_and_leave_nothing(tmp_path, monkeypatch):
+    from medlab.io import _dcm2niix
+
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(_dcm2niix, "SHM", str(shm))
+    assert _dcm2niix.scratch(1000) == str(shm) and _dcm2niix.scratch(2 << 30) is None  # large: on disk
+    made = []
+    real = _dcm2niix.tempfile.TemporaryDirectory
+
+    def spy(*args, **kwargs):
+        made.append(kwargs.get("dir"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_dcm2niix.tempfile, "TemporaryDirectory", spy)
+    mio.read(_write(tmp_path / "s"))
+    assert made == [str(shm)] and os.listdir(shm) == []

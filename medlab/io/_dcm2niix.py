@@ -58,6 +58,47 @@ def version() -> str:
         return "?"
 
 
+#: A memory file system for dcm2niix's links and output, when it has room (see :func:`scratch`).
+SHM = "/dev/shm"
+
+
+def _entries(folder: str) -> list:
+    try:
+        with os.scandir(folder) as it:
+            return [e for e in it if e.is_file()]
+    except OSError:
+        return []
+
+
+def _sizes(paths) -> int:
+    total = 0
+    for path in paths:
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass
+    return total
+
+
+def scratch(nbytes: int) -> str | None:
+    """Folder for a conversion of ``nbytes`` of DICOM: :data:`SHM` when it is a writable
+    memory file system with room for four times that (dcm2niix's output, then the image
+    loaded from it), else None (the system's temporary folder).
+
+    Creating and removing a conversion's links and output on a disk file system (an ext4
+    /tmp) takes long next to a memory one (``benchmarks/bench_dicom.py``); a large series
+    keeps to the disk.
+    """
+    try:
+        if nbytes <= 1 << 30 and os.access(SHM, os.W_OK):
+            st = os.statvfs(SHM)
+            if st.f_bavail * st.f_frsize > 4 * nbytes + (64 << 20):
+                return SHM
+    except OSError:
+        pass
+    return None
+
+
 def _link(files, folder: str) -> None:
     for i, path in enumerate(files):
         target = os.path.join(folder, f"{i:06d}.dcm")
@@ -137,7 +178,8 @@ class Started:
 
     def __init__(self, folder: str | None = None, *, files=None):
         self.folder = folder
-        self._tmp = tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-", dir=scratch(
+            _sizes(files) if files is not None else _sizes(e.path for e in _entries(folder))))
         self.out = os.path.join(self._tmp.name, "out")
         os.mkdir(self.out)
         if files is not None:  # these files only, through links (see _run)
@@ -348,7 +390,7 @@ def convert(
         niftis, found = done
         parts = [_load_part(n, where) for n in niftis]
     else:
-        with tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="medlab-dcm2niix-", dir=scratch(_sizes(files))) as tmp:
             niftis, found = _run(files, where, tmp, folder)
             parts = [_load_part(n, where) for n in niftis]
     for line in found:

@@ -27,7 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from medlab.errors import ImageIOError
-from medlab.io import _dcm2niix
+from medlab.io import _dcm2niix, _scan, _tags
 from medlab.io._common import DicomWarning
 
 #: Volumes converted by dcm2niix for the metadata and the cross-check (two: dcm2niix gives a
@@ -56,7 +56,18 @@ def refusal(layout: dict, modality: str | None) -> str | None:
     if len(formats) > 1:
         fields = [n for n in ordered[0].pixel_format._fields if len({getattr(p, n) for p in formats}) > 1]
         return f"the files differ in {', '.join(fields)}"
-    fmt = formats.pop()
+    said = format_refusal(formats.pop())
+    if said is not None:
+        return said
+    echoes = {f.echo_time_ms for f in ordered}
+    if len(echoes) > 1:
+        return f"{len(echoes)} echo times"
+    return None
+
+
+def format_refusal(fmt) -> str | None:
+    """Why files of pixel format ``fmt`` (:class:`medlab.io._scan.PixelFormat`) are not read
+    natively, or None."""
     if not str(fmt.manufacturer or "").upper().startswith(_VENDORS):
         return f"manufacturer {fmt.manufacturer!r} (the native route knows GE and Siemens files)"
     if fmt.transfer_syntax not in _SYNTAXES:
@@ -75,10 +86,24 @@ def refusal(layout: dict, modality: str | None) -> str | None:
         return f"rescale slope {fmt.rescale_slope}, intercept {fmt.rescale_intercept}"
     if fmt.diffusion:
         return "diffusion b-values"
-    echoes = {f.echo_time_ms for f in ordered}
-    if len(echoes) > 1:
-        return f"{len(echoes)} echo times"
     return None
+
+
+def likely(path: str) -> bool:
+    """Whether the series of the DICOM file ``path`` will probably be read natively: the file
+    alone passes :func:`format_refusal` and is a single-slice, non-mosaic MR image. (A folder
+    of such files then needs no early whole-series dcm2niix run.)"""
+    try:
+        v = _tags.read(path, _scan._WANTED, _scan._FAST_LAST_TAG, _scan._WANTED_VR)
+    except Exception:  # noqa: BLE001 - not a plain file: not native
+        return False
+    image_type = _scan._image_type(v.get("ImageType"))
+    return (
+        str(v.get("Modality") or "").upper() == "MR"
+        and "MOSAIC" not in image_type
+        and (_scan._int(v.get("NumberOfFrames")) or 1) == 1
+        and format_refusal(_scan._pixel_format(v, image_type)) is None
+    )
 
 
 def _pixels(groups: list, fmt, rows: int, columns: int) -> np.ndarray | None:

@@ -305,6 +305,12 @@ def _decoded(values: dict, keyword: str) -> str | None:
     return _text(convert_text(raw, encodings))
 
 
+def _image_type(value) -> list[str]:
+    """ImageType's values, upper case."""
+    values = [] if value is None else [value] if isinstance(value, str) else list(value)
+    return [str(t).strip().upper() for t in values]
+
+
 def _zero(value) -> bool:
     """Whether a b-value tag's (first) value reads as 0."""
     first = value[0] if isinstance(value, list) else value
@@ -406,9 +412,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                     continue
                 uid = _text(v.get("SeriesInstanceUID"))
                 rows, columns = _int(v.get("Rows")), _int(v.get("Columns"))
-                image_type = v.get("ImageType")
-                image_type = [] if image_type is None else [image_type] if isinstance(image_type, str) else list(image_type)
-                image_type = [str(t).strip().upper() for t in image_type]
+                image_type = _image_type(v.get("ImageType"))
                 record = dict(
                     path=path,
                     position=_floats(v.get("ImagePositionPatient"), 3),

@@ -12,7 +12,7 @@ route, and nothing about geometry is left to a guess:
   multi-phase), Siemens mosaics, several multi-frame files: a **4D image** converted by
   dcm2niix (:mod:`medlab.io._dcm2niix`), which splits volumes by the vendors' own rules. A
   plain GE or Siemens series of uncompressed single-slice files (fMRI) has its pixels read by
-  medlab itself, placed as the headers say (:mod:`medlab.io._native`), about twice as fast.
+  medlab itself, placed as the headers say (:mod:`medlab.io._native`).
 - a single file: :func:`medlab.io._dicom.read_dicom_file`.
 """
 
@@ -323,7 +323,7 @@ def read_series(
         if image is not None:
             return image
         if _flat_mr_folder(folder):
-            # MR goes to dcm2niix: start it now, beside the header scan (see _dcm2niix.Started)
+            # MR that dcm2niix converts: start it now, beside the header scan (see _dcm2niix.Started)
             started = _dcm2niix.Started(folder)
     try:
         info = select_series(folder, series_uid=series_uid, progress=progress)
@@ -484,7 +484,8 @@ def _regular(layout: dict) -> bool:
 
 
 def _flat_mr_folder(folder: str) -> bool:
-    """Whether ``folder`` has no subfolders and its first DICOM file is MR (dcm2niix's route)."""
+    """Whether ``folder`` has no subfolders and its first DICOM file is MR that dcm2niix will
+    convert: not a file that the native route (:mod:`medlab.io._native`) would read."""
     try:
         with os.scandir(folder) as it:
             entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
@@ -493,7 +494,7 @@ def _flat_mr_folder(folder: str) -> bool:
         probe = next((e.path for e in entries if e.is_file() and is_dicom_file(e.path)), None)
     except OSError:
         return False
-    return probe is not None and _peek_modality(probe) == "MR"
+    return probe is not None and _peek_modality(probe) == "MR" and not _native.likely(probe)
 
 
 def _peek_modality(path: str) -> str:
