@@ -1,7 +1,7 @@
 """Measurements against ground truth and of image quality.
 
 Image quality (``_quality.py``): :func:`snr`, :func:`cnr`, :func:`mse`, :func:`psnr`,
-:func:`ssim`.
+:func:`ssim`, :func:`local_contrast`.
 
 Segmentation against ground truth (``_segmentation.py``; definitions of boundary, HD95 and the
 empty-mask cases in its module docstring): :func:`dice`, :func:`jaccard`, :func:`hausdorff`,
@@ -28,7 +28,7 @@ from medlab.metrics._classification import (
     confusion,
     roc_auc_ci,
 )
-from medlab.metrics._quality import cnr, mse, psnr, snr, ssim
+from medlab.metrics._quality import cnr, local_contrast, mse, psnr, snr, ssim
 from medlab.metrics._segmentation import (
     assd,
     dice,
@@ -47,6 +47,7 @@ __all__ = [
     "mse",
     "psnr",
     "ssim",
+    "local_contrast",
     # segmentation against ground truth (_segmentation.py)
     "dice",
     "jaccard",
