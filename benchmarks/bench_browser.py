@@ -19,13 +19,24 @@ browser_threshold_drag the threshold slider's lower handle dragged for ``DRAG_S`
                        (ipympl: a FloatSlider that redraws the thresholded overlay). Target: >= 20/s.
 browser_seed_click     click on the picture (a seed added, then removed, alternately) to the
                        next picture drawn (from the ``pointerup`` event). Medians.
-rotate_3d              left drag on View3D's 3D tile (NiiVue, WebGL2 on SwiftShader) for
-                       ``DRAG_3D_S`` seconds: animation frames with WebGL draw calls per second;
-                       also with ``pixel_ratio=0.5`` (a quarter of the canvas pixels). Target: >= 15.
+rotate_3d              left drag on View3D's 3D tile (NiiVue, WebGL2 on SwiftShader) with
+                       ``DRAG_3D_S * POINTER_HZ`` pointer events: animation frames with WebGL draw
+                       calls per second of the drag as it ran (NiiVue draws in the pointer event
+                       handler, so a slow draw stretches the drag); also with ``pixel_ratio=0.5``
+                       (a quarter of the canvas pixels), and a plain ``ipyniivue.NiiVue`` (no
+                       medlab) with the same volumes, layout and pixel ratio. Also counted: the
+                       websocket messages between page and kernel during the drag (a link that
+                       echoed NiiVue's state through the kernel would show here). Target: >= 15.
 
-The 1-minute load average is given with every figure (the machine is shared).
-Run: ``.venv/bin/python benchmarks/bench_browser.py [--in-flight N] [--stream-format png]`` (a
-minute or more; writes ``benchmarks/results/browser_in_flight_N_FORMAT.json``), or through
+The 1-minute load average is given with every figure (the machine is shared). Chromium's
+compositor (``--compositor``): ``software`` (default; what Chromium uses on a machine without
+a usable GPU: only the changed part of the page is composited) or ``swiftshader`` (the page
+composited with GL on SwiftShader, as ``tests/test_e2e_jupyterlab.py`` runs: every frame
+redraws the whole viewport, which caps any animation of the page; see
+``labdriver.SOFTWARE_COMPOSITOR_ARGS``). WebGL runs on SwiftShader in both.
+Run: ``.venv/bin/python benchmarks/bench_browser.py [--in-flight N] [--stream-format png]
+[--compositor software|swiftshader] [--skip-3d]`` (a minute or more; writes
+``benchmarks/results/browser_in_flight_N_FORMAT_COMPOSITOR.json``), or through
 ``benchmarks/run.py browser_widgets``.
 """
 
@@ -45,7 +56,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 DRAG_S = 4.0
-DRAG_3D_S = 2.0  # NiiVue draws once per pointer event: a longer drag only queues more frames
+DRAG_3D_S = 1.0  # NiiVue draws once per pointer event: a longer drag only queues more frames
 POINTER_HZ = 60
 N_CLICKS = 10
 
@@ -136,7 +147,30 @@ view3d
 
 _VIEW3D_COARSE = '''\
 view3d.close()  # its queued software-rendered frames must not slow this one down
-View3D(viewer3d, height=400, pixel_ratio=0.5)  # a quarter of the canvas pixels
+view3d = View3D(viewer3d, height=400, pixel_ratio=0.5)  # a quarter of the canvas pixels
+view3d
+'''
+
+_VIEW3D_CLOSE = '''\
+view3d.close()
+'''
+
+_NIIVUE_PLAIN = '''\
+# plain ipyniivue (no medlab, no link to a viewer): the same volumes, layout, size and pixel ratio
+import ipyniivue
+from medlab.widgets._view3d import nifti_bytes
+
+lab = sitk.GetImageFromArray((sitk.GetArrayFromImage(ph.labels) > 0).astype("uint8"))
+lab.CopyInformation(ph.image)
+plain = ipyniivue.NiiVue(height=400, slice_type=ipyniivue.SliceType.MULTIPLANAR,
+                         multiplanar_show_render=ipyniivue.ShowRender.ALWAYS, is_colorbar=False,
+                         show_3d_crosshair=True, back_color=(0.0, 0.0, 0.0, 1.0),
+                         is_radiological_convention=True, force_device_pixel_ratio=0.5)
+plain.load_volumes([{"data": nifti_bytes(ph.image), "name": "image.nii.gz", "colormap": "gray",
+                     "cal_min": -160.0, "cal_max": 240.0},
+                    {"data": nifti_bytes(lab), "name": "overlay.nii.gz", "colormap": "red",
+                     "cal_min": 0.5, "cal_max": 1.0, "opacity": 0.5}])
+plain
 '''
 
 _KERNEL = '''\
@@ -191,6 +225,19 @@ _INIT = """(() => {
       return orig.apply(this, args);
     };
   }
+  // websocket messages between the page and the kernel (widget traffic), both ways
+  window.__wsIn = [];
+  window.__wsOut = [];
+  const WS = window.WebSocket;
+  const send = WS.prototype.send;
+  WS.prototype.send = function (...args) { window.__wsOut.push(performance.now()); return send.apply(this, args); };
+  window.WebSocket = function (...args) {
+    const ws = new WS(...args);
+    ws.addEventListener("message", () => window.__wsIn.push(performance.now()));
+    return ws;
+  };
+  window.WebSocket.prototype = WS.prototype;
+  Object.setPrototypeOf(window.WebSocket, WS);
   window.__decodes = [];
   const cib = window.createImageBitmap.bind(window);
   window.createImageBitmap = async (...args) => {
@@ -207,7 +254,7 @@ def _notebook(path: Path, in_flight: int, stream_format: str) -> None:
 
     nb = nbformat.v4.new_notebook()
     cells = [src.replace("IN_FLIGHT", str(int(in_flight))).replace("STREAM_FORMAT", stream_format)
-             for src in (_SETUP, _MPL, _STATE, _VIEW3D, _KERNEL, _VIEW3D_COARSE)]
+             for src in (_SETUP, _MPL, _STATE, _VIEW3D, _KERNEL, _VIEW3D_COARSE, _VIEW3D_CLOSE, _NIIVUE_PLAIN)]
     nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
@@ -304,17 +351,20 @@ def _clicks(page, kind: str, x: float, y: float, n: int = N_CLICKS) -> list[floa
     return out
 
 
-def measure(in_flight: int = 1, stream_format: str = "jpeg", with_3d: bool = True) -> dict:
+def measure(in_flight: int = 1, stream_format: str = "jpeg", with_3d: bool = True,
+            compositor: str = "software") -> dict:
     """One run: JupyterLab, Chromium, the notebook; ``in_flight`` frames may await an ack;
-    ``stream_format`` is the canvas's format of large colour frames in a stream."""
+    ``stream_format`` is the canvas's format of large colour frames in a stream;
+    ``compositor`` is Chromium's (``labdriver.COMPOSITORS``)."""
     from labdriver import chromium, jupyterlab, open_notebook, run_cell
 
-    res: dict = {"load_start": _load(), "in_flight": in_flight, "stream_format": stream_format}
+    res: dict = {"load_start": _load(), "in_flight": in_flight, "stream_format": stream_format,
+                 "compositor": compositor}
     with tempfile.TemporaryDirectory(prefix="medlab-bench-browser-") as tmp:
         tmp = Path(tmp)
         nb = tmp / "bench_browser.ipynb"
         _notebook(nb, in_flight, stream_format)
-        with jupyterlab(tmp / "lab", nb) as lab, chromium(tmp / "profile", viewport=(1400, 1400)) as page:
+        with jupyterlab(tmp / "lab", nb) as lab, chromium(tmp / "profile", viewport=(1400, 1400), compositor=compositor) as page:
             page.add_init_script(_INIT)
             open_notebook(page, lab["url"])
             run_cell(page, 0)
@@ -371,7 +421,10 @@ def measure(in_flight: int = 1, stream_format: str = "jpeg", with_3d: bool = Tru
                 res["page_errors"] = list(page.errors)
                 res["load_end"] = _load()
                 return res
-            for name, n in (("rotate_3d", 3), ("rotate_3d_pixel_ratio_0.5", 5)):
+            for name, n in (("rotate_3d", 3), ("rotate_3d_pixel_ratio_0.5", 5),
+                            ("rotate_3d_plain_ipyniivue_pixel_ratio_0.5", 7)):
+                if n == 7:
+                    run_cell(page, 6)  # medlab's View3D closed: the plain NiiVue alone
                 run_cell(page, n)
                 gl = page.locator(".jp-Notebook .jp-Cell").nth(n).locator("canvas").first
                 gl.wait_for()
@@ -381,22 +434,27 @@ def measure(in_flight: int = 1, stream_format: str = "jpeg", with_3d: bool = Tru
                 t0, t1 = _drag(page, b["x"] + b["width"] * 0.8, b["y"] + b["height"] * 0.5, 150, 0, DRAG_3D_S)
                 page.wait_for_timeout(500)
                 times = page.evaluate(f"window.__glFrames.filter(t => t >= {t0} && t <= {t1})")
+                ws = page.evaluate(f"[window.__wsOut.filter(t => t >= {t0} && t <= {t1}).length,"
+                                   f" window.__wsIn.filter(t => t >= {t0} && t <= {t1}).length]")
                 edges = [t0, *times, t1]
                 gaps = sorted(q - p for p, q in zip(edges, edges[1:], strict=False))
                 res[name] = {"frames": len(times), "per_s": round(len(times) / ((t1 - t0) / 1000), 2),
                              "drag_s": round((t1 - t0) / 1000, 1),
                              "gap_p95_ms": round(gaps[int(round(0.95 * (len(gaps) - 1)))], 1),
-                             "load": _load()}
+                             "pointer_events": int(round(DRAG_3D_S * POINTER_HZ)),
+                             "ws_to_kernel": ws[0], "ws_from_kernel": ws[1], "load": _load()}
             res["page_errors"] = list(page.errors)
     res["load_end"] = _load()
     return res
 
 
-def bench_browser_widgets(in_flight: int = 1, stream_format: str = "jpeg", with_3d: bool = True) -> dict:
-    r = measure(in_flight, stream_format, with_3d)
+def bench_browser_widgets(in_flight: int = 1, stream_format: str = "jpeg", with_3d: bool = True,
+                          compositor: str = "software") -> dict:
+    r = measure(in_flight, stream_format, with_3d, compositor)
     wl, wl_mpl, wl_k = r["wl_drag"], r["wl_drag_ipympl"], r["wl_drag_kernel"]
     th, th_k = r["threshold_drag"], r["threshold_drag_kernel"]
-    rot = (f"{r['rotate_3d']['per_s']}/s (pixel_ratio 0.5: {r['rotate_3d_pixel_ratio_0.5']['per_s']}/s)"
+    rot = (f"{r['rotate_3d']['per_s']}/s (pixel_ratio 0.5: {r['rotate_3d_pixel_ratio_0.5']['per_s']}/s; "
+           f"plain ipyniivue, pixel_ratio 0.5: {r['rotate_3d_plain_ipyniivue_pixel_ratio_0.5']['per_s']}/s)"
            if "rotate_3d" in r else "not measured")
     ratio = wl["per_s"] / max(wl_mpl["per_s"], 1e-9)
     ok = wl["per_s"] >= 30 and wl["gap_p95_ms"] <= 100 and ratio >= 3 and th["per_s"] >= 20
@@ -410,7 +468,7 @@ def bench_browser_widgets(in_flight: int = 1, stream_format: str = "jpeg", with_
                  f"threshold {th['per_s']}/s p95 {th['gap_p95_ms']} ms (kernel rendering {th_k['per_s']}/s; "
                  f"ipympl {r['threshold_drag_ipympl']['per_s']}/s); seed click {r['seed_click']['median_ms']} ms "
                  f"(ipympl {r['seed_click_ipympl']['median_ms']} ms); 3D rotation {rot}; "
-                 f"load {r['load_start']}-{r['load_end']}"),
+                 f"load {r['load_start']}-{r['load_end']}; Chromium compositor {r['compositor']}"),
         "details": r,
     }
 
@@ -426,10 +484,13 @@ if __name__ == "__main__":
     ap.add_argument("--stream-format", choices=("jpeg", "png"), default="jpeg",
                     help="format of large colour frames while the picture streams")
     ap.add_argument("--skip-3d", action="store_true", help="leave out the 3D rotation (a minute or more)")
+    ap.add_argument("--compositor", choices=("software", "swiftshader"), default="software",
+                    help="Chromium's compositor: software (as without a GPU) or GL on SwiftShader")
     args = ap.parse_args()
-    out = bench_browser_widgets(args.in_flight, args.stream_format, not args.skip_3d)
+    out = bench_browser_widgets(args.in_flight, args.stream_format, not args.skip_3d, args.compositor)
     print(json.dumps(out, indent=2))
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    name = f"browser_in_flight_{args.in_flight}_{args.stream_format}{'_no3d' if args.skip_3d else ''}.json"
+    name = (f"browser_in_flight_{args.in_flight}_{args.stream_format}_{args.compositor}"
+            f"{'_no3d' if args.skip_3d else ''}.json")
     (results / name).write_text(json.dumps(out, indent=2) + "\n")

@@ -9,8 +9,9 @@ region, the slice and the zoom changed; the registration blender's layout (pictu
 button text), the page checks the picture flow (live slider frames,
 the newest frame shown, the page's picture equal to the kernel's pixels, a window drag drawn by
 the page while the kernel is busy in another cell), the layout (read-out vs button, slider labels), and that View3D's NiiVue
-draws the volume with WebGL2 on SwiftShader with no request beyond 127.0.0.1. Screenshots go to
-``tests/artifacts/e2e/``.
+draws the volume with WebGL2 on SwiftShader with no request beyond 127.0.0.1, and shows a
+phantom's marker (patient left, anterior, superior) on the side SliceViewer shows it in each of
+its axial, coronal and sagittal planes. Screenshots go to ``tests/artifacts/e2e/``.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` Python package
 (its bundled driver only; ``playwright install`` is never run). Without them the test skips,
@@ -175,6 +176,68 @@ def _check_blender_layout(page) -> None:
     assert not layout["clipped"] and not layout["scrollbars"] and not layout["cut"], layout
 
 
+# View3D's planes on the orientation phantom (cell 5): the body box's width over its height
+# (mm: axial x by y 30 x 20, coronal x by z 30 x 8, sagittal y by z 20 x 8), and the side of
+# the box the marker (patient left, anterior, superior) must be on, as SliceViewer shows the
+# planes (its edge labels: axial A up, R on the left; coronal S up, R left; sagittal S up, A left)
+_PLANES = {5: ("axial", 1.5, "right", "up"), 6: ("coronal", 3.75, "right", "up"),
+           7: ("sagittal", 2.5, "left", "up")}
+
+
+def _box_and_marker(rgb: np.ndarray):
+    """The phantom's body (grey, the largest such region) and marker (white) in a screenshot:
+    ``(aspect, (dx, dy))``, the marker's offset from the body's centre in body sizes, or None."""
+    from scipy import ndimage
+
+    rgb = rgb.astype(int)
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    grey = (spread < 20) & (rgb.min(axis=2) > 70) & (rgb.max(axis=2) < 140)  # 0 HU: grey 102
+    lab, n = ndimage.label(grey)
+    if n == 0:
+        return None
+    body = lab == 1 + int(np.argmax(ndimage.sum(grey, lab, range(1, n + 1))))
+    rows, cols = np.nonzero(body)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    if body.sum() < 200:
+        return None
+    inner = np.zeros_like(body)
+    inner[r0:r1, c0:c1] = True
+    marker = inner & (rgb.min(axis=2) > 200)  # 1000 HU: white (the crosshair lines are coloured)
+    if marker.sum() < 4:
+        return None
+    mr, mc = np.nonzero(marker)
+    dx = (mc.mean() - (c0 + c1 - 1) / 2) / (c1 - c0)
+    dy = (mr.mean() - (r0 + r1 - 1) / 2) / (r1 - r0)
+    return (c1 - c0) / (r1 - r0), (dx, dy)
+
+
+def _check_view3d_orientation(page) -> None:
+    """NiiVue's axial, coronal and sagittal planes of a phantom with a marker on the patient's
+    left, anterior and superior side: each plane (told apart by the body's proportions) shows the
+    marker on the side SliceViewer shows it (radiological: patient left on the right)."""
+    _run_cell(page, 5)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(5)
+    gl = cell.locator("canvas").first
+    gl.wait_for()
+    for n in (5, 6, 7):
+        plane, aspect, side_x, side_y = _PLANES[n]
+        if n > 5:
+            _run_cell(page, n)
+        gl.scroll_into_view_if_needed()
+        found = None
+        deadline = time.monotonic() + 120  # NiiVue draws in seconds; much longer under CI load
+        while time.monotonic() < deadline:
+            found = _box_and_marker(np.asarray(Image.open(io.BytesIO(gl.screenshot())).convert("RGB")))
+            if found is not None and abs(found[0] / aspect - 1) < 0.2:
+                break
+            page.wait_for_timeout(500)
+        gl.screenshot(path=ARTIFACTS / f"7_view3d_{plane}.png")
+        assert found is not None and abs(found[0] / aspect - 1) < 0.2, (plane, found)
+        dx, dy = found[1]
+        assert (dx > 0.1 if side_x == "right" else dx < -0.1), (plane, "marker's side", side_x, found)
+        assert (dy < -0.1 if side_y == "up" else dy > 0.1), (plane, "marker's side", side_y, found)
+
+
 def _pixel_center(box: dict, shape, row: int, col: int) -> tuple[float, float]:
     rows, cols = shape
     return box["x"] + (col + 0.5) * box["width"] / cols, box["y"] + (row + 0.5) * box["height"] / rows
@@ -310,6 +373,7 @@ def _drive(page, lab):
     gl.screenshot(path=ARTIFACTS / "5_view3d.png")
     assert lit > 0.05, f"NiiVue drew nothing ({lit:.3f} of the canvas lit)"
     _check_blender_layout(page)
+    _check_view3d_orientation(page)
     assert not page.outside, page.outside  # nothing requested beyond 127.0.0.1
     assert not page.errors, page.errors
     print(f"e2e: {time.monotonic() - t0:.1f} s in the browser; screenshots in {ARTIFACTS}")

@@ -15,6 +15,8 @@ Linking: the viewer's window (``window``/``level``) is the background volume's d
 the viewer's slice (``axis``, ``index``) and, when the pointer is on the picture, its position,
 set NiiVue's crosshair; a click in NiiVue (its crosshair moved) sets the viewer's slice to that
 voxel's; the viewer's label layers (``set_overlay``) are label volumes in NiiVue.
+The planes are oriented as SliceViewer shows them (radiological: patient right on the left;
+sagittal: anterior on the left), checked on a phantom's marker in ``tests/test_e2e_jupyterlab.py``.
 An exported notebook shows a static picture instead: the three planes through the crosshair,
 drawn by :mod:`medlab.display` (:meth:`View3D.planes_png`).
 """
@@ -126,6 +128,7 @@ class View3D(widgets.VBox):
                                 multiplanar_show_render=niivue.ShowRender.ALWAYS, is_colorbar=False,
                                 show_3d_crosshair=True, back_color=(0.0, 0.0, 0.0, 1.0),
                                 is_radiological_convention=True,  # as SliceViewer: patient right on the left
+                                sagittal_nose_left=True,  # as SliceViewer: anterior on the left
                                 **({} if pixel_ratio is None else {"force_device_pixel_ratio": float(pixel_ratio)}))
         self._niivue = niivue
         self._labels: list[str] = []

@@ -27,6 +27,13 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
 ]
+# Chromium's own compositor without a GPU (what it uses on a machine with no usable GPU): the
+# page's layers are composited in software, only the damaged part of the page is redrawn; WebGL
+# still runs on SwiftShader. With CHROMIUM_ARGS the compositor itself runs on SwiftShader's GL,
+# which redraws the whole viewport for every frame (seen: 56 ms per frame for a 1400x1400 page
+# on 2 loaded cores, which capped a 2D canvas at about 17 pictures per second).
+SOFTWARE_COMPOSITOR_ARGS = [a for a in CHROMIUM_ARGS if a != "--use-angle=swiftshader"] + ["--disable-gpu"]
+COMPOSITORS = {"swiftshader": CHROMIUM_ARGS, "software": SOFTWARE_COMPOSITOR_ARGS}
 TIMEOUT_MS = 60_000  # every wait in the browser is bounded
 
 
@@ -92,13 +99,17 @@ def jupyterlab(base: Path, notebook: Path):
 
 
 @contextlib.contextmanager
-def chromium(profile: Path, viewport=(1400, 1300)):
-    """A Playwright page in headless Chromium; ``page.errors`` collects page errors."""
+def chromium(profile: Path, viewport=(1400, 1300), compositor: str = "swiftshader"):
+    """A Playwright page in headless Chromium; ``page.errors`` collects page errors.
+    ``compositor``: ``'swiftshader'`` (GL compositing on SwiftShader) or ``'software'``
+    (see ``SOFTWARE_COMPOSITOR_ARGS``)."""
     from playwright.sync_api import sync_playwright
 
+    if compositor not in COMPOSITORS:
+        raise ValueError(f"`compositor` must be one of {sorted(COMPOSITORS)}; got {compositor!r}")
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=COMPOSITORS[compositor],
             viewport={"width": viewport[0], "height": viewport[1]}, timeout=TIMEOUT_MS,
         )
         try:
