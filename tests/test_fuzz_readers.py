@@ -64,11 +64,14 @@ def _enhanced_4d(tmp):
 
 
 def _ge_4d_folder(tmp):
-    """2 volumes x 3 slices of the GE EPI series of dcm_qa_nih (a classic multi-volume series)."""
+    """3 volumes x 3 slices of the GE EPI series of dcm_qa_nih (a classic multi-volume series,
+    read natively: medlab.io._native). The mutated file (the first) is the third volume's first
+    slice, outside the two volumes that dcm2niix converts for the metadata: only medlab reads
+    its pixels."""
     import medlab.datasets
 
     files = sorted(medlab.datasets.load("dcm_qa_nih", case="20180918GE/mr_0004").paths["series"].glob("*.dcm"))
-    return [files[i] for i in (0, 1, 2, 15, 16, 17)]
+    return [files[i] for i in (30, 0, 1, 2, 15, 16, 17, 31, 32)]
 
 
 def _ct_folder(tmp):
