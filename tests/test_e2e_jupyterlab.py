@@ -126,12 +126,14 @@ def _start_cell(page, n: int) -> None:
     raise AssertionError(f"cell {n} did not start")
 
 
-def _same_picture(page, png_base64: str, timeout_s: float = 10.0) -> None:
-    """The medlab canvas shows the kernel's picture (at most 1 grey level apart per channel)."""
+def _same_picture(page, png_base64: str, timeout_s: float = 10.0, cell=None) -> None:
+    """The medlab canvas (the first one, or the one in ``cell``) shows the kernel's picture (at
+    most 1 grey level apart per channel)."""
     want = np.asarray(Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB")).astype(int)
+    scope = page.locator(".jp-Notebook") if cell is None else cell
     deadline = time.monotonic() + timeout_s
     while True:
-        url = page.evaluate("document.querySelector('.medlab-canvas-img').toDataURL('image/png')")
+        url = scope.locator(".medlab-canvas-img").first.evaluate("(c) => c.toDataURL('image/png')")
         got = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(int)
         diff = np.abs(got - want).max() if got.shape == want.shape else None
         if diff is not None and diff <= 1 or time.monotonic() > deadline:
@@ -236,6 +238,50 @@ def _check_view3d_orientation(page) -> None:
         dx, dy = found[1]
         assert (dx > 0.1 if side_x == "right" else dx < -0.1), (plane, "marker's side", side_x, found)
         assert (dy < -0.1 if side_y == "up" else dy > 0.1), (plane, "marker's side", side_y, found)
+
+
+def _state2(page, until=None, timeout_s: float = 30.0) -> dict:
+    """Run cell 9 (the two-threshold viewer's state), until ``until(state)`` holds (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _run_cell(page, 9)
+        text = page.locator(".jp-Notebook .jp-Cell").nth(9).locator(".jp-OutputArea-output").inner_text()
+        state = json.loads(re.search(r"STATE2 (\{.*\})", text).group(1))
+        if until is None or until(state) or time.monotonic() > deadline:
+            return state
+        page.wait_for_timeout(250)
+
+
+def _check_two_thresholds(page) -> None:
+    """Two ThresholdSliders on one viewer: the page draws both overlays, each in its colour, as
+    the kernel composes them; a drag of the second slider redraws the page, and once the kernel
+    has followed, the pictures agree again."""
+    _run_cell(page, 8)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(8)
+    cell.locator(".medlab-canvas-img").wait_for()
+    page.wait_for_function("(c) => c.querySelector('.medlab-canvas-img').dataset.frame", arg=cell.element_handle())
+    cell.locator(".medlab-canvas-box").scroll_into_view_if_needed()
+    first = _state2(page)
+    assert len(first["thresholds"]) == 2, first["thresholds"]
+    _same_picture(page, first["pixels_png"], cell=cell)
+    rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(first["pixels_png"]))).convert("RGB")).astype(int)
+    assert ((rgb[..., 2] - rgb[..., 0]) > 40).any() and ((rgb[..., 0] - rgb[..., 2]) > 40).any()  # both colours
+    painted = int(cell.locator(".medlab-canvas-img").evaluate("(c) => Number(c.dataset.painted || 0)"))
+    slider = cell.locator(".widget-slider", has=page.locator("label", has_text=re.compile(r"^threshold$"))).nth(1)
+    handle = slider.locator(".noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    hb = handle.bounding_box()
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(hb["x"] + hb["width"] / 2 + 30, hb["y"] + hb["height"] / 2, steps=5)
+    page.mouse.up()
+    cell.locator(".medlab-canvas-img").evaluate(f"(c) => new Promise((ok) => {{ const t = setInterval(() => {{"
+                                                f" if (Number(c.dataset.painted || 0) > {painted}) {{ clearInterval(t); ok(); }}"
+                                                f" }}, 50); setTimeout(() => {{ clearInterval(t); ok(); }}, 20000); }})")
+    after = _state2(page, until=lambda s: s["dense"][0] != first["dense"][0])
+    assert after["dense"][0] > first["dense"][0] and after["soft"] == first["soft"], (first, after)
+    cell.screenshot(path=ARTIFACTS / "8_two_thresholds.png")
+    _same_picture(page, after["pixels_png"], cell=cell)
 
 
 def _pixel_center(box: dict, shape, row: int, col: int) -> tuple[float, float]:
@@ -374,6 +420,7 @@ def _drive(page, lab):
     assert lit > 0.05, f"NiiVue drew nothing ({lit:.3f} of the canvas lit)"
     _check_blender_layout(page)
     _check_view3d_orientation(page)
+    _check_two_thresholds(page)
     assert not page.outside, page.outside  # nothing requested beyond 127.0.0.1
     assert not page.errors, page.errors
     print(f"e2e: {time.monotonic() - t0:.1f} s in the browser; screenshots in {ARTIFACTS}")
