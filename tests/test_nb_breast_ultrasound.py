@@ -1,6 +1,7 @@
 """notebooks/usecases/breast_ultrasound.ipynb: radiomics SVM / random forest and the CNN on the same
 held-out BUSI images, a high-sensitivity operating point (models.threshold_at_sensitivity), the
-reliability curve with its expected calibration error, Grad-CAM of the wrong decisions;
+reliability curve with its expected calibration error, Grad-CAM of the wrong decisions, BI-RADS-like
+descriptors of the lesion regions (apps.breast.lesion_descriptors);
 papermill run with the random forest alone and a lower target sensitivity."""
 
 import json
@@ -40,6 +41,12 @@ def test_notebook(tmp_path):
     assert all(0.03 < r["test_ece"][m] < 0.3 for m in r["models"])
     assert r["n_wrong_all"] <= min(r["n_wrong"].values())
     assert r["n_grad_cams"] == min(4, r["n_wrong"]["cnn"])
+    # BI-RADS-like descriptors of the automatic regions, each alone on the 80 development lesions
+    auc = r["descriptor_auc"]
+    assert set(auc) == {"depth_width_ratio", "solidity", "roughness", "heterogeneity", "posterior_ratio", "area_frac"}
+    assert auc["area_frac"] > 0.72  # 0.825: malignant regions are larger
+    assert auc["depth_width_ratio"] > 0.55  # 0.651: taller than wide
+    assert auc["posterior_ratio"] < 0.43  # 0.328: darker below malignant lesions (posterior shadowing)
 
 
 @pytest.mark.notebook
