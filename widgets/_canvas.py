@@ -131,6 +131,7 @@ function render({ model, el }) {
   let layerIdx = null;  // the pixels the layers cover (code != 0)
   let table = null, tableKey = null;  // packed RGBA of every intensity in [rawMin, rawMax]
   let lutVersion = 0;
+  let frameSeq = 0, paintedKey = null;  // the frames scanned; the state of the picture shown
   let pixels = null, pixels32 = null;  // ImageData of the picture, and its pixels as uint32
   let wlLocal = null;   // {w, l} of a window drag on the page, until it ends
   let painting = false;
@@ -166,6 +167,7 @@ function render({ model, el }) {
       for (let j = 3, i = 0; j < layerArr.length; j += 4, i++) if (layerArr[j] !== 0) layerIdx[k++] = i;
     }
     tableKey = null;
+    frameSeq++;
   }
   async function linkSliders() {  // the models of the sliders that set the threshold ranges
     const refs = model.get("threshold_sliders") || [];
@@ -235,15 +237,18 @@ function render({ model, el }) {
       }
       return pack(r, gg, bb);
     };
+    const key = [low, high, lutVersion, a, rawMin, rawMax, JSON.stringify(rs), JSON.stringify(tcs)].join("|");
     if (img.width !== cols || img.height !== rows || !pixels) {
       img.width = cols;
       img.height = rows;
       pixels = ctx.createImageData(cols, rows);
       pixels32 = new Uint32Array(pixels.data.buffer);
+      paintedKey = null;
+    } else if (paintedKey === frameSeq + "|" + key) {
+      return;  // the same picture (e.g. the kernel's echo of a window the page drew already)
     }
     const out = pixels32;
     if (rawMax >= rawMin) {  // an integer slice: one table lookup per pixel
-      const key = [low, high, lutVersion, a, rawMin, rawMax, JSON.stringify(rs), JSON.stringify(tcs)].join("|");
       if (tableKey !== key) {
         table = new Uint32Array(rawMax - rawMin + 1);
         for (let v = rawMin; v <= rawMax; v++) table[v - rawMin] = colour(v, true);
@@ -268,6 +273,7 @@ function render({ model, el }) {
       }
     }
     ctx.putImageData(pixels, 0, 0);
+    paintedKey = frameSeq + "|" + key;
     img.dataset.painted = String((Number(img.dataset.painted) || 0) + 1);
     img.dataset.drawn = String((Number(img.dataset.drawn) || 0) + 1);
   }
