@@ -7,7 +7,8 @@
 :mod:`medlab.apps.vessels`          vesselness, lumen, centreline, diameter profile, stenosis
 :mod:`medlab.apps.neuro`            brain extraction, tissue classes and volumes, simulated
                                     atrophy, haemorrhage candidates on head CT
-:mod:`medlab.apps.breast`           breast ultrasound: the lesion region (no drawn mask)
+:mod:`medlab.apps.breast`           breast ultrasound: the lesion region (no drawn mask) and
+                                    its BI-RADS-like descriptors
 :mod:`medlab.apps.chest`            chest radiographs: the two lung fields
 =================================== ==========================================================
 
