@@ -125,6 +125,16 @@ def bench_dicom_read():
 BENCHMARKS = {"dicom_read": bench_dicom_read}
 
 if __name__ == "__main__":
+    import argparse
     import json
 
-    print(json.dumps(bench_dicom_read(), indent=1, default=str))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="timed reads per route and series (median)")
+    parser.add_argument("--out", type=Path, help="also write the result here (JSON)")
+    args = parser.parse_args()
+    REPEATS = args.repeats
+    text = json.dumps(bench_dicom_read(), indent=1, default=str)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")

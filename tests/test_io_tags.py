@@ -220,3 +220,47 @@ def test_scan_reads_a_folder_without_pydicom(tmp_path, monkeypatch):
     series, count = _scan.scan(str(tmp_path))
     assert count == 3 and len(series) == 1 and len(series[0].files) == 3
     assert series[0].files[0].position == (1.5, -2.25, 30.0) and series[0].series_description == "series"
+
+
+def _with_group_lengths(path, out, *, wrong=()):
+    """``path`` rewritten with a group length element in every group (as GE writes them);
+    groups in ``wrong`` get a stale length (4 bytes too many), as an editing tool leaves it."""
+    import struct
+
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x00090010, "LO", "VENDOR_X")  # a private group that the scan skips
+    ds.add_new(0x00091001, "LO", "private value")
+    meta = DicomBytesIO()
+    write_file_meta_info(meta, ds.file_meta)
+    data = b"\0" * 128 + b"DICM" + meta.getvalue()
+    for group in sorted({e.tag.group for e in ds}):  # pydicom writes no group lengths: by hand
+        part = Dataset()
+        for elem in ds.group_dataset(group):
+            part.add(elem)
+        buf = DicomBytesIO()
+        buf.is_little_endian, buf.is_implicit_VR = True, False
+        write_dataset(buf, part)
+        body = buf.getvalue()
+        length = len(body) + (4 if group in wrong else 0)
+        data += struct.pack("<HH2sHI", group, 0, b"UL", 4, length) + body
+    Path(out).write_bytes(data)
+    return out
+
+
+@pytest.mark.parametrize("wrong", [(), (0x0008,), (0x0009, 0x0020)])
+def test_group_lengths_skip_groups_and_stale_ones_are_walked(tmp_path, monkeypatch, wrong):
+    plain = _write(tmp_path / "plain.dcm")
+    grouped = _with_group_lengths(plain, tmp_path / "grouped.dcm", wrong=wrong)
+    jumps = []
+    lands = _tags._lands
+    monkeypatch.setattr(_tags, "_lands", lambda f, pos, group: jumps.append(lands(f, pos, group)) or jumps[-1])
+    mine = _fast(grouped)
+    assert _record(mine) == _record(_slow(grouped)) == _record(_fast(plain))
+    assert mine["ImagePositionPatient"] == ["1.5", "-2.25", "30.0"] and mine["PixelSpacing"] == ["0.5", "0.75"]
+    if not wrong:
+        assert True in jumps  # the private group 0009 (no wanted value) is jumped over
+    else:
+        assert False in jumps  # a stale length is not followed

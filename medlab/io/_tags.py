@@ -18,6 +18,7 @@ way.
 
 from __future__ import annotations
 
+import os
 import struct
 
 #: Value representations with a 4-byte length in explicit VR (PS3.5 Table 7.1-1).
@@ -122,6 +123,31 @@ def _skip_sequence(f: _File, pos: int, implicit: bool, depth: int) -> int:
                 pos += n
 
 
+def _group_limits(wanted) -> dict[int, int]:
+    """Group -> its last element that :func:`read` needs (wanted, SpecificCharacterSet, the
+    DICOMDIR's record sequence)."""
+    limits: dict[int, int] = {}
+    for tag in (*wanted, 0x00080005, 0x00041220):
+        group, elem = tag >> 16, tag & 0xFFFF
+        if elem > limits.get(group, -1):
+            limits[group] = elem
+    return limits
+
+
+def _lands(f: _File, pos: int, group: int) -> bool:
+    """Whether a group length (explicit VR) points at the end of the file or at the group
+    length element of a later group. A group length left stale by an editing tool points
+    elsewhere (seen in pydicom's test files): the walk then goes on element by element."""
+    size = os.fstat(f.fh.fileno()).st_size
+    if pos >= size:
+        return pos == size  # the end of the file; beyond it: a wrong length
+    if pos + 8 > size:
+        return False
+    buf, rel = f.at(pos, 8)
+    g, e, vr, n = _EXPLICIT(buf, rel)
+    return g > group and e == 0 and vr == b"UL" and n == 4
+
+
 def _text(raw: bytes) -> str | list[str] | None:
     text = raw.decode("latin-1")
     parts = [p.strip(" \x00") for p in text.split("\\")]
@@ -189,6 +215,8 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
         if not syntax or syntax in (_EXPLICIT_BE, _DEFLATED):
             raise Fallback(f"transfer syntax {syntax!r}")
         implicit = syntax == _IMPLICIT_LE
+        limits = {} if implicit else _group_limits(wanted)
+        cur, group_end = -1, 0  # the current group and its end from its group length (0: unknown)
         buf, base = f.buf, f.base
         end = len(buf)
         while True:
@@ -215,6 +243,29 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
                 end = len(buf)
             if tag > last:
                 break
+            if not implicit:  # skip what is left of a group without wanted values, by its length
+                if tag >> 16 != cur:
+                    cur, group_end = tag >> 16, 0
+                    if tag & 0xFFFF == 0 and vr == b"UL" and n == 4:
+                        chunk, at = f.at(start, 4)
+                        if chunk:
+                            group_end = start + 4 + _U32(chunk, at)[0]
+                        if group_end and limits.get(cur, -1) < 1 and _lands(f, group_end, cur):
+                            pos = group_end
+                            buf, base = f.buf, f.base
+                            end = len(buf)
+                            continue
+                        buf, base = f.buf, f.base
+                        end = len(buf)
+                elif group_end and tag & 0xFFFF > limits.get(cur, -1):
+                    if _lands(f, group_end, cur):
+                        pos = group_end
+                        buf, base = f.buf, f.base
+                        end = len(buf)
+                        continue
+                    group_end = 0  # a wrong group length: walk on element by element
+                    buf, base = f.buf, f.base
+                    end = len(buf)
             if n == _UNDEFINED:
                 if not implicit and vr != b"SQ":
                     raise Fallback("undefined length outside a sequence")
