@@ -160,6 +160,41 @@ def test_labels_are_drawn_as_surfaces_in_3d(make_napari_viewer, phantom):
     assert labels.visible and not any(lay.name.endswith(_view.SURFACE_SUFFIX) for lay in viewer.layers)
 
 
+def test_scripted_label_edits_update_the_3d_surface_once_and_only_the_edited_label(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    _view.radiological(viewer)
+    arr = np.zeros((16, 20, 24), np.uint8)
+    arr[2:6, 2:6, 2:6], arr[8:12, 8:12, 8:12], arr[2:5, 14:18, 16:20] = 1, 2, 3
+    labels = viewer.add_labels(arr, name="organs", scale=(2.0, 1.0, 1.0))
+    viewer.dims.ndisplay = 3
+    surface, meshes = viewer.layers["organs (3D surface)"], _view._MESHES[labels]
+    assert meshes.meshed == 3  # one marching cubes per label value
+    n_layers = len(viewer.layers)
+
+    def x_range(value):  # of the surface's vertices in that label's colour (x: voxel index)
+        colours = np.asarray(surface.vertex_colors, float)
+        v = surface.vertices[np.isclose(colours, labels.get_color(value)).all(axis=1)]
+        return (v[:, 2].min(), v[:, 2].max()) if len(v) else None
+
+    for k in range(5):  # a script grows label 2 by one slice at a time, refreshing after each edit
+        labels.data[8:12, 8:12, 12 + k] = 2
+        labels.refresh()
+    assert meshes.meshed == 3 and x_range(2) == (7.5, 11.5)  # nothing remeshed yet: debounced
+    qtbot.waitUntil(lambda: meshes.meshed > 3, timeout=10_000)
+    qtbot.wait(2 * _view.SURFACE_DELAY_MS)
+    assert meshes.meshed == 4  # the five edits: one update, of label 2 only
+    assert x_range(2) == (7.5, 16.5) and x_range(1) == (1.5, 5.5) and x_range(3) == (15.5, 19.5)
+    assert viewer.layers["organs (3D surface)"] is surface and len(viewer.layers) == n_layers  # in place
+    # an erased label leaves the surface without remeshing anything; a refresh without a change does nothing
+    erased = labels.data.copy()
+    erased[erased == 3] = 0
+    labels.data = erased
+    assert _view.update_surfaces(viewer) == 1 and meshes.meshed == 4 and x_range(3) is None
+    labels.refresh()
+    assert _view.update_surfaces(viewer) == 0 and meshes.meshed == 4
+    assert x_range(2) == (7.5, 16.5) and not labels.visible and surface.visible
+
+
 def test_a_folder_of_several_series_opens_a_series_picker(make_napari_viewer, phantom, tmp_path):
     img, _ = phantom
     study = tmp_path / "study"
@@ -198,11 +233,16 @@ def test_threshold_and_region_growing_dock_widgets(make_napari_viewer, phantom):
     assert summary["volume_ml"] == pytest.approx(want.sum() * 2.5 * 2.0 * 2.0 / 1000.0)
     assert summary["mean"] == pytest.approx(sitk.GetArrayFromImage(img)[want > 0].mean())
     assert any(m.startswith("ct threshold: ") and " HU (" in m for m in _notes())
-    # a painted edit survives a re-run: the result goes to a new layer
-    first.data[0, 0, :5] = 7
+    # a painted edit survives a re-run: the result goes to a new layer; each layer's undo is its own
+    first.data_setitem((np.zeros(5, int), np.zeros(5, int), np.arange(5)), 7)  # as the brush paints (undo history)
     th()
-    assert "ct threshold [2]" in viewer.layers and (first.data[0, 0, :5] == 7).all()
-    np.testing.assert_array_equal(viewer.layers["ct threshold [2]"].data, want)
+    second = viewer.layers["ct threshold [2]"]
+    assert (first.data[0, 0, :5] == 7).all()
+    np.testing.assert_array_equal(second.data, want)
+    second.undo()  # nothing to undo in the new layer: no hole punched into it
+    np.testing.assert_array_equal(second.data, want)
+    first.undo()  # the painted edit undone in its own layer
+    np.testing.assert_array_equal(first.data, want)
     # a readable error, nothing added
     n_layers = len(viewer.layers)
     th.lower.value, th.upper.value = 3000.0, 100.0

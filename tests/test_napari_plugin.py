@@ -184,4 +184,4 @@ def test_viewer_and_dock_widgets_in_a_fresh_process(display, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", str(CASES)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
-    assert "9 passed" in r.stdout.splitlines()[-1], r.stdout[-2000:]
+    assert "10 passed" in r.stdout.splitlines()[-1], r.stdout[-2000:]

@@ -19,8 +19,8 @@ import medlab.enhance
 
 from ._layers import AXIS_LABELS_3D
 
-__all__ = ["SURFACE_SUFFIX", "current_viewer", "install_current", "label_surfaces", "orientation_text", "radiological",
-           "surfaces_in_3d", "window_limits"]
+__all__ = ["SURFACE_DELAY_MS", "SURFACE_SUFFIX", "current_viewer", "install_current", "label_surfaces",
+           "orientation_text", "radiological", "surfaces_in_3d", "update_surfaces", "window_limits"]
 
 _VIEWS = {frozenset({"A→P", "R→L"}): "axial", frozenset({"I→S", "R→L"}): "coronal",
           frozenset({"I→S", "A→P"}): "sagittal"}
@@ -106,8 +106,81 @@ def _harmonise(viewer) -> None:
 SURFACE_SUFFIX = " (3D surface)"
 #: A Labels layer with more label values than this stays a volume in 3D (one mesh per value).
 MAX_SURFACE_LABELS = 255
+#: Delay (ms) between the last change of a Labels layer's data (a script's edit, a refresh, an
+#: undo) and the update of its 3D surface: a burst of edits is remeshed once.
+SURFACE_DELAY_MS = 250
 _SURFACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> {labels layer: surface layer}
-_WATCHED: weakref.WeakSet = weakref.WeakSet()  # labels layers whose data changes rebuild their surface
+_MESHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # labels layer -> _LabelMeshes of its surface
+_TIMERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # labels layer -> QTimer of its surface's update
+_RECOLOUR: weakref.WeakSet = weakref.WeakSet()  # labels layers whose colours changed since their last update
+_WATCHED: weakref.WeakSet = weakref.WeakSet()  # labels layers whose data changes update their surface
+
+
+def _label_array(data) -> np.ndarray:
+    arr = np.asarray(data)
+    if arr.ndim != 3 or arr.dtype.kind not in "iub":
+        raise ValueError(f"data must be a 3D integer label array; got {arr.dtype} of shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        arr = arr.view(np.uint8)
+    if arr.size and arr.min() < 0:
+        raise ValueError("data has negative label values; surfaces need labels >= 0")
+    return arr
+
+
+class _LabelMeshes:
+    """The mesh of each label value of one label array, kept with a copy of the array it was made
+    from: :meth:`update` remeshes only the values whose voxels changed since (an edit of one
+    organ of many remeshes that organ)."""
+
+    def __init__(self):
+        self.data: np.ndarray | None = None  # the labels last meshed (a copy)
+        self.meshes: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # value -> (vertices (z, y, x), faces)
+        self.meshed = 0  # label values meshed so far (marching cubes runs)
+
+    def update(self, data) -> set[int]:
+        """Remesh the values whose voxels changed (all of them the first time or after a change
+        of shape); returns those values (empty: nothing changed)."""
+        from scipy import ndimage
+        from skimage.measure import marching_cubes
+
+        arr = _label_array(data)
+        if self.data is None or self.data.shape != arr.shape:
+            self.meshes = {}
+            values = None
+        else:
+            changed = self.data != arr
+            if not changed.any():
+                return set()
+            values = {int(v) for v in np.unique(self.data[changed])} | {int(v) for v in np.unique(arr[changed])}
+            values.discard(0)
+        boxes = ndimage.find_objects(arr)
+        todo = range(1, len(boxes) + 1) if values is None else sorted(values)
+        for value in todo:
+            box = boxes[value - 1] if value <= len(boxes) else None
+            if box is None:  # no voxel has this value (any more)
+                self.meshes.pop(value, None)
+                continue
+            mask = np.pad(arr[box] == value, 1).astype(np.uint8)  # padded: a mask at the border is closed
+            v, f, _, _ = marching_cubes(mask, 0.5)
+            v += np.asarray([s.start for s in box], float) - 1.0
+            self.meshes[value] = (v, f)
+            self.meshed += 1
+        self.data = arr.copy()
+        return set(todo)
+
+    def mesh(self, colors=None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """All values' meshes as one ``(vertices, faces, vertex_colors)``, or None without labels."""
+        verts, faces, cols, n = [], [], [], 0
+        for value in sorted(self.meshes):
+            v, f = self.meshes[value]
+            rgba = np.asarray(colors(value) if colors is not None else (1.0, 1.0, 1.0, 1.0), float).reshape(4)
+            verts.append(v)
+            faces.append(f + n)
+            cols.append(np.broadcast_to(rgba, (len(v), 4)))
+            n += len(v)
+        if not verts:
+            return None
+        return np.concatenate(verts), np.concatenate(faces), np.concatenate(cols)
 
 
 def label_surfaces(data, colors=None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -127,31 +200,9 @@ def label_surfaces(data, colors=None) -> tuple[np.ndarray, np.ndarray, np.ndarra
         (marching cubes at 0.5 of each value's binary mask, padded so that a mask touching the
         border is closed), faces as vertex indexes, RGBA per vertex. None when no voxel is labelled.
     """
-    from scipy import ndimage
-    from skimage.measure import marching_cubes
-
-    arr = np.asarray(data)
-    if arr.ndim != 3 or arr.dtype.kind not in "iub":
-        raise ValueError(f"data must be a 3D integer label array; got {arr.dtype} of shape {arr.shape}")
-    if arr.dtype == np.bool_:
-        arr = arr.view(np.uint8)
-    if arr.size and arr.min() < 0:
-        raise ValueError("data has negative label values; surfaces need labels >= 0")
-    verts, faces, cols, n = [], [], [], 0
-    for value, box in enumerate(ndimage.find_objects(arr), start=1):
-        if box is None:
-            continue
-        mask = np.pad(arr[box] == value, 1).astype(np.uint8)
-        v, f, _, _ = marching_cubes(mask, 0.5)
-        v += np.asarray([s.start for s in box], float) - 1.0
-        rgba = np.asarray(colors(value) if colors is not None else (1.0, 1.0, 1.0, 1.0), float).reshape(4)
-        verts.append(v)
-        faces.append(f + n)
-        cols.append(np.broadcast_to(rgba, (len(v), 4)))
-        n += len(v)
-    if not verts:
-        return None
-    return np.concatenate(verts), np.concatenate(faces), np.concatenate(cols)
+    meshes = _LabelMeshes()
+    meshes.update(data)
+    return meshes.mesh(colors)
 
 
 def _surface_kwargs(layer) -> dict:
@@ -168,7 +219,9 @@ def _wants_surface(layer) -> bool:
 
 
 def _add_surface(viewer, layer) -> None:
-    mesh = label_surfaces(layer.data, layer.get_color)
+    meshes = _LabelMeshes()
+    meshes.update(layer.data)
+    mesh = meshes.mesh(layer.get_color)
     if mesh is None:
         return
     vertices, faces, colors = mesh
@@ -180,18 +233,32 @@ def _add_surface(viewer, layer) -> None:
     except Exception:
         surfaces.pop(layer, None)
         raise
+    _MESHES[layer] = meshes
     viewer.layers.selection.active = active
     layer.visible = False
     if layer not in _WATCHED:
         _WATCHED.add(layer)
         ref = weakref.ref(viewer)
-        layer.events.data.connect(lambda _e=None, lay=layer: _rebuild(ref(), lay))
-        layer.events.labels_update.connect(lambda _e=None, lay=layer: _rebuild(ref(), lay))
+        for event in (layer.events.data, layer.events.labels_update, layer.events.set_data):  # assigned, painted
+            event.connect(lambda _e=None, lay=layer: _schedule(ref(), lay))
+        layer.events.colormap.connect(lambda _e=None, lay=layer: _schedule(ref(), lay, recolour=True))
         layer.events.visible.connect(lambda _e=None, lay=layer: _shown(ref(), lay))
+        # an in-place edit then ``refresh()``: napari skips a hidden layer's refresh (no event at all)
+        original, layer_ref = layer.refresh, weakref.ref(layer)
+
+        def refresh(*args, **kwargs):
+            original(*args, **kwargs)
+            _schedule(ref(), layer_ref())
+
+        layer.refresh = refresh
 
 
 def _drop_surface(viewer, layer) -> None:
     surface = _SURFACES.get(viewer, {}).pop(layer, None)
+    _MESHES.pop(layer, None)
+    _RECOLOUR.discard(layer)
+    if layer in _TIMERS:
+        _TIMERS[layer].stop()
     if surface is None:
         return
     if surface in viewer.layers:
@@ -200,12 +267,66 @@ def _drop_surface(viewer, layer) -> None:
         layer.visible = True
 
 
-def _rebuild(viewer, layer) -> None:
-    """The labels changed while their surface stands in for them: a new surface."""
-    if viewer is not None and _SURFACES.get(viewer, {}).get(layer) is not None and not layer.visible:
+def _schedule(viewer, layer, recolour: bool = False) -> None:
+    """The labels' data (or colours) changed while their surface stands in for them: update the
+    surface :data:`SURFACE_DELAY_MS` after the last change (one update for a burst of edits)."""
+    if viewer is None or _SURFACES.get(viewer, {}).get(layer) is None or layer.visible:
+        return
+    from qtpy.QtCore import QTimer
+
+    timer = _TIMERS.get(layer)
+    if timer is None:  # one per layer, kept (weak references: the timer keeps neither alive)
+        timer = QTimer()
+        timer.setSingleShot(True)
+        timer.setInterval(SURFACE_DELAY_MS)
+        view_ref, layer_ref = weakref.ref(viewer), weakref.ref(layer)
+        timer.timeout.connect(lambda: _update_surface(view_ref(), layer_ref()))
+        _TIMERS[layer] = timer
+    if recolour:
+        _RECOLOUR.add(layer)
+    timer.start()
+
+
+def _update_surface(viewer, layer) -> bool:
+    """Bring the surface of ``layer`` up to date now: remesh only the label values whose voxels
+    changed (:class:`_LabelMeshes`) and replace the Surface layer's data in place. Returns True
+    when the surface changed."""
+    if layer is None:
+        return False
+    if layer in _TIMERS:
+        _TIMERS[layer].stop()
+    recolour = layer in _RECOLOUR
+    _RECOLOUR.discard(layer)
+    surface = _SURFACES.get(viewer, {}).get(layer) if viewer is not None else None
+    meshes = _MESHES.get(layer)
+    if surface is None or meshes is None or layer.visible:
+        return False
+    if layer not in viewer.layers or viewer.dims.ndisplay != 3 or not _wants_surface_data(layer):
         _drop_surface(viewer, layer)
-        if viewer.dims.ndisplay == 3 and layer in viewer.layers and _wants_surface(layer):
-            _add_surface(viewer, layer)
+        return True
+    if not meshes.update(layer.data) and not recolour:
+        return False
+    mesh = meshes.mesh(layer.get_color)
+    if mesh is None:  # every label erased: the (empty) labels show again
+        _drop_surface(viewer, layer)
+        return True
+    vertices, faces, colors = mesh
+    surface.vertex_colors = None  # napari checks the old colours against the new vertices
+    surface.data = (vertices, faces)
+    surface.vertex_colors = colors
+    return True
+
+
+def _wants_surface_data(layer) -> bool:
+    """What :func:`_wants_surface` asks of the data (the layer itself is hidden behind its surface)."""
+    return int(np.asarray(layer.data).max(initial=0)) <= MAX_SURFACE_LABELS and not layer.multiscale
+
+
+def update_surfaces(viewer) -> int:
+    """Update now the 3D surfaces whose labels changed (otherwise done :data:`SURFACE_DELAY_MS`
+    after the last change): for a script that edits labels and takes a screenshot at once.
+    Returns how many surfaces changed."""
+    return sum(_update_surface(viewer, layer) for layer in list(_SURFACES.get(viewer, {})))
 
 
 def _shown(viewer, layer) -> None:
@@ -221,7 +342,11 @@ def surfaces_in_3d(viewer) -> None:
     show again. Software OpenGL draws a mesh far faster than it ray-casts a label volume
     (``benchmarks/bench_napari.py``). To paint in 3D, make the Labels layer visible: its volume
     replaces its surface. A layer with ``metadata['surface_in_3d'] = False``, a multiscale one or
-    one with more than :data:`MAX_SURFACE_LABELS` label values stays a volume."""
+    one with more than :data:`MAX_SURFACE_LABELS` label values stays a volume.
+
+    A change of the labels (assigned, edited in place and refreshed, undone, recoloured) updates
+    their surface in place :data:`SURFACE_DELAY_MS` after the last change, remeshing only the
+    label values whose voxels changed; :func:`update_surfaces` does it at once."""
     surfaces = _SURFACES.setdefault(viewer, {})
     if viewer.dims.ndisplay != 3 or len(viewer.dims.displayed) != 3:
         for layer in list(surfaces):
