@@ -404,6 +404,14 @@ def _show(viewer, layers) -> None:
         getattr(viewer, f"add_{kind}")(data, **kwargs)
 
 
+#: Interval (ms) between two updates of the Registration blend dock's progress bar and status line.
+#: Not shorter: while a window holds napari's OpenGL canvas, Qt composes the whole window with
+#: OpenGL on every repaint of any widget in it, which under software OpenGL (Mesa llvmpipe) takes
+#: CPU from the registration running at the same time (``benchmarks/bench_napari.py``,
+#: ``napari_registration``).
+PROGRESS_POLL_MS = 1000
+
+
 class RegistrationBlendWidget(Container):
     """The moving image on the fixed grid (registered first when ``register`` is on:
     medlab.registration.register), blended with medlab.fusion, as a job: a progress bar with the
@@ -493,7 +501,7 @@ class RegistrationBlendWidget(Container):
         self._status.value = "registering…" if register else "resampling…"
         self._timer = QTimer()
         self._timer.timeout.connect(self._poll)
-        self._timer.start(200)
+        self._timer.start(PROGRESS_POLL_MS)
         worker.start()
         return worker
 
@@ -503,10 +511,15 @@ class RegistrationBlendWidget(Container):
         self._status.value = "stopping…"
 
     def _poll(self) -> None:
+        """Show the registration's latest progress (every :data:`PROGRESS_POLL_MS`); a widget is
+        only touched when what it shows changed (each repaint composes the window again)."""
         if self._timer is not None and self._latest is not None and not self._stopping:
             fraction, message = self._latest
-            self._progress.value = int(round(100 * fraction))
-            self._status.value = message[:60]
+            percent, text = int(round(100 * fraction)), message[:60]
+            if self._progress.value != percent:
+                self._progress.value = percent
+            if self._status.value != text:
+                self._status.value = text
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
