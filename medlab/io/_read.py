@@ -39,7 +39,10 @@ def read(
       repeated equally often: fMRI, diffusion, multi-echo, multi-phase), Siemens mosaics
       (the CSA header gives the slices) and several multi-frame files give a **4D** image
       (x, y, z, volume) converted by dcm2niix; see :func:`volume`, :func:`volumes` and
-      :func:`volume_metadata`. dcm2niix's result is checked against the DICOM slice
+      :func:`volume_metadata`. A plain GE or Siemens series of uncompressed 16-bit
+      single-slice files (fMRI) has its pixels read by medlab at the positions its headers
+      give, dcm2niix converting only its first two volumes for the metadata (their voxels
+      must equal medlab's, else the whole series is converted). dcm2niix's result is checked against the DICOM slice
       positions (refused beyond 0.01 mm) and takes its geometry exactly from the DICOM
       header; dcm2niix runs in a private temporary folder that is always removed, and what it
       says becomes a :class:`DicomWarning` or the reason of an ``ImageIOError``. Files that
