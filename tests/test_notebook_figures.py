@@ -5,6 +5,7 @@ milliseconds). A *figure cell* is a cell that draws with matplotlib (``plt.subpl
 ``ax.plot``, ``ax.imshow``, ``medlab.display.imshow``, a pandas ``.plot``...), directly or
 through a function defined in the same notebook. Each figure cell must:
 
+* **have a caption**: prose right before it (a markdown cell saying what the figure shows);
 * **say what is shown**: a title (``set_title``, ``suptitle``, ``plt.title`` or a ``title=``
   keyword);
 * **label the axes of a data plot** (``plot``, ``scatter``, ``hist``, ``bar``, ``errorbar``,
@@ -71,11 +72,22 @@ def _text(node) -> str | None:
     return None
 
 
+def _walk(tree):
+    """Every node of ``tree`` except the bodies of the functions it defines (those count where
+    they are called)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.FunctionDef))
+
+
 def _facts(tree) -> dict:
-    """What one cell (or function) does: draws, titles, labels, axes off, colour bars."""
+    """What one cell (or function body) does: draws, titles, labels, axes off, colour bars."""
     f = {"figure": False, "data": False, "image": False, "title": False, "xlabel": False, "ylabel": False,
          "axes_off": False, "colorbar": False, "colorbar_label": False, "labels": [], "calls": set()}
-    for node in ast.walk(tree):
+    root = ast.Module(body=tree.body, type_ignores=[]) if isinstance(tree, ast.FunctionDef) else tree
+    for node in _walk(root):
         if not isinstance(node, ast.Call):
             continue
         name, owner = _name(node.func)
@@ -131,13 +143,13 @@ def problems(cells: list[str | None]) -> list[str]:
     out = []
     for i, tree in trees.items():
         f = _facts(tree)
-        if all(isinstance(s, (ast.FunctionDef, ast.Import, ast.ImportFrom)) for s in tree.body):
-            continue  # definitions only: checked where they are called
         for name in sorted(f["calls"] & functions.keys()):
             _merge(f, functions[name])
         if not f["figure"]:
             continue
         where = f"cell {i}"
+        if i == 0 or cells[i - 1] is not None:
+            out.append(f"{where}: a figure without a caption: prose (a markdown cell) right before it")
         if not f["title"]:
             out.append(f"{where}: a figure without a title saying what is shown")
         if f["data"] and not (f["xlabel"] and f["ylabel"]):
@@ -162,24 +174,35 @@ def test_figures_have_titles_labels_and_units(path):
 
 
 def test_the_figure_check_can_fail():
-    """Each rule, broken once, is found; the same cells written properly pass."""
+    """Each rule, broken once, is found; the same cells written properly pass (None: a markdown
+    cell, the caption)."""
     bad = [
+        None,
         "fig, ax = plt.subplots()\nax.plot(t, d)\nax.set_xlabel('time (s)')",  # no title, no y label
+        None,
         "fig, ax = plt.subplots()\nax.imshow(img)\nax.set_title('CT')",  # pixel axes shown
+        None,
         "fig, ax = plt.subplots()\nax.hist(x)\nax.set_xlabel('diameter')\nax.set_ylabel('count')\n"
         "ax.set_title('sizes')",  # no unit
+        None,
         "fig, ax = plt.subplots()\nim = ax.imshow(img)\nfig.colorbar(im)\nax.axis('off')\n"
         "ax.set_title('SUV')",  # colour bar without a label
-        "def show(ax, im):\n    display.imshow(ax, im)\n",
+        "def show(ax, im):\n    display.imshow(ax, im)\n\nprint('defined')",
+        None,
         "fig, ax = plt.subplots()\nshow(ax, ct)\nax.set_title('CT')",  # axes in mm, unlabelled, via a function
+        "fig, ax = plt.subplots()\nax.axis('off')\nax.imshow(img)\nax.set_title('CT')",  # no caption before
     ]
     found = problems(bad)
-    assert [m.split(":")[0] for m in found] == ["cell 0"] * 2 + ["cell 1", "cell 2", "cell 3", "cell 5"]
+    assert [m.split(":")[0] for m in found] == ["cell 1"] * 2 + ["cell 3", "cell 5", "cell 7", "cell 10", "cell 11"]
+    assert "caption" in found[-1] and "unit" in found[3]
     good = [
+        None,
         "fig, ax = plt.subplots()\nax.plot(t, d)\nax.set(xlabel='time (s)', ylabel='diameter (mm)')\n"
         "ax.set_title('diameter over time')",
+        None,
         "fig, ax = plt.subplots()\nim = display.imshow(ax, img)\nfig.colorbar(im, label='SUV (g/mL)')\n"
         "ax.set_xlabel('x (mm)'); ax.set_ylabel('y (mm)'); ax.set_title('PET')",
+        None,
         "df.plot.bar(ax=ax, ylabel='Dice', xlabel='patient', title='Dice per patient')",
         "print('no figure here')",
     ]
