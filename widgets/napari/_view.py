@@ -311,9 +311,10 @@ def _update_surface(viewer, layer) -> bool:
         _drop_surface(viewer, layer)
         return True
     vertices, faces, colors = mesh
-    surface.vertex_colors = None  # napari checks the old colours against the new vertices
-    surface.data = (vertices, faces)
-    surface.vertex_colors = colors
+    with surface.events.set_data.blocker(), surface.events.data.blocker():  # no redraw in between
+        surface.vertex_colors = None  # napari checks the old colours against the new vertices
+        surface.data = (vertices, faces)
+    surface.vertex_colors = colors  # one redraw: vispy computes the mesh's normals once
     return True
 
 
