@@ -225,6 +225,48 @@ def test_imshow_extent_in_mm(ct_slice):
     assert display.imshow(ax, img, 400, 40).get_extent() == im.get_extent()
 
 
+def test_largest_slice_per_axis_and_orientation():
+    vol = np.zeros((6, 7, 8), np.uint8)
+    vol[1, 2:5, 1:4] = 1        # 9 voxels on axial slice 1
+    vol[4, 1:6, 2:7] = 1        # 25 voxels on axial slice 4: the largest
+    assert display.largest_slice(vol) == 4
+    # coronal counts along y (rows 2..4 hold 3 + 5 voxels, rows 1 and 5 only 5): first of the largest
+    assert display.largest_slice(vol, "coronal") == 2
+    assert display.largest_slice(vol, "sagittal") == 2  # columns 2, 3: 3 + 5 voxels
+    img = sitk.GetImageFromArray(vol)
+    flipped = sitk.Flip(img, [False, False, True])  # the same mask stored superior first
+    flipped.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))
+    assert display.largest_slice(flipped) == display.largest_slice(img) == 4
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(display.slice_of(flipped, 4)), vol[4])
+    with pytest.raises(ValueError, match="`mask` has no foreground"):
+        display.largest_slice(np.zeros((2, 3, 3)))
+    with pytest.raises(ValueError, match="`mask` must be 3D"):
+        display.largest_slice(vol[0])
+    with pytest.raises(ValueError, match="`axis`"):
+        display.largest_slice(vol, "oblique")
+
+
+def test_outline_in_mm_on_imshow_axes():
+    from matplotlib.figure import Figure
+
+    mask = np.zeros((10, 12), np.uint8)
+    mask[2:6, 3:8] = 1  # rows 2..5, columns 3..7
+    ax = Figure().add_subplot()
+    display.imshow(ax, mask, 1, 0.5, spacing=(0.5, 2.0))
+    lines = display.outline(ax, mask, color="red", spacing=(0.5, 2.0))
+    xy = np.concatenate([p.vertices for p in lines.get_paths()])
+    # the 0.5 iso-line runs half-way between inside and outside pixel centres, in mm
+    np.testing.assert_allclose(xy.min(axis=0), [2.5 * 2.0, 1.5 * 0.5])
+    np.testing.assert_allclose(xy.max(axis=0), [7.5 * 2.0, 5.5 * 0.5])
+    img = sitk.GetImageFromArray(mask)
+    img.SetSpacing((2.0, 0.5))
+    same = display.outline(ax, img)
+    np.testing.assert_allclose(np.concatenate([p.vertices for p in same.get_paths()]), xy)
+    assert display.outline(ax, np.zeros((4, 4))) is None
+    with pytest.raises(ValueError, match="`mask` must be 2D"):
+        display.outline(ax, np.zeros((2, 4, 4)))
+
+
 def test_import_is_light_and_ui_free():
     code = (
         "import sys, medlab.display, medlab.enhance, medlab.filters, medlab.metrics; "
