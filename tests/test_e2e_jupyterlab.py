@@ -281,7 +281,17 @@ def _check_two_thresholds(page) -> None:
     after = _state2(page, until=lambda s: s["dense"][0] != first["dense"][0])
     assert after["dense"][0] > first["dense"][0] and after["soft"] == first["soft"], (first, after)
     cell.screenshot(path=ARTIFACTS / "8_two_thresholds.png")
-    _same_picture(page, after["pixels_png"], cell=cell)
+    # the kernel applies the slider's values throttled: the state read above can be one that the
+    # page has passed already; read it again until it is the page's (bounded)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _same_picture(page, after["pixels_png"], timeout_s=2.0, cell=cell)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            after = _state2(page)
 
 
 def _pixel_center(box: dict, shape, row: int, col: int) -> tuple[float, float]:
