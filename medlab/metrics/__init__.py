@@ -1,7 +1,8 @@
 """Measurements against ground truth and of image quality.
 
 Image quality (``_quality.py``): :func:`snr`, :func:`cnr`, :func:`mse`, :func:`psnr`,
-:func:`ssim`, :func:`local_contrast`.
+:func:`ssim`, :func:`local_contrast`; denoisers run and scored in one table
+(``_denoising.py``): :func:`compare_denoisers`.
 
 Segmentation against ground truth (``_segmentation.py``; definitions of boundary, HD95 and the
 empty-mask cases in its module docstring): :func:`dice`, :func:`jaccard`, :func:`hausdorff`,
@@ -29,6 +30,7 @@ from medlab.metrics._classification import (
     roc_auc_ci,
 )
 from medlab.metrics._quality import cnr, local_contrast, mse, psnr, snr, ssim
+from medlab.metrics._denoising import compare_denoisers
 from medlab.metrics._segmentation import (
     assd,
     dice,
@@ -48,6 +50,7 @@ __all__ = [
     "psnr",
     "ssim",
     "local_contrast",
+    "compare_denoisers",
     # segmentation against ground truth (_segmentation.py)
     "dice",
     "jaccard",
