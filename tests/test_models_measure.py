@@ -72,6 +72,39 @@ def test_head_circumference_subtracts_the_boundary_offset():
     assert hc - hc_off == pytest.approx(2 * math.pi * mm.HC18_BOUNDARY_OFFSET_PX * 0.15, rel=1e-12)
 
 
+def test_head_crop_keeps_the_head_in_physical_space():
+    """The crop of the second pass: the head fills 1 / margin of its side and its ellipse, resampled
+    back onto the image, is the same one (sub-pixel); parts outside the image are black."""
+    from medlab.models.data import resample_onto
+    from medlab.models.hc18 import head_crop
+    from medlab.segmentation import fit_ellipse
+
+    frac = _ellipse_mask((200, 300), (190.0, 110.0), (90.0, 60.0), 20.0)  # near the right border
+    img = sitk.GetImageFromArray(frac.astype(np.float32))
+    img.SetSpacing((0.25, 0.25))
+    img.SetOrigin((-12.0, 30.0))
+    e = fit_ellipse(img)
+    crop = head_crop(img, e, size=(160, 160), margin=1.4)
+    assert crop.GetSize() == (160, 160)
+    assert crop.GetSpacing()[0] == pytest.approx(1.4 * 2 * e.semi_axes_mm[0] / 160)
+    inner = fit_ellipse(crop)
+    assert inner.semi_axes_mm == pytest.approx(e.semi_axes_mm, rel=2e-3)
+    assert inner.circumference_mm == pytest.approx(e.circumference_mm, rel=2e-3)
+    # the crop's centre is the ellipse's centre
+    assert np.array(inner.centre_mm) / crop.GetSpacing()[0] == pytest.approx([79.5, 79.5], abs=0.3)
+    # the crop reaches past the right border (x = 300 px, 16 px short of its edge): black there
+    assert sitk.GetArrayViewFromImage(crop)[80, -3:].max() == 0.0
+    back = resample_onto(crop, img)
+    assert fit_ellipse(back).circumference_mm == pytest.approx(e.circumference_mm, rel=2e-3)
+    # shifted crops move the head the other way
+    shifted = fit_ellipse(head_crop(img, e, size=(160, 160), margin=1.4, shift=(0.05, 0.0)))
+    assert shifted.centre_mm[0] == pytest.approx(inner.centre_mm[0] - 0.05 * 1.4 * 2 * e.semi_axes_mm[0], abs=0.1)
+    with pytest.raises(ValueError, match="margin"):
+        head_crop(img, e, margin=0)
+    with pytest.raises(ValueError, match="no head found"):
+        head_crop(img, fit_ellipse(np.zeros((20, 20))))
+
+
 def test_hc18_split_is_by_subject_and_stratified_by_head_size():
     split = mm.hc18_split(seed=0)
     n = sum(len(v) for v in split.values())

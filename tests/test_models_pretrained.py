@@ -40,21 +40,22 @@ def hc18_table():
 
 
 def test_hc18_validation_dice_and_head_circumference(hc18_table):
-    """On the test part of hc18_split(seed=0), which chose nothing (the QC thresholds came from
-    the validation part, the annotation-line offset from the training masks)."""
+    """On the test part of hc18_split(seed=0), which chose nothing (the QC thresholds and the
+    second pass's offset came from the validation part, the annotation-line offset from the
+    training masks). Both passes (measure_head's default)."""
     net, table = hc18_table
     assert len(table) == 133 and table["subject"].nunique() == 107
     s = mm.hc18_summary(table, method="opencv")
     assert table["dice"].mean() >= 0.958  # 0.968
     mad = {m: table[f"abs_err_{m}_mm"].mean() for m in ELLIPSE_METHODS}
-    assert mad["opencv"] <= 2.8  # 2.50 mm (95 % CI 2.01-3.22, subject bootstrap); goal 1.8 mm not reached
-    assert mad["skimage"] <= 2.8  # 2.51 mm
-    # measured per band: HC < 150 mm 2.16 (38 images), 150-250 mm 2.02 (77), > 250 mm 5.31 (18)
-    for band, ceiling in {"<150": 2.6, "150-250": 2.4, ">250": 6.5}.items():
+    assert mad["opencv"] <= 2.55  # 2.28 mm (95 % CI 1.90-2.72, subject bootstrap); goal 1.8 mm not reached
+    assert mad["skimage"] <= 2.8  # 2.51 mm with the first pass alone
+    # measured per band: HC < 150 mm 1.98 (38 images), 150-250 mm 2.11 (77), > 250 mm 3.68 (18)
+    for band, ceiling in {"<150": 2.4, "150-250": 2.45, ">250": 4.5}.items():
         assert s["bands"][band]["mad_mm"] <= ceiling, band
         lo, hi = s["bands"][band]["mad_ci95_mm"]
         assert lo <= s["bands"][band]["mad_mm"] <= hi
-    assert (table["abs_err_opencv_mm"] <= 2).mean() >= 0.53  # 59 % of images within 2 mm
+    assert (table["abs_err_opencv_mm"] <= 2).mean() >= 0.55  # 60 % of images within 2 mm
     # a fit to the reference mask reproduces the sonographer's HC almost exactly: the error is
     # the network's, not the ellipse fit's
     for m in ELLIPSE_METHODS:
@@ -68,9 +69,11 @@ def test_hc18_validation_dice_and_head_circumference(hc18_table):
 def test_hc18_qc_flags_hold_the_large_errors(hc18_table):
     _, table = hc18_table
     qc = mm.hc18_summary(table)["qc"]
-    assert qc["share_flagged"] <= 0.28  # 23 % flagged (31 of 133)
-    assert qc["mad_flagged_mm"] >= 2 * qc["mad_unflagged_mm"]  # 4.51 vs 1.89 mm
-    assert qc["large_errors_flagged"] >= 0.45  # 56 % of the 18 errors above 4 mm
+    # with the second pass the large errors left are mostly unflagged (issue 15): 17 % flagged
+    # (23 of 133), MAD 3.46 flagged vs 2.04 mm unflagged, 6 of the 21 errors above 4 mm flagged
+    assert qc["share_flagged"] <= 0.23
+    assert qc["mad_flagged_mm"] >= 1.4 * qc["mad_unflagged_mm"]
+    assert qc["large_errors_flagged"] >= 0.2
 
 
 def test_hc18_bad_input_is_flagged_or_refused(hc18_table):
@@ -94,6 +97,31 @@ def test_hc18_bad_input_is_flagged_or_refused(hc18_table):
     ok = mm.measure_head(net, d.image)
     assert not any("size" in r for r in ok.qc.reasons)
     assert ok.hc_mm == pytest.approx(table["hc_opencv_mm"].iloc[0], abs=1e-6)
+
+
+def test_hc18_second_pass_is_the_shipped_crop_network(hc18_table):
+    """measure_head of hc18_unet runs its second pass (info['refine']: weights shipped next to the
+    first pass's, a crop around the first ellipse); refine=False gives the first pass alone."""
+    from medlab import datasets
+    from medlab.models.hc18 import _refiner
+
+    net, table = hc18_table
+    spec = net.info["refine"]
+    assert (WEIGHTS_DIR / spec["weights"]).is_file() and spec["builder"]["kwargs"]["input_size"] == [224, 224]
+    assert 0 <= spec["offset_crop_px"] < 1  # 0.318 crop px, chosen on the validation part
+    tm, _ = _refiner(net)
+    assert tm.input_size == (224, 224) and tm.model.count_params() == net.model.count_params()
+    d = datasets.load("hc18", case=table["case"].iloc[0], progress=False)
+    both, first = mm.measure_head(net, d.image), mm.measure_head(net, d.image, refine=False)
+    assert both.hc_mm == pytest.approx(table["hc_opencv_mm"].iloc[0], abs=1e-6)
+    assert both.hc_mm != first.hc_mm and abs(both.hc_mm - first.hc_mm) < 0.05 * first.hc_mm
+    # the second pass's probability lies on the image's grid, zero outside its crop
+    prob = sitk.GetArrayFromImage(both.probability)
+    assert both.probability.GetSize() == d.image.GetSize() and prob[0, 0] == 0.0
+    no_refine = mm.TrainedModel(net.model, task=net.task, classes=net.classes, input_size=net.input_size,
+                                normalization=net.normalization,
+                                info={k: v for k, v in net.info.items() if k != "refine"})
+    assert mm.measure_head(no_refine, d.image).hc_mm == pytest.approx(first.hc_mm, abs=1e-9)
 
 
 def test_model_cards_and_input_checks():

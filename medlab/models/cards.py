@@ -203,6 +203,13 @@ def _sections(model) -> list:
                f"classes: {', '.join(getattr(model, 'classes', ()))}.",
                f"Input: {'x'.join(str(s) for s in (model.input_size or ()))} grid, "
                f"{model.channels} channel(s), {model.normalization} normalisation."]
+    refine = info.get("refine") or {}
+    if refine:  # hc18_unet: a second network looks again at a crop around the head (measure_head)
+        size = refine.get("builder", {}).get("kwargs", {}).get("input_size", "?")
+        secs = (refine.get("training") or {}).get("seconds", "?")
+        summary.append(f"Second pass: a crop {refine.get('margin', '?')} times the head's major axis on a "
+                       f"{'x'.join(str(s) for s in size) if isinstance(size, list) else size} grid "
+                       f"(trained {secs} s).")
     out.append(("Model", "list", summary))
     out.append(("Intended use", "text", info.get("intended_use", "not stated")))
     data = [info.get("data", "not stated")]

@@ -18,10 +18,18 @@ points are the image edge, not the skull, and are left out of the fit (``exclude
 :func:`~medlab.segmentation.fit_ellipse`), so the ellipse is fitted to the visible arc and
 continues beyond the image.
 
+Second pass. The whole 540 x 800 frame on the network's coarse grid shows a small head with
+few grid pixels. A model with ``info['refine']`` (the pretrained ``hc18_unet``) looks again at
+a square crop around the first ellipse (:func:`head_crop`, a fixed multiple of its major axis),
+with a network trained on such crops, so every head fills its crop alike; its outline sits a
+fraction of a crop pixel outside the mask's, an offset chosen on the validation part
+(``info['refine']['offset_crop_px']``, ``tools/train_pretrained.py``).
+
 Quality control. :func:`measure_head` returns every head circumference with a verdict
 (:class:`HeadQC`): the residual of the ellipse fit, the share of the outline on the image
-border, the spread of the HC over four flipped passes of the network (test-time augmentation)
-and the plausibility of the size for the pixel spacing. The thresholds of a pretrained model
+border, the spread of the HC over four flipped passes of the network (test-time augmentation),
+the change of the HC between the first and the second pass, and the plausibility of the size
+for the pixel spacing. The thresholds of a pretrained model
 were chosen on the validation part of :func:`hc18_split` (:func:`choose_qc_thresholds`) and are
 stored in its ``info['qc']``; :func:`hc18_summary` reports how the flags separate the errors.
 
@@ -56,6 +64,7 @@ __all__ = [
     "HC_BANDS_MM",
     "evaluate_hc18",
     "measure_head",
+    "head_crop",
     "head_qc",
     "hc18_summary",
     "choose_qc_thresholds",
@@ -196,6 +205,7 @@ HC18_QC = {
     "max_fit_residual": 0.02,     # RMS radial distance of the outline from its ellipse / mean radius
     "max_border_share": 0.0,      # share of the outline on the image border (a head cut by it)
     "max_tta_spread": 0.02,       # (max - min) / mean HC over the flipped passes
+    "max_pass_change": 0.02,      # |second pass - first pass| / first pass HC (a model with a second pass)
     "hc_range_mm": (40.0, 400.0),  # fetal heads from 11 weeks to term (HC18: 44-346 mm)
     "min_hc_px": 150.0,           # an outline shorter than this many pixels is too coarse to measure
 }
@@ -204,7 +214,8 @@ QC_REASONS = {
     "blank": "blank image (constant intensity)",
     "fit_residual": "outline is not elliptic (fit residual {fit_residual:.3f} > {max_fit_residual:g})",
     "border": "head cut by the image border ({border_share:.0%} of its outline)",
-    "tta_spread": "unstable under flips: HC varies by {tta_spread:.1%} (> {max_tta_spread:.0%})",
+    "tta_spread": "unstable under flips: HC varies by {tta_spread:.1%} (> {max_tta_spread:.1%})",
+    "pass_change": "the two passes disagree: HC changes by {pass_change:.1%} (> {max_pass_change:.1%})",
     "size_mm": "implausible size for the pixel spacing: {hc_mm:.0f} mm outside {hc_lo:g}-{hc_hi:g} mm",
     "size_px": "head too small in pixels to measure ({hc_px:.0f} px outline)",
 }
@@ -222,6 +233,7 @@ class HeadQC(NamedTuple):
     border_share: float
     tta_spread: float
     hc_px: float
+    pass_change: float = 0.0
 
 
 class HeadMeasurement(NamedTuple):
@@ -245,7 +257,8 @@ def _qc_thresholds(model, qc):
     return out
 
 
-def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, thresholds=None, blank=False) -> HeadQC:
+def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, thresholds=None, blank=False,
+            pass_change=0.0) -> HeadQC:
     """The quality verdict of one head circumference from its measured quantities.
 
     Parameters
@@ -260,10 +273,13 @@ def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, threshol
         Overrides of :data:`HC18_QC`.
     blank : bool
         The image has constant intensity.
+    pass_change : float
+        Relative change of the HC from the first to the second pass (0 without a second pass).
     """
     t = {**HC18_QC, **(thresholds or {})}
     hc_px = hc_mm / pixel_mm if pixel_mm > 0 else math.nan
-    values = {"fit_residual": fit_residual, "border_share": border_share, "tta_spread": tta_spread, "hc_mm": hc_mm,
+    values = {"fit_residual": fit_residual, "border_share": border_share, "tta_spread": tta_spread,
+              "pass_change": pass_change, "hc_mm": hc_mm,
               "hc_px": hc_px, "hc_lo": t["hc_range_mm"][0], "hc_hi": t["hc_range_mm"][1], **t}
     failed = []
     if blank:
@@ -277,12 +293,67 @@ def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, threshol
             failed.append("border")
         if tta_spread > t["max_tta_spread"]:
             failed.append("tta_spread")
+        if pass_change > t["max_pass_change"]:
+            failed.append("pass_change")
         if not t["hc_range_mm"][0] <= hc_mm <= t["hc_range_mm"][1]:
             failed.append("size_mm")
         if hc_px < t["min_hc_px"]:
             failed.append("size_px")
     reasons = tuple(QC_REASONS[k].format(**values) for k in failed)
-    return HeadQC(bool(failed), reasons, float(fit_residual), float(border_share), float(tta_spread), float(hc_px))
+    return HeadQC(bool(failed), reasons, float(fit_residual), float(border_share), float(tta_spread), float(hc_px),
+                  float(pass_change))
+
+
+def head_crop(image: sitk.Image, ellipse: Ellipse, *, size=(192, 192), margin: float = 1.3,
+              shift=(0.0, 0.0), interpolator: str = "linear") -> sitk.Image:
+    """A square crop of ``image`` centred on a head ellipse, resampled to ``size`` pixels.
+
+    The crop's side is ``margin`` times the major axis ``2a`` of ``ellipse``, so every head fills
+    the crop alike whatever its size and pixel spacing (the second, finer pass of
+    :func:`measure_head`). Parts of the crop outside the image are 0 (black, as the frame of
+    an ultrasound image). When the crop's pixels are coarser than the image's, the image is
+    smoothed first (Gaussian, sigma 0.5 crop pixel) so speckle does not alias.
+
+    Parameters
+    ----------
+    image : sitk.Image
+        2D scalar image (or label mask with ``interpolator='nearest'`` or 'linear' for a smooth
+        mask).
+    ellipse : Ellipse
+        From :func:`medlab.segmentation.fit_ellipse` on this image (``centre_mm`` in the pixel grid
+        times the spacing).
+    size : (int, int)
+        Crop size in pixels, ``(y, x)``.
+    margin : float
+        Crop side over the ellipse's major axis (> 1 keeps the whole head inside).
+    shift : (float, float)
+        Offset of the crop's centre from the ellipse's, ``(x, y)``, as a fraction of the side.
+    interpolator : {'linear', 'nearest'}
+
+    Returns
+    -------
+    sitk.Image
+        The crop, in the physical frame of ``image`` (it resamples back onto ``image``).
+    """
+    check_choice("interpolator", interpolator, ("linear", "nearest"))
+    if not margin > 0:
+        raise ValueError(f"`margin` must be > 0; got {margin!r}")
+    if not np.all(np.isfinite(ellipse.semi_axes_mm)) or not np.all(np.isfinite(ellipse.centre_mm)):
+        raise ValueError("`ellipse` is not finite (no head found)")
+    ny, nx = (int(s) for s in size)
+    side = float(margin) * 2 * float(ellipse.semi_axes_mm[0])
+    step = np.array([side / nx, side / ny])
+    sp = np.array(image.GetSpacing(), float)
+    centre_idx = np.asarray(ellipse.centre_mm, float) / sp + np.asarray(shift, float) * side / sp
+    centre = np.array(image.TransformContinuousIndexToPhysicalPoint(centre_idx.tolist()))
+    direction = np.array(image.GetDirection()).reshape(2, 2)
+    origin = centre - direction @ (step * (np.array([nx, ny]) - 1) / 2)
+    src = image
+    if interpolator == "linear" and step.min() > 1.5 * sp.min():
+        src = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), float(0.5 * step.min()))
+    interp = sitk.sitkLinear if interpolator == "linear" else sitk.sitkNearestNeighbor
+    return sitk.Resample(src, [nx, ny], sitk.Transform(), interp, origin.tolist(), step.tolist(),
+                         image.GetDirection(), 0.0, sitk.sitkFloat32)
 
 
 def _scalar_grid(img: sitk.Image) -> sitk.Image:
@@ -293,13 +364,17 @@ def _scalar_grid(img: sitk.Image) -> sitk.Image:
 
 
 def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: bool = True,
-                 boundary_offset_px: float | None = None, qc=None, batch_size: int = 8):
+                 boundary_offset_px: float | None = None, qc=None, batch_size: int = 8, refine: bool = True):
     """Head circumference of a fetal-head ultrasound image, with a quality-control verdict.
 
     The model segments the head in each of the four flips of the image (:func:`medlab.models.
     segment_flips`); the mean probability is the segmentation, its 0.5 contour (leaving out
     any part along the image border) is fitted by an ellipse in mm and corrected for the
-    annotation line (:func:`head_circumference`). The verdict (:func:`head_qc`) flags an outline
+    annotation line (:func:`head_circumference`). A model with a second pass
+    (``info['refine']``, as the pretrained ``hc18_unet``) then looks again, on a square crop
+    around that first ellipse (:func:`head_crop`), with a network trained on such crops: every
+    head fills the crop alike, so small heads are seen on a finer grid; the same flips are
+    averaged, mapped back onto the image and fitted the same way. The verdict (:func:`head_qc`) flags an outline
     that is not elliptic, a head cut by the border, an HC that changes between the flipped
     passes, and a size that is implausible for the pixel spacing (e.g. a spacing that was
     never set) or too few pixels.
@@ -321,11 +396,14 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
     qc : dict, optional
         Threshold overrides (keys of :data:`HC18_QC`); default: the model's ``info['qc']``.
     batch_size : int
+    refine : bool
+        Run the model's second pass when it has one (False: the first pass only).
 
     Returns
     -------
     HeadMeasurement or list of HeadMeasurement
-        ``probability`` is the head probability on the input grid (same kind as ``image``).
+        ``probability`` is the head probability on the input grid (same kind as ``image``; of the
+        second pass when there is one: zero outside its crop).
 
     Raises
     ------
@@ -348,24 +426,40 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
     info = getattr(model, "info", None) or {}
     offset = info.get("boundary_offset_px", HC18_BOUNDARY_OFFSET_PX) if boundary_offset_px is None else boundary_offset_px
     head = list(model.classes).index("head")
-    passes = segment_flips(model, items, spacing=spacing, batch_size=batch_size, flips=FLIPS if tta else ((),), grid="model")
-    out = []
+    flips = FLIPS if tta else ((),)
+    passes = segment_flips(model, items, spacing=spacing, batch_size=batch_size, flips=flips, grid="model")
+    # first pass: the whole image on the model's grid
+    firsts = []
     for item, probs in zip(items, passes, strict=True):
         img = as_sitk(item, spacing=spacing, vector=not isinstance(item, sitk.Image) and np.ndim(item) == 3)[0]
-        pixel_mm = math.sqrt(img.GetSpacing()[0] * img.GetSpacing()[1])
         heads = [sitk.VectorIndexSelectionCast(p, head) for p in probs]
         mean_grid = heads[0] if len(heads) == 1 else sitk.NaryAdd(heads) / float(len(heads))
         # the measurement on the input grid; the flipped passes are compared on the model grid
         mean = sitk.GetArrayFromImage(resample_onto(mean_grid, _scalar_grid(img)))
-        e, xy, border = fit_ellipse(mean, method=method, spacing=spacing_zyx(img), return_info=True)
-        hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm
-        spread = 0.0
-        if len(heads) > 1 and np.isfinite(hc):
-            each = np.array([fit_ellipse(h, method=method).circumference_mm for h in heads])
-            spread = float((each.max() - each.min()) / np.mean(each)) if np.isfinite(each).all() else math.inf
+        fit = fit_ellipse(mean, method=method, spacing=spacing_zyx(img), return_info=True)
+        firsts.append((img, heads, mean, fit))
+    # second pass (a model with info['refine']): a finer look at a crop around each head found
+    second = _second_pass(model, [(f[0], f[3].ellipse) for f in firsts], flips=flips, batch_size=batch_size,
+                          method=method) if refine else [None] * len(items)
+    out = []
+    for item, (img, heads, mean, fit), sec in zip(items, firsts, second, strict=True):
+        pixel_mm = math.sqrt(img.GetSpacing()[0] * img.GetSpacing()[1])
+        change = 0.0
+        if sec is None:
+            e, xy, border = fit
+            hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm
+            spread = 0.0
+            if len(heads) > 1 and np.isfinite(hc):
+                each = np.array([fit_ellipse(h, method=method).circumference_mm for h in heads])
+                spread = float((each.max() - each.min()) / np.mean(each)) if np.isfinite(each).all() else math.inf
+        else:
+            mean, (e, xy, border), spread, bias_mm = sec
+            hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm - bias_mm
+            hc1 = fit.ellipse.circumference_mm - 2 * math.pi * offset * pixel_mm
+            change = abs(hc - hc1) / hc1 if np.isfinite(hc) and hc1 > 0 else math.inf
         blank = float(np.ptp(sitk.GetArrayViewFromImage(img))) == 0.0
         verdict = head_qc(hc_mm=hc, pixel_mm=pixel_mm, fit_residual=ellipse_residual(e, xy), border_share=border,
-                          tta_spread=spread, thresholds=thresholds, blank=blank)
+                          tta_spread=spread, thresholds=thresholds, blank=blank, pass_change=change)
         if isinstance(item, sitk.Image):
             prob = sitk.GetImageFromArray(mean.astype(np.float32))
             prob.CopyInformation(item)
@@ -375,8 +469,81 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
     return out[0] if single else out
 
 
+# second-pass networks already loaded, by weights file and its modification time
+_REFINERS: dict = {}
+
+
+def _refiner(model):
+    """``(TrainedModel, spec)`` of the second pass named in ``model.info['refine']``, or None."""
+    from pathlib import Path
+
+    from .io import WEIGHTS_DIR, TrainedModel
+
+    spec = (getattr(model, "info", None) or {}).get("refine")
+    if not spec:
+        return None
+    path = Path(spec.get("folder") or WEIGHTS_DIR) / spec["weights"]
+    if not path.is_file():
+        raise FileNotFoundError(f"the second-pass weights {str(path)!r} named in the model's info['refine'] are missing")
+    key = (str(path), path.stat().st_mtime_ns)
+    if key not in _REFINERS:
+        from . import networks
+
+        net = networks.unet(**spec["builder"]["kwargs"], mixed_precision=False)
+        net.load_weights(path)
+        _REFINERS[key] = TrainedModel(net, task="segmentation", classes=("background", "head"),
+                                      input_size=tuple(spec["builder"]["kwargs"]["input_size"]),
+                                      normalization=spec.get("normalization", "zscore"), channels=1)
+    return _REFINERS[key], spec
+
+
+def _grey(img: sitk.Image) -> sitk.Image:
+    """A scalar float image: RGB averaged to grey."""
+    if img.GetNumberOfComponentsPerPixel() == 1:
+        return sitk.Cast(img, sitk.sitkFloat32)
+    out = sitk.GetImageFromArray(sitk.GetArrayFromImage(img).astype(np.float32).mean(axis=-1))
+    out.CopyInformation(img)
+    return out
+
+
+def _second_pass(model, found, *, flips, batch_size, method):
+    """The second pass of :func:`measure_head`: for each ``(image, first ellipse)`` the head
+    probability of the refining network on :func:`head_crop` (mean over ``flips``) on the
+    input grid, its ellipse fit (``EllipseFit``), the spread of the HC over the flips and the
+    perimeter (mm) of the network's own outline offset (``spec['offset_crop_px']`` crop pixels);
+    None where there is no refining network or no first ellipse."""
+    from .data import resample_onto, to_array
+    from .inference import _flip_passes
+
+    ref = _refiner(model)
+    out = [None] * len(found)
+    if ref is None:
+        return out
+    tm, spec = ref
+    todo = [k for k, (_, e) in enumerate(found) if np.isfinite(e.circumference_mm) and e.semi_axes_mm[1] > 0]
+    if not todo:
+        return out
+    crops = [head_crop(_grey(found[k][0]), found[k][1], size=tm.input_size, margin=spec["margin"]) for k in todo]
+    passes = _flip_passes(tm, to_array(crops, normalization=tm.normalization), batch_size, flips)[..., 1]
+    for j, k in enumerate(todo):
+        img = found[k][0]
+        mean = sitk.GetImageFromArray(passes[:, j].mean(axis=0).astype(np.float32))
+        mean.CopyInformation(crops[j])
+        on_input = sitk.GetArrayFromImage(resample_onto(mean, _scalar_grid(img)))
+        fit = fit_ellipse(on_input, method=method, spacing=spacing_zyx(img), return_info=True)
+        spread = 0.0
+        if len(flips) > 1 and np.isfinite(fit.ellipse.circumference_mm):
+            each = np.array([fit_ellipse(p, method=method, spacing=crops[j].GetSpacing()[::-1]).circumference_mm
+                             for p in passes[:, j]])
+            spread = float((each.max() - each.min()) / np.mean(each)) if np.isfinite(each).all() else math.inf
+        # the second pass's own outline offset, in crop pixels (chosen on the validation part)
+        bias_mm = 2 * math.pi * float(spec.get("offset_crop_px", 0.0)) * crops[j].GetSpacing()[0]
+        out[k] = (on_input, fit, spread, bias_mm)
+    return out
+
+
 def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: float | None = None,
-                  tta: bool = True, batch_size: int = 8, progress=None):
+                  tta: bool = True, refine: bool = True, batch_size: int = 8, progress=None):
     """Measure HC18 cases with :func:`measure_head` against the sonographer's head circumference.
 
     Parameters
@@ -391,6 +558,8 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
         Passed to :func:`measure_head` (default: the model's).
     tta : bool
         Flipped passes (:func:`measure_head`).
+    refine : bool
+        The model's second pass, if it has one (:func:`measure_head`).
     batch_size : int
     progress : callable, optional
         ``progress(fraction, message)`` after each batch; returning False stops
@@ -404,7 +573,7 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
         predicted head, mean probability > 0.5, against the reference mask), per method
         ``hc_<method>_mm``, ``abs_err_<method>_mm`` and ``hc_mask_<method>_mm`` (the same fit on
         the reference mask), and the QC verdict: ``qc_flag``, ``qc_reasons`` ('; '-joined),
-        ``fit_residual``, ``border_share``, ``tta_spread``.
+        ``fit_residual``, ``border_share``, ``tta_spread``, ``pass_change``.
     """
     import pandas as pd
 
@@ -424,7 +593,8 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
         chunk = cases[start:start + batch_size]
         data = [datasets.load("hc18", case=c, progress=False) for c in chunk]
         images = [d.image for d in data]
-        first = measure_head(model, images, method=methods[0], tta=tta, boundary_offset_px=offset, batch_size=batch_size)
+        first = measure_head(model, images, method=methods[0], tta=tta, boundary_offset_px=offset, refine=refine,
+                             batch_size=batch_size)
         for case, d, r in zip(chunk, data, first, strict=True):
             prob = r.probability
             row = {"case": case, "subject": subject_of(case), "pixel_size_mm": d.meta["pixel_size_mm"],
@@ -436,7 +606,7 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
                 row[f"abs_err_{m}_mm"] = abs(hc - d.meta["hc_mm"])
                 row[f"hc_mask_{m}_mm"] = head_circumference(d.label, method=m, boundary_offset_px=offset)
             row.update(qc_flag=r.qc.flagged, qc_reasons="; ".join(r.qc.reasons), fit_residual=r.qc.fit_residual,
-                       border_share=r.qc.border_share, tta_spread=r.qc.tta_spread)
+                       border_share=r.qc.border_share, tta_spread=r.qc.tta_spread, pass_change=r.qc.pass_change)
             rows.append(row)
         if progress is not None:
             done = start + len(chunk)
@@ -530,8 +700,9 @@ def hc18_summary(table, *, method: str = "opencv", large_error_mm: float = 4.0, 
 
 
 def choose_qc_thresholds(table, *, good_error_mm: float = 2.0, quantile: float = 0.95, method: str = "opencv") -> dict:
-    """QC thresholds from a validation table (:func:`evaluate_hc18`): for the fit residual and
-    the spread under flips, the ``quantile`` of the images measured within ``good_error_mm`` of
+    """QC thresholds from a validation table (:func:`evaluate_hc18`): for the fit residual, the
+    spread under flips and (a model with a second pass) the change between the two passes, the
+    ``quantile`` of the images measured within ``good_error_mm`` of
     the sonographer (``method``'s fit), so about ``1 - quantile`` of good measurements are
     flagged by each.
 
@@ -549,5 +720,8 @@ def choose_qc_thresholds(table, *, good_error_mm: float = 2.0, quantile: float =
     good = table[table[f"abs_err_{method}_mm"] <= good_error_mm]
     if len(good) < 10:
         raise ValueError(f"`table` has {len(good)} images within {good_error_mm} mm; need at least 10")
-    return {"max_fit_residual": round(float(np.quantile(good["fit_residual"], quantile)), 4),
-            "max_tta_spread": round(float(np.quantile(good["tta_spread"], quantile)), 4)}
+    out = {"max_fit_residual": round(float(np.quantile(good["fit_residual"], quantile)), 4),
+           "max_tta_spread": round(float(np.quantile(good["tta_spread"], quantile)), 4)}
+    if "pass_change" in good and (good["pass_change"] > 0).any():  # a model with a second pass
+        out["max_pass_change"] = round(float(np.quantile(good["pass_change"], quantile)), 4)
+    return out
