@@ -66,7 +66,19 @@ def dilation(mask, radius_mm, *, kernel="ball", spacing=None):
     """Morphological dilation with a physical radius: the mask grown by ``radius_mm``.
 
     A voxel is inside when the structuring element around it touches the mask (e.g. a margin
-    around a tumour). Parameters as in :func:`erosion`.
+    around a tumour).
+
+    Parameters
+    ----------
+    mask : sitk.Image or (M, N[, P]) ndarray
+        Binary mask (nonzero = inside).
+    radius_mm : float or sequence of float
+        Radius in mm, one value or one per axis (array axis order); each axis gets
+        ``round(radius_mm / spacing)`` voxels.
+    kernel : {'ball', 'box', 'cross'}
+        Structuring element shape.
+    spacing : float or sequence of float, optional
+        Voxel size in mm, array axis order, for numpy input.
 
     Returns
     -------
