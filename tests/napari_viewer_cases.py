@@ -384,6 +384,9 @@ def test_registration_blend_dock_widget_registers_and_blends(make_napari_viewer,
     w.mode.value, w.register.value, w.metric.value, w.iterations.value = "difference", True, "mean_squares", 60
     worker = w.run()  # registers on a thread worker: the viewer stays responsive
     assert not w._run.enabled and w._stop.enabled  # no second registration by a double click
+    # progress shown once a second: each repaint makes Qt compose the whole window with OpenGL, and under
+    # software OpenGL that CPU is taken from the registration (every 200 ms: 1.8x its time, bench_napari)
+    assert w._timer.interval() == _widgets.PROGRESS_POLL_MS >= 1000
     qtbot.waitUntil(lambda: "blend" in viewer.layers and w._run.enabled, timeout=120_000)
     assert worker.abort_requested is False and w._progress.value == 100 and "metric" in w._status.value
     blend = viewer.layers["blend"].data
