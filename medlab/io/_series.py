@@ -12,7 +12,8 @@ route, and nothing about geometry is left to a guess:
   multi-phase), Siemens mosaics, several multi-frame files: a **4D image** converted by
   dcm2niix (:mod:`medlab.io._dcm2niix`), which splits volumes by the vendors' own rules. A
   plain GE or Siemens series of uncompressed single-slice files (fMRI) has its pixels read by
-  medlab itself, placed as the headers say (:mod:`medlab.io._native`).
+  medlab itself, placed as the headers say (:mod:`medlab.io._native`); so has a Siemens
+  mosaic series of such files, unpacked and placed by its CSA image header.
 - a single file: :func:`medlab.io._dicom.read_dicom_file`.
 """
 
@@ -337,8 +338,11 @@ def read_series(
         modality = (info.modality or "").upper()
         if layout["route"] == "dcm2niix":
             mosaics = [f for f in layout["ordered"] if f.mosaic]
-            if mosaics:  # anonymisers strip the CSA header from a whole series: the first file tells
-                check_mosaic_header(mosaics[0].path)
+            if mosaics:
+                layout["native_refusal"] = _native.refusal(layout, layout.get("modality"))
+                if layout["native_refusal"] is not None:
+                    # anonymisers strip the CSA header from a whole series: the first file tells
+                    check_mosaic_header(mosaics[0].path)
             image = _convert(layout, folder)
             return _pet_units_4d(image, layout, pet_units, folder) if modality == "PT" else image
         if modality == "MR" and _regular(layout):
@@ -384,7 +388,11 @@ def _convert(layout: dict, folder: str) -> sitk.Image:
     if positions is not None and len(positions) > 2:
         o = np.asarray(layout["orientation"], float)
         warn_if_nonuniform(np.diff(np.sort(positions @ np.cross(o[:3], o[3:]))), folder, stacklevel=4)
-    if _native.refusal(layout, layout.get("modality")) is None:
+    if "native_refusal" in layout:  # a mosaic series: asked before the CSA header check
+        refused = layout["native_refusal"]
+    else:
+        refused = _native.refusal(layout, layout.get("modality"))
+    if refused is None:
         started = layout.get("started")
         if started is not None:  # the whole-folder conversion is not needed: stop it
             started.close()

@@ -169,7 +169,7 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
     text_vrs : dict
         Tag -> VR of each wanted tag (the VR of an implicit VR file; None: any VR, the value
         returned as text, e.g. a private tag or one whose VR varies); US values are returned
-        as ints, AT values as a list of tags (ints, group << 16 | element), every other value
+        as ints, OB values as bytes, AT values as a list of tags (ints, group << 16 | element), every other value
         as its text (one str, or a list for several values; None
         when empty). Values of the VRs LO, SH, ST, LT, UT, PN, UC are returned as bytes under
         ``'raw:' + keyword`` too, to be decoded with the file's character set by the caller.
@@ -290,6 +290,8 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
                         raise Fallback(f"{key} stored as {vr!r}")
                     if kind == b"US":
                         out[key] = _U16(raw)[0] if n == 2 else None
+                    elif kind == b"OB":  # bytes as stored (e.g. a private binary header)
+                        out[key] = bytes(raw)
                     elif kind == b"AT":  # attribute tags: (group, element) pairs of uint16
                         if n % 4:
                             raise Fallback(f"{key} of {n} bytes")
