@@ -211,7 +211,7 @@ def hc18_crops(cases, *, seed=0):
 
     from medlab import datasets
     from medlab import models as mm
-    from medlab.models.hc18 import head_crop
+    from medlab.models.hc18 import HC_BANDS_MM, head_crop
     from medlab.segmentation import fit_ellipse
 
     rng = np.random.default_rng(seed)
@@ -220,7 +220,7 @@ def hc18_crops(cases, *, seed=0):
     for c in cases:
         d = datasets.load("hc18", case=c, progress=False)
         fit = fit_ellipse(d.label, return_info=True)
-        over = d.meta["hc_mm"] > mm.HC_BANDS_MM[1] or fit.border_share > 0
+        over = d.meta["hc_mm"] > HC_BANDS_MM[1] or fit.border_share > 0
         n_over += over
         for _ in range(r["oversample"] if over else 1):
             shift = rng.uniform(-r["shift"], r["shift"], 2)
