@@ -74,6 +74,14 @@ def _ge_4d_folder(tmp):
     return [files[i] for i in (30, 0, 1, 2, 15, 16, 17, 31, 32)]
 
 
+def _mosaic_folder(tmp):
+    """The 2 mosaic files of a Siemens EPI series of dcm_qa_nih (read natively, without dcm2niix:
+    medlab.io._native); the first volume's file is mutated."""
+    import medlab.datasets
+
+    return sorted(medlab.datasets.load("dcm_qa_nih", case="20180918Si/mr_0003").paths["series"].glob("*.dcm"))
+
+
 def _ct_folder(tmp):
     """4 consecutive slices of the IBSI CT phantom's DICOM series (a plain 3D CT folder: GDCM's
     fast path, its slice-position checks and the memory bound)."""
@@ -117,10 +125,12 @@ SEEDS = {
     "dicom_mosaic": (lambda tmp: _store("dcm_qa_nih", "In/20180918Si/mr_0003/epi_pe_ap-00001.dcm"), ".dcm", "dicom"),
     "dicom_enhanced_4d": (_enhanced_4d, ".dcm", "dicom"),
     "dicom_4d_folder": (_ge_4d_folder, ".dcm", "dicom"),
+    "dicom_mosaic_folder": (_mosaic_folder, ".dcm", "dicom"),
     "dicom_ct_folder": (_ct_folder, ".dcm", "dicom"),
 }
 # 4D seeds run dcm2niix per input: fewer examples keep the suite fast.
-EXAMPLES = {"dicom_mosaic": 20, "dicom_enhanced_4d": 15, "dicom_4d_folder": 20, "dicom_ct_folder": 40}
+EXAMPLES = {"dicom_mosaic": 20, "dicom_enhanced_4d": 15, "dicom_4d_folder": 20, "dicom_mosaic_folder": 60,
+            "dicom_ct_folder": 40}
 
 
 @pytest.fixture(scope="module")

@@ -205,3 +205,13 @@ def test_refusals_name_their_reason(tmp_path, kwargs, reason):
     except ImageIOError:
         return
     assert mio.volume_metadata(image)["source"].startswith("dcm2niix")
+
+
+def test_truncated_mosaic_file_is_named_not_read(tmp_path):
+    """The native route finds no pixel element at the end of a truncated file; dcm2niix would
+    read the series without a word (seen by the reader fuzz test): medlab refuses it."""
+    folder = _write_series(tmp_path / "s", n=5, tile=(8, 8))
+    victim = sorted(folder.glob("*.dcm"))[1]
+    victim.write_bytes(victim.read_bytes()[:-100])
+    with pytest.raises(ImageIOError, match="m001.dcm.*truncated or corrupt"):
+        mio.read(folder)
