@@ -215,3 +215,14 @@ def test_truncated_mosaic_file_is_named_not_read(tmp_path):
     victim.write_bytes(victim.read_bytes()[:-100])
     with pytest.raises(ImageIOError, match="m001.dcm.*truncated or corrupt"):
         mio.read(folder)
+
+
+def test_without_nibabel_the_mosaic_goes_to_dcm2niix(tmp_path, monkeypatch):
+    import sys
+
+    folder = _write_series(tmp_path / "s", n=5, tile=(8, 8))
+    for name in ("nibabel.nicom", "nibabel.nicom.csareader"):  # their import raises ImportError
+        monkeypatch.setitem(sys.modules, name, None)
+    layout, modality = _layout(folder)
+    assert "nibabel" in _native.refusal(layout, modality)
+    assert mio.volume_metadata(mio.read(folder))["source"].startswith("dcm2niix")
