@@ -442,6 +442,15 @@ def test_model_runner_dock_widget(make_napari_viewer, qtbot, monkeypatch):
     np.testing.assert_array_equal(viewer.layers["model labels"].data, want)
     cam = viewer.layers["Grad-CAM"]
     assert cam.data.shape == want.shape and cam.data.max() == pytest.approx(1.0)
+    # a second run updates the two layers in place (no removal and re-creation: napari's removal
+    # runs a full garbage collection), with the new result in them
+    labels_layer, n_layers = viewer.layers["model labels"], len(viewer.layers)
+    labels_layer.data = np.zeros_like(want)
+    worker = w.run()
+    qtbot.waitUntil(lambda: w._run.enabled and labels_layer.data.any(), timeout=180_000)
+    assert viewer.layers["model labels"] is labels_layer and viewer.layers["Grad-CAM"] is cam
+    assert len(viewer.layers) == n_layers
+    np.testing.assert_array_equal(labels_layer.data, want)
     # a failure: readable, and the status and the button reset
     def broken(*args, **kwargs):
         raise RuntimeError(_model_process.POOL_HELP)

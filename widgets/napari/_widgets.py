@@ -396,12 +396,39 @@ def window_widget(image: napari.layers.Image, preset: str = "abdomen") -> None:
         notify_error("Window", exc)
 
 
+#: Layer options :func:`_show` sets on an existing layer of the same kind instead of replacing it.
+_UPDATABLE = frozenset({"name", "scale", "translate", "axis_labels", "units", "metadata", "colormap",
+                        "blending", "opacity", "contrast_limits"})
+
+
 def _show(viewer, layers) -> None:
-    """Add (or replace, by name) LayerDataTuples in the viewer."""
+    """Add LayerDataTuples to the viewer; a layer of that name, kind and dimension is updated in
+    place (its data and options), any other layer of that name is replaced. In place because
+    napari's removal of a layer runs a full garbage collection and its addition builds the
+    canvas's visuals anew: 0.25 and 0.29 s under software OpenGL, most of a model run's wait
+    (``benchmarks/bench_napari.py``, ``napari_model_runner``)."""
     for data, kwargs, kind in layers:
-        if kwargs["name"] in viewer.layers:
-            viewer.layers.remove(kwargs["name"])
+        name = kwargs["name"]
+        old = viewer.layers[name] if name in viewer.layers else None
+        if (old is not None and old.__class__.__name__.lower() == kind and old.ndim == np.ndim(data)
+                and set(kwargs) <= _UPDATABLE and not _rotated(old)):
+            for key in ("scale", "translate", "axis_labels", "units"):
+                if key in kwargs:
+                    setattr(old, key, kwargs[key])
+            old.data = data
+            for key in ("metadata", "colormap", "blending", "opacity", "contrast_limits"):
+                if key in kwargs:
+                    setattr(old, key, kwargs[key])
+            continue
+        if old is not None:
+            viewer.layers.remove(name)
         getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+
+def _rotated(layer) -> bool:
+    """Whether a layer has a rotation or a non-trivial affine (then it is replaced, not updated)."""
+    nd = layer.ndim
+    return not (np.allclose(layer.rotate, np.eye(nd)) and np.allclose(layer.affine.affine_matrix, np.eye(nd + 1)))
 
 
 #: Interval (ms) between two updates of the Registration blend dock's progress bar and status line.
