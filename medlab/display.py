@@ -436,10 +436,7 @@ def slice_of(image, index: int, axis: str = "axial"):
     """
     check_choice("axis", axis, _AXES)
     if isinstance(image, sitk.Image):
-        if image.GetDimension() != 3:
-            raise ValueError(f"`image` must be 3D; got a {image.GetDimension()}D image")
-        if not np.allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-6):
-            image = sitk.DICOMOrient(image, "LPS")
+        image = _lps_3d(image, "image")
         nx, ny, nz = image.GetSize()
         if axis == "axial":
             return image[:, :, _axis_index(axis, index, nz)]
@@ -457,6 +454,15 @@ def slice_of(image, index: int, axis: str = "axial"):
     if axis == "coronal":
         return arr[::-1, _axis_index(axis, index, ny), :].copy()
     return arr[::-1, :, _axis_index(axis, index, nx)].copy()
+
+
+def _lps_3d(image: sitk.Image, name: str) -> sitk.Image:
+    """A 3D ``sitk.Image`` in LPS orientation (reoriented when its direction is not the identity)."""
+    if image.GetDimension() != 3:
+        raise ValueError(f"`{name}` must be 3D; got a {image.GetDimension()}D image")
+    if not np.allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-6):
+        image = sitk.DICOMOrient(image, "LPS")
+    return image
 
 
 def largest_slice(mask, axis: str = "axial") -> int:
@@ -483,11 +489,7 @@ def largest_slice(mask, axis: str = "axial") -> int:
     """
     check_choice("axis", axis, _AXES)
     if isinstance(mask, sitk.Image):
-        if mask.GetDimension() != 3:
-            raise ValueError(f"`mask` must be 3D; got a {mask.GetDimension()}D image")
-        if not np.allclose(mask.GetDirection(), np.eye(3).ravel(), atol=1e-6):
-            mask = sitk.DICOMOrient(mask, "LPS")
-        arr = sitk.GetArrayViewFromImage(mask)
+        arr = sitk.GetArrayViewFromImage(_lps_3d(mask, "mask"))
     else:
         arr = np.asarray(mask)
         if arr.ndim != 3:
