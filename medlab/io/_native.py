@@ -371,33 +371,12 @@ def mosaic_refusal(layout: dict, modality: str | None) -> str | None:
     return None
 
 
-def _check_pixel_lengths(files: list) -> None:
-    """Raise ImageIOError naming the first file whose pixel data is shorter or longer than its
-    Rows x Columns x 2 bytes (a truncated file: dcm2niix would read it without a word)."""
-    from medlab.io._header import open_dicom
-
-    for f in files:
-        try:
-            got = len(open_dicom(f.path).PixelData)
-        except ImageIOError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - pydicom's errors on a cut-off element
-            reason = f"the pixel data cannot be read ({type(exc).__name__}): truncated or corrupt"
-            raise ImageIOError(f.path, reason) from exc
-        want = 2 * f.rows * f.columns
-        if got not in (want, want + 1):  # an odd length is padded to even
-            raise ImageIOError(
-                f.path, f"the pixel data has {got} bytes, Rows x Columns x 2 = {want} expected: truncated or corrupt"
-            )
-
-
 def _read_mosaic(layout: dict, *, per_volume: dict) -> sitk.Image | None:
     plan = layout["mosaic_plan"]
     ordered = layout["ordered"]
     first = ordered[0]
     arr = _pixels([[f] for f in ordered], first.pixel_format, first.rows, first.columns)
-    if arr is None:  # e.g. an element after the pixels; a truncated file is refused here
-        _check_pixel_lengths(ordered)
+    if arr is None:  # e.g. an element after the pixels (a truncated file: refused by _scan.check_pixel_data)
         return None
     m, n = plan["across"], plan["n"]
     tr, tc = first.rows // m, first.columns // m

@@ -82,6 +82,10 @@ class FileInfo:
     echo_time_ms: float | None = None
     # how the pixels are stored (for medlab.io._native); None when the header was parsed by pydicom
     pixel_format: PixelFormat | None = None
+    # (value offset, declared length or -1 when undefined, file size, problem or None) of Pixel
+    # Data from medlab's reader (see medlab.io._tags.read); () when the file has none; None when
+    # not located by it (a header parsed by pydicom, or a walk it hands over): see check_pixel_data
+    pixel_data: tuple | None = None
 
 
 class PixelFormat(NamedTuple):
@@ -389,7 +393,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
             if done % 100 == 0 and update(done) is False:
                 raise InterruptedError(f"listing {folder} stopped after {done} files")
             try:  # the plain cases without pydicom (and without a second open of the file)
-                fast = _tags.read(path, _WANTED, _FAST_LAST_TAG, _WANTED_VR)
+                fast = _tags.read(path, _WANTED, _FAST_LAST_TAG, _WANTED_VR, pixel_data=True)
             except Exception:  # noqa: BLE001 - any doubt: is_dicom_file and pydicom decide, as before
                 fast = None
             if fast is None and not is_dicom_file(path):
@@ -430,6 +434,7 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
                     cine=_is_cine(v.get("FrameIncrementPointer")),
                     echo_time_ms=_float(v.get("EchoTime")),
                     pixel_format=None if fast is None else _pixel_format(v, image_type),
+                    pixel_data=None if fast is None else v.get("PixelData", ()),
                 )
             except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken headers
                 warnings.warn(
@@ -477,3 +482,94 @@ def scan(folder: str, *, recursive: bool = True, progress=None) -> tuple[list[Se
     if len(found) == 1 and len(found[0].files) == dicom_files:
         found[0].whole_folder = all(os.path.dirname(f.path) == folder.rstrip(os.sep) for f in found[0].files)
     return found, len(paths)
+
+
+#: Transfer syntaxes whose Pixel Data is stored as plain values with a defined length (native).
+NATIVE_SYNTAXES = frozenset(
+    ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
+)
+
+
+def pixel_data_problem(f: FileInfo) -> str | None:
+    """Why the Pixel Data of ``f`` cannot hold its image, from what the scan read, or None.
+
+    Native (uncompressed) data must declare a defined length of at least Rows x Columns x
+    NumberOfFrames x SamplesPerPixel x BitsAllocated / 8 bytes, within the file; encapsulated
+    data must have item headers and fragments that fit in the file. A converter may read a file
+    cut short without a word (GDCM does when the declared length was cut too; dcm2niix did for
+    some truncated mosaics), so this is checked before any converter runs. Only the files whose
+    pixel data the scan did not locate (headers parsed by pydicom) are parsed again, by pydicom.
+    """
+    if f.pixel_data is None or f.pixel_format is None:
+        return _pixel_data_problem_pydicom(f)
+    fmt = f.pixel_format
+    return located_pixel_data_problem(
+        f.pixel_data, fmt.transfer_syntax, f.rows, f.columns, f.frames, fmt.samples_per_pixel, fmt.bits_allocated
+    )
+
+
+def located_pixel_data_problem(pixel_data: tuple, syntax, rows, columns, frames, samples, bits) -> str | None:
+    """:func:`pixel_data_problem` for the 'PixelData' of :func:`medlab.io._tags.read` (``()``:
+    none) of a file of transfer syntax ``syntax`` and the given image attributes."""
+    if not pixel_data:
+        return "no Pixel Data (7FE0,0010) element: truncated or corrupt"
+    start, length, size, problem = pixel_data
+    if problem is not None:
+        return f"{problem}: truncated or corrupt"
+    native = syntax in NATIVE_SYNTAXES
+    if length < 0:
+        if native:
+            return f"an undefined Pixel Data length in transfer syntax {syntax} (uncompressed): corrupt"
+        return None
+    available = size - start
+    if length > available:
+        return (
+            f"Pixel Data declares {length} bytes but the file holds {available} after its start "
+            f"(byte {start} of {size}): truncated or corrupt"
+        )
+    if native:
+        return _short(length, rows, columns, frames, samples, bits)
+    return None
+
+
+def _short(length: int, rows, columns, frames, samples, bits) -> str | None:
+    if not bits or not rows or not columns:
+        return None  # no BitsAllocated: the converter refuses the file itself
+    want = (int(rows) * int(columns) * max(int(frames or 1), 1) * int(samples or 1) * int(bits) + 7) // 8
+    if length < want:
+        return (
+            f"Pixel Data holds {length} bytes, Rows x Columns x NumberOfFrames x SamplesPerPixel x "
+            f"BitsAllocated / 8 = {want} expected: truncated or corrupt"
+        )
+    return None
+
+
+def _pixel_data_problem_pydicom(f: FileInfo) -> str | None:
+    from medlab.errors import ImageIOError
+    from medlab.io._header import open_dicom
+
+    try:
+        ds = open_dicom(f.path)
+        syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+        if "PixelData" not in ds:
+            return "no Pixel Data (7FE0,0010) element: truncated or corrupt"
+        got = len(ds.PixelData)
+        samples, bits = ds.get("SamplesPerPixel"), ds.get("BitsAllocated")
+    except ImageIOError as exc:
+        return exc.reason
+    except Exception as exc:  # noqa: BLE001 - pydicom's errors on a cut-off element
+        return f"the pixel data cannot be read ({type(exc).__name__}): truncated or corrupt"
+    if syntax and syntax not in NATIVE_SYNTAXES:
+        return None  # pydicom read its fragments to the end
+    return _short(got, f.rows, f.columns, f.frames, samples, bits)
+
+
+def check_pixel_data(files: list) -> None:
+    """Raise :class:`medlab.errors.ImageIOError` naming the first of ``files`` (FileInfo) whose
+    pixel data cannot hold its image (see :func:`pixel_data_problem`)."""
+    from medlab.errors import ImageIOError
+
+    for f in files:
+        problem = pixel_data_problem(f)
+        if problem is not None:
+            raise ImageIOError(f.path, problem)

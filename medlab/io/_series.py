@@ -27,7 +27,7 @@ import SimpleITK as sitk
 
 from medlab._image import copy_geometry, to_array
 from medlab.errors import ImageIOError
-from medlab.io import _dcm2niix, _native, _tags
+from medlab.io import _dcm2niix, _native, _scan, _tags
 from medlab.io._common import UNIFORM_TOL, DicomWarning, fspath, itk_reason, require_exists, warn_if_nonuniform
 from medlab.io._dicom import check_mosaic_header, is_mosaic, read_dicom_file
 from medlab.io._fields import dataset_metadata
@@ -335,6 +335,9 @@ def read_series(
         layout["modality"] = info.modality
         if layout["route"] == "file" or len(layout["files"]) == 1 and layout["route"] == "gdcm":
             return read_dicom_file(layout["files"][0], pet_units=pet_units, max_bytes=max_bytes)
+        # a converter may read a file cut short without a word (dcm2niix does, e.g. when the pixel
+        # data's declared length was cut too): every file's pixel data must hold its image
+        _scan.check_pixel_data(layout.get("ordered") or [])
         modality = (info.modality or "").upper()
         if layout["route"] == "dcm2niix":
             mosaics = [f for f in layout["ordered"] if f.mosaic]
@@ -564,6 +567,10 @@ def _flat_single_series(folder: str, pet_units: str, *, max_bytes: int | None = 
             f"8 bytes each), above the limit of {limit / 2**20:.6g} MiB (pass max_bytes= to "
             "medlab.io.read, or set medlab.io.MAX_BYTES, if the data are trusted)",
         )
+    # GDCM reads a file whose pixel data was cut short (declared length too) without a word:
+    # on any doubt the full scan decides, and names the file (see _scan.check_pixel_data)
+    if not _pixel_data_plain(files, ds):
+        return None
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
@@ -583,6 +590,21 @@ def _flat_single_series(folder: str, pet_units: str, *, max_bytes: int | None = 
         return None
     layout = {"files": files, "positions": positions, "orientation": tuple(cosines[0])}
     return _read_volume(layout, folder, pet_units, modality=modality, done=(reader, img), depth=1)
+
+
+def _pixel_data_plain(files, first) -> bool:
+    """Whether every one of ``files`` has pixel data that holds an image of the header ``first``
+    (pydicom dataset), by medlab's header reader (see :func:`medlab.io._scan.pixel_data_problem`)."""
+    try:
+        attrs = (int(first.Rows), int(first.Columns), 1, first.get("SamplesPerPixel"), first.get("BitsAllocated"))
+        for path in files:
+            values = _tags.read(path, {}, 0, {}, pixel_data=True)
+            located = values.get("PixelData", ())
+            if located is None or _scan.located_pixel_data_problem(located, values["TransferSyntaxUID"], *attrs):
+                return False
+    except (_tags.Fallback, OSError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _read_volume(layout: dict, folder: str, pet_units: str, *, modality: str, done=None, depth: int = 0) -> sitk.Image:

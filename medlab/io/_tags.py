@@ -156,7 +156,37 @@ def _text(raw: bytes) -> str | list[str] | None:
     return parts
 
 
-def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes]) -> dict:
+def _pixel_data(f: _File, n: int, start: int) -> tuple:
+    """(value offset, declared length or -1 when undefined, file size, problem or None) of a
+    Pixel Data element; for an undefined length (encapsulated), the problem names the first item
+    header or fragment that does not fit in the file (only the 8-byte item headers are read)."""
+    fd = f.fh.fileno()
+    size = os.fstat(fd).st_size
+    if n != _UNDEFINED:
+        return start, n, size, None
+    pos = start
+    for _ in range(1 << 20):
+        head = os.pread(fd, 8, pos)
+        if len(head) < 8:
+            return start, -1, size, f"the encapsulated item header at byte {pos} lies past the end of the file"
+        group, elem, length = struct.unpack("<HHI", head)
+        item = group << 16 | elem
+        if item == _SEQ_END:
+            return start, -1, size, None
+        if item != _ITEM or length == _UNDEFINED:
+            return start, -1, size, f"byte {pos} holds no encapsulated item (tag {item:08X})"
+        pos += 8 + length
+        if pos > size:
+            return start, -1, size, (
+                f"the encapsulated fragment of {length} bytes at byte {pos - length} runs past the end of the file "
+                f"({pos - size} bytes missing)"
+            )
+    return start, -1, size, "more than a million encapsulated items"
+
+
+def read(
+    path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes], *, pixel_data: bool = False
+) -> dict:
     """Values of the ``wanted`` top-level tags of a DICOM file, reading stops after tag ``last``.
 
     Parameters
@@ -173,13 +203,18 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
         as its text (one str, or a list for several values; None
         when empty). Values of the VRs LO, SH, ST, LT, UT, PN, UC are returned as bytes under
         ``'raw:' + keyword`` too, to be decoded with the file's character set by the caller.
+    pixel_data : bool
+        Also walk on after ``last`` (reading no values) to the Pixel Data element (7FE0,0010) and
+        return where it lies under 'PixelData' (see :func:`_pixel_data`; absent when the file has
+        none). A walk that cannot go on after ``last`` (an unknown VR, a cut-off element) does not
+        fail the read: 'PixelData' is then None (the caller asks pydicom about that file).
 
     Returns
     -------
     dict
         Keyword -> value for the wanted tags present, plus 'MediaStorageSOPClassUID' and
         'TransferSyntaxUID' from the file meta, 'SpecificCharacterSet' (raw bytes) when present and
-        'DirectoryRecordSequence' (True) for a DICOMDIR.
+        'DirectoryRecordSequence' (True) for a DICOMDIR; with ``pixel_data``, 'PixelData'.
 
     Raises
     ------
@@ -216,93 +251,106 @@ def read(path: str, wanted: dict[int, str], last: int, text_vrs: dict[int, bytes
             raise Fallback(f"transfer syntax {syntax!r}")
         implicit = syntax == _IMPLICIT_LE
         limits = {} if implicit else _group_limits(wanted)
+        if pixel_data:
+            limits[0x7FE0] = 0x0010  # the pixel data's group is walked into, never jumped over
         cur, group_end = -1, 0  # the current group and its end from its group length (0: unknown)
         buf, base = f.buf, f.base
         end = len(buf)
-        while True:
-            rel = pos - base
-            if 0 <= rel and rel + 12 <= end:  # the common case, inline: 12 bytes at hand
-                if implicit:
-                    group, elem, n = _IMPLICIT(buf, rel)
-                    vr, start = None, pos + 8
-                else:
-                    group, elem, vr, n = _EXPLICIT(buf, rel)
-                    if vr in _LONG_VR:
-                        n, start = _U32(buf, rel + 8)[0], pos + 12
-                    elif vr in _VRS:
-                        start = pos + 8
+        past = False  # walking on after ``last``, to the pixel data only
+        try:
+            while True:
+                rel = pos - base
+                if 0 <= rel and rel + 12 <= end:  # the common case, inline: 12 bytes at hand
+                    if implicit:
+                        group, elem, n = _IMPLICIT(buf, rel)
+                        vr, start = None, pos + 8
                     else:
-                        raise Fallback(f"unknown VR {vr!r}")
-                tag = group << 16 | elem
-            else:
-                head, _ = f.at(pos, 8)
-                if not head:  # a clean end of the file between elements
-                    break
-                tag, vr, n, start = _element(f, pos, implicit)
-                buf, base = f.buf, f.base
-                end = len(buf)
-            if tag > last:
-                break
-            if not implicit:  # skip what is left of a group without wanted values, by its length
-                if tag >> 16 != cur:
-                    cur, group_end = tag >> 16, 0
-                    if tag & 0xFFFF == 0 and vr == b"UL" and n == 4:
-                        chunk, at = f.at(start, 4)
-                        if chunk:
-                            group_end = start + 4 + _U32(chunk, at)[0]
-                        if group_end and limits.get(cur, -1) < 1 and _lands(f, group_end, cur):
+                        group, elem, vr, n = _EXPLICIT(buf, rel)
+                        if vr in _LONG_VR:
+                            n, start = _U32(buf, rel + 8)[0], pos + 12
+                        elif vr in _VRS:
+                            start = pos + 8
+                        else:
+                            raise Fallback(f"unknown VR {vr!r}")
+                    tag = group << 16 | elem
+                else:
+                    head, _ = f.at(pos, 8)
+                    if not head:  # a clean end of the file between elements
+                        break
+                    tag, vr, n, start = _element(f, pos, implicit)
+                    buf, base = f.buf, f.base
+                    end = len(buf)
+                if tag > last:
+                    if not pixel_data or tag > 0x7FE00010:
+                        break
+                    past = True
+                    if tag == 0x7FE00010:
+                        out["PixelData"] = _pixel_data(f, n, start)
+                        break
+                if not implicit:  # skip what is left of a group without wanted values, by its length
+                    if tag >> 16 != cur:
+                        cur, group_end = tag >> 16, 0
+                        if tag & 0xFFFF == 0 and vr == b"UL" and n == 4:
+                            chunk, at = f.at(start, 4)
+                            if chunk:
+                                group_end = start + 4 + _U32(chunk, at)[0]
+                            if group_end and limits.get(cur, -1) < 1 and _lands(f, group_end, cur):
+                                pos = group_end
+                                buf, base = f.buf, f.base
+                                end = len(buf)
+                                continue
+                            buf, base = f.buf, f.base
+                            end = len(buf)
+                    elif group_end and tag & 0xFFFF > limits.get(cur, -1):
+                        if _lands(f, group_end, cur):
                             pos = group_end
                             buf, base = f.buf, f.base
                             end = len(buf)
                             continue
+                        group_end = 0  # a wrong group length: walk on element by element
                         buf, base = f.buf, f.base
                         end = len(buf)
-                elif group_end and tag & 0xFFFF > limits.get(cur, -1):
-                    if _lands(f, group_end, cur):
-                        pos = group_end
-                        buf, base = f.buf, f.base
-                        end = len(buf)
-                        continue
-                    group_end = 0  # a wrong group length: walk on element by element
+                if n == _UNDEFINED:
+                    if not implicit and vr != b"SQ":
+                        raise Fallback("undefined length outside a sequence")
+                    if tag == 0x00041220:
+                        out["DirectoryRecordSequence"] = True
+                    pos = _skip_sequence(f, start, implicit, 1)
                     buf, base = f.buf, f.base
                     end = len(buf)
-            if n == _UNDEFINED:
-                if not implicit and vr != b"SQ":
-                    raise Fallback("undefined length outside a sequence")
-                if tag == 0x00041220:
-                    out["DirectoryRecordSequence"] = True
-                pos = _skip_sequence(f, start, implicit, 1)
-                buf, base = f.buf, f.base
-                end = len(buf)
-                continue
-            if tag in wanted or tag == 0x00080005:
-                chunk, at = f.at(start, n)
-                if not chunk and n:
-                    raise Fallback("cut off")
-                raw = chunk[at:at + n]
-                buf, base = f.buf, f.base
-                end = len(buf)
-                if tag == 0x00080005:
-                    out["SpecificCharacterSet"] = raw
-                else:
-                    key, kind = wanted[tag], text_vrs[tag]
-                    if kind is not None and vr is not None and vr != kind:  # e.g. UN, or a vendor's other VR
-                        raise Fallback(f"{key} stored as {vr!r}")
-                    if kind == b"US":
-                        out[key] = _U16(raw)[0] if n == 2 else None
-                    elif kind == b"OB":  # bytes as stored (e.g. a private binary header)
-                        out[key] = bytes(raw)
-                    elif kind == b"AT":  # attribute tags: (group, element) pairs of uint16
-                        if n % 4:
-                            raise Fallback(f"{key} of {n} bytes")
-                        pairs = struct.unpack(f"<{n // 2}H", raw)
-                        out[key] = [pairs[i] << 16 | pairs[i + 1] for i in range(0, len(pairs), 2)]
+                    continue
+                if tag in wanted or tag == 0x00080005:
+                    chunk, at = f.at(start, n)
+                    if not chunk and n:
+                        raise Fallback("cut off")
+                    raw = chunk[at:at + n]
+                    buf, base = f.buf, f.base
+                    end = len(buf)
+                    if tag == 0x00080005:
+                        out["SpecificCharacterSet"] = raw
                     else:
-                        out[key] = _text(raw)
-                        if kind in (b"LO", b"SH", b"ST", b"LT", b"UT", b"PN", b"UC"):
-                            out["raw:" + key] = raw
-            elif tag == 0x00041220:
-                out["DirectoryRecordSequence"] = True
-            pos = start + n
+                        key, kind = wanted[tag], text_vrs[tag]
+                        if kind is not None and vr is not None and vr != kind:  # e.g. UN, or a vendor's other VR
+                            raise Fallback(f"{key} stored as {vr!r}")
+                        if kind == b"US":
+                            out[key] = _U16(raw)[0] if n == 2 else None
+                        elif kind == b"OB":  # bytes as stored (e.g. a private binary header)
+                            out[key] = bytes(raw)
+                        elif kind == b"AT":  # attribute tags: (group, element) pairs of uint16
+                            if n % 4:
+                                raise Fallback(f"{key} of {n} bytes")
+                            pairs = struct.unpack(f"<{n // 2}H", raw)
+                            out[key] = [pairs[i] << 16 | pairs[i + 1] for i in range(0, len(pairs), 2)]
+                        else:
+                            out[key] = _text(raw)
+                            if kind in (b"LO", b"SH", b"ST", b"LT", b"UT", b"PN", b"UC"):
+                                out["raw:" + key] = raw
+                elif tag == 0x00041220:
+                    out["DirectoryRecordSequence"] = True
+                pos = start + n
+        except Fallback:
+            if not past:
+                raise
+            out["PixelData"] = None
     out["TransferSyntaxUID"] = syntax
     return out
