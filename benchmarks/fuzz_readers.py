@@ -32,7 +32,7 @@ from read_worker import HOSTILE, Worker, apply, classify, mutation_kinds  # noqa
 from test_fuzz_readers import SEEDS  # noqa: E402
 
 COLUMNS = ("image", "header_edit", "pixel_change", "warned_change", "medlab_error", "other", "crash", "hang", "memory", "silent_wrong")
-SLOW = {"dicom_mosaic", "dicom_enhanced_4d", "dicom_4d_folder"}  # dcm2niix per input
+SLOW = {"dicom_mosaic", "dicom_enhanced_4d", "dicom_4d_folder", "dicom_2_volume_folder"}  # dcm2niix per input
 
 
 def _mutation(rng: random.Random, size: int, fmt: str):

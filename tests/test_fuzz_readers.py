@@ -74,6 +74,16 @@ def _ge_4d_folder(tmp):
     return [files[i] for i in (30, 0, 1, 2, 15, 16, 17, 31, 32)]
 
 
+def _ge_2_volume_folder(tmp):
+    """2 volumes x 3 slices of the same GE series: too few volumes for the native route, so
+    dcm2niix converts the whole series (medlab's pixel-data guard runs before it: a truncated
+    file is named, not converted). The mutated file (the first) is the second volume's first slice."""
+    import medlab.datasets
+
+    files = sorted(medlab.datasets.load("dcm_qa_nih", case="20180918GE/mr_0004").paths["series"].glob("*.dcm"))
+    return [files[i] for i in (15, 0, 1, 2, 16, 17)]
+
+
 def _mosaic_folder(tmp):
     """The 2 mosaic files of a Siemens EPI series of dcm_qa_nih (read natively, without dcm2niix:
     medlab.io._native); the first volume's file is mutated."""
@@ -126,10 +136,11 @@ SEEDS = {
     "dicom_enhanced_4d": (_enhanced_4d, ".dcm", "dicom"),
     "dicom_4d_folder": (_ge_4d_folder, ".dcm", "dicom"),
     "dicom_mosaic_folder": (_mosaic_folder, ".dcm", "dicom"),
+    "dicom_2_volume_folder": (_ge_2_volume_folder, ".dcm", "dicom"),
     "dicom_ct_folder": (_ct_folder, ".dcm", "dicom"),
 }
 # 4D seeds run dcm2niix per input: fewer examples keep the suite fast.
-EXAMPLES = {"dicom_mosaic": 20, "dicom_enhanced_4d": 15, "dicom_4d_folder": 20, "dicom_mosaic_folder": 60,
+EXAMPLES = {"dicom_mosaic": 20, "dicom_enhanced_4d": 15, "dicom_4d_folder": 20, "dicom_mosaic_folder": 60, "dicom_2_volume_folder": 20,
             "dicom_ct_folder": 40}
 
 
