@@ -489,7 +489,8 @@ def largest_slice(mask, axis: str = "axial") -> int:
     """
     check_choice("axis", axis, _AXES)
     if isinstance(mask, sitk.Image):
-        arr = sitk.GetArrayViewFromImage(_lps_3d(mask, "mask"))
+        mask = _lps_3d(mask, "mask")  # kept: the view below must not outlive its image
+        arr = sitk.GetArrayViewFromImage(mask)
     else:
         arr = np.asarray(mask)
         if arr.ndim != 3:
