@@ -74,15 +74,16 @@ def page(lab, tmp_path_factory):
 _run_cell = run_cell
 
 
-def _state(page, until=None, timeout_s: float = 30.0) -> dict:
-    """Run the second cell and parse the state it prints; with ``until``, run it again until
-    ``until(state)`` holds (bounded). The kernel handles widget messages concurrently with cell
-    execution, so one run can read the state before the last mouse event was handled."""
+def _state(page, until=None, timeout_s: float = 30.0, *, cell: int = 1, tag: str = "STATE") -> dict:
+    """Run cell ``cell`` (the second: the viewer's state; 9: the two-threshold viewer's, tag
+    STATE2) and parse the state it prints; with ``until``, run it again until ``until(state)``
+    holds (bounded). The kernel handles widget messages concurrently with cell execution, so one
+    run can read the state before the last mouse event was handled."""
     deadline = time.monotonic() + timeout_s
     while True:
-        _run_cell(page, 1)
-        text = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea-output").inner_text()
-        state = json.loads(re.search(r"STATE (\{.*\})", text).group(1))
+        _run_cell(page, cell)
+        text = page.locator(".jp-Notebook .jp-Cell").nth(cell).locator(".jp-OutputArea-output").inner_text()
+        state = json.loads(re.search(tag + r" (\{.*\})", text).group(1))
         if until is None or until(state) or time.monotonic() > deadline:
             return state
         page.wait_for_timeout(250)
@@ -240,18 +241,6 @@ def _check_view3d_orientation(page) -> None:
         assert (dy < -0.1 if side_y == "up" else dy > 0.1), (plane, "marker's side", side_y, found)
 
 
-def _state2(page, until=None, timeout_s: float = 30.0) -> dict:
-    """Run cell 9 (the two-threshold viewer's state), until ``until(state)`` holds (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        _run_cell(page, 9)
-        text = page.locator(".jp-Notebook .jp-Cell").nth(9).locator(".jp-OutputArea-output").inner_text()
-        state = json.loads(re.search(r"STATE2 (\{.*\})", text).group(1))
-        if until is None or until(state) or time.monotonic() > deadline:
-            return state
-        page.wait_for_timeout(250)
-
-
 def _check_two_thresholds(page) -> None:
     """Two ThresholdSliders on one viewer: the page draws both overlays, each in its colour, as
     the kernel composes them; a drag of the second slider redraws the page, and once the kernel
@@ -261,7 +250,7 @@ def _check_two_thresholds(page) -> None:
     cell.locator(".medlab-canvas-img").wait_for()
     page.wait_for_function("(c) => c.querySelector('.medlab-canvas-img').dataset.frame", arg=cell.element_handle())
     cell.locator(".medlab-canvas-box").scroll_into_view_if_needed()
-    first = _state2(page)
+    first = _state(page, cell=9, tag="STATE2")
     assert len(first["thresholds"]) == 2, first["thresholds"]
     _same_picture(page, first["pixels_png"], cell=cell)
     rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(first["pixels_png"]))).convert("RGB")).astype(int)
@@ -278,7 +267,7 @@ def _check_two_thresholds(page) -> None:
     cell.locator(".medlab-canvas-img").evaluate(f"(c) => new Promise((ok) => {{ const t = setInterval(() => {{"
                                                 f" if (Number(c.dataset.painted || 0) > {painted}) {{ clearInterval(t); ok(); }}"
                                                 f" }}, 50); setTimeout(() => {{ clearInterval(t); ok(); }}, 20000); }})")
-    after = _state2(page, until=lambda s: s["dense"][0] != first["dense"][0])
+    after = _state(page, until=lambda s: s["dense"][0] != first["dense"][0], cell=9, tag="STATE2")
     assert after["dense"][0] > first["dense"][0] and after["soft"] == first["soft"], (first, after)
     cell.screenshot(path=ARTIFACTS / "8_two_thresholds.png")
     # the kernel applies the slider's values throttled: the state read above can be one that the
@@ -291,7 +280,7 @@ def _check_two_thresholds(page) -> None:
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
-            after = _state2(page)
+            after = _state(page, cell=9, tag="STATE2")
 
 
 def _pixel_center(box: dict, shape, row: int, col: int) -> tuple[float, float]:
