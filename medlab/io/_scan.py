@@ -14,9 +14,10 @@ import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from medlab.errors import ImageIOError
 from medlab.io._common import DicomWarning
 from medlab.io import _tags
-from medlab.io._header import is_dicom_file
+from medlab.io._header import is_dicom_file, open_dicom
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 #: File name endings of DICOM files: such a file that is not DICOM is warned about when skipped.
@@ -545,9 +546,6 @@ def _short(length: int, rows, columns, frames, samples, bits) -> str | None:
 
 
 def _pixel_data_problem_pydicom(f: FileInfo) -> str | None:
-    from medlab.errors import ImageIOError
-    from medlab.io._header import open_dicom
-
     try:
         ds = open_dicom(f.path)
         syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
@@ -567,8 +565,6 @@ def _pixel_data_problem_pydicom(f: FileInfo) -> str | None:
 def check_pixel_data(files: list) -> None:
     """Raise :class:`medlab.errors.ImageIOError` naming the first of ``files`` (FileInfo) whose
     pixel data cannot hold its image (see :func:`pixel_data_problem`)."""
-    from medlab.errors import ImageIOError
-
     for f in files:
         problem = pixel_data_problem(f)
         if problem is not None:
