@@ -28,6 +28,7 @@ __all__ = [
     "check_spacing",
     "array_shape",
     "check_scalar",
+    "grey_image",
     "mask_array",
     "seeds_to_sitk",
 ]
@@ -200,6 +201,16 @@ def check_scalar(img: sitk.Image, name: str) -> sitk.Image:
             "components per pixel"
         )
     return img
+
+
+def grey_image(image: sitk.Image) -> sitk.Image:
+    """A colour ``sitk.Image`` as grey: the mean of its first three components (float64), on
+    the same grid; a scalar image is returned as it is."""
+    n = image.GetNumberOfComponentsPerPixel()
+    if n == 1:
+        return image
+    channels = [sitk.VectorIndexSelectionCast(image, k, sitk.sitkFloat32) for k in range(min(3, n))]
+    return sum(channels[1:], channels[0]) / len(channels)
 
 
 def mask_array(mask, image, *, name: str = "mask", image_name: str = "image", nonempty=True):

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from medlab._image import grey_image, is_image
 from medlab._options import check_choice, check_int
 from medlab.metrics import (
     AUC,
@@ -213,16 +214,6 @@ def feature_matrix(table: pd.DataFrame, *, drop_constant: bool = True) -> tuple[
     return arr[:, keep], [str(c) for c in num.columns[keep]]
 
 
-def _grey(image):
-    import SimpleITK as sitk
-
-    if isinstance(image, sitk.Image) and image.GetNumberOfComponentsPerPixel() > 1:
-        channels = [sitk.VectorIndexSelectionCast(image, k, sitk.sitkFloat32)
-                    for k in range(min(3, image.GetNumberOfComponentsPerPixel()))]
-        return sum(channels[1:], channels[0]) / len(channels)
-    return image
-
-
 def image_feature_table(images: Sequence, masks: Sequence | None = None, *, names: Sequence[str] | None = None,
                         image_families: Sequence[str] | None = ("stat", "ih", "cm", "rlm", "szm", "ngt"),
                         mask_families: Sequence[str] | None = ("morph", "stat", "ih", "cm", "szm"),
@@ -271,7 +262,7 @@ def image_feature_table(images: Sequence, masks: Sequence | None = None, *, name
     settings = {"texture_dims": ("2D",), **settings}
     rows = []
     for k, (name, image) in enumerate(zip(names, images, strict=True)):
-        grey = _grey(image)
+        grey = grey_image(image) if is_image(image) else image
         if not isinstance(grey, sitk.Image) or grey.GetDimension() != 2:
             raise ValueError(f"`images` must hold 2D SimpleITK images; item {k} ({name!r}) is not one")
         row = {}

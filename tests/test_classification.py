@@ -273,3 +273,24 @@ def test_image_feature_table_agrees_with_features_extract():
         mc.image_feature_table([rgb], [])
     with pytest.raises(ValueError, match="no features asked for"):
         mc.image_feature_table([rgb], image_families=[])
+
+
+def test_grey_image_is_the_mean_of_the_colour_components_on_the_same_grid():
+    import SimpleITK as sitk
+
+    from medlab._image import grey_image
+
+    rgb = np.zeros((3, 4, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 30, 60, 120
+    rgb[1, 2] = (255, 0, 3)
+    img = sitk.GetImageFromArray(rgb, isVector=True)
+    img.SetSpacing((0.5, 0.25))
+    img.SetOrigin((3.0, -2.0))
+    grey = grey_image(img)
+    assert grey.GetNumberOfComponentsPerPixel() == 1 and grey.GetPixelID() == sitk.sitkFloat64
+    want = np.full((3, 4), 70.0)
+    want[1, 2] = 86.0
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(grey), want)
+    assert grey.GetSpacing() == img.GetSpacing() and grey.GetOrigin() == img.GetOrigin()
+    scalar = sitk.GetImageFromArray(np.arange(6, dtype=np.uint8).reshape(2, 3))
+    assert grey_image(scalar) is scalar  # a scalar image unchanged

@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
-from medlab._image import as_sitk, spacing_zyx
+from medlab._image import as_sitk, grey_image, spacing_zyx
 from medlab._options import check_choice
 from medlab.segmentation import ELLIPSE_METHODS, Ellipse, ellipse_residual, fit_ellipse
 
@@ -497,15 +497,6 @@ def _refiner(model):
     return _REFINERS[key], spec
 
 
-def _grey(img: sitk.Image) -> sitk.Image:
-    """A scalar float image: RGB averaged to grey."""
-    if img.GetNumberOfComponentsPerPixel() == 1:
-        return sitk.Cast(img, sitk.sitkFloat32)
-    out = sitk.GetImageFromArray(sitk.GetArrayFromImage(img).astype(np.float32).mean(axis=-1))
-    out.CopyInformation(img)
-    return out
-
-
 def _second_pass(model, found, *, flips, batch_size, method):
     """The second pass of :func:`measure_head`: for each ``(image, first ellipse)`` the head
     probability of the refining network on :func:`head_crop` (mean over ``flips``) on the
@@ -523,7 +514,7 @@ def _second_pass(model, found, *, flips, batch_size, method):
     todo = [k for k, (_, e) in enumerate(found) if np.isfinite(e.circumference_mm) and e.semi_axes_mm[1] > 0]
     if not todo:
         return out
-    crops = [head_crop(_grey(found[k][0]), found[k][1], size=tm.input_size, margin=spec["margin"]) for k in todo]
+    crops = [head_crop(grey_image(found[k][0]), found[k][1], size=tm.input_size, margin=spec["margin"]) for k in todo]
     passes = _flip_passes(tm, to_array(crops, normalization=tm.normalization), batch_size, flips)[..., 1]
     for j, k in enumerate(todo):
         img = found[k][0]
