@@ -213,9 +213,8 @@ def _surface_kwargs(layer) -> dict:
 
 
 def _wants_surface(layer) -> bool:
-    return (layer._type_string == "labels" and layer.ndim == 3 and layer.visible and not layer.multiscale
-            and layer.metadata.get("surface_in_3d", True) is not False
-            and int(np.asarray(layer.data).max(initial=0)) <= MAX_SURFACE_LABELS)
+    return (layer._type_string == "labels" and layer.ndim == 3 and layer.visible
+            and layer.metadata.get("surface_in_3d", True) is not False and _wants_surface_data(layer))
 
 
 def _add_surface(viewer, layer) -> None:
@@ -319,8 +318,9 @@ def _update_surface(viewer, layer) -> bool:
 
 
 def _wants_surface_data(layer) -> bool:
-    """What :func:`_wants_surface` asks of the data (the layer itself is hidden behind its surface)."""
-    return int(np.asarray(layer.data).max(initial=0)) <= MAX_SURFACE_LABELS and not layer.multiscale
+    """What :func:`_wants_surface` asks of a layer's data (checked alone while the layer is hidden
+    behind its surface): one resolution level, at most :data:`MAX_SURFACE_LABELS` label values."""
+    return not layer.multiscale and int(np.asarray(layer.data).max(initial=0)) <= MAX_SURFACE_LABELS
 
 
 def update_surfaces(viewer) -> int:
