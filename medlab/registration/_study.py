@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import SimpleITK as sitk
-
 from medlab._options import check_choice
 
+from ._method import rotation_centre
 from ._register import register
 from ._resample import move_image
 from ._validation import random_affine, random_rigid, registration_scores
@@ -14,12 +13,6 @@ __all__ = ["known_truth_study", "TRUTHS"]
 
 #: the known random motions a study can apply (``truth=``)
 TRUTHS = {"rigid": random_rigid, "affine": random_affine}
-
-
-def _centroid_mm(mask: sitk.Image) -> tuple[float, ...]:
-    from medlab.segmentation import label_statistics  # lazy: segmentation loads pandas and scipy
-
-    return tuple(label_statistics(mask)["centroid_mm"].iloc[0])
 
 
 def known_truth_study(pairs, *, truth: str = "rigid", seed: int = 0, **options):
@@ -65,7 +58,7 @@ def known_truth_study(pairs, *, truth: str = "rigid", seed: int = 0, **options):
     make_truth = TRUTHS[check_choice("truth", truth, list(TRUTHS))]
     rows = {}
     for fixed, moving in pairs:
-        motion = make_truth(seed=seed, centre_mm=_centroid_mm(fixed.label))
+        motion = make_truth(seed=seed, centre_mm=rotation_centre(fixed.image, fixed.label > 0))
         moved = move_image(moving.image, motion)
         moved_label = move_image(moving.label, motion, is_label=True)
         result = register(fixed.image, moved, **options)
