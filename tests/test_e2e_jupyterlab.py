@@ -239,6 +239,64 @@ def _check_view3d_orientation(page) -> None:
         dx, dy = found[1]
         assert (dx > 0.1 if side_x == "right" else dx < -0.1), (plane, "marker's side", side_x, found)
         assert (dy < -0.1 if side_y == "up" else dy > 0.1), (plane, "marker's side", side_y, found)
+        # the letters NiiVue writes on this plane's corner name the sides the marker check found
+        _check_corner_letters(gl, planes=({"axial": 0, "coronal": 1, "sagittal": 2}[plane],))
+
+
+# NiiVue's own orientation text (View3D: corner text, the patient sides of each plane's top-left
+# corner), read from what NiiVue draws: its drawText calls during one drawScene, with the planes'
+# rectangles (canvas pixels). SliceViewer shows: axial R left, A up; coronal R left, S up;
+# sagittal A left, S up.
+_CORNER_LETTERS = {0: "RA", 1: "RS", 2: "AS"}
+_NIIVUE_TEXT_JS = """(canvas) => {
+  const nv = canvas.medlabNiivue;  // View3D's wrapper exposes its NiiVue instance on the canvas
+  if (!nv) return null;
+  const texts = [];
+  nv.drawText = function (xy, str, ...rest) {
+    texts.push([String(str), xy[0], xy[1]]);
+    return Object.getPrototypeOf(nv).drawText.call(this, xy, str, ...rest);
+  };
+  try { nv.drawScene(); } finally { delete nv.drawText; }
+  return { texts, planes: nv.screenSlices.map((s) => [s.axCorSag, ...s.leftTopWidthHeight]) };
+}"""
+
+
+def _check_corner_letters(gl, planes=(0, 1, 2)) -> None:
+    """NiiVue writes each shown plane's corner letters (as SliceViewer orients it) on that plane's
+    top-left corner, and no other letters (its edge letters, which land inside a single plane's
+    picture, are off)."""
+    drawn = gl.evaluate(_NIIVUE_TEXT_JS)
+    assert drawn is not None, "View3D's NiiVue instance is not on its canvas (medlabNiivue)"
+    shown = {p[0]: p[1:] for p in drawn["planes"] if p[0] <= 2}
+    assert sorted(shown) == sorted(planes), drawn
+    letters = [t for t in drawn["texts"] if re.fullmatch(r"[RLAPSI]{1,2}", t[0])]
+    for plane, (left, top, _w, _h) in shown.items():
+        at = [t for t in letters if abs(t[1] - left) <= 1 and abs(t[2] - top) <= 1]
+        assert [t[0] for t in at] == [_CORNER_LETTERS[plane]], (plane, (left, top), letters)
+    assert len(letters) == len(shown), letters
+
+
+_ROTATION_JS = """(canvas) => { const nv = canvas.medlabNiivue;
+  const r = nv.screenSlices.find((s) => s.axCorSag === 4).leftTopWidthHeight, box = canvas.getBoundingClientRect();
+  return { width: canvas.width, dpr: nv.uiData.dpr, azimuth: nv.scene.renderAzimuth,
+           x: box.left + (r[0] + r[2] / 2) / nv.uiData.dpr, y: box.top + (r[1] + r[3] / 2) / nv.uiData.dpr }; }"""
+
+
+def _check_view3d_rotation(page, gl) -> None:
+    """A left drag on View3D's 3D tile rotates the volume at half the canvas resolution
+    (``rotate_resolution=0.5``, NiiVue drawing at most once per animation frame) and the full
+    resolution comes back on release. No timing: the canvas size is read while the button is down
+    and waited for after."""
+    before = gl.evaluate(_ROTATION_JS)
+    page.mouse.move(before["x"], before["y"])
+    page.mouse.down()
+    during = gl.evaluate(_ROTATION_JS)
+    page.mouse.move(before["x"] + 60, before["y"], steps=6)
+    page.mouse.up()
+    page.wait_for_function(f"(c) => c.width === {before['width']}", arg=gl.element_handle(), timeout=60_000)
+    after = gl.evaluate(_ROTATION_JS)
+    assert abs(during["width"] - before["width"] / 2) <= 1 and during["dpr"] == before["dpr"] / 2, (before, during)
+    assert after["dpr"] == before["dpr"] and after["azimuth"] - before["azimuth"] > 10, (before, after)  # +60 seen
 
 
 def _check_two_thresholds(page) -> None:
@@ -417,6 +475,8 @@ def _drive(page, lab):
         page.wait_for_timeout(500)
     gl.screenshot(path=ARTIFACTS / "5_view3d.png")
     assert lit > 0.05, f"NiiVue drew nothing ({lit:.3f} of the canvas lit)"
+    _check_corner_letters(gl)
+    _check_view3d_rotation(page, gl)
     _check_blender_layout(page)
     _check_view3d_orientation(page)
     _check_two_thresholds(page)

@@ -109,7 +109,50 @@ def test_view3d_checks_its_arguments(phantom):
         View3D(v, height=5)
     with pytest.raises(ValueError, match="`pixel_ratio`"):
         View3D(v, pixel_ratio=0)
+    for bad in (0, 1.5, float("nan"), "half", True):
+        with pytest.raises(ValueError, match="`rotate_resolution`"):
+            View3D(v, rotate_resolution=bad)
     assert View3D(v, pixel_ratio=0.5).nv.opts.force_device_pixel_ratio == 0.5
     w = View3D(v)
     with pytest.raises(ValueError, match="outside the image"):
         w.set_crosshair_index((99, 0, 0))
+
+
+def test_smooth_drags_wrap_ipyniivue_javascript(phantom, tmp_path, monkeypatch):
+    """View3D's NiiVue is ipyniivue's own JavaScript module with the smooth-drag wrapper appended
+    (it reaches the module's NiiVue instance and wraps its default export); the browser side
+    (half resolution while rotating, full after) is checked in tests/test_e2e_jupyterlab.py."""
+    import pathlib
+    import shutil
+    import subprocess
+
+    import ipyniivue
+
+    import medlab.widgets._view3d as v3d
+
+    cls = v3d._niivue_class()
+    assert issubclass(cls, ipyniivue.NiiVue) and cls is not ipyniivue.NiiVue  # the installed bundle is known
+    source = (pathlib.Path(ipyniivue.__file__).parent / "static" / "widget.js").read_text(encoding="utf-8")
+    cut = source.rindex("export{")
+    assert cls._esm.startswith(source[:cut]) and cls._esm.rstrip().endswith("export { __medlabView as default };")
+    tail = cls._esm[cut:]
+    assert "INSTANCE" not in tail and "EXPORT" not in tail and tail.count("export") == 1
+    assert v3d._smooth_esm("const a = 1;\nexport{a as default};") is None  # no NiiVue instance: not wrapped
+    if shutil.which("node"):  # the wrapped module parses
+        mod = tmp_path / "widget.mjs"
+        mod.write_text(cls._esm, encoding="utf-8")
+        done = subprocess.run(["node", "--check", str(mod)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    v = SliceViewer(phantom.image, unit="HU")
+    w = View3D(v)
+    assert isinstance(w.nv, cls) and w.nv._rotate_resolution == 0.5 and "_rotate_resolution" in w.nv.keys
+    assert w.nv.opts.is_corner_orientation_text and w.nv.opts.is_radiological_convention
+    assert View3D(v, rotate_resolution=1).nv._rotate_resolution == 1.0
+
+    # an ipyniivue whose bundle the wrapper does not know: a warning, and ipyniivue's own widget
+    monkeypatch.setattr(v3d, "_smooth_esm", lambda source: None)
+    with pytest.warns(RuntimeWarning, match="NiiVue draws on every pointer event"):
+        assert v3d._niivue_class.__wrapped__() is ipyniivue.NiiVue
+    monkeypatch.setattr(v3d, "_niivue_class", lambda: ipyniivue.NiiVue)
+    assert not View3D(v).nv.has_trait("_rotate_resolution")

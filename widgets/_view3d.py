@@ -17,6 +17,19 @@ set NiiVue's crosshair; a click in NiiVue (its crosshair moved) sets the viewer'
 voxel's; the viewer's label layers (``set_overlay``) are label volumes in NiiVue.
 The planes are oriented as SliceViewer shows them (radiological: patient right on the left;
 sagittal: anterior on the left), checked on a phantom's marker in ``tests/test_e2e_jupyterlab.py``.
+Orientation letters: NiiVue names the patient sides of each plane's top-left corner ("RA" on the
+axial plane: patient right and anterior; "RS" coronal; "AS" sagittal). Its letters on the edges
+land inside the picture when a single plane is shown (they are offset twice), so View3D uses the
+corner text, which sits on the picture's corner in every layout (checked in the e2e test).
+
+Smooth rotation without a GPU: NiiVue draws the whole scene synchronously, four times per pointer
+event while a left drag rotates the 3D tile (and WebGL runs on the CPU, SwiftShader, where no GPU
+is usable). View3D ships ipyniivue's own JavaScript with a small wrapper (:func:`_niivue_class`):
+while a pointer is down on the canvas NiiVue draws at most once per animation frame (the newest
+state), and while a left drag rotates the 3D tile it draws at ``rotate_resolution`` of its
+resolution; the full-resolution picture is drawn again on release
+(``benchmarks/bench_browser.py``, ``rotate_3d``).
+
 An exported notebook shows a static picture instead: the three planes through the crosshair,
 drawn by :mod:`medlab.display` (:meth:`View3D.planes_png`).
 """
@@ -24,8 +37,11 @@ drawn by :mod:`medlab.display` (:meth:`View3D.planes_png`).
 from __future__ import annotations
 
 import base64
+import functools
 import os
+import re
 import tempfile
+import warnings
 
 import ipywidgets as widgets
 import numpy as np
@@ -62,6 +78,98 @@ def _import_niivue():
     return ipyniivue
 
 
+# Appended to ipyniivue's JavaScript module (same module scope: it reaches the module's NiiVue
+# instance, INSTANCE, and wraps its default export, EXPORT). Public NiiVue API only: drawScene,
+# resizeListener, inRenderTile, opts.forceDevicePixelRatio, uiData.dpr.
+_SMOOTH_JS = """
+;function __medlabSmooth(nv, model) {
+  if (!nv || !nv.canvas) return () => {};
+  const canvas = nv.canvas;
+  let st = nv.__medlabSmooth;
+  if (!st) {
+    // while a pointer is down on the canvas: at most one draw per animation frame (the newest state)
+    st = nv.__medlabSmooth = { down: false, frame: 0, ratio: null, draw: nv.drawScene.bind(nv) };
+    Object.defineProperty(canvas, "medlabNiivue", { value: nv });  // for tests and debugging
+    nv.drawScene = function () {
+      if (!st.down) return st.draw();
+      if (!st.frame) st.frame = requestAnimationFrame(() => { st.frame = 0; st.draw(); });
+    };
+    canvas.addEventListener("pointerdown", (e) => {
+      st.down = true;
+      // a left drag on the 3D tile rotates: draw it at a lower resolution until release
+      const scale = Number(model.get("_rotate_resolution"));
+      if (e.button !== 0 || !(scale > 0 && scale < 1) || st.ratio !== null) return;
+      const r = canvas.getBoundingClientRect(), dpr = nv.uiData.dpr;
+      if (nv.inRenderTile((e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr) < 0) return;
+      st.ratio = nv.opts.forceDevicePixelRatio;
+      nv.opts.forceDevicePixelRatio = dpr * scale;
+      nv.resizeListener();
+      // drawn now: NiiVue's mousedown handler (next) finds the tiles at the new resolution
+      if (st.frame) { cancelAnimationFrame(st.frame); st.frame = 0; }
+      st.draw();
+    }, true);
+    canvas.addEventListener("pointermove", (e) => { if (st.down && e.buttons === 0) st.end(); }, true);
+    st.end = () => setTimeout(() => {  // after NiiVue's own mouseup handler
+      if (!st.down) return;
+      st.down = false;
+      if (st.frame) { cancelAnimationFrame(st.frame); st.frame = 0; }
+      if (st.ratio !== null) { nv.opts.forceDevicePixelRatio = st.ratio; st.ratio = null; nv.resizeListener(); }
+      else st.draw();
+    }, 0);
+  }
+  const end = () => st.end();
+  window.addEventListener("pointerup", end, true);
+  window.addEventListener("pointercancel", end, true);
+  return () => { window.removeEventListener("pointerup", end, true); window.removeEventListener("pointercancel", end, true); };
+}
+const __medlabView = {
+  ...EXPORT,
+  async render(ctx) {
+    const cleanup = await EXPORT.render(ctx);
+    const off = __medlabSmooth(INSTANCE, ctx.model);
+    return () => { off(); if (typeof cleanup === "function") cleanup(); };
+  },
+};
+export { __medlabView as default };
+"""
+
+
+def _smooth_esm(source: str) -> str | None:
+    """ipyniivue's JavaScript module with :data:`_SMOOTH_JS` appended, or None where its bundle
+    is not the one this wrapper knows (the module's NiiVue instance or default export not found)."""
+    instance = re.search(r'if\(!([\w$]+)\)\{console\.log\("Creating new Niivue instance"\)', source)
+    export = re.search(r"export\s*\{\s*([\w$]+)\s+as\s+default\s*\};?\s*$", source)
+    if instance is None or export is None:
+        return None
+    js = _SMOOTH_JS.replace("INSTANCE", instance.group(1)).replace("EXPORT", export.group(1))
+    return source[:export.start()] + js
+
+
+@functools.cache
+def _niivue_class():
+    """``ipyniivue.NiiVue`` with smooth drags (:data:`_SMOOTH_JS`): the JavaScript module is
+    ipyniivue's own with a wrapper appended; the Python side is ipyniivue's unchanged."""
+    import pathlib
+
+    import traitlets
+
+    niivue = _import_niivue()
+    path = pathlib.Path(niivue.__file__).parent / "static" / "widget.js"
+    esm = _smooth_esm(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if esm is None:
+        warnings.warn(f"View3D: the JavaScript of ipyniivue {getattr(niivue, '__version__', '?')} is not the one "
+                      "medlab wraps; NiiVue draws on every pointer event (slower 3D rotation without a GPU)",
+                      RuntimeWarning, stacklevel=3)
+        return niivue.NiiVue
+
+    class SmoothNiiVue(niivue.NiiVue):
+        _esm = esm
+        _rotate_resolution = traitlets.Float(0.5).tag(sync=True)
+
+    SmoothNiiVue.__qualname__ = SmoothNiiVue.__name__ = "SmoothNiiVue"
+    return SmoothNiiVue
+
+
 class View3D(widgets.VBox):
     """The viewer's volume in 3D (volume rendering) and three planes, linked to the viewer.
 
@@ -85,6 +193,10 @@ class View3D(widgets.VBox):
         screen's). With software WebGL (SwiftShader, no GPU) a frame's cost grows with the
         canvas pixels, not with the volume's size: 0.5 draws a quarter of the pixels, for a
         coarser picture (``benchmarks/bench_browser.py``, ``rotate_3d``).
+    rotate_resolution : float
+        In [0.1, 1]: the fraction of the picture's resolution (per side) NiiVue draws at while a
+        left drag rotates the 3D tile; the full picture is drawn again on release. 1 keeps the
+        full resolution while rotating (smooth without a GPU only on small canvases).
 
     Attributes
     ----------
@@ -95,7 +207,8 @@ class View3D(widgets.VBox):
     """
 
     def __init__(self, viewer: SliceViewer, *, overlay=None, overlay_window=None, overlay_colormap: str = "hot",
-                 overlay_opacity: float = 0.6, height: int = 480, pixel_ratio: float | None = None):
+                 overlay_opacity: float = 0.6, height: int = 480, pixel_ratio: float | None = None,
+                 rotate_resolution: float = 0.5):
         if not isinstance(viewer, SliceViewer):
             raise TypeError(f"`viewer` must be a SliceViewer; got {type(viewer).__name__}")
         if viewer.ndim != 3:
@@ -109,6 +222,13 @@ class View3D(widgets.VBox):
             ratio = float(pixel_ratio)
             if not (np.isfinite(ratio) and 0.1 <= ratio <= 4.0):
                 raise ValueError(f"`pixel_ratio` must be in [0.1, 4] (canvas pixels per CSS pixel); got {pixel_ratio!r}")
+        try:
+            rotate = float(rotate_resolution)
+        except (TypeError, ValueError):
+            rotate = float("nan")
+        if isinstance(rotate_resolution, bool) or not 0.1 <= rotate <= 1.0:
+            raise ValueError(f"`rotate_resolution` must be in [0.1, 1] (a fraction of the resolution per side); "
+                             f"got {rotate_resolution!r}")
         niivue = _import_niivue()
         super().__init__()
         self.viewer = viewer
@@ -124,12 +244,16 @@ class View3D(widgets.VBox):
             self.overlay = overlay
             self.overlay_window = (medlab.enhance.resolve_window(overlay, preset="auto") if overlay_window is None
                                    else tuple(float(v) for v in overlay_window))
-        self.nv = niivue.NiiVue(height=int(height), slice_type=niivue.SliceType.MULTIPLANAR,
-                                multiplanar_show_render=niivue.ShowRender.ALWAYS, is_colorbar=False,
-                                show_3d_crosshair=True, back_color=(0.0, 0.0, 0.0, 1.0),
-                                is_radiological_convention=True,  # as SliceViewer: patient right on the left
-                                sagittal_nose_left=True,  # as SliceViewer: anterior on the left
-                                **({} if pixel_ratio is None else {"force_device_pixel_ratio": float(pixel_ratio)}))
+        self.nv = _niivue_class()(
+            height=int(height), slice_type=niivue.SliceType.MULTIPLANAR,
+            multiplanar_show_render=niivue.ShowRender.ALWAYS, is_colorbar=False,
+            show_3d_crosshair=True, back_color=(0.0, 0.0, 0.0, 1.0),
+            is_radiological_convention=True,  # as SliceViewer: patient right on the left
+            sagittal_nose_left=True,  # as SliceViewer: anterior on the left
+            is_corner_orientation_text=True,  # "RA": the sides of the picture's top-left corner
+            **({} if pixel_ratio is None else {"force_device_pixel_ratio": float(pixel_ratio)}))
+        if self.nv.has_trait("_rotate_resolution"):
+            self.nv._rotate_resolution = rotate
         self._niivue = niivue
         self._labels: list[str] = []
         self.crosshair_index = tuple(int(n) // 2 for n in viewer.array.shape)
