@@ -73,6 +73,14 @@ def test_links_follow_the_viewer(phantom):
     assert w.crosshair_index == (14, 2, 50) and (v.axis, v.index) == ("axial", 14)
     assert w.nv.scene.crosshair_pos == w.crosshair_fraction((14, 2, 50))
 
+    # closed: NiiVue's widget too (a VBox leaves its children open), and the links are cut
+    w.close()
+    assert w.nv.comm is None and w.comm is None
+    v.set_window_level(400, 40)
+    v.set_slice(3, "axial")
+    assert (w.nv.volumes[0].cal_min, w.nv.volumes[0].cal_max) == (-1350.0, 150.0) and w.crosshair_index[0] == 14
+    w.close()  # twice: nothing left to cut
+
 
 def test_pet_on_ct_and_the_static_planes(phantom):
     v = SliceViewer(phantom.image, unit="HU", overlay=phantom.labels, window=400, level=40)

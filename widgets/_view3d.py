@@ -120,7 +120,10 @@ _SMOOTH_JS = """
   const end = () => st.end();
   window.addEventListener("pointerup", end, true);
   window.addEventListener("pointercancel", end, true);
-  return () => { window.removeEventListener("pointerup", end, true); window.removeEventListener("pointercancel", end, true); };
+  return () => {
+    window.removeEventListener("pointerup", end, true);
+    window.removeEventListener("pointercancel", end, true);
+  };
 }
 const __medlabView = {
   ...EXPORT,
@@ -297,6 +300,21 @@ class View3D(widgets.VBox):
         self._load()
         self._on_window()
         self._on_slice()
+
+    def close(self) -> None:
+        """Close the view: NiiVue's widget (its WebGL context in the page) too, and stop following
+        the viewer."""
+        v, nv = getattr(self, "viewer", None), getattr(self, "nv", None)  # None: __init__ raised
+        for handler, names in ((self._on_window, ["window", "level"]), (self._on_slice, ["axis", "index"]),
+                               (self._on_cursor, ["cursor"])):
+            try:
+                if v is not None:
+                    v.unobserve(handler, names=names)
+            except ValueError:  # closed before
+                pass
+        if nv is not None:
+            nv.close()
+        super().close()
 
     # ------------------------------------------------------------------ linking
     def _on_window(self, _change=None) -> None:
