@@ -117,6 +117,15 @@ def test_view3d_checks_its_arguments(phantom):
         View3D(v, height=5)
     with pytest.raises(ValueError, match="`pixel_ratio`"):
         View3D(v, pixel_ratio=0)
+    pet = sitk.Image([8, 8, 4], sitk.sitkFloat32)
+    with pytest.raises(ValueError, match="`overlay_colormap` must be a NiiVue colour map"):
+        View3D(v, overlay=pet, overlay_colormap="no-such-map")
+    for bad in ((1,), "x", (float("nan"), 0), (0, 1), (100, float("inf"))):
+        with pytest.raises(ValueError, match=r"`overlay_window` must be \(window, level\)"):
+            View3D(v, overlay=pet, overlay_window=bad)
+    with pytest.raises(ValueError, match="`overlay_window` is the window of an `overlay`"):
+        View3D(v, overlay_window=(100, 0))
+    assert View3D(v, overlay=pet, overlay_colormap="Warm", overlay_window=(4, 2)).overlay_window == (4.0, 2.0)
     for bad in (0, 1.5, float("nan"), "half", True):
         with pytest.raises(ValueError, match="`rotate_resolution`"):
             View3D(v, rotate_resolution=bad)
@@ -164,3 +173,33 @@ def test_smooth_drags_wrap_ipyniivue_javascript(phantom, tmp_path, monkeypatch):
         assert v3d._niivue_class.__wrapped__() is ipyniivue.NiiVue
     monkeypatch.setattr(v3d, "_niivue_class", lambda: ipyniivue.NiiVue)
     assert not View3D(v).nv.has_trait("_rotate_resolution")
+
+
+def test_the_viewers_notice_explains_a_black_3d_view():
+    nan = SliceViewer(np.full((4, 8, 8), np.nan, np.float32))
+    w = View3D(nan)
+    assert w.children[0] is w._notice and "no finite values" in w._notice.value and w.children[1] is w.nv
+    ok = View3D(SliceViewer(np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8)))
+    assert list(ok.children) == [ok.nv] and ok._notice.value == ""
+
+
+@pytest.mark.parametrize("scale", [3e38, 1e300])
+def test_huge_values_reach_niivue_in_its_float32_range(scale):
+    """NiiVue computes in float32 on the GPU: a float32 image near +-3e38 or a float64 one near
+    +-1e300 showed a black view (seen in Chromium). The values and the display range go to NiiVue
+    divided by one power of ten: the same picture."""
+    import nibabel as nib
+
+    ramp = np.linspace(-1, 1, 4 * 8 * 8).reshape(4, 8, 8) * scale
+    v = SliceViewer(ramp.astype(np.float32) if scale < 1e38 else ramp)
+    w = View3D(v)
+    data = nib.Nifti1Image.from_bytes(gzip.decompress(w.nv.volumes[0].data)).get_fdata()
+    divisor = w._divisor
+    assert 1e5 < np.abs(data).max() <= 1e6 and divisor == 10.0 ** (int(np.ceil(np.log10(np.abs(ramp).max()))) - 6)
+    np.testing.assert_allclose(np.sort(data.ravel()), np.sort(ramp.ravel() / divisor), rtol=1e-6)
+    low, high = (v.level - v.window / 2) / divisor, (v.level + v.window / 2) / divisor
+    assert (w.nv.volumes[0].cal_min, w.nv.volumes[0].cal_max) == pytest.approx((low, high), rel=1e-9)
+    v.set_window_level(v.window / 2, v.level)  # the link divides too
+    assert w.nv.volumes[0].cal_max == pytest.approx((v.level + v.window / 2) / divisor, rel=1e-9)
+    small = View3D(SliceViewer(np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 8, 8) * 1e6))
+    assert small._divisor == 1.0

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import os
 import re
 import tempfile
@@ -56,6 +57,36 @@ from ._viewer import SliceViewer
 __all__ = ["View3D", "nifti_bytes"]
 
 _LABEL_COLORMAPS = ("red", "green", "blue", "warm", "cool")
+
+
+def _check_window(value) -> tuple[float, float]:
+    """``overlay_window``: (window, level), a finite window > 0 and a finite level."""
+    try:
+        window, level = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`overlay_window` must be (window, level), two numbers; got {value!r}") from None
+    if not (np.isfinite(window) and np.isfinite(level) and window > 0):
+        raise ValueError(f"`overlay_window` must be (window, level) with a finite window > 0 and a finite level; "
+                         f"got {value!r}")
+    return window, level
+
+
+# NiiVue computes intensities in float32 on the GPU: a display range wider than about 3e38 (a
+# float32 image near its limits, a float64 one beyond them) overflowed and the view was black
+_NIIVUE_MAX_ABS = 1e30
+
+
+def _fit_niivue(image: sitk.Image, max_abs: float) -> tuple[sitk.Image, float]:
+    """``(image for NiiVue, divisor)``: an image whose finite values reach beyond
+    ``_NIIVUE_MAX_ABS`` in magnitude divided by a power of ten (float32; NaN stays NaN), else the
+    image and 1. Display ranges sent with it are divided by the same divisor: the same picture."""
+    if not max_abs > _NIIVUE_MAX_ABS:
+        return image, 1.0
+    divisor = 10.0 ** (int(np.ceil(np.log10(max_abs))) - 6)
+    arr = sitk.GetArrayViewFromImage(image).astype(np.float64) / divisor
+    out = sitk.GetImageFromArray(arr.astype(np.float32))
+    out.CopyInformation(image)
+    return out, divisor
 
 
 def nifti_bytes(image: sitk.Image) -> bytes:
@@ -246,7 +277,9 @@ class View3D(widgets.VBox):
                 raise ValueError(f"`overlay` must be 3D; got {overlay.GetDimension()}D")
             self.overlay = overlay
             self.overlay_window = (medlab.enhance.resolve_window(overlay, preset="auto") if overlay_window is None
-                                   else tuple(float(v) for v in overlay_window))
+                                   else _check_window(overlay_window))
+        elif overlay_window is not None:
+            raise ValueError("`overlay_window` is the window of an `overlay`; none was given")
         self.nv = _niivue_class()(
             height=int(height), slice_type=niivue.SliceType.MULTIPLANAR,
             multiplanar_show_render=niivue.ShowRender.ALWAYS, is_colorbar=False,
@@ -257,6 +290,10 @@ class View3D(widgets.VBox):
             **({} if pixel_ratio is None else {"force_device_pixel_ratio": float(pixel_ratio)}))
         if self.nv.has_trait("_rotate_resolution"):
             self.nv._rotate_resolution = rotate
+        if self.overlay is not None and self.overlay_colormap.lower() not in self.nv.colormaps():
+            self.nv.close()
+            raise ValueError(f"`overlay_colormap` must be a NiiVue colour map such as 'hot' or 'warm' (all: "
+                             f"ipyniivue.NiiVue().colormaps()); got {overlay_colormap!r}")
         self._niivue = niivue
         self._labels: list[str] = []
         self.crosshair_index = tuple(int(n) // 2 for n in viewer.array.shape)
@@ -266,18 +303,30 @@ class View3D(widgets.VBox):
         viewer.observe(self._on_cursor, names=["cursor"])
         self.nv.on_location_change(self._on_niivue_location)
         self._on_slice()
-        self.children = [self.nv]
+        self._notice = widgets.HTML()
+        self._show_notice()
+
+    def _show_notice(self) -> None:
+        """The viewer's notice (no finite values, a constant image, a conversion) above NiiVue, so a
+        black 3D view is explained."""
+        notice = self.viewer.notice
+        self._notice.value = f"<span style='color:#b35900'>{html.escape(notice)}</span>" if notice else ""
+        self.children = [self._notice, self.nv] if notice else [self.nv]
 
     # ------------------------------------------------------------------ volumes
     def _load(self) -> None:
         v = self.viewer
+        image, self._divisor = _fit_niivue(v.image, max(abs(float(b)) for b in v.intensity_range))
         low, high = medlab.enhance.window_bounds(v.window, v.level)
-        volumes = [{"data": nifti_bytes(v.image), "name": "image.nii.gz", "colormap": "gray",
-                    "cal_min": low, "cal_max": high}]
+        volumes = [{"data": nifti_bytes(image), "name": "image.nii.gz", "colormap": "gray",
+                    "cal_min": low / self._divisor, "cal_max": high / self._divisor}]
         if self.overlay is not None:
+            finite = sitk.GetArrayViewFromImage(self.overlay)
+            finite = np.abs(finite[np.isfinite(finite)]) if finite.dtype.kind == "f" else np.abs(finite)
+            overlay, divisor = _fit_niivue(self.overlay, float(finite.max()) if finite.size else 0.0)
             lo, hi = medlab.enhance.window_bounds(*self.overlay_window)
-            volumes.append({"data": nifti_bytes(self.overlay), "name": "overlay.nii.gz",
-                            "colormap": self.overlay_colormap, "cal_min": lo, "cal_max": hi,
+            volumes.append({"data": nifti_bytes(overlay), "name": "overlay.nii.gz",
+                            "colormap": self.overlay_colormap, "cal_min": lo / divisor, "cal_max": hi / divisor,
                             "opacity": self.overlay_opacity})
         self._labels = []
         for k, (name, layer) in enumerate(
@@ -297,6 +346,7 @@ class View3D(widgets.VBox):
 
     def refresh(self) -> None:
         """Reload the volumes (after the viewer's image or label layers changed)."""
+        self._show_notice()
         self._load()
         self._on_window()
         self._on_slice()
@@ -321,7 +371,7 @@ class View3D(widgets.VBox):
         low, high = medlab.enhance.window_bounds(self.viewer.window, self.viewer.level)
         if self.nv.volumes:
             vol = self.nv.volumes[0]
-            vol.cal_min, vol.cal_max = float(low), float(high)
+            vol.cal_min, vol.cal_max = float(low) / self._divisor, float(high) / self._divisor
 
     def _on_slice(self, _change=None) -> None:
         v = self.viewer
