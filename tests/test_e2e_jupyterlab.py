@@ -65,6 +65,9 @@ def page(lab, tmp_path_factory):
     except ImportError:
         _missing("the 'playwright' Python package is missing (pip install -e '.[test]')")
     with chromium(tmp_path_factory.mktemp("chromium-profile")) as pg:
+        # a CPU with more cores than this machine's: NiiVue would turn multisampling on, which
+        # View3D turns off on software WebGL (checked in _check_view3d_rotation)
+        pg.add_init_script("Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', { get: () => 8 })")
         pg.outside = []
         pg.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:"))
               else pg.outside.append(r.url))
@@ -278,7 +281,8 @@ def _check_corner_letters(gl, planes=(0, 1, 2)) -> None:
 
 _ROTATION_JS = """(canvas) => { const nv = canvas.medlabNiivue;
   const r = nv.screenSlices.find((s) => s.axCorSag === 4).leftTopWidthHeight, box = canvas.getBoundingClientRect();
-  return { width: canvas.width, dpr: nv.uiData.dpr, azimuth: nv.scene.renderAzimuth,
+  return { width: canvas.width, dpr: nv.uiData.dpr, azimuth: nv.scene.renderAzimuth, cores: navigator.hardwareConcurrency,
+           msaa: nv.gl.getContextAttributes().antialias,
            x: box.left + (r[0] + r[2] / 2) / nv.uiData.dpr, y: box.top + (r[1] + r[3] / 2) / nv.uiData.dpr }; }"""
 
 
@@ -286,8 +290,10 @@ def _check_view3d_rotation(page, gl) -> None:
     """A left drag on View3D's 3D tile rotates the volume at half the canvas resolution
     (``rotate_resolution=0.5``, NiiVue drawing at most once per animation frame) and the full
     resolution comes back on release. No timing: the canvas size is read while the button is down
-    and waited for after."""
+    and waited for after. On SwiftShader NiiVue's WebGL context has no multisampling, although
+    the page reports 8 cores (NiiVue's own rule would turn it on)."""
     before = gl.evaluate(_ROTATION_JS)
+    assert before["cores"] == 8 and before["msaa"] is False, before  # software WebGL: no multisampling
     page.mouse.move(before["x"], before["y"])
     page.mouse.down()
     during = gl.evaluate(_ROTATION_JS)

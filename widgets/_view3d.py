@@ -111,7 +111,7 @@ def _import_niivue():
 
 # Appended to ipyniivue's JavaScript module (same module scope: it reaches the module's NiiVue
 # instance, INSTANCE, and wraps its default export, EXPORT). Public NiiVue API only: drawScene,
-# resizeListener, inRenderTile, opts.forceDevicePixelRatio, uiData.dpr.
+# resizeListener, inRenderTile, opts.forceDevicePixelRatio, opts.isAntiAlias, uiData.dpr.
 _SMOOTH_JS = """
 ;function __medlabSmooth(nv, model) {
   if (!nv || !nv.canvas) return () => {};
@@ -156,9 +156,24 @@ _SMOOTH_JS = """
     window.removeEventListener("pointercancel", end, true);
   };
 }
+function __medlabSoftwareWebGL() {
+  // the WebGL renderer the page gets: SwiftShader (or llvmpipe) where no GPU is usable
+  const probe = document.createElement("canvas").getContext("webgl2");
+  if (!probe) return false;
+  const info = probe.getExtension("WEBGL_debug_renderer_info");
+  const name = info ? String(probe.getParameter(info.UNMASKED_RENDERER_WEBGL)) : "";
+  const lose = probe.getExtension("WEBGL_lose_context");
+  if (lose) lose.loseContext();
+  return /swiftshader|llvmpipe|softpipe|software/i.test(name);
+}
 const __medlabView = {
   ...EXPORT,
   async render(ctx) {
+    // NiiVue turns multisampling on where the CPU has more than 6 cores: on software WebGL it
+    // only costs (about 20 % of the rotation rate); off there unless the Python side chose
+    const nv = INSTANCE;
+    if (nv && !nv.canvas && (nv.opts.isAntiAlias === null || nv.opts.isAntiAlias === undefined)
+        && __medlabSoftwareWebGL()) nv.opts.isAntiAlias = false;
     const cleanup = await EXPORT.render(ctx);
     const off = __medlabSmooth(INSTANCE, ctx.model);
     return () => { off(); if (typeof cleanup === "function") cleanup(); };
