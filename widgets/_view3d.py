@@ -28,7 +28,9 @@ is usable). View3D ships ipyniivue's own JavaScript with a small wrapper (:func:
 while a pointer is down on the canvas NiiVue draws at most once per animation frame (the newest
 state), and while a left drag rotates the 3D tile it draws at ``rotate_resolution`` of its
 resolution; the full-resolution picture is drawn again on release
-(``benchmarks/bench_browser.py``, ``rotate_3d``).
+(``benchmarks/bench_browser.py``, ``rotate_3d``). On software WebGL it also keeps multisampling
+off (NiiVue turns it on where the CPU has more than 6 cores). Values beyond about 1e30 in
+magnitude go to NiiVue divided by a power of ten (it computes in float32).
 
 An exported notebook shows a static picture instead: the three planes through the crosshair,
 drawn by :mod:`medlab.display` (:meth:`View3D.planes_png`).
@@ -170,7 +172,7 @@ const __medlabView = {
   ...EXPORT,
   async render(ctx) {
     // NiiVue turns multisampling on where the CPU has more than 6 cores: on software WebGL it
-    // only costs (about 20 % of the rotation rate); off there unless the Python side chose
+    // only slows every frame down; off there unless the Python side chose
     const nv = INSTANCE;
     if (nv && !nv.canvas && (nv.opts.isAntiAlias === null || nv.opts.isAntiAlias === undefined)
         && __medlabSoftwareWebGL()) nv.opts.isAntiAlias = false;
