@@ -296,6 +296,13 @@ def _check_view3d_rotation(page, gl) -> None:
     assert before["cores"] == 8 and before["msaa"] is False, before  # software WebGL: no multisampling
     page.mouse.move(before["x"], before["y"])
     page.mouse.down()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    half = before["width"] // 2
+    try:  # bounded wait, no timing assumed
+        page.wait_for_function(f"(c) => Math.abs(c.width - {half}) <= 1", arg=gl.element_handle(), timeout=60_000)
+    except PlaywrightTimeout:
+        pass  # the assertion below says what the canvas is
     during = gl.evaluate(_ROTATION_JS)
     page.mouse.move(before["x"] + 60, before["y"], steps=6)
     page.mouse.up()
