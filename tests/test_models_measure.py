@@ -9,6 +9,7 @@ import math
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
@@ -144,6 +145,58 @@ def test_head_qc_reasons():
     # thresholds can be overridden
     assert not mm.head_qc(hc_mm=200.0, pixel_mm=0.15, fit_residual=0.05, border_share=0.0, tta_spread=0.0,
                           thresholds={"max_fit_residual": 0.1}).flagged
+
+
+def test_expected_error_flag_and_its_model_by_hand():
+    from medlab.models.hc18 import ERROR_MODEL_FEATURES, expected_error, fit_error_model
+
+    # a model with one active feature (log pixel size): exp(0.5 + 1 * (log 0.2 - log 0.1) / 1) - 0.2
+    model = {"features": list(ERROR_MODEL_FEATURES), "mean": [math.log(0.1), 0, 0, 0, 0, 0], "scale": [1.0] * 6,
+             "coef": [1.0, 0, 0, 0, 0, 0], "intercept": 0.5, "floor_mm": 0.2}
+    got = expected_error(model, pixel_mm=0.2, hc_mm=200.0, tta_spread=0.0, fit_residual=0.0, pass_change=0.0,
+                         level_spread=0.0)
+    assert got == pytest.approx(math.exp(0.5) * 2 - 0.2)
+    assert math.isnan(expected_error(model, pixel_mm=0.2, hc_mm=200.0, tta_spread=0.0, fit_residual=0.0,
+                                     pass_change=0.0, level_spread=math.nan))
+    qc = mm.head_qc(hc_mm=200.0, pixel_mm=0.15, fit_residual=0.005, border_share=0.0, tta_spread=0.005,
+                    expected_error_mm=3.04, thresholds={"max_expected_error_mm": 2.5})
+    assert qc.reasons == ("large expected error: 3.0 mm (> 2.5 mm, from the pixel size, the head size and the "
+                          "outline's stability)",) and qc.expected_error_mm == 3.04
+    # no error model (NaN): the check is skipped
+    assert not mm.head_qc(hc_mm=200.0, pixel_mm=0.15, fit_residual=0.005, border_share=0.0, tta_spread=0.005,
+                          thresholds={"max_expected_error_mm": 2.5}).flagged
+    # the gamma GLM recovers a known log-linear mean: |error| + 0.2 ~ Gamma(shape 20, mean exp(0.3 + 0.5 z))
+    rng = np.random.default_rng(0)
+    n = 4000
+    px = np.exp(rng.normal(-2, 0.4, n))
+    mean = np.exp(0.3 + 0.5 * (np.log(px) + 2) / 0.4)
+    table = pd.DataFrame({"pixel_size_mm": px, "hc_opencv_mm": rng.uniform(100, 300, n),
+                          "abs_err_opencv_mm": rng.gamma(20, mean / 20) - 0.2, "tta_spread": rng.random(n) * 0.01,
+                          "fit_residual": rng.random(n) * 0.02, "pass_change": rng.random(n) * 0.02,
+                          "level_spread": rng.random(n) * 0.05})
+    fitted = fit_error_model(table, alpha=0.0)
+    assert fitted["coef"][0] * 0.4 / fitted["scale"][0] == pytest.approx(0.5, abs=0.03)
+    assert np.abs(fitted["coef"][1:]).max() < 0.03
+    # the threshold of the check flags the chosen share of a validation table
+    table = table.assign(expected_error_mm=expected_error(fitted, **{
+        "pixel_mm": table["pixel_size_mm"], "hc_mm": table["hc_opencv_mm"], "tta_spread": table["tta_spread"],
+        "fit_residual": table["fit_residual"], "pass_change": table["pass_change"],
+        "level_spread": table["level_spread"]}))
+    t = mm.choose_qc_thresholds(table, expected_error_share=0.2)
+    assert (table["expected_error_mm"] > t["max_expected_error_mm"]).mean() == pytest.approx(0.2, abs=0.01)
+    with pytest.raises(ValueError, match="expected_error_share"):
+        mm.choose_qc_thresholds(table, expected_error_share=1.0)
+
+
+def test_level_spread_of_a_blurred_disk_is_its_ramp_over_the_diameter():
+    from medlab.models.hc18 import _level_spread
+
+    # a disk of radius 60 px whose probability falls linearly from 1 to 0 over 8 px: the 0.25 and 0.75
+    # contours lie at radii 62 and 58, so (HC_0.25 - HC_0.75) / HC_0.5 = 4 / 60
+    yy, xx = np.mgrid[:200, :200]
+    prob = np.clip((64 - np.hypot(yy - 100, xx - 100)) / 8, 0, 1)
+    assert _level_spread(prob, method="opencv", spacing=(0.2, 0.2)) == pytest.approx(4 / 60, rel=0.01)
+    assert _level_spread((prob > 0.5).astype(float), method="opencv", spacing=(1, 1)) == pytest.approx(0, abs=0.01)
 
 
 # ---------------------------------------------------------------------------------- dedup

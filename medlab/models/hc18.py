@@ -28,10 +28,14 @@ fraction of a crop pixel outside the mask's, an offset chosen on the validation 
 Quality control. :func:`measure_head` returns every head circumference with a verdict
 (:class:`HeadQC`): the residual of the ellipse fit, the share of the outline on the image
 border, the spread of the HC over four flipped passes of the network (test-time augmentation),
-the change of the HC between the first and the second pass, and the plausibility of the size
-for the pixel spacing. The thresholds of a pretrained model
+the change of the HC between the first and the second pass, the plausibility of the size
+for the pixel spacing, and the expected error (:func:`expected_error`): a gamma regression of the
+absolute error on the pixel size, the HC and those stability measures plus the level spread of
+the second pass (how far its 0.25 and 0.75 outlines lie apart), fitted on measurements of the
+training part (:func:`fit_error_model`). The thresholds of a pretrained model
 were chosen on the validation part of :func:`hc18_split` (:func:`choose_qc_thresholds`) and are
-stored in its ``info['qc']``; :func:`hc18_summary` reports how the flags separate the errors.
+stored in its ``info['qc']`` (with its ``error_model``); :func:`hc18_summary` reports how the
+flags separate the errors.
 
 Boundary offset. The HC18 head masks include the drawn ellipse line, so their boundary lies
 outside the sonographer's ellipse, by a nearly constant number of pixels (independent of the
@@ -72,6 +76,9 @@ __all__ = [
     "HeadMeasurement",
     "HC18_QC",
     "QC_REASONS",
+    "ERROR_MODEL_FEATURES",
+    "expected_error",
+    "fit_error_model",
 ]
 
 # measured on the 604 training masks of hc18_split(seed=0): median 1.39 px (mean 1.40, sd 0.06)
@@ -206,6 +213,7 @@ HC18_QC = {
     "max_border_share": 0.0,      # share of the outline on the image border (a head cut by it)
     "max_tta_spread": 0.02,       # (max - min) / mean HC over the flipped passes
     "max_pass_change": 0.02,      # |second pass - first pass| / first pass HC (a model with a second pass)
+    "max_expected_error_mm": math.inf,  # the error model's expected |HC error| (a model with info['qc']['error_model'])
     "hc_range_mm": (40.0, 400.0),  # fetal heads from 11 weeks to term (HC18: 44-346 mm)
     "min_hc_px": 150.0,           # an outline shorter than this many pixels is too coarse to measure
 }
@@ -216,6 +224,8 @@ QC_REASONS = {
     "border": "head cut by the image border ({border_share:.0%} of its outline)",
     "tta_spread": "unstable under flips: HC varies by {tta_spread:.1%} (> {max_tta_spread:.1%})",
     "pass_change": "the two passes disagree: HC changes by {pass_change:.1%} (> {max_pass_change:.1%})",
+    "expected_error": "large expected error: {expected_error_mm:.1f} mm (> {max_expected_error_mm:g} mm, from the pixel "
+                      "size, the head size and the outline's stability)",
     "size_mm": "implausible size for the pixel spacing: {hc_mm:.0f} mm outside {hc_lo:g}-{hc_hi:g} mm",
     "size_px": "head too small in pixels to measure ({hc_px:.0f} px outline)",
 }
@@ -234,6 +244,8 @@ class HeadQC(NamedTuple):
     tta_spread: float
     hc_px: float
     pass_change: float = 0.0
+    level_spread: float = math.nan
+    expected_error_mm: float = math.nan
 
 
 class HeadMeasurement(NamedTuple):
@@ -258,7 +270,7 @@ def _qc_thresholds(model, qc):
 
 
 def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, thresholds=None, blank=False,
-            pass_change=0.0) -> HeadQC:
+            pass_change=0.0, level_spread=math.nan, expected_error_mm=math.nan) -> HeadQC:
     """The quality verdict of one head circumference from its measured quantities.
 
     Parameters
@@ -275,11 +287,17 @@ def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, threshol
         The image has constant intensity.
     pass_change : float
         Relative change of the HC from the first to the second pass (0 without a second pass).
+    level_spread : float
+        ``(HC at level 0.25 - HC at level 0.75) / HC`` of the second pass's probability (how blurred
+        its outline is; NaN when not measured). Not a check by itself: an input of the error model.
+    expected_error_mm : float
+        The expected absolute HC error (mm) from :func:`expected_error` (NaN: no error model; the
+        check is then skipped).
     """
     t = {**HC18_QC, **(thresholds or {})}
     hc_px = hc_mm / pixel_mm if pixel_mm > 0 else math.nan
     values = {"fit_residual": fit_residual, "border_share": border_share, "tta_spread": tta_spread,
-              "pass_change": pass_change, "hc_mm": hc_mm,
+              "pass_change": pass_change, "hc_mm": hc_mm, "expected_error_mm": expected_error_mm,
               "hc_px": hc_px, "hc_lo": t["hc_range_mm"][0], "hc_hi": t["hc_range_mm"][1], **t}
     failed = []
     if blank:
@@ -295,13 +313,15 @@ def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, threshol
             failed.append("tta_spread")
         if pass_change > t["max_pass_change"]:
             failed.append("pass_change")
+        if expected_error_mm > t["max_expected_error_mm"]:
+            failed.append("expected_error")
         if not t["hc_range_mm"][0] <= hc_mm <= t["hc_range_mm"][1]:
             failed.append("size_mm")
         if hc_px < t["min_hc_px"]:
             failed.append("size_px")
     reasons = tuple(QC_REASONS[k].format(**values) for k in failed)
     return HeadQC(bool(failed), reasons, float(fit_residual), float(border_share), float(tta_spread), float(hc_px),
-                  float(pass_change))
+                  float(pass_change), float(level_spread), float(expected_error_mm))
 
 
 def head_crop(image: sitk.Image, ellipse: Ellipse, *, size=(192, 192), margin: float = 1.3,
@@ -444,7 +464,7 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
     out = []
     for item, (img, heads, mean, fit), sec in zip(items, firsts, second, strict=True):
         pixel_mm = math.sqrt(img.GetSpacing()[0] * img.GetSpacing()[1])
-        change = 0.0
+        change, level, expected = 0.0, math.nan, math.nan
         if sec is None:
             e, xy, border = fit
             hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm
@@ -453,13 +473,18 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
                 each = np.array([fit_ellipse(h, method=method).circumference_mm for h in heads])
                 spread = float((each.max() - each.min()) / np.mean(each)) if np.isfinite(each).all() else math.inf
         else:
-            mean, (e, xy, border), spread, bias_mm = sec
+            mean, (e, xy, border), spread, bias_mm, level = sec
             hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm - bias_mm
             hc1 = fit.ellipse.circumference_mm - 2 * math.pi * offset * pixel_mm
             change = abs(hc - hc1) / hc1 if np.isfinite(hc) and hc1 > 0 else math.inf
+        residual = ellipse_residual(e, xy)
+        if sec is not None and "error_model" in info.get("qc", {}):
+            expected = expected_error(info["qc"]["error_model"], pixel_mm=pixel_mm, hc_mm=hc, tta_spread=spread,
+                                      fit_residual=residual, pass_change=change, level_spread=level)
         blank = float(np.ptp(sitk.GetArrayViewFromImage(img))) == 0.0
-        verdict = head_qc(hc_mm=hc, pixel_mm=pixel_mm, fit_residual=ellipse_residual(e, xy), border_share=border,
-                          tta_spread=spread, thresholds=thresholds, blank=blank, pass_change=change)
+        verdict = head_qc(hc_mm=hc, pixel_mm=pixel_mm, fit_residual=residual, border_share=border,
+                          tta_spread=spread, thresholds=thresholds, blank=blank, pass_change=change,
+                          level_spread=level, expected_error_mm=expected)
         if isinstance(item, sitk.Image):
             prob = sitk.GetImageFromArray(mean.astype(np.float32))
             prob.CopyInformation(item)
@@ -500,8 +525,9 @@ def _refiner(model):
 def _second_pass(model, found, *, flips, batch_size, method):
     """The second pass of :func:`measure_head`: for each ``(image, first ellipse)`` the head
     probability of the refining network on :func:`head_crop` (mean over ``flips``) on the
-    input grid, its ellipse fit (``EllipseFit``), the spread of the HC over the flips and the
-    perimeter (mm) of the network's own outline offset (``spec['offset_crop_px']`` crop pixels);
+    input grid, its ellipse fit (``EllipseFit``), the spread of the HC over the flips, the
+    perimeter (mm) of the network's own outline offset (``spec['offset_crop_px']`` crop pixels)
+    and the level spread of the mean probability on the crop (:func:`_level_spread`);
     None where there is no refining network or no first ellipse."""
     from .data import resample_onto, to_array
     from .inference import _flip_passes
@@ -529,8 +555,98 @@ def _second_pass(model, found, *, flips, batch_size, method):
             spread = float((each.max() - each.min()) / np.mean(each)) if np.isfinite(each).all() else math.inf
         # the second pass's own outline offset, in crop pixels (chosen on the validation part)
         bias_mm = 2 * math.pi * float(spec.get("offset_crop_px", 0.0)) * crops[j].GetSpacing()[0]
-        out[k] = (on_input, fit, spread, bias_mm)
+        level = _level_spread(passes[:, j].mean(axis=0), method=method, spacing=crops[j].GetSpacing()[::-1])
+        out[k] = (on_input, fit, spread, bias_mm, level)
     return out
+
+
+def _level_spread(prob, *, method, spacing) -> float:
+    """``(HC at level 0.25 - HC at level 0.75) / HC at level 0.5`` of a head probability map: how
+    far apart the network's unsure and sure outlines lie (0 for a sharp boundary)."""
+    hc = [fit_ellipse(prob, method=method, spacing=spacing, level=v).circumference_mm for v in (0.25, 0.5, 0.75)]
+    return float((hc[0] - hc[2]) / hc[1]) if np.all(np.isfinite(hc)) and hc[1] > 0 else math.inf
+
+
+# the inputs of the error model (expected_error), in its order; log of the sizes
+ERROR_MODEL_FEATURES = ("log_pixel_mm", "log_hc_mm", "tta_spread", "fit_residual", "pass_change", "level_spread")
+
+
+def _error_features(*, pixel_mm, hc_mm, tta_spread, fit_residual, pass_change, level_spread) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.column_stack(np.broadcast_arrays(
+            np.log(np.asarray(pixel_mm, float)), np.log(np.asarray(hc_mm, float)), np.asarray(tta_spread, float),
+            np.asarray(fit_residual, float), np.asarray(pass_change, float), np.asarray(level_spread, float)))
+
+
+def expected_error(error_model: dict, *, pixel_mm, hc_mm, tta_spread, fit_residual, pass_change, level_spread):
+    """The expected absolute HC error (mm) of a measurement, from a fitted error model.
+
+    A gamma regression with a log link (:func:`fit_error_model`) of the absolute error on the
+    log pixel size, the log HC, the spread under flips, the fit residual, the change between the
+    passes and the level spread (:data:`ERROR_MODEL_FEATURES`): coarse pixels and big heads give
+    larger errors in mm, an unstable or blurred outline too.
+
+    Parameters
+    ----------
+    error_model : dict
+        From :func:`fit_error_model` (a pretrained model's ``info['qc']['error_model']``).
+    pixel_mm, hc_mm, tta_spread, fit_residual, pass_change, level_spread : float or array_like
+        As in :class:`HeadQC` (pixel size and HC in mm).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Expected |HC - sonographer's HC| in mm (NaN where an input is not finite).
+    """
+    x = _error_features(pixel_mm=pixel_mm, hc_mm=hc_mm, tta_spread=tta_spread, fit_residual=fit_residual,
+                        pass_change=pass_change, level_spread=level_spread)
+    z = (x - np.asarray(error_model["mean"], float)) / np.asarray(error_model["scale"], float)
+    out = np.exp(error_model["intercept"] + z @ np.asarray(error_model["coef"], float)) - error_model["floor_mm"]
+    out = np.where(np.isfinite(x).all(axis=1), out, math.nan)
+    return float(out[0]) if np.ndim(pixel_mm) == 0 else out
+
+
+def fit_error_model(table, *, method: str = "opencv", alpha: float = 0.01, floor_mm: float = 0.2) -> dict:
+    """Fit the error model of :func:`expected_error` on an :func:`evaluate_hc18` table.
+
+    A gamma GLM with a log link (``sklearn.linear_model.GammaRegressor``) of ``|error| +
+    floor_mm`` on the standardised :data:`ERROR_MODEL_FEATURES`. Fit it on measurements of images
+    that choose nothing else (the pretrained model: its training part) and judge it on others.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`evaluate_hc18` with a second pass (columns ``pixel_size_mm``, ``hc_<method>_mm``,
+        ``abs_err_<method>_mm``, ``tta_spread``, ``fit_residual``, ``pass_change``, ``level_spread``).
+    method : str
+        The ellipse fit whose errors are modelled.
+    alpha : float
+        L2 penalty of the GLM (on standardised features).
+    floor_mm : float
+        Added to the absolute errors (a gamma model needs positive values), subtracted again by
+        :func:`expected_error`.
+
+    Returns
+    -------
+    dict
+        ``features``, ``mean``, ``scale``, ``coef``, ``intercept``, ``floor_mm``, ``n_images``.
+    """
+    from sklearn.linear_model import GammaRegressor
+
+    x = _error_features(pixel_mm=table["pixel_size_mm"], hc_mm=table[f"hc_{method}_mm"],
+                        tta_spread=table["tta_spread"], fit_residual=table["fit_residual"],
+                        pass_change=table["pass_change"], level_spread=table["level_spread"])
+    err = table[f"abs_err_{method}_mm"].to_numpy(float)
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(err)
+    if ok.sum() < 20:
+        raise ValueError(f"`table` has {ok.sum()} usable rows (a second pass's QC columns and finite errors); need 20")
+    mean, scale = x[ok].mean(axis=0), x[ok].std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    glm = GammaRegressor(alpha=alpha, max_iter=1000).fit((x[ok] - mean) / scale, err[ok] + floor_mm)
+    return {"features": list(ERROR_MODEL_FEATURES), "mean": [round(float(v), 6) for v in mean],
+            "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in glm.coef_],
+            "intercept": round(float(glm.intercept_), 6), "floor_mm": floor_mm, "n_images": int(ok.sum()),
+            "family": f"gamma, log link (sklearn GammaRegressor, alpha {alpha:g})"}
 
 
 def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: float | None = None,
@@ -564,7 +680,8 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
         predicted head, mean probability > 0.5, against the reference mask), per method
         ``hc_<method>_mm``, ``abs_err_<method>_mm`` and ``hc_mask_<method>_mm`` (the same fit on
         the reference mask), and the QC verdict: ``qc_flag``, ``qc_reasons`` ('; '-joined),
-        ``fit_residual``, ``border_share``, ``tta_spread``, ``pass_change``.
+        ``fit_residual``, ``border_share``, ``tta_spread``, ``pass_change``, ``level_spread``,
+        ``expected_error_mm``.
     """
     import pandas as pd
 
@@ -597,7 +714,8 @@ def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: 
                 row[f"abs_err_{m}_mm"] = abs(hc - d.meta["hc_mm"])
                 row[f"hc_mask_{m}_mm"] = head_circumference(d.label, method=m, boundary_offset_px=offset)
             row.update(qc_flag=r.qc.flagged, qc_reasons="; ".join(r.qc.reasons), fit_residual=r.qc.fit_residual,
-                       border_share=r.qc.border_share, tta_spread=r.qc.tta_spread, pass_change=r.qc.pass_change)
+                       border_share=r.qc.border_share, tta_spread=r.qc.tta_spread, pass_change=r.qc.pass_change,
+                       level_spread=r.qc.level_spread, expected_error_mm=r.qc.expected_error_mm)
             rows.append(row)
         if progress is not None:
             done = start + len(chunk)
@@ -690,12 +808,15 @@ def hc18_summary(table, *, method: str = "opencv", large_error_mm: float = 4.0, 
     return out
 
 
-def choose_qc_thresholds(table, *, good_error_mm: float = 2.0, quantile: float = 0.95, method: str = "opencv") -> dict:
+def choose_qc_thresholds(table, *, good_error_mm: float = 2.0, quantile: float = 0.95, method: str = "opencv",
+                         expected_error_share: float = 0.2) -> dict:
     """QC thresholds from a validation table (:func:`evaluate_hc18`): for the fit residual, the
     spread under flips and (a model with a second pass) the change between the two passes, the
     ``quantile`` of the images measured within ``good_error_mm`` of
     the sonographer (``method``'s fit), so about ``1 - quantile`` of good measurements are
-    flagged by each.
+    flagged by each. A table with expected errors (a model with an error model,
+    :func:`fit_error_model`) also gives ``max_expected_error_mm``: the ``1 - expected_error_share``
+    quantile of all its expected errors, so that check flags about that share of the images.
 
     Parameters
     ----------
@@ -707,7 +828,11 @@ def choose_qc_thresholds(table, *, good_error_mm: float = 2.0, quantile: float =
         The quantile of the good measurements taken as each threshold.
     method : str
         The ellipse fit whose errors decide what is good (a column ``abs_err_<method>_mm``).
+    expected_error_share : float in (0, 1)
+        The share of images the expected-error check is to flag.
     """
+    if not 0 < expected_error_share < 1:
+        raise ValueError(f"`expected_error_share` must be in (0, 1); got {expected_error_share!r}")
     good = table[table[f"abs_err_{method}_mm"] <= good_error_mm]
     if len(good) < 10:
         raise ValueError(f"`table` has {len(good)} images within {good_error_mm} mm; need at least 10")
@@ -715,4 +840,8 @@ def choose_qc_thresholds(table, *, good_error_mm: float = 2.0, quantile: float =
            "max_tta_spread": round(float(np.quantile(good["tta_spread"], quantile)), 4)}
     if "pass_change" in good and (good["pass_change"] > 0).any():  # a model with a second pass
         out["max_pass_change"] = round(float(np.quantile(good["pass_change"], quantile)), 4)
+    if "expected_error_mm" in table and np.isfinite(table["expected_error_mm"]).any():  # a model with an error model
+        expected = table["expected_error_mm"].to_numpy(float)
+        out["max_expected_error_mm"] = round(float(np.quantile(expected[np.isfinite(expected)],
+                                                               1 - expected_error_share)), 2)
     return out
