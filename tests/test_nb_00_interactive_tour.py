@@ -37,19 +37,31 @@ def test_notebook(tmp_path):
     assert r["model_dice"] >= 0.80  # 0.824 on 000_HC (the smallest HC18 head) with the all-trimester hc18_unet
     assert r["session_epochs"] == 2 and r["session_stop_reason"] == "completed"
     assert r["session_models"] == ["busi_resnet", "hc18_unet", "small U-Net (session)"]
+    # View3D on the STS CT viewer: NiiVue holds the CT, the PET over it and the viewer's label layer
+    assert r["view3d_volumes"] == ["image.nii.gz", "overlay.nii.gz", "overlay.nii.gz"]
+    assert r["view3d_colormaps"] == ["gray", "hot", "red"] and r["view3d_labels"] == ["overlay"]
+    # its crosshair followed the viewer's coronal slice to the PET seed (y 135; 101 before, the centre)
+    nz, ny, nx = r["sts_shape"]
+    z, y, x = r["view3d_crosshair"]
+    assert y == r["sts_index"] == r["sts_seed"][1] != ny // 2 and (z, x) == (nz // 2, nx // 2)
+    # NiiVue's position: fractions of its RAS volume (x and y run against numpy's LPS x and y)
+    assert r["view3d_crosshair_pos"] == pytest.approx([1 - (x + 0.5) / nx, 1 - (y + 0.5) / ny, (z + 0.5) / nz])
 
     nb = nbformat.read(tmp_path / "00_interactive_tour.ipynb", as_version=4)
     widget_outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                       if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    # CT panel, CT viewer, PET panel, STS CT, ultrasound panel, registration blender, model runner
-    assert len(widget_outputs) == 7
+    # CT panel, CT viewer, PET panel, STS CT, ultrasound panel, registration blender, model runner,
+    # View3D
+    assert len(widget_outputs) == 8
     assert all(o["data"]["image/png"].startswith("iVBORw0KGgo") for o in widget_outputs)  # PNG
-    assert all(o["metadata"]["image/png"]["width"] == 512 for o in widget_outputs)  # shown at screen size
+    # shown at screen size (View3D's three planes: their own size)
+    assert all(o["metadata"]["image/png"]["width"] == 512 for o in widget_outputs[:7])
     # every live view carries its picture: the STS CT is a panel with its viewer, not the window
     # controls alone (which showed sliders and no image)
     texts = [o["data"]["text/plain"] for o in widget_outputs]
     assert texts[3].startswith("Panel(children=(SliceViewer(") and "STS_001 CT" in texts[3]
     assert sum(t.startswith(("Panel(", "SliceViewer(", "RegistrationBlender(", "ModelRunner(")) for t in texts) == 7
+    assert texts[7].startswith("View3D(")
     assert "· model: hc18_unet" in texts[6]  # the runner's title names the selected model
     # the last cell shows the record table only, not the raw dict after it
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
@@ -61,4 +73,4 @@ def test_notebook(tmp_path):
 
     nb.metadata.pop("widgets", None)
     html, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    assert html.count('src="data:image/png;base64,iVBORw0KGgo') >= 7
+    assert html.count('src="data:image/png;base64,iVBORw0KGgo') >= 8
