@@ -170,7 +170,7 @@ def plain(**opts):
                           sagittal_nose_left=True, is_corner_orientation_text=True, **opts)
     nv.load_volumes([{"data": nifti_bytes(ph.image), "name": "image.nii.gz", "colormap": "gray",
                       "cal_min": -160.0, "cal_max": 240.0},
-                     {"data": nifti_bytes(lab), "name": "overlay.nii.gz", "colormap": "red",
+                     {"data": nifti_bytes(lab), "name": "labels-overlay.nii.gz", "colormap": "red",
                       "cal_min": 0.5, "cal_max": 1.0, "opacity": 0.5}])
     return nv
 

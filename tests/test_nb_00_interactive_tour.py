@@ -38,7 +38,7 @@ def test_notebook(tmp_path):
     assert r["session_epochs"] == 2 and r["session_stop_reason"] == "completed"
     assert r["session_models"] == ["busi_resnet", "hc18_unet", "small U-Net (session)"]
     # View3D on the STS CT viewer: NiiVue holds the CT, the PET over it and the viewer's label layer
-    assert r["view3d_volumes"] == ["image.nii.gz", "overlay.nii.gz", "overlay.nii.gz"]
+    assert r["view3d_volumes"] == ["image.nii.gz", "overlay.nii.gz", "labels-overlay.nii.gz"]
     assert r["view3d_colormaps"] == ["gray", "hot", "red"] and r["view3d_labels"] == ["overlay"]
     # its crosshair followed the viewer's coronal slice to the PET seed (y 135; 101 before, the centre)
     nz, ny, nx = r["sts_shape"]

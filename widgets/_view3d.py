@@ -350,7 +350,7 @@ class View3D(widgets.VBox):
                 (n, lay) for n, lay in v._layers.items() if lay.kind == "overlay" and lay.labels is not None):
             lab = sitk.GetImageFromArray((np.asarray(layer.labels) > 0).astype(np.uint8))
             lab.CopyInformation(v.image)
-            volumes.append({"data": nifti_bytes(lab), "name": f"{name}.nii.gz",
+            volumes.append({"data": nifti_bytes(lab), "name": f"labels-{name}.nii.gz",  # apart from the overlay's name
                             "colormap": _LABEL_COLORMAPS[k % len(_LABEL_COLORMAPS)],
                             "cal_min": 0.5, "cal_max": 1.0, "opacity": 0.5})
             self._labels.append(name)
