@@ -36,7 +36,7 @@ def test_notebook(tmp_path):
     assert r["model_device"] in ("CPU", "GPU")
     assert r["model_dice"] >= 0.80  # 0.824 on 000_HC (the smallest HC18 head) with the all-trimester hc18_unet
     assert r["session_epochs"] == 2 and r["session_stop_reason"] == "completed"
-    assert r["session_models"] == ["busi_resnet", "hc18_unet", "small U-Net (session)"]
+    assert r["session_models"] == ["busi_effnet", "busi_resnet", "hc18_unet", "small U-Net (session)"]
     # View3D on the STS CT viewer: NiiVue holds the CT, the PET over it and the viewer's label layer
     assert r["view3d_volumes"] == ["image.nii.gz", "overlay.nii.gz", "labels-overlay.nii.gz"]
     assert r["view3d_colormaps"] == ["gray", "hot", "red"] and r["view3d_labels"] == ["overlay"]

@@ -1,6 +1,6 @@
-"""notebooks/usecases/breast_ultrasound.ipynb: radiomics SVM / random forest and the CNN on the same
-held-out BUSI images, a high-sensitivity operating point (models.threshold_at_sensitivity), the
-reliability curve with its expected calibration error, Grad-CAM of the wrong decisions, BI-RADS-like
+"""notebooks/usecases/breast_ultrasound.ipynb: radiomics SVM / random forest, the CNN and the
+pretrained backbone (busi_effnet) on the same held-out BUSI images, a high-sensitivity operating
+point (models.threshold_at_sensitivity), the reliability curve with its expected calibration error, Grad-CAM of the wrong decisions, BI-RADS-like
 descriptors of the lesion regions (apps.breast.lesion_descriptors);
 papermill run with the random forest alone and a lower target sensitivity."""
 
@@ -17,10 +17,10 @@ def test_notebook(tmp_path):
     r = run("usecases/breast_ultrasound.ipynb", tmp_path, SOLUTIONS=True)
     assert r["exercises_passed"] == 3  # every exercise's hidden solution passes its check
     assert (r["n_dev"], r["n_test"]) == (80, 40)
-    assert r["models"] == ["svm", "random_forest", "cnn"]
+    assert r["models"] == ["svm", "random_forest", "cnn", "effnet"]
     for m in r["models"]:
         assert r["test_auc_ci95"][m][0] <= r["test_auc"][m] <= r["test_auc_ci95"][m][1]
-    # measured AUC: svm 0.76, random forest 0.85, CNN 0.76 (0.61-0.91)
+    # measured AUC: svm 0.76, random forest 0.85, CNN 0.76 (0.61-0.91), busi_effnet 0.93 (0.84-0.99)
     # the closing sentence names the best-ranking model of this run and the models whose CI overlaps it
     auc, ci = r["test_auc"], r["test_auc_ci95"]
     best = r["best_auc_model"]
@@ -35,8 +35,12 @@ def test_notebook(tmp_path):
     # the shipped model card's operating point (0.169)
     card = json.loads((WEIGHTS_DIR / "busi_resnet.json").read_text())["info"]["val"]["operating_point"]
     assert r["thresholds"]["cnn"] == pytest.approx(card["threshold_p_malignant"], abs=1e-3)
+    # busi_effnet's threshold is its card's, chosen on out-of-fold train + val probabilities
+    effnet = json.loads((WEIGHTS_DIR / "busi_effnet.json").read_text())["info"]["operating_point"]
+    assert r["thresholds"]["effnet"] == effnet["threshold_p_malignant"]
+    assert r["test_auc"]["effnet"] > 0.8  # 0.93 (0.84-0.99) on these 40 test lesions; 0.85 on all 100 (card)
     # expected calibration error on the 40 test images (5 bins): measured svm 0.17, random
-    # forest 0.10, CNN 0.18
+    # forest 0.10, CNN 0.18, busi_effnet 0.14
     assert set(r["test_ece"]) == set(r["models"])
     assert all(0.03 < r["test_ece"][m] < 0.3 for m in r["models"])
     assert r["n_wrong_all"] <= min(r["n_wrong"].values())
@@ -53,7 +57,7 @@ def test_notebook(tmp_path):
 def test_notebook_random_forest_lower_sensitivity(tmp_path):
     r = run("usecases/breast_ultrasound.ipynb", tmp_path, MODELS=["random_forest"], TARGET_SENSITIVITY=0.7,
             N_EXPLAIN=2, N_BOOTSTRAP=200)
-    assert r["models"] == ["random_forest", "cnn"]
+    assert r["models"] == ["random_forest", "cnn", "effnet"]
     assert r["n_grad_cams"] == min(2, r["n_wrong"]["cnn"])
     assert r["top_feature"].startswith(("image_", "lesion_"))
     # a lower target moves the thresholds up (measured 0.11 -> higher for the forest)

@@ -59,7 +59,7 @@ def test_device_line_says_cpu_here_and_gpu_when_the_kernel_has_one(us, monkeypat
 
 def test_pretrained_unet_inference_and_grad_cam_on_hc18(us):
     r = ModelRunner(us.image, model="hc18_unet", overlay_mode="fill")
-    assert r.model_names[:2] == ["busi_resnet", "hc18_unet"] and r.model_name == "hc18_unet"
+    assert r.model_names[:3] == ["busi_effnet", "busi_resnet", "hc18_unet"] and r.model_name == "hc18_unet"
     r._infer.click()  # the button
     want = sitk.GetArrayFromImage(medlab.models.segment(r.model, us.image))
     np.testing.assert_array_equal(r.prediction, want)  # exactly the medlab result
@@ -81,7 +81,7 @@ def test_pretrained_unet_inference_and_grad_cam_on_hc18(us):
     np.testing.assert_array_equal(r.cam_pixels, medlab.fusion.color_overlay(
         v.current_slice(), r.cam, window=100, level=50, colormap="jet", overlay_range=(0, 1), alpha=0.5))
     assert "mm²" in r._result.value
-    assert r.model_names == ["busi_resnet", "hc18_unet"]  # a loaded pretrained model is listed once
+    assert r.model_names == ["busi_effnet", "busi_resnet", "hc18_unet"]  # a loaded pretrained model is listed once
     bundle, meta = r._repr_mimebundle_()  # static PNG fallback: the viewer's picture
     png = cv2.imdecode(np.frombuffer(base64.b64decode(bundle["image/png"]), np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(cv2.cvtColor(png, cv2.COLOR_BGR2RGB), v.pixels)

@@ -16,10 +16,17 @@ import numpy as np
 
 from medlab._options import check_choice, check_int
 
-__all__ = ["CLASSES", "load_busi", "busi_split", "evaluate_busi", "threshold_at_sensitivity", "busi_performance"]
+__all__ = ["CLASSES", "load_busi", "busi_split", "evaluate_busi", "threshold_at_sensitivity", "busi_performance",
+           "efficientnet_lite0_features", "busi_effnet"]
 
 CLASSES = ("benign", "malignant", "normal")
 MAX_DISTANCE = 10
+
+# EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant: no squeeze-excitation, ReLU6, fixed stem
+# and head): (repeats, kernel, stride, expansion, in, out) per stage.
+EFFNET_LITE0_STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+                       (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+N_EFFNET_BLOCKS = sum(s[0] for s in EFFNET_LITE0_STAGES)
 
 
 def load_busi(cases=None, *, progress=False) -> dict:
@@ -286,3 +293,132 @@ def busi_performance(table, *, threshold: float | None = None, sensitivity: floa
         "specificity": c.specificity, "specificity_ci": _wilson(tn, tn + fp, confidence),
         "confusion": c.matrix.tolist(),
     }
+
+
+# ----------------------------------------------------------------------------- EfficientNet-Lite0
+
+
+def efficientnet_lite0_features(*, input_size=(224, 224), blocks=(7, 10, 14), name: str = "efficientnet_lite0"):
+    """The EfficientNet-Lite0 backbone up to the last block asked for, as globally pooled features.
+
+    The layer names are those ``tools/busi_experiments.py`` converts the ImageNet weights into
+    (stem, then ``b{k}_expand``, ``b{k}_dw``, ``b{k}_project`` and their batch normalisations,
+    blocks ``k = 0..15``). Convolutions use TensorFlow's "same" padding, as the original network.
+
+    Parameters
+    ----------
+    input_size : (height, width)
+        Pixels; the network's input is RGB scaled to [-1, 1] (``(value - 127) / 128`` of 8-bit
+        pixels).
+    blocks : sequence of int
+        Blocks (0-15) whose outputs are pooled (global average and global maximum over the
+        image, concatenated in this order).
+    name : str
+        The Keras model's name.
+
+    Returns
+    -------
+    keras.Model
+        ``(batch, height, width, 3)`` -> ``(batch, 2 * sum of the blocks' channels)``.
+    """
+    from ._backend import keras as _keras
+
+    keras = _keras()
+    layers = keras.layers
+    size = tuple(int(check_int("input_size", v, minimum=32)) for v in input_size)
+    if len(size) != 2:
+        raise ValueError(f"`input_size` must be (height, width); got {input_size!r}")
+    blocks = [check_int("blocks", b, minimum=0) for b in blocks]
+    if not blocks or max(blocks) >= N_EFFNET_BLOCKS:
+        raise ValueError(f"`blocks` must be block indices 0-{N_EFFNET_BLOCKS - 1}; got {blocks!r}")
+    inp = keras.Input((*size, 3))
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+    x = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x))
+    outputs, k = {}, 0
+    for repeats, kernel, stride, expand, c_in, c_out in EFFNET_LITE0_STAGES:
+        for r in range(repeats):
+            s_, ci = (stride, c_in) if r == 0 else (1, c_out)
+            h = x
+            if expand != 1:
+                h = layers.Conv2D(ci * expand, 1, use_bias=False, name=f"b{k}_expand")(h)
+                h = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn0")(h))
+            h = layers.DepthwiseConv2D(kernel, strides=s_, padding="same", use_bias=False, name=f"b{k}_dw")(h)
+            h = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn1")(h))
+            h = layers.Conv2D(c_out, 1, use_bias=False, name=f"b{k}_project")(h)
+            h = layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn2")(h)
+            x = layers.Add(name=f"b{k}_add")([h, x]) if s_ == 1 and ci == c_out else h
+            outputs[k] = x
+            k += 1
+            if k > max(blocks):
+                break
+        if k > max(blocks):
+            break
+    pooled = [p(outputs[b]) for b in blocks
+              for p in (layers.GlobalAveragePooling2D(name=f"avg{b}"), layers.GlobalMaxPooling2D(name=f"max{b}"))]
+    return keras.Model(inp, layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0], name=name)
+
+
+_FLIP = {}
+
+
+def _flip_layer():
+    """A Keras layer that mirrors images left-right (registered once, so saved models reload)."""
+    if "cls" not in _FLIP:
+        from ._backend import keras as _keras
+
+        keras = _keras()
+
+        @keras.saving.register_keras_serializable(package="medlab")
+        class FlipLeftRight(keras.layers.Layer):
+            def call(self, x):
+                return keras.ops.flip(x, axis=2)
+
+        _FLIP["cls"] = FlipLeftRight
+    return _FLIP["cls"]
+
+
+def busi_effnet(*, input_size=(224, 224), blocks=(7, 10, 14), num_classes: int = 2, flip_average: bool = True,
+                mixed_precision=False, name: str = "busi_effnet"):
+    """Breast-ultrasound classifier: frozen EfficientNet-Lite0 features and a linear head.
+
+    8-bit RGB (or grey repeated) pixels are scaled to [-1, 1], the backbone's pooled features
+    (:func:`efficientnet_lite0_features`) are averaged over the image and its mirror image when
+    ``flip_average``, and one dense softmax layer gives the class probabilities.
+    ``tools/busi_experiments.py`` fits that layer as a logistic regression (the feature
+    standardisation folded into its weights).
+
+    Parameters
+    ----------
+    input_size : (height, width)
+        Pixels the images are resampled to.
+    blocks : sequence of int
+        Backbone blocks whose pooled outputs are the features.
+    num_classes : int
+        Outputs (2: benign, malignant).
+    flip_average : bool
+        Average the features of the image and of its left-right mirror image.
+    mixed_precision : bool
+        Accepted for the pretrained-model loader; must be False (float32).
+    name : str
+        The Keras model's name.
+
+    Returns
+    -------
+    keras.Model
+        ``(batch, height, width, 3)`` of raw 0-255 pixels -> ``(batch, num_classes)`` probabilities.
+    """
+    from ._backend import keras as _keras
+
+    keras = _keras()
+    layers = keras.layers
+    if mixed_precision:
+        raise ValueError("`mixed_precision` must be False for busi_effnet (its linear head is fitted in float32)")
+    check_int("num_classes", num_classes, minimum=2)
+    backbone = efficientnet_lite0_features(input_size=input_size, blocks=blocks)
+    inp = keras.Input((*backbone.input_shape[1:3], 3))
+    x = layers.Rescaling(1 / 128, offset=-127 / 128, name="to_unit_range")(inp)
+    f = backbone(x)
+    if flip_average:
+        f = layers.Average(name="flip_average")([f, backbone(_flip_layer()(name="flip")(x))])
+    out = layers.Dense(num_classes, activation="softmax", name="head")(f)
+    return keras.Model(inp, out, name=name)

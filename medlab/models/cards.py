@@ -174,9 +174,12 @@ def _performance_rows(info) -> tuple[list, list]:
     if "auc_malignant_vs_benign" in test:  # classification (BUSI)
         header = ["subgroup", "images", "ROC AUC (95 % CI)", "accuracy"]
         rows = [["malignant vs benign", test["n_per_class"].get("benign", 0) + test["n_per_class"].get("malignant", 0),
-                 _ci(test, "auc_malignant_vs_benign", "auc_malignant_vs_benign_ci95"), "n/a"],
-                ["malignant vs rest", test.get("n_images"), _ci(test, "auc_malignant_vs_rest", "auc_malignant_vs_rest_ci95"),
-                 _fmt(test.get("accuracy", math.nan), 3)]]
+                 _ci(test, "auc_malignant_vs_benign", "auc_malignant_vs_benign_ci95"),
+                 "n/a" if "auc_malignant_vs_rest" in test else _fmt(test.get("accuracy", math.nan), 3)]]
+        if "auc_malignant_vs_rest" in test:  # a model with a 'normal' class (busi_resnet)
+            rows.append(["malignant vs rest", test.get("n_images"),
+                         _ci(test, "auc_malignant_vs_rest", "auc_malignant_vs_rest_ci95"),
+                         _fmt(test.get("accuracy", math.nan), 3)])
         n_lesions = rows[0][1]
         op = test.get("operating_point") or {}
         where = (f" (threshold p_malignant >= {_fmt(op['threshold_p_malignant'], 3)}, chosen on {op.get('chosen_on', '?')} "
@@ -203,6 +206,10 @@ def _sections(model) -> list:
                f"classes: {', '.join(getattr(model, 'classes', ()))}.",
                f"Input: {'x'.join(str(s) for s in (model.input_size or ()))} grid, "
                f"{model.channels} channel(s), {model.normalization} normalisation."]
+    bb = info.get("backbone") or {}
+    if bb:  # busi_effnet: a pretrained backbone from a package, converted; where it came from
+        summary.append(f"Backbone: {bb.get('network', '?')}; from the package {bb.get('package', '?')} "
+                       f"{bb.get('version', '?')} ({bb.get('licence', '?')}).")
     refine = info.get("refine") or {}
     if refine:  # hc18_unet: a second network looks again at a crop around the head (measure_head)
         size = refine.get("builder", {}).get("kwargs", {}).get("input_size", "?")
@@ -219,6 +226,11 @@ def _sections(model) -> list:
                           and isinstance(v, int))
         data.append(f"Split: {split.get('function', '?')} (seed {split.get('seed', '?')}"
                     f"{', stratified by ' + split['stratified_by'] if split.get('stratified_by') else ''}): {parts}.")
+    dev = info.get("dev_cv") or {}
+    if dev:  # busi_effnet: fitted on train + val; its cross-validation there (chose the method)
+        data.append(f"Cross-validation on the data that chose the method ({dev.get('n_lesions', '?')} lesions, "
+                    f"out-of-fold): ROC AUC {_ci(dev, 'auc_malignant_vs_benign', 'auc_bootstrap_ci95')}, "
+                    f"nested {_fmt(dev.get('nested_cv_auc', math.nan))}; optimistic, not a held-out estimate.")
     tr = info.get("training") or {}
     if tr:
         data.append(f"Training: {tr.get('seconds', '?')} s on {tr.get('machine', '?')} ({tr.get('backend', '?')}).")

@@ -203,7 +203,9 @@ def pretrained(name: str, *, folder=None) -> TrainedModel:
     ----------
     name : str
         One of :func:`list_pretrained`: ``'hc18_unet'`` (fetal head segmentation in HC18
-        ultrasound) or ``'busi_resnet'`` (breast ultrasound: benign / malignant / normal).
+        ultrasound), ``'busi_resnet'`` (breast ultrasound: benign / malignant / normal, trained
+        from scratch) or ``'busi_effnet'`` (breast ultrasound lesion: benign / malignant, frozen
+        ImageNet EfficientNet-Lite0 features and a linear head).
     folder : str or Path, optional
         Where ``NAME.json`` and ``NAME.weights.h5`` are (default: the shipped ones); for a model
         just written by ``tools/train_pretrained.py --out``.
@@ -227,9 +229,10 @@ def pretrained(name: str, *, folder=None) -> TrainedModel:
         raise FileNotFoundError(f"no {name}.json in {str(folder)!r}")
     meta = json.loads((folder / f"{name}.json").read_text())
     builder = meta.pop("builder")
-    from . import networks
+    from . import busi, networks
 
-    func = {"unet": networks.unet, "classifier": networks.classifier}[builder["function"]]
+    func = {"unet": networks.unet, "classifier": networks.classifier,
+            "busi_effnet": busi.busi_effnet}[builder["function"]]
     net = func(**builder["kwargs"], mixed_precision=False)
     net.load_weights(folder / f"{name}.weights.h5")
     info = meta.pop("info", {})
@@ -239,7 +242,7 @@ def pretrained(name: str, *, folder=None) -> TrainedModel:
 def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None) -> tuple[Path, Path]:
     """Write ``NAME.weights.h5`` and ``NAME.json`` (used by ``tools/train_pretrained.py``).
 
-    ``builder`` is ``{"function": "unet" | "classifier", "kwargs": {...}}``, the call that
+    ``builder`` is ``{"function": "unet" | "classifier" | "busi_effnet", "kwargs": {...}}``, the call that
     rebuilds the architecture.
     """
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
