@@ -188,6 +188,26 @@ def test_expected_error_flag_and_its_model_by_hand():
         mm.choose_qc_thresholds(table, expected_error_share=1.0)
 
 
+def test_outline_correction_by_hand_and_its_fit():
+    from medlab.models.hc18 import fit_outline_correction, outline_correction
+
+    corr = {"mean": [0.0, 0.0, 0.03], "scale": [1.0, 1.0, 0.01], "coef": [0.0, 0.0, 0.01], "intercept": 0.002}
+    # level spread 0.05: z = 2, c = 0.002 + 0.02
+    assert outline_correction(corr, pixel_mm=0.1, hc_mm=200.0, level_spread=0.05) == pytest.approx(0.022)
+    assert math.isnan(outline_correction(corr, pixel_mm=0.1, hc_mm=200.0, level_spread=math.nan))
+    # HCs that are (1 + 0.4 * level spread) too large: the fit finds c = 0.4 * level spread
+    rng = np.random.default_rng(1)
+    n = 500
+    ref = rng.uniform(60, 340, n)
+    level = rng.uniform(0.02, 0.06, n)
+    hc = ref / (1 - 0.4 * level)
+    table = pd.DataFrame({"pixel_size_mm": rng.uniform(0.05, 0.3, n), "hc_opencv_mm": hc, "hc_ref_mm": ref,
+                          "level_spread": level})
+    fitted = fit_outline_correction(table, alpha=0.0)
+    c = outline_correction(fitted, pixel_mm=table["pixel_size_mm"], hc_mm=hc, level_spread=level)
+    np.testing.assert_allclose(hc * (1 - c), ref, rtol=1e-4)
+
+
 def test_level_spread_of_a_blurred_disk_is_its_ramp_over_the_diameter():
     from medlab.models.hc18 import _level_spread
 

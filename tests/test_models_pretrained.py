@@ -43,21 +43,21 @@ def hc18_table():
 
 def test_hc18_validation_dice_and_head_circumference(hc18_table):
     """On the test part of hc18_split(seed=0), which chose nothing (the QC thresholds and the
-    second pass's offset came from the validation part, the annotation-line offset from the
-    training masks). Both passes (measure_head's default)."""
+    second pass's offset came from the validation part, the annotation-line offset, the outline
+    correction and the QC error model from the training part). Both passes (measure_head's default)."""
     net, table = hc18_table
     assert len(table) == 133 and table["subject"].nunique() == 107
     s = mm.hc18_summary(table, method="opencv")
     assert table["dice"].mean() >= 0.958  # 0.968
     mad = {m: table[f"abs_err_{m}_mm"].mean() for m in ELLIPSE_METHODS}
-    assert mad["opencv"] <= 2.55  # 2.28 mm (95 % CI 1.90-2.72, subject bootstrap); goal 1.8 mm not reached
+    assert mad["opencv"] <= 2.5  # 2.26 mm (95 % CI 1.86-2.69, subject bootstrap); goal 1.8 mm not reached
     assert mad["skimage"] <= 2.8  # 2.51 mm with the first pass alone
-    # measured per band: HC < 150 mm 1.98 (38 images), 150-250 mm 2.11 (77), > 250 mm 3.68 (18)
-    for band, ceiling in {"<150": 2.4, "150-250": 2.45, ">250": 4.5}.items():
+    # measured per band: HC < 150 mm 1.96 (38 images), 150-250 mm 1.91 (77), > 250 mm 4.37 (18)
+    for band, ceiling in {"<150": 2.4, "150-250": 2.3, ">250": 5.0}.items():
         assert s["bands"][band]["mad_mm"] <= ceiling, band
         lo, hi = s["bands"][band]["mad_ci95_mm"]
         assert lo <= s["bands"][band]["mad_mm"] <= hi
-    assert (table["abs_err_opencv_mm"] <= 2).mean() >= 0.55  # 60 % of images within 2 mm
+    assert (table["abs_err_opencv_mm"] <= 2).mean() >= 0.56  # 62 % of images within 2 mm
     # a fit to the reference mask reproduces the sonographer's HC almost exactly: the error is
     # the network's, not the ellipse fit's
     for m in ELLIPSE_METHODS:
@@ -72,9 +72,9 @@ def test_hc18_qc_flags_hold_the_large_errors(hc18_table):
     _, table = hc18_table
     qc = mm.hc18_summary(table)["qc"]
     # with the expected-error check (an error model fitted on the training part, its threshold
-    # chosen on validation; issue 15): 28 % flagged (37 of 133), MAD 3.88 flagged vs 1.67 mm
-    # unflagged, 15 of the 21 errors above 4 mm flagged (before it: 17 %, 3.46 vs 2.04, 6 of 21)
-    assert qc["share_flagged"] <= 0.33
+    # chosen on validation; issue 15): 33 % flagged (44 of 133), MAD 3.66 flagged vs 1.56 mm
+    # unflagged, 15 of the 20 errors above 4 mm flagged (before it: 17 %, 3.46 vs 2.04, 6 of 21)
+    assert qc["share_flagged"] <= 0.38
     assert qc["mad_flagged_mm"] >= 1.8 * qc["mad_unflagged_mm"]
     assert qc["large_errors_flagged"] >= 0.55
     assert qc["reasons"]["large expected error"] >= 20  # 32

@@ -23,7 +23,10 @@ few grid pixels. A model with ``info['refine']`` (the pretrained ``hc18_unet``) 
 a square crop around the first ellipse (:func:`head_crop`, a fixed multiple of its major axis),
 with a network trained on such crops, so every head fills its crop alike; its outline sits a
 fraction of a crop pixel outside the mask's, an offset chosen on the validation part
-(``info['refine']['offset_crop_px']``, ``tools/train_pretrained.py``).
+(``info['refine']['offset_crop_px']``, ``tools/train_pretrained.py``). Its HC is then corrected
+by a small relative amount that depends on the pixel size, the head size and how blurred its
+outline is (:func:`outline_correction`, fitted on the training part's measurements,
+``info['refine']['correction']``).
 
 Quality control. :func:`measure_head` returns every head circumference with a verdict
 (:class:`HeadQC`): the residual of the ellipse fit, the share of the outline on the image
@@ -79,6 +82,9 @@ __all__ = [
     "ERROR_MODEL_FEATURES",
     "expected_error",
     "fit_error_model",
+    "CORRECTION_FEATURES",
+    "outline_correction",
+    "fit_outline_correction",
 ]
 
 # measured on the 604 training masks of hc18_split(seed=0): median 1.39 px (mean 1.40, sd 0.06)
@@ -477,6 +483,9 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
             hc = e.circumference_mm - 2 * math.pi * offset * pixel_mm - bias_mm
             hc1 = fit.ellipse.circumference_mm - 2 * math.pi * offset * pixel_mm
             change = abs(hc - hc1) / hc1 if np.isfinite(hc) and hc1 > 0 else math.inf
+            correction = (info.get("refine") or {}).get("correction")
+            if correction and np.isfinite(hc):  # the second pass's size- and blur-dependent outline correction
+                hc = hc * (1 - outline_correction(correction, pixel_mm=pixel_mm, hc_mm=hc, level_spread=level))
         residual = ellipse_residual(e, xy)
         if sec is not None and "error_model" in info.get("qc", {}):
             expected = expected_error(info["qc"]["error_model"], pixel_mm=pixel_mm, hc_mm=hc, tta_spread=spread,
@@ -647,6 +656,79 @@ def fit_error_model(table, *, method: str = "opencv", alpha: float = 0.01, floor
             "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in glm.coef_],
             "intercept": round(float(glm.intercept_), 6), "floor_mm": floor_mm, "n_images": int(ok.sum()),
             "family": f"gamma, log link (sklearn GammaRegressor, alpha {alpha:g})"}
+
+
+# the inputs of the second pass's outline correction (outline_correction), in its order
+CORRECTION_FEATURES = ("log_pixel_mm", "log_hc_mm", "level_spread")
+
+
+def outline_correction(correction: dict, *, pixel_mm, hc_mm, level_spread):
+    """The relative HC correction of the second pass: ``HC * (1 - c)`` is reported, with ``c``
+    linear in the standardised log pixel size, log HC and level spread (:func:`_level_spread`),
+    fitted on the training part's measurements (:func:`fit_outline_correction`): the network's
+    0.5 outline lies a little outside the sonographer's where it is blurred, and by an amount
+    that depends on the head's size in pixels.
+
+    Parameters
+    ----------
+    correction : dict
+        From :func:`fit_outline_correction` (a pretrained model's ``info['refine']['correction']``).
+    pixel_mm, hc_mm, level_spread : float or array_like
+        Pixel size (mm), the uncorrected HC (mm) and the level spread.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``c`` (dimensionless; NaN where an input is not finite).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.column_stack(np.broadcast_arrays(np.log(np.asarray(pixel_mm, float)), np.log(np.asarray(hc_mm, float)),
+                                                np.asarray(level_spread, float)))
+    z = (x - np.asarray(correction["mean"], float)) / np.asarray(correction["scale"], float)
+    out = correction["intercept"] + z @ np.asarray(correction["coef"], float)
+    out = np.where(np.isfinite(x).all(axis=1), out, math.nan)
+    return float(out[0]) if np.ndim(pixel_mm) == 0 else out
+
+
+def fit_outline_correction(table, *, method: str = "opencv", alpha: float = 1.0) -> dict:
+    """Fit :func:`outline_correction` on an :func:`evaluate_hc18` table measured without it.
+
+    A robust linear regression (``sklearn.linear_model.HuberRegressor``) of the relative error
+    ``(HC - sonographer's HC) / HC`` on the standardised :data:`CORRECTION_FEATURES`. Fit it on
+    images that choose nothing else (the pretrained model: its training part).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`evaluate_hc18` with a second pass and no correction (columns
+        ``pixel_size_mm``, ``hc_<method>_mm``, ``hc_ref_mm``, ``level_spread``).
+    method : str
+        The ellipse fit whose HC is corrected.
+    alpha : float
+        L2 penalty of the Huber regression.
+
+    Returns
+    -------
+    dict
+        ``features``, ``mean``, ``scale``, ``coef``, ``intercept``, ``n_images``.
+    """
+    from sklearn.linear_model import HuberRegressor
+
+    hc = table[f"hc_{method}_mm"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.column_stack([np.log(table["pixel_size_mm"].to_numpy(float)), np.log(hc),
+                             table["level_spread"].to_numpy(float)])
+    rel = (hc - table["hc_ref_mm"].to_numpy(float)) / hc
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(rel)
+    if ok.sum() < 20:
+        raise ValueError(f"`table` has {ok.sum()} usable rows (a second pass's level spread and finite HCs); need 20")
+    mean, scale = x[ok].mean(axis=0), x[ok].std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    reg = HuberRegressor(alpha=alpha, max_iter=1000).fit((x[ok] - mean) / scale, rel[ok])
+    return {"features": list(CORRECTION_FEATURES), "mean": [round(float(v), 6) for v in mean],
+            "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in reg.coef_],
+            "intercept": round(float(reg.intercept_), 6), "n_images": int(ok.sum()),
+            "model": f"relative HC error, Huber regression (sklearn HuberRegressor, alpha {alpha:g})"}
 
 
 def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: float | None = None,
