@@ -8,8 +8,9 @@ hc18_measure    ``medlab.models.measure_head`` with its default four flipped pas
 
 The QC verdict costs three extra network passes on the model's grid and three ellipse fits on
 that coarse grid; the measurement itself stays on the image's own grid. The pretrained model's
-second pass (a crop around the head, 224 x 224, the same four flips) is part of ``measure_head``
-and so of ``medlab_ms``; the baseline stays one pass of the first network.
+second pass (a crop around the head, 224 x 224, the same four flips, its level spread and outline
+correction) and the expected-error QC check are part of ``measure_head`` and so of ``medlab_ms``;
+the baseline stays one pass of the first network.
 """
 
 from __future__ import annotations
