@@ -100,8 +100,14 @@ def test_rtstruct_stored_in_the_pacs(orthanc_ct, ct_and_masks, ibsi_ct_dicom, tm
     web = server.dicomweb()
     uid = str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
     web.store(path, progress=False)
-    found = web.search_series(study, Modality="RTSTRUCT")
-    assert uid in set(found.SeriesInstanceUID)
-    got = web.retrieve_series(study, uid, tmp_path / "back", progress=False).files[0]
-    back = medlab.io.rtstruct_to_labels(got, ct)
-    assert np.array_equal(sitk.GetArrayFromImage(back) > 0, sitk.GetArrayFromImage(ring) > 0)
+    try:
+        found = web.search_series(study, Modality="RTSTRUCT")
+        assert uid in set(found.SeriesInstanceUID)
+        got = web.retrieve_series(study, uid, tmp_path / "back", progress=False).files[0]
+        back = medlab.io.rtstruct_to_labels(got, ct)
+        assert np.array_equal(sitk.GetArrayFromImage(back) > 0, sitk.GetArrayFromImage(ring) > 0)
+    finally:
+        # the Orthanc is shared by the session's tests: a second RTSTRUCT left in the phantom's study
+        # made test_nb_pacs_to_report's notebook contour the ring (16.8 mL) instead of GTV-1
+        for hit in server.rest("POST", "/tools/lookup", data=uid):
+            server.rest("DELETE", hit["Path"])
