@@ -42,8 +42,8 @@ HC18 (``hc18_unet``)
     finer 288 x 288 crop grid (``--refine --refine-size 288 288 --refine-init refine --refine-lr
     3e-4 --epochs 10 --no-summary --out DIR``, 1212 s at load 5-7): 2.02 mm (1.82 / 1.76 / 3.40),
     paired difference -0.02 mm (subject bootstrap -0.12 to +0.07) for about 50 ms more per image:
-    not shipped. A size-dependent outline correction fitted on the training part's measurements
-    (2.02) and outline fits weighted by the probability's sharpness or the skull's echo (2.05-2.25)
+    not shipped. An outline correction on the head size alone, fitted on the training part's
+    measurements (2.02) and outline fits weighted by the probability's sharpness or the skull's echo (2.05-2.25)
     were no better either. The errors left sit at the ends of the major axis, where the skull wall
     runs along the beam and is faint; the first and second passes' errors correlate (r 0.86).
     Outline correction (``medlab.models.hc18.fit_outline_correction``): the second pass's HC times
