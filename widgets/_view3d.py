@@ -62,15 +62,15 @@ _LABEL_COLORMAPS = ("red", "green", "blue", "warm", "cool")
 
 
 def _check_window(value) -> tuple[float, float]:
-    """``overlay_window``: (window, level), a finite window > 0 and a finite level."""
+    """``overlay_window``: (window, level), checked by :func:`medlab.enhance.window_bounds` (a
+    finite window > 0, a finite level), the error naming the argument."""
     try:
-        window, level = (float(v) for v in value)
+        window, level = value
+        medlab.enhance.window_bounds(window, level)
     except (TypeError, ValueError):
-        raise ValueError(f"`overlay_window` must be (window, level), two numbers; got {value!r}") from None
-    if not (np.isfinite(window) and np.isfinite(level) and window > 0):
         raise ValueError(f"`overlay_window` must be (window, level) with a finite window > 0 and a finite level; "
-                         f"got {value!r}")
-    return window, level
+                         f"got {value!r}") from None
+    return float(window), float(level)
 
 
 # NiiVue computes intensities in float32 on the GPU: a display range wider than about 3e38 (a
