@@ -587,6 +587,29 @@ def _error_features(*, pixel_mm, hc_mm, tta_spread, fit_residual, pass_change, l
             np.asarray(fit_residual, float), np.asarray(pass_change, float), np.asarray(level_spread, float)))
 
 
+def _fit_standardised(regressor, x, y, *, what: str, features) -> dict:
+    """Fit a linear ``regressor`` (scikit-learn) of ``y`` on the standardised columns of ``x``
+    over the rows where both are finite: its ``features``, ``mean``, ``scale``, ``coef``,
+    ``intercept`` (rounded to 6 decimals) and ``n_images``, for :func:`_standardised_linear`."""
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
+    if ok.sum() < 20:
+        raise ValueError(f"`table` has {ok.sum()} usable rows ({what}); need 20")
+    mean, scale = x[ok].mean(axis=0), x[ok].std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    regressor.fit((x[ok] - mean) / scale, y[ok])
+    return {"features": list(features), "mean": [round(float(v), 6) for v in mean],
+            "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in regressor.coef_],
+            "intercept": round(float(regressor.intercept_), 6), "n_images": int(ok.sum())}
+
+
+def _standardised_linear(params: dict, x: np.ndarray) -> np.ndarray:
+    """``intercept + coef . (x - mean) / scale`` per row of ``x`` (from :func:`_fit_standardised`),
+    NaN where a value of the row is not finite."""
+    z = (x - np.asarray(params["mean"], float)) / np.asarray(params["scale"], float)
+    out = params["intercept"] + z @ np.asarray(params["coef"], float)
+    return np.where(np.isfinite(x).all(axis=1), out, math.nan)
+
+
 def expected_error(error_model: dict, *, pixel_mm, hc_mm, tta_spread, fit_residual, pass_change, level_spread):
     """The expected absolute HC error (mm) of a measurement, from a fitted error model.
 
@@ -609,9 +632,7 @@ def expected_error(error_model: dict, *, pixel_mm, hc_mm, tta_spread, fit_residu
     """
     x = _error_features(pixel_mm=pixel_mm, hc_mm=hc_mm, tta_spread=tta_spread, fit_residual=fit_residual,
                         pass_change=pass_change, level_spread=level_spread)
-    z = (x - np.asarray(error_model["mean"], float)) / np.asarray(error_model["scale"], float)
-    out = np.exp(error_model["intercept"] + z @ np.asarray(error_model["coef"], float)) - error_model["floor_mm"]
-    out = np.where(np.isfinite(x).all(axis=1), out, math.nan)
+    out = np.exp(_standardised_linear(error_model, x)) - error_model["floor_mm"]
     return float(out[0]) if np.ndim(pixel_mm) == 0 else out
 
 
@@ -646,16 +667,9 @@ def fit_error_model(table, *, method: str = "opencv", alpha: float = 0.01, floor
                         tta_spread=table["tta_spread"], fit_residual=table["fit_residual"],
                         pass_change=table["pass_change"], level_spread=table["level_spread"])
     err = table[f"abs_err_{method}_mm"].to_numpy(float)
-    ok = np.isfinite(x).all(axis=1) & np.isfinite(err)
-    if ok.sum() < 20:
-        raise ValueError(f"`table` has {ok.sum()} usable rows (a second pass's QC columns and finite errors); need 20")
-    mean, scale = x[ok].mean(axis=0), x[ok].std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    glm = GammaRegressor(alpha=alpha, max_iter=1000).fit((x[ok] - mean) / scale, err[ok] + floor_mm)
-    return {"features": list(ERROR_MODEL_FEATURES), "mean": [round(float(v), 6) for v in mean],
-            "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in glm.coef_],
-            "intercept": round(float(glm.intercept_), 6), "floor_mm": floor_mm, "n_images": int(ok.sum()),
-            "family": f"gamma, log link (sklearn GammaRegressor, alpha {alpha:g})"}
+    fitted = _fit_standardised(GammaRegressor(alpha=alpha, max_iter=1000), x, err + floor_mm,
+                               what="a second pass's QC columns and finite errors", features=ERROR_MODEL_FEATURES)
+    return {**fitted, "floor_mm": floor_mm, "family": f"gamma, log link (sklearn GammaRegressor, alpha {alpha:g})"}
 
 
 # the inputs of the second pass's outline correction (outline_correction), in its order
@@ -684,9 +698,7 @@ def outline_correction(correction: dict, *, pixel_mm, hc_mm, level_spread):
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.column_stack(np.broadcast_arrays(np.log(np.asarray(pixel_mm, float)), np.log(np.asarray(hc_mm, float)),
                                                 np.asarray(level_spread, float)))
-    z = (x - np.asarray(correction["mean"], float)) / np.asarray(correction["scale"], float)
-    out = correction["intercept"] + z @ np.asarray(correction["coef"], float)
-    out = np.where(np.isfinite(x).all(axis=1), out, math.nan)
+    out = _standardised_linear(correction, x)
     return float(out[0]) if np.ndim(pixel_mm) == 0 else out
 
 
@@ -719,16 +731,9 @@ def fit_outline_correction(table, *, method: str = "opencv", alpha: float = 1.0)
         x = np.column_stack([np.log(table["pixel_size_mm"].to_numpy(float)), np.log(hc),
                              table["level_spread"].to_numpy(float)])
     rel = (hc - table["hc_ref_mm"].to_numpy(float)) / hc
-    ok = np.isfinite(x).all(axis=1) & np.isfinite(rel)
-    if ok.sum() < 20:
-        raise ValueError(f"`table` has {ok.sum()} usable rows (a second pass's level spread and finite HCs); need 20")
-    mean, scale = x[ok].mean(axis=0), x[ok].std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    reg = HuberRegressor(alpha=alpha, max_iter=1000).fit((x[ok] - mean) / scale, rel[ok])
-    return {"features": list(CORRECTION_FEATURES), "mean": [round(float(v), 6) for v in mean],
-            "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in reg.coef_],
-            "intercept": round(float(reg.intercept_), 6), "n_images": int(ok.sum()),
-            "model": f"relative HC error, Huber regression (sklearn HuberRegressor, alpha {alpha:g})"}
+    fitted = _fit_standardised(HuberRegressor(alpha=alpha, max_iter=1000), x, rel,
+                               what="a second pass's level spread and finite HCs", features=CORRECTION_FEATURES)
+    return {**fitted, "model": f"relative HC error, Huber regression (sklearn HuberRegressor, alpha {alpha:g})"}
 
 
 def evaluate_hc18(model, cases, *, methods=ELLIPSE_METHODS, boundary_offset_px: float | None = None,
