@@ -311,13 +311,19 @@ def _cycle(page, t0: float, t1: float) -> dict:
             "ack_to_next_frame_ms": round(med(waits), 1) if waits else None}
 
 
-def _rate(page, kind: str, t0: float, t1: float) -> dict:
-    times = _draws(page, kind, t0, t1)
+def _pace(times, t0: float, t1: float, digits: int = 1) -> dict:
+    """Pictures (or frames) per second of ``[t0, t1]`` (ms) and the 95th percentile and maximum of
+    the gaps between them (the interval's ends count as edges)."""
     edges = [t0, *times, t1]
     gaps = sorted(b - a for a, b in zip(edges, edges[1:], strict=False))
     p95 = gaps[min(len(gaps) - 1, int(round(0.95 * (len(gaps) - 1))))] if gaps else float("nan")
-    return {"pictures": len(times), "per_s": round(len(times) / ((t1 - t0) / 1000), 1),
-            "gap_p95_ms": round(p95, 1), "gap_max_ms": round(gaps[-1], 1) if gaps else float("nan")}
+    return {"per_s": round(len(times) / ((t1 - t0) / 1000), digits), "gap_p95_ms": round(p95, 1),
+            "gap_max_ms": round(gaps[-1], 1) if gaps else float("nan")}
+
+
+def _rate(page, kind: str, t0: float, t1: float) -> dict:
+    times = _draws(page, kind, t0, t1)
+    return {"pictures": len(times), **_pace(times, t0, t1)}
 
 
 _DRIVE = """async ([x0, y0, dx, dy, seconds, hz]) => {
@@ -485,11 +491,7 @@ def _rotate(page, n: int, run_cell) -> dict:
     times = page.evaluate(f"window.__glFrames.filter(t => t >= {t0} && t <= {t1})")
     ws = page.evaluate(f"[window.__wsOut.filter(t => t >= {t0} && t <= {t1}).length,"
                        f" window.__wsIn.filter(t => t >= {t0} && t <= {t1}).length]")
-    edges = [t0, *times, t1]
-    gaps = sorted(q - p for p, q in zip(edges, edges[1:], strict=False))
-    return {"frames": len(times), "per_s": round(len(times) / ((t1 - t0) / 1000), 2),
-            "drag_s": round((t1 - t0) / 1000, 1),
-            "gap_p95_ms": round(gaps[int(round(0.95 * (len(gaps) - 1)))], 1),
+    return {"frames": len(times), **_pace(times, t0, t1, digits=2), "drag_s": round((t1 - t0) / 1000, 1),
             "pointer_events": int(round(DRAG_3D_S * POINTER_HZ)),
             "ws_to_kernel": ws[0], "ws_from_kernel": ws[1], "load": _load(),
             "rotated_deg": None if az0 is None else round(az1 - az0, 1)}  # the drag rotated (150 px: 150)
