@@ -213,13 +213,19 @@ def test_save_pretrained_round_trip_through_the_atomic_writer(tmp_path):
     mm.set_seed(2)
     kwargs = {"num_classes": 2, "filters": (4,), "dropout": 0.0, "input_size": (16, 16)}
     net = mm.classifier(**kwargs, mixed_precision=False)
-    tm = mm.TrainedModel(net, task="classification", classes=("a", "b"), normalization="minmax", info={"note": "y"})
+    # a number that could not be measured (NaN: no unflagged image in a band) is written as null,
+    # not as NaN, which strict JSON readers refuse
+    info = {"note": "y", "test": {"mad_mm": 1.5, "mad_unflagged_mm": float("nan"), "ci": [float("-inf"), 2.0]}}
+    tm = mm.TrainedModel(net, task="classification", classes=("a", "b"), normalization="minmax", info=info)
     weights, meta = mm.io.save_pretrained(tm, "tiny", {"function": "classifier", "kwargs": kwargs}, folder=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tiny.weights.h5"]  # no temporary left
+    text = meta.read_text()
+    assert "NaN" not in text and "Infinity" not in text
     back = mm.pretrained("tiny", folder=tmp_path)
     x = np.random.default_rng(1).random((2, 16, 16, 1)).astype("float32")
     np.testing.assert_array_equal(np.asarray(back.model(x)), np.asarray(net(x)))
     assert back.classes == ("a", "b") and back.info["note"] == "y"
+    assert back.info["test"] == {"mad_mm": 1.5, "mad_unflagged_mm": None, "ci": [None, 2.0]}
 
 
 def test_save_and_load_errors(tmp_path):

@@ -206,6 +206,48 @@ def test_outline_correction_by_hand_and_its_fit():
     fitted = fit_outline_correction(table, alpha=0.0)
     c = outline_correction(fitted, pixel_mm=table["pixel_size_mm"], hc_mm=hc, level_spread=level)
     np.testing.assert_allclose(hc * (1 - c), ref, rtol=1e-4)
+    # it records the fitted range of each input and does not extrapolate beyond it: a level spread
+    # of 0.2 (outside 0.02-0.06) is corrected as the largest fitted one, 0.4 * max(level)
+    assert fitted["low"][2] <= level.min() and fitted["high"][2] >= level.max()
+    assert fitted["high"][2] - level.max() < 1e-5
+    big = outline_correction(fitted, pixel_mm=0.1, hc_mm=200.0, level_spread=0.2)
+    assert big == pytest.approx(0.4 * level.max(), abs=1e-4)
+    # the hand-made correction above has no range: it extrapolates, as corrections fitted before did
+    assert outline_correction(corr, pixel_mm=0.1, hc_mm=200.0, level_spread=0.2) == pytest.approx(0.172)
+
+
+def test_hc18_summary_relative_and_outline_errors_by_hand():
+    # two subjects: errors 2 mm on a 100 mm head at 0.1 mm pixels, 3 mm on a 300 mm head at 0.25 mm
+    table = pd.DataFrame({"case": ["001_HC", "002_HC"], "subject": ["001", "002"], "pixel_size_mm": [0.1, 0.25],
+                          "hc_ref_mm": [100.0, 300.0], "hc_opencv_mm": [102.0, 297.0], "abs_err_opencv_mm": [2.0, 3.0],
+                          "band": ["<150", ">250"], "dice": [0.95, 0.97], "qc_flag": [False, True],
+                          "qc_reasons": ["", "large expected error: 3.0 mm"]})
+    s = mm.hc18_summary(table, n_boot=50)
+    assert s["overall"]["mape_pct"] == pytest.approx((2.0 + 1.0) / 2)
+    assert s["bands"][">250"]["mape_pct"] == pytest.approx(1.0)
+    # 3 mm of perimeter at 0.25 mm pixels: an outline 3 / (2 pi 0.25) = 1.91 pixels out
+    assert s["bands"][">250"]["mad_radius_px"] == pytest.approx(3 / (2 * math.pi * 0.25))
+    assert s["bands"]["<150"]["mad_radius_px"] == pytest.approx(2 / (2 * math.pi * 0.1))
+    assert s["bands"]["150-250"]["n_images"] == 0 and math.isnan(s["bands"]["150-250"]["mape_pct"])
+    assert s["overall"]["bias_mm"] == pytest.approx(-0.5)
+    assert s["overall"]["n_unflagged"] == 1 and s["overall"]["mad_unflagged_mm"] == pytest.approx(2.0)
+    assert s["bands"][">250"]["n_unflagged"] == 0 and math.isnan(s["bands"][">250"]["mad_unflagged_mm"])
+
+
+def test_hc18_reference_repeatability_pairs_by_hand():
+    # from training_set_pixel_size_and_HC.csv: 010_HC 71.91 mm at 0.079935 mm, 010_2HC 72.87 at 0.079927;
+    # subject 014 has three images (three pairs), 011 one (no pair)
+    t = mm.hc18_reference_repeatability(["010_HC", "010_2HC", "014_HC", "014_2HC", "014_3HC", "011_HC"])
+    assert len(t) == 4 and sorted(t["subject"]) == ["010", "014", "014", "014"]
+    row = t[t["subject"] == "010"].iloc[0]
+    assert row["abs_diff_mm"] == pytest.approx(0.96)
+    assert row["abs_diff_pct"] == pytest.approx(100 * 0.96 / ((71.91 + 72.87) / 2))
+    assert row["abs_diff_radius_px"] == pytest.approx(0.96 / (2 * math.pi * (0.079935165 + 0.079927246) / 2))
+    assert set(t["band"]) == {"<150"}
+    assert t[t["subject"] == "014"]["abs_diff_mm"].max() == pytest.approx(63.34 - 60.26)
+    # every image this machine holds: 200 pairs of 143 fetuses
+    full = mm.hc18_reference_repeatability()
+    assert len(full) == 200 and full["subject"].nunique() == 143
 
 
 def test_level_spread_of_a_blurred_disk_is_its_ramp_over_the_diameter():

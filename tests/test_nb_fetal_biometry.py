@@ -32,6 +32,15 @@ def test_notebook(tmp_path):
     assert r["qc_mad_flagged_mm"] > 1.8 * r["qc_mad_unflagged_mm"]
     assert r["qc_share_flagged"] < 0.38 and r["qc_large_errors_flagged"] >= 0.55
     assert r["bad_input_flagged"] is True
+    # the reference's own repeatability (pairs of images of one fetus from one examination, all 873
+    # images): median |difference| 2.99 / 4.01 / 6.21 mm by band, 3.85 / 2.32 / 2.18 % of the HC
+    assert r["reference_pairs"] == {"<150": 60, "150-250": 104, ">250": 36}
+    assert r["reference_pair_median_mm"][">250"] == pytest.approx(6.21, abs=0.01)
+    assert r["reference_pair_median_pct"]["<150"] == pytest.approx(3.85, abs=0.01)
+    # in % of the HC the largest heads are not the worst band: measured 2.28 / 1.05 / 1.46 %;
+    # as an outline shift 3.01 / 2.20 / 3.05 pixels
+    assert r["band_mape_pct"][">250"] < 2.0 and r["band_mape_pct"]["<150"] > r["band_mape_pct"][">250"]
+    assert max(r["band_mad_radius_px"].values()) < 3.6
 
 
 @pytest.mark.notebook

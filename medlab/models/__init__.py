@@ -29,7 +29,8 @@ Device (:mod:`~medlab.models._backend`)
 Use cases
     HC18 (:mod:`~medlab.models.hc18`; its ellipse fit is :func:`medlab.segmentation.fit_ellipse`):
     :func:`head_circumference`, :func:`hc18_split`, :func:`measure_head` (HC with a QC verdict),
-    :func:`evaluate_hc18`, :func:`hc18_summary`, :func:`choose_qc_thresholds`. BUSI (:mod:`~medlab.models.busi`):
+    :func:`evaluate_hc18`, :func:`hc18_summary`, :func:`hc18_reference_repeatability`,
+    :func:`choose_qc_thresholds`. BUSI (:mod:`~medlab.models.busi`):
     :func:`load_busi`, :func:`busi_split`, :func:`busi_subset`, :func:`evaluate_busi`,
     :func:`busi_performance`, :func:`threshold_at_sensitivity`; :func:`roc_auc_ci` (the one in
     :mod:`medlab.metrics`, re-exported).
@@ -97,6 +98,7 @@ _NAMES = {
     "evaluate_hc18": "hc18",
     "measure_head": "hc18",
     "hc18_summary": "hc18",
+    "hc18_reference_repeatability": "hc18",
     "choose_qc_thresholds": "hc18",
     "head_qc": "hc18",
     "HeadQC": "hc18",

@@ -143,6 +143,8 @@ def check_input(model, image, *, task: str | None = None) -> list:
 
 
 def _fmt(v, nd=2):
+    if v is None:  # a number that could not be measured (stored as null)
+        return "n/a"
     if isinstance(v, float):
         return "n/a" if not math.isfinite(v) else f"{v:.{nd}f}"
     return str(v)
@@ -163,13 +165,15 @@ def _performance_rows(info) -> tuple[list, list]:
     """Header and rows of the held-out performance table, per subgroup."""
     test = info.get("test") or {}
     if "overall" in test:  # segmentation + measurement (HC18)
-        header = ["subgroup", "images", "subjects", "MAD mm (95 % CI)", "median mm", "bias mm", "within 2 mm",
-                  "Dice"]
+        header = ["subgroup", "images", "subjects", "MAD mm (95 % CI)", "median mm", "bias mm", "% of HC",
+                  "outline px", "within 2 mm", "Dice", "unflagged: images, MAD mm"]
         rows = []
         for name, b in [("all", test["overall"]), *[(f"HC {k} mm", v) for k, v in test.get("bands", {}).items()]]:
             rows.append([name, b.get("n_images"), b.get("n_subjects"), _ci(b, "mad_mm", "mad_ci95_mm"),
                          _fmt(b.get("median_abs_err_mm", math.nan)), _fmt(b.get("bias_mm", math.nan)),
-                         f"{b.get('within_2mm', math.nan):.0%}", _fmt(b.get("dice_mean", math.nan), 3)])
+                         _fmt(b.get("mape_pct", math.nan)), _fmt(b.get("mad_radius_px", math.nan)),
+                         f"{b.get('within_2mm', math.nan):.0%}", _fmt(b.get("dice_mean", math.nan), 3),
+                         f"{b['n_unflagged']}, {_fmt(b['mad_unflagged_mm'])}" if "n_unflagged" in b else "n/a"])
         return header, rows
     if "auc_malignant_vs_benign" in test:  # classification (BUSI)
         header = ["subgroup", "images", "ROC AUC (95 % CI)", "accuracy"]

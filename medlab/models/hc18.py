@@ -200,6 +200,11 @@ def hc18_split(*, val_fraction: float = 0.15, test_fraction: float = 0.15, seed:
 
 def _hc_of(cases) -> np.ndarray:
     """Sonographer's head circumference (mm) of HC18 cases, from the data set's table only."""
+    return _hc18_table(cases)[0]
+
+
+def _hc18_table(cases) -> tuple[np.ndarray, np.ndarray]:
+    """Sonographer's HC (mm) and pixel size (mm) of HC18 cases, from the data set's table only."""
     import csv
 
     from medlab import datasets
@@ -207,7 +212,51 @@ def _hc_of(cases) -> np.ndarray:
     root = datasets.fetch("hc18", ["training_set_pixel_size_and_HC.csv"], progress=False)
     with open(root / "training_set_pixel_size_and_HC.csv", newline="", encoding="utf-8") as fh:
         rows = {r[0]: r for r in csv.reader(fh)}
-    return np.array([float(rows[f"{c}.png"][2]) for c in cases])
+    return (np.array([float(rows[f"{c}.png"][2]) for c in cases]),
+            np.array([float(rows[f"{c}.png"][1]) for c in cases]))
+
+
+def hc18_reference_repeatability(cases=None):
+    """How far apart the sonographer's HC lies on two images of one fetus from one examination.
+
+    HC18 holds several images of some subjects (``010_HC``, ``010_2HC``: captured in the same
+    examination). Their reference HCs differ by the plane chosen, the moment and where the
+    ellipse was drawn: a scale for what agreement with a single annotation can mean. The
+    difference is given in mm, in % of the pair's mean HC and as an outline shift in pixels
+    (``|difference| / (2 pi pixel size)``), by band of the pair's mean HC.
+
+    Parameters
+    ----------
+    cases : sequence of str, optional
+        HC18 case ids (default: every case this machine holds).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair of images of one subject: ``subject``, ``case_a``, ``case_b``,
+        ``hc_a_mm``, ``hc_b_mm``, ``abs_diff_mm``, ``abs_diff_pct``, ``abs_diff_radius_px``, ``band``.
+    """
+    import itertools
+
+    import pandas as pd
+
+    from medlab import datasets
+
+    cases = sorted(datasets.cases("hc18") if cases is None else cases)
+    hc, px = _hc18_table(cases)
+    by_subject: dict = {}
+    for i, c in enumerate(cases):
+        by_subject.setdefault(subject_of(c), []).append(i)
+    rows = []
+    for subject, idx in by_subject.items():
+        for i, j in itertools.combinations(idx, 2):
+            d, mean_hc = abs(hc[i] - hc[j]), (hc[i] + hc[j]) / 2
+            rows.append({"subject": subject, "case_a": cases[i], "case_b": cases[j], "hc_a_mm": hc[i], "hc_b_mm": hc[j],
+                         "abs_diff_mm": d, "abs_diff_pct": 100 * d / mean_hc,
+                         "abs_diff_radius_px": d / (2 * math.pi * (px[i] + px[j]) / 2),
+                         "band": str(hc_band(mean_hc)[0])})
+    return pd.DataFrame(rows, columns=["subject", "case_a", "case_b", "hc_a_mm", "hc_b_mm", "abs_diff_mm",
+                                       "abs_diff_pct", "abs_diff_radius_px", "band"])
 
 
 # --------------------------------------------------------------------- measurement with QC
@@ -587,24 +636,33 @@ def _error_features(*, pixel_mm, hc_mm, tta_spread, fit_residual, pass_change, l
             np.asarray(fit_residual, float), np.asarray(pass_change, float), np.asarray(level_spread, float)))
 
 
-def _fit_standardised(regressor, x, y, *, what: str, features) -> dict:
+def _fit_standardised(regressor, x, y, *, what: str, features, clip: bool = False) -> dict:
     """Fit a linear ``regressor`` (scikit-learn) of ``y`` on the standardised columns of ``x``
     over the rows where both are finite: its ``features``, ``mean``, ``scale``, ``coef``,
-    ``intercept`` (rounded to 6 decimals) and ``n_images``, for :func:`_standardised_linear`."""
+    ``intercept`` (rounded to 6 decimals) and ``n_images``, for :func:`_standardised_linear`.
+    With ``clip``, also ``low`` and ``high``: each feature's range over those rows, to which
+    :func:`_standardised_linear` clips its inputs (no extrapolation beyond the fitted data)."""
     ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
     if ok.sum() < 20:
         raise ValueError(f"`table` has {ok.sum()} usable rows ({what}); need 20")
     mean, scale = x[ok].mean(axis=0), x[ok].std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     regressor.fit((x[ok] - mean) / scale, y[ok])
-    return {"features": list(features), "mean": [round(float(v), 6) for v in mean],
-            "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in regressor.coef_],
-            "intercept": round(float(regressor.intercept_), 6), "n_images": int(ok.sum())}
+    out = {"features": list(features), "mean": [round(float(v), 6) for v in mean],
+           "scale": [round(float(v), 6) for v in scale], "coef": [round(float(v), 6) for v in regressor.coef_],
+           "intercept": round(float(regressor.intercept_), 6), "n_images": int(ok.sum())}
+    if clip:  # rounded outwards, so that every fitted row stays inside
+        out["low"] = [math.floor(float(v) * 1e6) / 1e6 for v in x[ok].min(axis=0)]
+        out["high"] = [math.ceil(float(v) * 1e6) / 1e6 for v in x[ok].max(axis=0)]
+    return out
 
 
 def _standardised_linear(params: dict, x: np.ndarray) -> np.ndarray:
     """``intercept + coef . (x - mean) / scale`` per row of ``x`` (from :func:`_fit_standardised`),
-    NaN where a value of the row is not finite."""
+    NaN where a value of the row is not finite; ``x`` clipped to ``low``-``high`` where the
+    parameters carry that range."""
+    if "low" in params:
+        x = np.clip(x, np.asarray(params["low"], float), np.asarray(params["high"], float))
     z = (x - np.asarray(params["mean"], float)) / np.asarray(params["scale"], float)
     out = params["intercept"] + z @ np.asarray(params["coef"], float)
     return np.where(np.isfinite(x).all(axis=1), out, math.nan)
@@ -681,7 +739,9 @@ def outline_correction(correction: dict, *, pixel_mm, hc_mm, level_spread):
     linear in the standardised log pixel size, log HC and level spread (:func:`_level_spread`),
     fitted on the training part's measurements (:func:`fit_outline_correction`): the network's
     0.5 outline lies a little outside the sonographer's where it is blurred, and by an amount
-    that depends on the head's size in pixels.
+    that depends on the head's size in pixels. Each input is clipped to the range it had in the
+    fit (where the correction records one): a linear correction is not extrapolated beyond
+    the data it was fitted on.
 
     Parameters
     ----------
@@ -722,7 +782,8 @@ def fit_outline_correction(table, *, method: str = "opencv", alpha: float = 1.0)
     Returns
     -------
     dict
-        ``features``, ``mean``, ``scale``, ``coef``, ``intercept``, ``n_images``.
+        ``features``, ``mean``, ``scale``, ``coef``, ``intercept``, ``n_images`` and the
+        features' fitted range ``low``, ``high``.
     """
     from sklearn.linear_model import HuberRegressor
 
@@ -731,7 +792,7 @@ def fit_outline_correction(table, *, method: str = "opencv", alpha: float = 1.0)
         x = np.column_stack([np.log(table["pixel_size_mm"].to_numpy(float)), np.log(hc),
                              table["level_spread"].to_numpy(float)])
     rel = (hc - table["hc_ref_mm"].to_numpy(float)) / hc
-    fitted = _fit_standardised(HuberRegressor(alpha=alpha, max_iter=1000), x, rel,
+    fitted = _fit_standardised(HuberRegressor(alpha=alpha, max_iter=1000), x, rel, clip=True,
                                what="a second pass's level spread and finite HCs", features=CORRECTION_FEATURES)
     return {**fitted, "model": f"relative HC error, Huber regression (sklearn HuberRegressor, alpha {alpha:g})"}
 
@@ -848,13 +909,21 @@ def hc18_summary(table, *, method: str = "opencv", large_error_mm: float = 4.0, 
     dict
         ``overall`` and ``bands`` (``'<150'``, ``'150-250'``, ``'>250'``): ``n_images``,
         ``n_subjects``, ``mad_mm``, ``mad_ci95_mm`` (subject bootstrap), ``median_abs_err_mm``,
-        ``bias_mm``, ``within_2mm``, ``dice_mean``; ``qc``: ``share_flagged``,
+        ``bias_mm``, ``mape_pct`` (mean absolute error in % of the sonographer's HC),
+        ``mad_radius_px`` (the mean error as an outline shift in pixels, ``|error| / (2 pi
+        pixel size)``: a fixed target in mm asks for a sub-pixel outline on the coarse pixels of
+        big heads), ``within_2mm``, ``dice_mean``, ``n_unflagged`` and ``mad_unflagged_mm``
+        (the images without a QC flag); ``qc``: ``share_flagged``,
         ``mad_flagged_mm``, ``mad_unflagged_mm`` (and its CI), ``n_large_errors``,
         ``large_errors_flagged`` (share of the errors above ``large_error_mm`` that are flagged)
         and ``reasons`` (how often each check fired).
     """
     err = table[f"abs_err_{method}_mm"].to_numpy(float)
     signed = (table[f"hc_{method}_mm"] - table["hc_ref_mm"]).to_numpy(float)
+    rel = 100.0 * err / table["hc_ref_mm"].to_numpy(float)
+    # the error as a shift of the outline (an ellipse's perimeter grows by 2 pi d when it is offset by d)
+    radius_px = err / (2 * math.pi * table["pixel_size_mm"].to_numpy(float))
+    flag = table["qc_flag"].to_numpy(bool)
 
     def block(sel):
         sub = table[sel]
@@ -866,14 +935,17 @@ def hc18_summary(table, *, method: str = "opencv", large_error_mm: float = 4.0, 
             "mad_ci95_mm": list(_cluster_bootstrap_ci(e, sub["subject"], n_boot=n_boot, seed=seed)),
             "median_abs_err_mm": float(np.nanmedian(e)) if len(e) else math.nan,
             "bias_mm": float(np.nanmean(signed[sel])) if len(e) else math.nan,
+            "mape_pct": float(np.nanmean(rel[sel])) if len(e) else math.nan,
+            "mad_radius_px": float(np.nanmean(radius_px[sel])) if len(e) else math.nan,
             "within_2mm": float(np.mean(e <= 2)) if len(e) else math.nan,
             "dice_mean": float(sub["dice"].mean()) if len(e) else math.nan,
+            "n_unflagged": int((~flag[sel]).sum()),
+            "mad_unflagged_mm": float(np.nanmean(e[~flag[sel]])) if (~flag[sel]).any() else math.nan,
         }
 
     all_rows = np.ones(len(table), bool)
     out = {"method": method, "overall": block(all_rows),
            "bands": {b: block((table["band"] == b).to_numpy()) for b in hc_band([100.0, 200.0, 300.0])}}
-    flag = table["qc_flag"].to_numpy(bool)
     large = err > large_error_mm
     reasons = {}
     for text in table["qc_reasons"]:

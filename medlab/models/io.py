@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -155,7 +156,8 @@ def save(model, path) -> Path:
             _uncompiled(net).save(tmp)
         if trained is not None:
             with zipfile.ZipFile(tmp, "a") as zf:
-                zf.writestr(_META, json.dumps({**trained.preprocessing(), "info": trained.info}, indent=1))
+                zf.writestr(_META, json.dumps(_json_safe({**trained.preprocessing(), "info": trained.info}), indent=1,
+                                              allow_nan=False))
     return path
 
 
@@ -239,6 +241,18 @@ def pretrained(name: str, *, folder=None) -> TrainedModel:
     return TrainedModel(net, **meta, info={**info, "builder": builder, "name": name})
 
 
+def _json_safe(value):
+    """``value`` with every non-finite float (NaN, inf) replaced by None: strict JSON, which a
+    browser or another language can read (Python's ``json`` would write ``NaN``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None) -> tuple[Path, Path]:
     """Write ``NAME.weights.h5`` and ``NAME.json`` (used by ``tools/train_pretrained.py``).
 
@@ -253,6 +267,7 @@ def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None
         with _quiet_numpy_copy_warning():
             _uncompiled(trained.model).save_weights(tmp)
     info = {k: v for k, v in trained.info.items() if k not in ("builder", "name")}
-    text = json.dumps({"builder": builder, **trained.preprocessing(), "info": info}, indent=1)
+    text = json.dumps(_json_safe({"builder": builder, **trained.preprocessing(), "info": info}), indent=1,
+                      allow_nan=False)
     write_text(meta, text + "\n")
     return weights, meta
