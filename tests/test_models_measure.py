@@ -142,6 +142,10 @@ def test_head_qc_reasons():
     assert "head cut by the image border (20% of its outline)" in bad.reasons
     assert mm.head_qc(hc_mm=math.nan, pixel_mm=0.1, fit_residual=math.nan, border_share=math.nan, tta_spread=0,
                       blank=True).reasons == ("blank image (constant intensity)", "no head found")
+    damaged = mm.head_qc(hc_mm=200.0, pixel_mm=0.15, fit_residual=0.005, border_share=0.0, tta_spread=0.005,
+                         nonfinite_px=3)
+    assert damaged.flagged and damaged.reasons == (
+        "3 pixels are not finite (NaN or inf): a damaged image or a wrong conversion",)
     # thresholds can be overridden
     assert not mm.head_qc(hc_mm=200.0, pixel_mm=0.15, fit_residual=0.05, border_share=0.0, tta_spread=0.0,
                           thresholds={"max_fit_residual": 0.1}).flagged

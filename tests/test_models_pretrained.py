@@ -100,6 +100,17 @@ def test_hc18_bad_input_is_flagged_or_refused(hc18_table):
     with pytest.warns(mm.ModelInputWarning, match="constant image"):
         m = mm.measure_head(net, blank)
     assert math.isnan(m.hc_mm) and m.qc.flagged and "blank image (constant intensity)" in m.qc.reasons
+    # NaN or infinite pixels (a damaged file, a wrong conversion): flagged with that reason, no HC,
+    # even where one infinite pixel in a corner would leave the outline as it was
+    damaged = sitk.GetArrayFromImage(d.image).astype(np.float32)
+    damaged[0, 0] = np.inf
+    damaged[100:110, 100:110] = np.nan
+    damaged = sitk.GetImageFromArray(damaged)
+    damaged.CopyInformation(d.image)
+    with pytest.warns(mm.ModelInputWarning, match=r"101 pixels are not finite \(NaN or inf\)"):
+        m = mm.measure_head(net, damaged)
+    assert math.isnan(m.hc_mm) and m.qc.flagged
+    assert m.qc.reasons[0] == "101 pixels are not finite (NaN or inf): a damaged image or a wrong conversion"
     no_spacing = sitk.Image(d.image)
     no_spacing.SetSpacing((1.0, 1.0))
     with pytest.warns(mm.ModelInputWarning, match=r"pixel size 1 mm .*was the spacing set"):

@@ -49,8 +49,13 @@ def _stats(image):
         grey_rgb = bool(np.allclose(rgb[..., 0], rgb[..., 1]) and np.allclose(rgb[..., 0], rgb[..., 2]))
     else:
         grey_rgb = True
+    finite = np.isfinite(arr) if arr.dtype.kind in "fc" else None
+    nonfinite = 0 if finite is None else int(arr.size - np.count_nonzero(finite))
+    values = arr if not nonfinite else arr[finite]
     return {"shape": tuple(int(s) for s in shape), "components": int(comps), "colour": not grey_rgb,
-            "spacing": spacing, "max": float(np.max(arr)), "min": float(np.min(arr))}
+            "spacing": spacing, "nonfinite": nonfinite,
+            "max": float(np.max(values)) if values.size else math.nan,
+            "min": float(np.min(values)) if values.size else math.nan}
 
 
 def input_domain(images, *, spacing_known: bool = True) -> dict:
@@ -113,6 +118,8 @@ def check_input(model, image, *, task: str | None = None) -> list:
     if len(s["shape"]) != dom["ndim"]:
         reasons.append(f"{len(s['shape'])}D image; trained on {dom['ndim']}D")
         return reasons
+    if s["nonfinite"]:
+        reasons.append(f"{s['nonfinite']} pixels are not finite (NaN or inf)")
     if s["max"] == s["min"]:
         reasons.append("constant image (all pixels equal)")
     if s["colour"] and not dom.get("colour", False):

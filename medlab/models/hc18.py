@@ -275,6 +275,7 @@ HC18_QC = {
 QC_REASONS = {
     "no_head": "no head found",
     "blank": "blank image (constant intensity)",
+    "nonfinite": "{nonfinite_px} pixels are not finite (NaN or inf): a damaged image or a wrong conversion",
     "fit_residual": "outline is not elliptic (fit residual {fit_residual:.3f} > {max_fit_residual:g})",
     "border": "head cut by the image border ({border_share:.0%} of its outline)",
     "tta_spread": "unstable under flips: HC varies by {tta_spread:.1%} (> {max_tta_spread:.1%})",
@@ -325,7 +326,7 @@ def _qc_thresholds(model, qc):
 
 
 def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, thresholds=None, blank=False,
-            pass_change=0.0, level_spread=math.nan, expected_error_mm=math.nan) -> HeadQC:
+            pass_change=0.0, level_spread=math.nan, expected_error_mm=math.nan, nonfinite_px: int = 0) -> HeadQC:
     """The quality verdict of one head circumference from its measured quantities.
 
     Parameters
@@ -340,6 +341,8 @@ def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, threshol
         Overrides of :data:`HC18_QC`.
     blank : bool
         The image has constant intensity.
+    nonfinite_px : int
+        How many pixels of the image are NaN or infinite (any: flagged).
     pass_change : float
         Relative change of the HC from the first to the second pass (0 without a second pass).
     level_spread : float
@@ -353,8 +356,11 @@ def head_qc(*, hc_mm, pixel_mm, fit_residual, border_share, tta_spread, threshol
     hc_px = hc_mm / pixel_mm if pixel_mm > 0 else math.nan
     values = {"fit_residual": fit_residual, "border_share": border_share, "tta_spread": tta_spread,
               "pass_change": pass_change, "hc_mm": hc_mm, "expected_error_mm": expected_error_mm,
-              "hc_px": hc_px, "hc_lo": t["hc_range_mm"][0], "hc_hi": t["hc_range_mm"][1], **t}
+              "hc_px": hc_px, "hc_lo": t["hc_range_mm"][0], "hc_hi": t["hc_range_mm"][1],
+              "nonfinite_px": nonfinite_px, **t}
     failed = []
+    if nonfinite_px:
+        failed.append("nonfinite")
     if blank:
         failed.append("blank")
     if not np.isfinite(hc_mm):
@@ -452,7 +458,8 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
     averaged, mapped back onto the image and fitted the same way. The verdict (:func:`head_qc`) flags an outline
     that is not elliptic, a head cut by the border, an HC that changes between the flipped
     passes, and a size that is implausible for the pixel spacing (e.g. a spacing that was
-    never set) or too few pixels.
+    never set) or too few pixels. A blank frame, or one with NaN or infinite pixels, is
+    flagged with that reason and gets no HC (NaN).
 
     Parameters
     ----------
@@ -539,16 +546,19 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
         if sec is not None and "error_model" in info.get("qc", {}):
             expected = expected_error(info["qc"]["error_model"], pixel_mm=pixel_mm, hc_mm=hc, tta_spread=spread,
                                       fit_residual=residual, pass_change=change, level_spread=level)
-        blank = float(np.ptp(sitk.GetArrayViewFromImage(img))) == 0.0
+        pixels = sitk.GetArrayViewFromImage(img)
+        nonfinite = int(pixels.size - np.count_nonzero(np.isfinite(pixels))) if pixels.dtype.kind == "f" else 0
+        blank = not nonfinite and float(np.ptp(pixels)) == 0.0
         verdict = head_qc(hc_mm=hc, pixel_mm=pixel_mm, fit_residual=residual, border_share=border,
                           tta_spread=spread, thresholds=thresholds, blank=blank, pass_change=change,
-                          level_spread=level, expected_error_mm=expected)
+                          level_spread=level, expected_error_mm=expected, nonfinite_px=nonfinite)
         if isinstance(item, sitk.Image):
             prob = sitk.GetImageFromArray(mean.astype(np.float32))
             prob.CopyInformation(item)
         else:
             prob = mean.astype(np.float32)
-        out.append(HeadMeasurement(math.nan if blank else float(hc), e, verdict, prob))
+        # nothing is measured on a blank frame, nor on one with NaN or infinite pixels
+        out.append(HeadMeasurement(math.nan if blank or nonfinite else float(hc), e, verdict, prob))
     return out[0] if single else out
 
 
