@@ -215,6 +215,26 @@ def test_segment_pet_tumour_errors():
         seg.segment_pet_tumour(ph.image, seed_index=[(1, 2, 3), (1, 2, 3)])
     with pytest.raises(ValueError, match="did you mean 'otsu_box'"):
         seg.segment_pet_tumour(ph.image, seed_index=(1, 2, 3), method="otsu")
+    # NaN or infinite voxels (a PET with NaN outside its field of view, a damaged file): refused
+    # with their count, for the seeded tumour and region-growing methods. Before, a NaN beside
+    # the seed raised "'NoneType' object is not subscriptable" and an inf a numpy reduction error
+    lesion = ph.truth["lesions"][0]["centre_index"]
+    pet = sitk.GetArrayFromImage(ph.image).astype(np.float32)
+    pet[lesion[0], lesion[1], lesion[2] + 1] = np.nan
+    pet[0, 0, :3] = np.inf
+    damaged = sitk.GetImageFromArray(pet)
+    damaged.CopyInformation(ph.image)
+    calls = {"segment_pet_tumour": lambda: seg.segment_pet_tumour(damaged, seed_index=lesion),
+             "region_grow_percent_suvmax": lambda: seg.region_grow_percent_suvmax(damaged, seeds_index=[lesion]),
+             "confidence_connected": lambda: seg.confidence_connected(damaged, seeds_index=[lesion]),
+             "segment_ct_tumour": lambda: seg.segment_ct_tumour(damaged, seed_index=lesion),
+             "segment_mr_tumour": lambda: seg.segment_mr_tumour(damaged, seed_index=lesion)}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"has 4 voxels that are NaN or infinite \(of \d+\)"):
+            call()
+    # connected_threshold leaves NaN voxels out (a NaN is in no range), as before
+    assert sitk.GetArrayFromImage(seg.connected_threshold(damaged, seeds_index=[lesion], lower=0.5))[
+        lesion[0], lesion[1], lesion[2] + 1] == 0
 
 
 @pytest.mark.parametrize("seed", [1, 3])

@@ -37,10 +37,18 @@ _INT_RANGE = {
 _INTEGER_IDS = frozenset(_INT_RANGE)
 
 
-def scalar_image(image, spacing, name="image"):
-    """``(sitk image, back)`` for a scalar image of either kind."""
+def scalar_image(image, spacing, name="image", *, finite=False):
+    """``(sitk image, back)`` for a scalar image of either kind. With ``finite``, a float image
+    with NaN or infinite voxels is refused with an error that counts them (methods that take
+    statistics or a maximum around a seed would otherwise crash or return nonsense)."""
     img, back = as_sitk(image, spacing=spacing, name=name)
     check_scalar(img, name)
+    if finite and img.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        values = sitk.GetArrayViewFromImage(img)
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            raise ValueError(f"`{name}` has {bad} voxels that are NaN or infinite (of {values.size}); set them to "
+                             "a value first (e.g. 0 outside the field of view) rather than have them guessed here")
     return img, back
 
 

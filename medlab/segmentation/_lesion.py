@@ -236,7 +236,7 @@ def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="otsu_box",
     suv = check_positive("suv", suv, allow_zero=True)
     radius = check_positive("search_radius_mm", search_radius_mm, allow_zero=True)
     margin = check_positive("margin_mm", margin_mm, allow_zero=True)
-    img, back = scalar_image(pet, spacing, "pet")
+    img, back = scalar_image(pet, spacing, "pet", finite=True)
     seed = _one_seed(img, seed_index, seed_mm)
     suvmax, top = local_max(img, [seed], radius)
     info = {"method": method, "suvmax": suvmax, "suvmax_index": top[::-1]}
@@ -355,7 +355,7 @@ def segment_ct_tumour(ct, *, seed_index=None, seed_mm=None, method="region_growi
     factor = check_positive("radius_factor", radius_factor)
     opening_mm = check_positive("opening_mm", opening_mm, allow_zero=True)
     closing_mm = check_positive("closing_mm", closing_mm, allow_zero=True)
-    img, back = scalar_image(ct, spacing, "ct")
+    img, back = scalar_image(ct, spacing, "ct", finite=True)
     seed = _one_seed(img, seed_index, seed_mm)
     value = float(img.GetPixel(seed))
     if not lower <= value <= upper:
@@ -461,7 +461,7 @@ def segment_mr_tumour(mr, *, seed_index=None, seed_mm=None, method="confidence_l
     multiplier = check_positive("multiplier", multiplier)
     range_std = check_positive("range_std", range_std)
     smoothing_iterations = check_int("smoothing_iterations", smoothing_iterations, minimum=0)
-    img, back = scalar_image(mr, spacing, "mr")
+    img, back = scalar_image(mr, spacing, "mr", finite=True)
     seed = _one_seed(img, seed_index, seed_mm)
     info = {"method": method}
     if method == "watershed":

@@ -112,7 +112,7 @@ def confidence_connected(image, *, seeds_index=None, seeds_mm=None, multiplier=2
     multiplier = check_positive("multiplier", multiplier)
     iterations = check_int("iterations", iterations, minimum=0)
     radius = check_int("initial_radius_voxels", initial_radius_voxels, minimum=1)
-    img, back = scalar_image(image, spacing)
+    img, back = scalar_image(image, spacing, finite=True)
     seeds = seeds_to_sitk(img, seeds_index, seeds_mm)
     return back(sitk.ConfidenceConnected(img, seeds, iterations, multiplier, radius, 1))
 
@@ -224,7 +224,7 @@ def region_grow_percent_suvmax(pet, *, seeds_index=None, seeds_mm=None, percent=
     radius = check_positive("search_radius_mm", search_radius_mm, allow_zero=True)
     if background_suv is not None:
         background_suv = float(background_suv)
-    img, back = scalar_image(pet, spacing, "pet")
+    img, back = scalar_image(pet, spacing, "pet", finite=True)
     seeds = seeds_to_sitk(img, seeds_index, seeds_mm)
     conn = _FULL if check_connectivity(connectivity) else _FACE
     suvmax, idx = local_max(img, seeds, radius)
