@@ -193,6 +193,23 @@ def test_segment_pet_tumour_verdict_and_warning_reasons():
     _, info = seg.segment_pet_tumour(pet, seed_index=(0, 20, 20), spacing=4.0, return_info=True, warn=False,
                                      plausibility={"max_volume_ml": 1.0})
     assert info["verdict"].values["failed"] == ("border", "too_large")
+    # a PET in Bq/mL (about 5000 per SUV unit): the same lesion, exact, but no SUV is that high
+    pet, lesion = _two_spheres(hot_suv=1.0)
+    with pytest.warns(seg.ImplausibleSegmentationWarning, match=r"local SUVmax 30000 is not a plausible SUV "
+                                                                  r"\(> 250\): is the PET in Bq/mL"):
+        out = seg.segment_pet_tumour(pet * 5000.0, seed_index=(20, 20, 20), spacing=4.0)
+    np.testing.assert_array_equal(out > 0, lesion)
+    # no uptake at all near the click (a sign-flipped image): an empty region and the reason,
+    # not a numpy error from an empty box (before)
+    for method in ("otsu_box", "percent_suvmax"):
+        out, info = seg.segment_pet_tumour(-pet, seed_index=(20, 20, 20), spacing=4.0, method=method,
+                                           return_info=True, warn=False)
+        assert out.sum() == 0 and info["verdict"].values["failed"][:1] == ("low_suv",)
+    # an absolute threshold above the lesion's uptake: an empty region with its verdict (before:
+    # "`mask` selects no voxels" from the verdict itself)
+    out, info = seg.segment_pet_tumour(pet, seed_index=(20, 20, 20), spacing=4.0, method="suv", suv=10.0,
+                                       return_info=True, warn=False)
+    assert out.sum() == 0 and info["verdict"].values["failed"] == ("tiny",)
     with pytest.raises(ValueError, match="unknown keys"):
         seg.pet_plausibility(pet, lesion, spacing=4.0, thresholds={"max_volume": 1})
 

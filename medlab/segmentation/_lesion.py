@@ -243,6 +243,8 @@ def segment_pet_tumour(pet, *, seed_index=None, seed_mm=None, method="otsu_box",
     sl = None
     if method == "suv":
         t = suv
+    elif not suvmax > 0:  # no uptake at all near the click: nothing to take a percentage of
+        t = math.inf
     else:
         t = percent_threshold(suvmax, percent)
         if method == "otsu_box":

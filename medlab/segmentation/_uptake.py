@@ -68,7 +68,7 @@ def suv_metrics(pet, mask, *, spacing=None) -> dict:
     if img.GetDimension() != 3:
         raise ValueError(f"`pet` must be 3D (a volume in mL); got a {img.GetDimension()}D image")
     arr = view(img).astype(np.float64)
-    m = mask_array(mask, pet, image_name="pet")
+    m = mask_array(mask, pet, image_name="pet", nonempty=False)  # an empty result gets its verdict too
     sp = spacing_zyx(img)
     inside = arr[m]
     suvmax = float(inside.max())
@@ -127,10 +127,14 @@ PET_PLAUSIBILITY = {
     "min_voxels": 8,            # voxels
     "max_volume_ml": 1900.0,    # mL
     "max_hotter_ratio": 2.0,    # hottest voxel of the search box outside the region / local SUVmax
+    "max_suvmax": 250.0,        # SUV; stated a priori: above any uptake of a clinical tracer (bladder, kidneys
+                                # reach about 100), far below a PET in Bq/mL (about 5000 per SUV unit)
 }
 
 PET_REASONS = {
     "low_suv": "uptake near the click is low: local SUVmax {suvmax:.2f} < {min_suvmax:g}",
+    "not_suv": "local SUVmax {suvmax:.0f} is not a plausible SUV (> {max_suvmax:g}): is the PET in Bq/mL rather "
+               "than SUV? (medlab.io reads SUV from DICOM with its decay and weight tags)",
     "low_contrast": "uptake near the click is not above the local background: SUVmax {suvmax:.2f} is "
                     "{contrast:.2f} x the background median {background:.2f} (< {min_contrast:g} x)",
     "tiny": "region is a handful of voxels ({n_voxels} < {min_voxels})",
@@ -168,6 +172,7 @@ def pet_plausibility(pet, mask, *, suvmax=None, suvmax_index=None, box=None, thr
     Checks (thresholds in :data:`PET_PLAUSIBILITY`, overridden by ``thresholds``):
 
     - ``low_suv``: the local SUVmax (the uptake the click found) is below ``min_suvmax``;
+    - ``not_suv``: it is above ``max_suvmax``, no SUV a tracer reaches (a PET in Bq/mL);
     - ``low_contrast``: it is less than ``min_contrast`` times the background, the median SUV
       of body voxels (SUV > 0.1) in a shell 10-30 mm around the region (around the local
       maximum when the region leaves no shell);
@@ -208,7 +213,7 @@ def pet_plausibility(pet, mask, *, suvmax=None, suvmax_index=None, box=None, thr
         t.update(thresholds)
     img, _ = scalar_image(pet, spacing, "pet")
     arr = view(img).astype(np.float64)
-    m = mask_array(mask, pet, image_name="pet")
+    m = mask_array(mask, pet, image_name="pet", nonempty=False)  # an empty result gets its verdict too
     sp = spacing_zyx(img)
     n = int(m.sum())
     values = {"n_voxels": n, "volume_ml": n * math.prod(sp) / 1000.0, **t}
@@ -218,6 +223,8 @@ def pet_plausibility(pet, mask, *, suvmax=None, suvmax_index=None, box=None, thr
     failed = []
     if not suvmax >= t["min_suvmax"]:
         failed.append("low_suv")
+    if suvmax > t["max_suvmax"]:
+        failed.append("not_suv")
     # background: a shell 10-30 mm around the region (or around the local maximum if empty)
     if suvmax_index is None:
         suvmax_index = np.unravel_index(int(np.argmax(np.where(m, arr, -np.inf))), arr.shape) if n else \
