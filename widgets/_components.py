@@ -471,7 +471,8 @@ class SeedPicker(_Component):
     verdict : medlab.segmentation.PetVerdict or None
         On a PET in SUV (viewer unit ``'SUV'``): whether the region is a plausible lesion
         (:func:`medlab.segmentation.pet_plausibility`: low uptake or contrast, a handful of
-        voxels, touching the field of view, too large, a far hotter structure nearby); the
+        voxels, touching the field of view, too large, a far hotter structure nearby, values no
+        SUV reaches); the
         reasons are shown under the statistics. None for other images or no region.
     """
 

@@ -357,7 +357,8 @@ def pet_tumour_widget(viewer: napari.Viewer, pet: napari.layers.Image, seed: nap
                       method: str = "otsu_box") -> napari.types.LayerDataTuple:
     """One-click PET lesion (medlab.segmentation.segment_pet_tumour) from the last point of
     ``seed``, as a new labels layer with its volume and mean SUV; an implausible result (low
-    contrast, a handful of voxels, at the border, too large, a hotter structure nearby) is shown
+    contrast, a handful of voxels, at the border, too large, a hotter structure nearby, values
+    no SUV reaches) is shown
     as a warning notification with the reasons."""
     from napari.utils.notifications import show_warning
 
