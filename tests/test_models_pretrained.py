@@ -170,7 +170,19 @@ def test_model_cards_and_input_checks():
     with pytest.raises(ValueError, match="refusing to run it"):
         mm.classify(busi, head, task="fetal head segmentation")
     assert mm.check_input(hc, head) == []
-    assert mm.check_input(busi, datasets.load("busi", case="benign (1)", progress=False).image) == []
+    lesion = datasets.load("busi", case="benign (1)", progress=False).image
+    assert mm.check_input(busi, lesion) == []
+    # a blank frame or one with NaN pixels has nothing to classify: a NaN row, not a confident
+    # probability (busi_effnet said 'malignant 0.83' for an all-black frame), in a batch too
+    vector = lesion.GetNumberOfComponentsPerPixel() > 1
+    blank = sitk.GetImageFromArray(np.zeros_like(sitk.GetArrayFromImage(lesion)), isVector=vector)
+    damaged = sitk.GetArrayFromImage(lesion).astype(np.float32)
+    damaged[10:20, 10:20] = np.nan
+    damaged = sitk.GetImageFromArray(damaged, isVector=vector)
+    for name in ("busi_resnet", "busi_effnet"):
+        with pytest.warns(mm.ModelInputWarning, match=r"constant image|not finite"):
+            p = mm.classify(mm.pretrained(name), [lesion, blank, damaged])
+        assert np.isfinite(p[0]).all() and np.isnan(p[1:]).all(), name
 
 
 @pytest.fixture(scope="module")

@@ -181,3 +181,19 @@ def test_a_dead_model_process_is_explained_and_restarted():
         assert _model_process._submit(abs, -2) == 2  # a fresh worker on the next call
     finally:
         _model_process.shutdown()
+
+
+def test_model_layers_of_a_blank_frame_name_no_class_and_draw_no_grad_cam():
+    """The napari Model runner's work (run in its model process): a classifier on a blank frame
+    gives NaN probabilities (medlab.models.classify) and no Grad-CAM layer."""
+    import warnings
+
+    import medlab.models
+
+    blank = sitk.Image(256, 256, sitk.sitkUInt8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        layers, info = _layers.model_layers(medlab.models.pretrained("busi_resnet"), blank)
+    assert layers == [] and list(info["probabilities"]) == ["benign", "malignant", "normal"]
+    assert np.isnan(list(info["probabilities"].values())).all()
+    assert any("constant image" in str(w.message) for w in caught)

@@ -100,6 +100,14 @@ def test_classifier_gives_probabilities(us):
     np.testing.assert_allclose(list(r.probabilities.values()), want, rtol=1e-5)
     assert r.prediction is None and "model" not in v.layers and r.cam.shape == v.array.shape
     assert r.children[0] is r._device  # attached to a viewer: only its controls
+    # a blank frame: no class is named and no Grad-CAM drawn (classify gives a NaN row)
+    blank = sitk.Image(us.image.GetSize(), sitk.sitkUInt8)
+    blank.CopyInformation(us.image)
+    r2 = ModelRunner(SliceViewer(blank), model="busi_resnet")
+    with pytest.warns(medlab.models.ModelInputWarning, match="constant image"):
+        out = r2.infer()
+    assert "no prediction (a blank frame or NaN pixels" in r2._result.value and "benign" not in r2._result.value
+    assert r2.cam is None and np.isnan(list(out["probabilities"].values())).all()
 
 
 def test_training_in_the_background_with_a_live_loss_curve(disks):

@@ -23,6 +23,7 @@ import tempfile
 import threading
 
 import ipywidgets as widgets
+import numpy as np
 import SimpleITK as sitk
 import traitlets as t
 
@@ -265,10 +266,16 @@ class ModelRunner(JobOwner, StaticPNG, widgets.VBox):
             self.prediction = None
             self.probabilities = {c: float(p) for c, p in zip(tm.classes, probs, strict=True)}
             v.remove_layer("model")
+            out.update(probabilities=self.probabilities)
+            if not np.isfinite(probs).all():  # classify's NaN row: nothing to classify, and no Grad-CAM
+                self._result.value = (f"<b>{html.escape(self.model_name)}</b>: no prediction (a blank frame or "
+                                      "NaN pixels: nothing to classify)")
+                self.cam = self.cam_pixels = None
+                self._cam_view.value = b""
+                return out
             best = max(self.probabilities, key=self.probabilities.get)
             cells = " &nbsp; ".join(f"{html.escape(c)} {p:.3f}" for c, p in self.probabilities.items())
             self._result.value = f"<b>{html.escape(self.model_name)}</b>: <b>{html.escape(best)}</b> &nbsp; ({cells})"
-            out.update(probabilities=self.probabilities)
         cam = medlab.models.grad_cam(tm, img, class_index=self.class_index)
         self.cam = sitk.GetArrayFromImage(cam)
         self._show_cam()

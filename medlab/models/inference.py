@@ -296,8 +296,12 @@ def classify(model, images, *, spacing=None, batch_size: int = 32, task: str | N
     Returns
     -------
     ndarray, (n, classes)
-        Softmax outputs, one row per image (``n = 1`` for a single image).
+        Softmax outputs, one row per image (``n = 1`` for a single image). A row is NaN for an
+        image with nothing to classify: constant (a blank frame) or with NaN or infinite pixels
+        (it also gets the input warning).
     """
+    from .cards import _stats
+
     check_int("batch_size", batch_size, minimum=1)
     tm = as_trained(model, **preprocessing)
     if tm.task != "classification":
@@ -306,7 +310,12 @@ def classify(model, images, *, spacing=None, batch_size: int = 32, task: str | N
     imgs = [_input_image(tm, it, spacing)[0] for it in items]
     _check_domain(tm, imgs, task)
     grids = [_training_grid(tm, img) for img in imgs]
-    return _predict(tm.model, _network_input(tm, grids), batch_size)
+    out = _predict(tm.model, _network_input(tm, grids), batch_size)
+    for k, img in enumerate(imgs):  # no content: no probability (a network still outputs one)
+        s = _stats(img)
+        if s["nonfinite"] or not s["max"] > s["min"]:
+            out[k] = np.nan
+    return out
 
 
 # ------------------------------------------------------------------------------ sliding window

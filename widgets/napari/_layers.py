@@ -336,6 +336,7 @@ def model_layers(trained, image: sitk.Image, *, grad_cam: bool = True) -> tuple[
     else:
         probs = medlab.models.classify(trained, image)[0]
         info["probabilities"] = {c: float(p) for c, p in zip(trained.classes, probs, strict=True)}
+        grad_cam = grad_cam and bool(np.isfinite(probs).all())  # a NaN row: nothing was classified
     if grad_cam:
         cam = medlab.models.grad_cam(trained, image)
         layers.append(image_to_layer(cam, "Grad-CAM", colormap="inferno", blending="additive", opacity=0.5,

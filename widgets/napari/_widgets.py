@@ -780,7 +780,9 @@ class ModelRunnerWidget(Container):
         self.info = info
         for text in info.get("warnings", ()):  # e.g. medlab.models' ModelInputWarning: said, not hidden
             show_warning(f"{self._model.value}: {text}")
-        if "probabilities" in info:
+        if "probabilities" in info and not all(p == p for p in info["probabilities"].values()):
+            self._result.value = "no prediction (a blank frame or NaN pixels: nothing to classify)"
+        elif "probabilities" in info:
             self._result.value = ", ".join(f"{c} {p:.3f}" for c, p in info["probabilities"].items())
         else:
             self._result.value = f"{self._model.value}: labels added"
