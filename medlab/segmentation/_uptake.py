@@ -68,7 +68,7 @@ def suv_metrics(pet, mask, *, spacing=None) -> dict:
     if img.GetDimension() != 3:
         raise ValueError(f"`pet` must be 3D (a volume in mL); got a {img.GetDimension()}D image")
     arr = view(img).astype(np.float64)
-    m = mask_array(mask, pet, image_name="pet", nonempty=False)  # an empty result gets its verdict too
+    m = mask_array(mask, pet, image_name="pet")
     sp = spacing_zyx(img)
     inside = arr[m]
     suvmax = float(inside.max())
