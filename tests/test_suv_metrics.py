@@ -101,5 +101,11 @@ def test_bad_input():
         suv_metrics(np.ones((4, 4)), np.ones((4, 4)))
     with pytest.raises(ValueError, match="selects no voxels"):
         suv_metrics(np.ones((3, 3, 3)), np.zeros((3, 3, 3)))
+    # a NaN in the lesion (or beside it, inside the SUVpeak sphere): refused with the count, not an
+    # IndexError from an SUVmax that no voxel equals (before)
+    damaged = np.ones((3, 3, 3))
+    damaged[1, 1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"`pet` has 1 voxels that are NaN or infinite \(of 27\)"):
+        suv_metrics(damaged, np.ones((3, 3, 3)))
     with pytest.raises(ValueError, match="same shape"):
         suv_metrics(np.ones((3, 3, 3)), np.ones((3, 3, 2)))

@@ -64,7 +64,7 @@ def suv_metrics(pet, mask, *, spacing=None) -> dict:
     >>> round(m["suvpeak"], 4)  # (7 + 18 x 3) / 19 voxels within 6.2 mm of the centre
     3.2105
     """
-    img, _ = scalar_image(pet, spacing, "pet")
+    img, _ = scalar_image(pet, spacing, "pet", finite=True)
     if img.GetDimension() != 3:
         raise ValueError(f"`pet` must be 3D (a volume in mL); got a {img.GetDimension()}D image")
     arr = view(img).astype(np.float64)
@@ -211,7 +211,7 @@ def pet_plausibility(pet, mask, *, suvmax=None, suvmax_index=None, box=None, thr
         if unknown:
             raise ValueError(f"`thresholds` has unknown keys {sorted(unknown)}; expected some of {sorted(t)}")
         t.update(thresholds)
-    img, _ = scalar_image(pet, spacing, "pet")
+    img, _ = scalar_image(pet, spacing, "pet", finite=True)
     arr = view(img).astype(np.float64)
     m = mask_array(mask, pet, image_name="pet", nonempty=False)  # an empty result gets its verdict too
     sp = spacing_zyx(img)
