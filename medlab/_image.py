@@ -28,6 +28,7 @@ __all__ = [
     "check_spacing",
     "array_shape",
     "check_scalar",
+    "count_nonfinite",
     "grey_image",
     "mask_array",
     "seeds_to_sitk",
@@ -201,6 +202,16 @@ def check_scalar(img: sitk.Image, name: str) -> sitk.Image:
             "components per pixel"
         )
     return img
+
+
+def count_nonfinite(arr, *, vector: bool = False) -> int:
+    """How many pixels of ``arr`` are NaN or infinite (0 for an integer array); with ``vector``
+    the last axis holds a pixel's components, and a pixel counts once if any of them is."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fc":
+        return 0
+    bad = ~np.isfinite(arr)
+    return int(np.count_nonzero(bad.any(axis=-1) if vector else bad))
 
 
 def grey_image(image: sitk.Image) -> sitk.Image:

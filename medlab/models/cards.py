@@ -19,6 +19,7 @@ import html
 import math
 
 import numpy as np
+from medlab._image import count_nonfinite
 from medlab._options import check_choice
 
 __all__ = ["card", "check_input", "input_domain", "ModelInputWarning"]
@@ -49,13 +50,19 @@ def _stats(image):
         grey_rgb = bool(np.allclose(rgb[..., 0], rgb[..., 1]) and np.allclose(rgb[..., 0], rgb[..., 2]))
     else:
         grey_rgb = True
-    finite = np.isfinite(arr) if arr.dtype.kind in "fc" else None
-    nonfinite = 0 if finite is None else int(arr.size - np.count_nonzero(finite))
-    values = arr if not nonfinite else arr[finite]
+    nonfinite = count_nonfinite(arr, vector=comps > 1)
+    values = arr if not nonfinite else arr[np.isfinite(arr)]
     return {"shape": tuple(int(s) for s in shape), "components": int(comps), "colour": not grey_rgb,
             "spacing": spacing, "nonfinite": nonfinite,
             "max": float(np.max(values)) if values.size else math.nan,
             "min": float(np.min(values)) if values.size else math.nan}
+
+
+def _content(image) -> tuple[int, bool]:
+    """``(non-finite pixels, constant)`` of an image: with either, it holds nothing to measure or
+    classify (:func:`medlab.models.classify` gives NaN, :func:`medlab.models.measure_head` no HC)."""
+    s = _stats(image)
+    return s["nonfinite"], not s["max"] > s["min"]
 
 
 def input_domain(images, *, spacing_known: bool = True) -> dict:

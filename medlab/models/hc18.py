@@ -62,6 +62,8 @@ from medlab._image import as_sitk, grey_image, spacing_zyx
 from medlab._options import check_choice
 from medlab.segmentation import ELLIPSE_METHODS, Ellipse, ellipse_residual, fit_ellipse
 
+from .cards import _content
+
 __all__ = [
     "HC18_BOUNDARY_OFFSET_PX",
     "head_circumference",
@@ -546,9 +548,8 @@ def measure_head(model, image, *, spacing=None, method: str = "opencv", tta: boo
         if sec is not None and "error_model" in info.get("qc", {}):
             expected = expected_error(info["qc"]["error_model"], pixel_mm=pixel_mm, hc_mm=hc, tta_spread=spread,
                                       fit_residual=residual, pass_change=change, level_spread=level)
-        pixels = sitk.GetArrayViewFromImage(img)
-        nonfinite = int(pixels.size - np.count_nonzero(np.isfinite(pixels))) if pixels.dtype.kind == "f" else 0
-        blank = not nonfinite and float(np.ptp(pixels)) == 0.0
+        nonfinite, constant = _content(img)
+        blank = constant and not nonfinite
         verdict = head_qc(hc_mm=hc, pixel_mm=pixel_mm, fit_residual=residual, border_share=border,
                           tta_spread=spread, thresholds=thresholds, blank=blank, pass_change=change,
                           level_spread=level, expected_error_mm=expected, nonfinite_px=nonfinite)
@@ -966,7 +967,7 @@ def hc18_summary(table, *, method: str = "opencv", large_error_mm: float = 4.0, 
         "share_flagged": float(flag.mean()),
         "n_flagged": int(flag.sum()),
         "mad_flagged_mm": float(np.nanmean(err[flag])) if flag.any() else math.nan,
-        "mad_unflagged_mm": float(np.nanmean(err[~flag])) if (~flag).any() else math.nan,
+        "mad_unflagged_mm": out["overall"]["mad_unflagged_mm"],
         "mad_unflagged_ci95_mm": list(_cluster_bootstrap_ci(err[~flag], table["subject"][~flag], n_boot=n_boot,
                                                             seed=seed)),
         "large_error_mm": large_error_mm,

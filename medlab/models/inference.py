@@ -300,7 +300,7 @@ def classify(model, images, *, spacing=None, batch_size: int = 32, task: str | N
         image with nothing to classify: constant (a blank frame) or with NaN or infinite pixels
         (it also gets the input warning).
     """
-    from .cards import _stats
+    from .cards import _content
 
     check_int("batch_size", batch_size, minimum=1)
     tm = as_trained(model, **preprocessing)
@@ -312,8 +312,7 @@ def classify(model, images, *, spacing=None, batch_size: int = 32, task: str | N
     grids = [_training_grid(tm, img) for img in imgs]
     out = _predict(tm.model, _network_input(tm, grids), batch_size)
     for k, img in enumerate(imgs):  # no content: no probability (a network still outputs one)
-        s = _stats(img)
-        if s["nonfinite"] or not s["max"] > s["min"]:
+        if any(_content(img)):
             out[k] = np.nan
     return out
 

@@ -14,6 +14,7 @@ from medlab._image import (  # noqa: F401 - seeds_to_sitk: the segmentation modu
     check_same_shape,
     check_scalar,
     copy_geometry,
+    count_nonfinite,
     seeds_to_sitk,
     to_array,
 )
@@ -43,9 +44,9 @@ def scalar_image(image, spacing, name="image", *, finite=False):
     statistics or a maximum around a seed would otherwise crash or return nonsense)."""
     img, back = as_sitk(image, spacing=spacing, name=name)
     check_scalar(img, name)
-    if finite and img.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+    if finite:
         values = sitk.GetArrayViewFromImage(img)
-        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        bad = count_nonfinite(values)
         if bad:
             raise ValueError(f"`{name}` has {bad} voxels that are NaN or infinite (of {values.size}); set them to "
                              "a value first (e.g. 0 outside the field of view) rather than have them guessed here")
