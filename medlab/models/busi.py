@@ -12,12 +12,14 @@ training image into the test set for about 23 % of the test images.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from medlab._options import check_choice, check_int
 
 __all__ = ["CLASSES", "load_busi", "busi_split", "evaluate_busi", "threshold_at_sensitivity", "busi_performance",
-           "efficientnet_lite0_features", "busi_effnet"]
+           "efficientnet_lite0_features", "efficientnet_lite0_unet", "load_effnet_weights", "busi_effnet"]
 
 CLASSES = ("benign", "malignant", "normal")
 MAX_DISTANCE = 10
@@ -298,6 +300,116 @@ def busi_performance(table, *, threshold: float | None = None, sensitivity: floa
 # ----------------------------------------------------------------------------- EfficientNet-Lite0
 
 
+def _effnet_trunk(inp, last: int):
+    """EfficientNet-Lite0's stem and blocks 0 to ``last`` on the Keras tensor ``inp`` (RGB scaled to
+    [-1, 1]): ``{block: output}``, with the layer names the converted ImageNet weights carry."""
+    from ._backend import keras as _keras
+
+    layers = _keras().layers
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+    x = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x))
+    outputs, k = {}, 0
+    for repeats, kernel, stride, expand, c_in, c_out in EFFNET_LITE0_STAGES:
+        for r in range(repeats):
+            if k > last:
+                return outputs
+            s_, ci = (stride, c_in) if r == 0 else (1, c_out)
+            h = x
+            if expand != 1:
+                h = layers.Conv2D(ci * expand, 1, use_bias=False, name=f"b{k}_expand")(h)
+                h = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn0")(h))
+            h = layers.DepthwiseConv2D(kernel, strides=s_, padding="same", use_bias=False, name=f"b{k}_dw")(h)
+            h = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn1")(h))
+            h = layers.Conv2D(c_out, 1, use_bias=False, name=f"b{k}_project")(h)
+            h = layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn2")(h)
+            x = layers.Add(name=f"b{k}_add")([h, x]) if s_ == 1 and ci == c_out else h
+            outputs[k] = x
+            k += 1
+    return outputs
+
+
+def efficientnet_lite0_unet(*, input_size=(224, 224), in_channels: int = 1, out_channels: int = 2, last_block: int = 10,
+                            decoder_filters=(64, 48, 32, 16), dropout: float = 0.1, name: str = "effnet_unet",
+                            mixed_precision=False):
+    """A U-Net whose encoder is EfficientNet-Lite0 (stem and blocks 0 to ``last_block``).
+
+    Grey input is repeated to the three channels the backbone expects. The decoder doubles the
+    size four times with bilinear upsampling, each followed by the encoder's features of that
+    size (blocks 4, 2, 0; the input at full size) and two 3 x 3 convolutions with batch
+    normalisation and ReLU; a 1 x 1 convolution and softmax give the classes. The encoder's
+    layers carry the names of :func:`efficientnet_lite0_features`, so the ImageNet weights of
+    ``busi_effnet`` load into them by name (:func:`load_effnet_weights`).
+
+    Parameters
+    ----------
+    input_size : (height, width)
+        Multiples of 16.
+    in_channels : {1, 3}
+        Grey (z-scored) or RGB input.
+    out_channels : int
+        Classes, background included.
+    last_block : int
+        The encoder's last block (7 or 10 end the stride-16 stages with 80 or 112 channels).
+    decoder_filters : four ints
+        Filters of the decoder levels, coarsest first.
+    dropout : float
+        Dropout after the encoder and each decoder level (for :func:`medlab.models.mc_dropout`).
+    mixed_precision : bool
+        Must be False (``'auto'`` is taken as False): the network is built in float32.
+    """
+    from ._backend import keras as _keras
+
+    keras = _keras()
+    layers = keras.layers
+    size = tuple(int(check_int("input_size", v, minimum=16)) for v in input_size)
+    if len(size) != 2 or any(v % 16 for v in size):
+        raise ValueError(f"`input_size` must be (height, width), multiples of 16; got {input_size!r}")
+    if in_channels not in (1, 3):
+        raise ValueError(f"`in_channels` must be 1 (grey) or 3 (RGB); got {in_channels!r}")
+    check_int("last_block", last_block, minimum=4)
+    if mixed_precision is True:
+        raise ValueError("`mixed_precision` must be False for efficientnet_lite0_unet (built in float32)")
+    if last_block > 10:
+        raise ValueError(f"`last_block` must be 4-10 (the encoder stops at stride 16); got {last_block!r}")
+    if len(decoder_filters) != 4:
+        raise ValueError(f"`decoder_filters` must be four filter counts; got {decoder_filters!r}")
+    inp = keras.Input((*size, in_channels))
+    rgb = layers.Concatenate(name="grey_to_rgb")([inp, inp, inp]) if in_channels == 1 else inp
+    blocks = _effnet_trunk(rgb, last_block)
+    x = blocks[last_block]
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    for level, (skip, filters) in enumerate(zip((blocks[4], blocks[2], blocks[0], inp), decoder_filters)):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}")(x)
+        x = layers.Concatenate(name=f"skip{level}")([x, skip])
+        for j in range(2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"dec{level}_conv{j}")(x)
+            x = layers.ReLU()(layers.BatchNormalization(name=f"dec{level}_bn{j}")(x))
+        if dropout:
+            x = layers.Dropout(dropout)(x)
+    out = layers.Conv2D(out_channels, 1, name="logits")(x)
+    out = layers.Activation("softmax", dtype="float32", name="probabilities")(out)
+    return keras.Model(inp, out, name=name)
+
+
+def load_effnet_weights(model, source) -> int:
+    """Copy the EfficientNet-Lite0 layers' weights of ``source`` (e.g. ``pretrained('busi_effnet')``'s
+    network) into the layers of ``model`` with the same names; returns how many layers got them."""
+    def walk(m):
+        for layer in m.layers:
+            yield layer
+            if hasattr(layer, "layers"):
+                yield from walk(layer)
+
+    theirs = {layer.name: layer for layer in walk(source)}
+    n = 0
+    for layer in model.layers:
+        if re.fullmatch(r"stem_(conv|bn)|b\d+_(expand|dw|project|bn\d)", layer.name) and layer.name in theirs:
+            layer.set_weights([np.asarray(w, dtype=np.float32) for w in theirs[layer.name].get_weights()])
+            n += 1
+    return n
+
+
 def efficientnet_lite0_features(*, input_size=(224, 224), blocks=(7, 10, 14), name: str = "efficientnet_lite0"):
     """The EfficientNet-Lite0 backbone up to the last block asked for, as globally pooled features.
 
@@ -332,27 +444,7 @@ def efficientnet_lite0_features(*, input_size=(224, 224), blocks=(7, 10, 14), na
     if not blocks or max(blocks) >= N_EFFNET_BLOCKS:
         raise ValueError(f"`blocks` must be block indices 0-{N_EFFNET_BLOCKS - 1}; got {blocks!r}")
     inp = keras.Input((*size, 3))
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
-    x = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x))
-    outputs, k = {}, 0
-    for repeats, kernel, stride, expand, c_in, c_out in EFFNET_LITE0_STAGES:
-        for r in range(repeats):
-            s_, ci = (stride, c_in) if r == 0 else (1, c_out)
-            h = x
-            if expand != 1:
-                h = layers.Conv2D(ci * expand, 1, use_bias=False, name=f"b{k}_expand")(h)
-                h = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn0")(h))
-            h = layers.DepthwiseConv2D(kernel, strides=s_, padding="same", use_bias=False, name=f"b{k}_dw")(h)
-            h = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn1")(h))
-            h = layers.Conv2D(c_out, 1, use_bias=False, name=f"b{k}_project")(h)
-            h = layers.BatchNormalization(epsilon=1e-3, name=f"b{k}_bn2")(h)
-            x = layers.Add(name=f"b{k}_add")([h, x]) if s_ == 1 and ci == c_out else h
-            outputs[k] = x
-            k += 1
-            if k > max(blocks):
-                break
-        if k > max(blocks):
-            break
+    outputs = _effnet_trunk(inp, max(blocks))
     pooled = [p(outputs[b]) for b in blocks
               for p in (layers.GlobalAveragePooling2D(name=f"avg{b}"), layers.GlobalMaxPooling2D(name=f"max{b}"))]
     return keras.Model(inp, layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0], name=name)

@@ -581,9 +581,9 @@ def _refiner(model):
         raise FileNotFoundError(f"the second-pass weights {str(path)!r} named in the model's info['refine'] are missing")
     key = (str(path), path.stat().st_mtime_ns)
     if key not in _REFINERS:
-        from . import networks
+        from .io import build_network
 
-        net = networks.unet(**spec["builder"]["kwargs"], mixed_precision=False)
+        net = build_network(spec["builder"])
         net.load_weights(path)
         _REFINERS[key] = TrainedModel(net, task="segmentation", classes=("background", "head"),
                                       input_size=tuple(spec["builder"]["kwargs"]["input_size"]),

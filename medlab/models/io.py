@@ -231,14 +231,21 @@ def pretrained(name: str, *, folder=None) -> TrainedModel:
         raise FileNotFoundError(f"no {name}.json in {str(folder)!r}")
     meta = json.loads((folder / f"{name}.json").read_text())
     builder = meta.pop("builder")
-    from . import busi, networks
-
-    func = {"unet": networks.unet, "classifier": networks.classifier,
-            "busi_effnet": busi.busi_effnet}[builder["function"]]
-    net = func(**builder["kwargs"], mixed_precision=False)
+    net = build_network(builder)
     net.load_weights(folder / f"{name}.weights.h5")
     info = meta.pop("info", {})
     return TrainedModel(net, **meta, info={**info, "builder": builder, "name": name})
+
+
+def build_network(builder: dict):
+    """The Keras network a pretrained model's ``builder`` (``{"function": name, "kwargs": {...}}``)
+    describes, in float32: ``unet``, ``classifier``, ``busi_effnet`` or ``effnet_unet``."""
+    from . import busi, networks
+
+    funcs = {"unet": networks.unet, "classifier": networks.classifier, "busi_effnet": busi.busi_effnet,
+             "effnet_unet": busi.efficientnet_lite0_unet}
+    check_choice("builder function", builder["function"], list(funcs))
+    return funcs[builder["function"]](**builder["kwargs"], mixed_precision=False)
 
 
 def _json_safe(value):
@@ -256,8 +263,8 @@ def _json_safe(value):
 def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None) -> tuple[Path, Path]:
     """Write ``NAME.weights.h5`` and ``NAME.json`` (used by ``tools/train_pretrained.py``).
 
-    ``builder`` is ``{"function": "unet" | "classifier" | "busi_effnet", "kwargs": {...}}``, the call that
-    rebuilds the architecture.
+    ``builder`` is ``{"function": NAME, "kwargs": {...}}``, the call that rebuilds the architecture
+    (:func:`build_network`).
     """
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
     weights = folder / f"{name}.weights.h5"
