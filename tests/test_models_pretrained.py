@@ -49,18 +49,18 @@ def test_hc18_validation_dice_and_head_circumference(hc18_table):
     net, table = hc18_table
     assert len(table) == 133 and table["subject"].nunique() == 107
     s = mm.hc18_summary(table, method="opencv")
-    assert table["dice"].mean() >= 0.958  # 0.968
+    assert table["dice"].mean() >= 0.965  # 0.976
     mad = {m: table[f"abs_err_{m}_mm"].mean() for m in ELLIPSE_METHODS}
-    assert mad["opencv"] <= 2.4  # 2.14 mm (95 % CI 1.78-2.54, subject bootstrap); goal 1.8 mm not reached
-    assert mad["skimage"] <= 2.8  # 2.51 mm with the first pass alone
-    # measured per band: HC < 150 mm 1.84 (38 images), 150-250 mm 1.88 (77), > 250 mm 3.87 (18)
-    for band, ceiling in {"<150": 2.3, "150-250": 2.3, ">250": 4.5}.items():
+    assert mad["opencv"] <= 2.3  # 2.07 mm (95 % CI 1.74-2.44, subject bootstrap); goal 1.8 mm not reached
+    assert mad["skimage"] <= 2.8  # 2.51 mm with the first pass alone (measured before session 9)
+    # measured per band: HC < 150 mm 1.54 (38 images), 150-250 mm 1.84 (77), > 250 mm 4.14 (18)
+    for band, ceiling in {"<150": 1.9, "150-250": 2.2, ">250": 4.7}.items():
         assert s["bands"][band]["mad_mm"] <= ceiling, band
         lo, hi = s["bands"][band]["mad_ci95_mm"]
         assert lo <= s["bands"][band]["mad_mm"] <= hi
-    assert (table["abs_err_opencv_mm"] <= 2).mean() >= 0.56  # 63 % of images within 2 mm
-    # in % of the HC: 2.17 / 1.03 / 1.30 % by band; the images without a QC flag:
-    # MAD 1.58 mm (30 of 38) and 1.52 mm (65 of 77) below 250 mm, none of the 18 above
+    assert (table["abs_err_opencv_mm"] <= 2).mean() >= 0.56  # 64 % of images within 2 mm
+    # in % of the HC: 1.74 / 1.01 / 1.39 % by band; the images without a QC flag:
+    # MAD 1.43 mm (27 of 38) and 1.47 mm (67 of 77) below 250 mm, none of the 18 above
     assert s["overall"]["mape_pct"] <= 1.7 and s["bands"][">250"]["mape_pct"] <= 1.8
     assert s["bands"]["<150"]["mad_unflagged_mm"] <= 1.7 and s["bands"]["150-250"]["mad_unflagged_mm"] <= 1.8
     assert s["bands"]["150-250"]["n_unflagged"] >= 60 and s["bands"][">250"]["n_unflagged"] <= 2
@@ -81,12 +81,12 @@ def test_hc18_qc_flags_hold_the_large_errors(hc18_table):
     _, table = hc18_table
     qc = mm.hc18_summary(table)["qc"]
     # with the expected-error check (an error model fitted on the training part, its threshold
-    # chosen on validation; issue 15): 29 % flagged (38 of 133), MAD 3.64 flagged vs 1.54 mm
-    # unflagged, 14 of the 18 errors above 4 mm flagged (before it: 17 %, 3.46 vs 2.04, 6 of 21)
+    # chosen on validation; issue 15): 29 % flagged (39 of 133), MAD 3.54 flagged vs 1.46 mm
+    # unflagged, 15 of the 17 errors above 4 mm flagged (before it: 17 %, 3.46 vs 2.04, 6 of 21)
     assert qc["share_flagged"] <= 0.38
     assert qc["mad_flagged_mm"] >= 1.8 * qc["mad_unflagged_mm"]
-    assert qc["large_errors_flagged"] >= 0.55
-    assert qc["reasons"]["large expected error"] >= 20  # 34
+    assert qc["large_errors_flagged"] >= 0.7
+    assert qc["reasons"]["large expected error"] >= 20  # 30
     # every measurement carries an expected error from the shipped error model
     assert np.isfinite(table["expected_error_mm"]).all() and table["level_spread"].between(0, 0.5).all()
 
@@ -134,11 +134,16 @@ def test_hc18_second_pass_is_the_shipped_crop_network(hc18_table):
     net, table = hc18_table
     spec = net.info["refine"]
     assert (WEIGHTS_DIR / spec["weights"]).is_file() and spec["builder"]["kwargs"]["input_size"] == [224, 224]
-    assert 0 <= spec["offset_crop_px"] < 1  # 0.234 crop px, chosen on the validation part
+    assert 0 <= spec["offset_crop_px"] < 1  # 0.228 crop px, chosen on the validation part
     tm, _ = _refiner(net)
-    # an EfficientNet-Lite0 encoder (ImageNet) U-Net, not the first pass's network (issue 15, session 8)
+    # both passes: an EfficientNet-Lite0 encoder (ImageNet) U-Net (issue 15, sessions 8 and 9), each with its
+    # own weights, on its own grid (the whole image; a crop around the head)
     assert spec["builder"]["function"] == "effnet_unet" and tm.model.get_layer("b10_project") is not None
-    assert tm.input_size == (224, 224) and tm.model.count_params() > net.model.count_params()
+    assert net.info["recipe"]["storage"] == "float16" and net.model.get_layer("b10_project") is not None
+    assert tm.input_size == (224, 224) and net.input_size == (160, 240)
+    assert tm.model.count_params() == net.model.count_params() == 936_114
+    assert not np.array_equal(tm.model.get_layer("logits").get_weights()[0],
+                              net.model.get_layer("logits").get_weights()[0])
     d = datasets.load("hc18", case=table["case"].iloc[0], progress=False)
     both, first = mm.measure_head(net, d.image), mm.measure_head(net, d.image, refine=False)
     assert both.hc_mm == pytest.approx(table["hc_opencv_mm"].iloc[0], abs=1e-6)
@@ -297,6 +302,14 @@ def test_efficientnet_lite0_unet_shapes_imagenet_weights_and_bad_input():
     assert "b8_project" not in {layer.name for layer in net.layers}  # the encoder stops at block 7
     x = np.random.default_rng(0).normal(size=(2, 64, 96, 1)).astype("float32")
     np.testing.assert_allclose(net.predict(x, verbose=0).sum(axis=-1), 1.0, atol=1e-5)
+    # Grad-CAM's default layer and Monte Carlo dropout, as in medlab.models.unet
+    assert net.get_layer("bottleneck").output.shape == (None, 4, 6, 80)
+    assert sum(isinstance(layer, mm.MCDropout) for layer in net.layers) == 5  # after the encoder + 4 decoder levels
+    tm = mm.TrainedModel(net, task="segmentation", classes=("background", "head"), input_size=(64, 96))
+    mc = mm.mc_dropout(tm, x[0, ..., 0], samples=4, seed=0, spacing=(1.0, 1.0))
+    assert float(np.asarray(mc["std"]).max()) > 0  # the dropout masks differ between samples
+    np.testing.assert_array_equal(net.predict(x, verbose=0), net.predict(x, verbose=0))  # inactive otherwise
+    assert np.asarray(mm.grad_cam(tm, x[0, ..., 0], spacing=(1.0, 1.0))).shape == (64, 96)
     # the ImageNet weights of busi_effnet's backbone load by name: stem (2 layers), block 0 (4), blocks 1-7 (6 each)
     source = mm.pretrained("busi_effnet").model
     assert load_effnet_weights(net, source) == 2 + 4 + 7 * 6

@@ -20,9 +20,11 @@ def test_notebook(tmp_path):
     assert r["shared_subjects"] == 0
     assert (r["n_train"], r["n_eval"], r["epochs"]) == (8, 24, 1)
     assert r["train_images_per_second"] > 0
-    assert r["dice_mean"] >= 0.958  # 0.968
-    assert min(r["mad_mm"].values()) <= 4.0  # 3.57 mm (opencv), 3.65 mm (skimage) on these 24 images
-    assert r["within_2mm"] >= 0.58  # 0.667
+    # the EfficientNet-encoder first pass (session 9): MAD 3.57 -> 2.58 mm, Dice 0.968 -> 0.975 on these 24
+    # images, but within 2 mm 0.667 -> 0.50 (fewer large errors, more of 2-3 mm: one pass, no flips, no second pass)
+    assert r["dice_mean"] >= 0.968  # 0.975
+    assert min(r["mad_mm"].values()) <= 3.0  # 2.58 mm (opencv), 2.60 mm (skimage) on these 24 images
+    assert r["within_2mm"] >= 0.42  # 0.50
     assert r["best_fit"] in ("skimage", "opencv")
     assert max(r["mask_fit_mad_mm"].values()) <= 0.05  # 0.026: the fit itself is exact on the reference masks
     assert r["reload_identical"] is True

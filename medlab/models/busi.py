@@ -338,7 +338,10 @@ def efficientnet_lite0_unet(*, input_size=(224, 224), in_channels: int = 1, out_
     size (blocks 4, 2, 0; the input at full size) and two 3 x 3 convolutions with batch
     normalisation and ReLU; a 1 x 1 convolution and softmax give the classes. The encoder's
     layers carry the names of :func:`efficientnet_lite0_features`, so the ImageNet weights of
-    ``busi_effnet`` load into them by name (:func:`load_effnet_weights`).
+    ``busi_effnet`` load into them by name (:func:`load_effnet_weights`). As in
+    :func:`medlab.models.unet`, the encoder's output is the layer ``'bottleneck'`` (the default
+    of :func:`medlab.models.grad_cam`) and the dropout layers are :class:`medlab.models.MCDropout`
+    (for :func:`medlab.models.mc_dropout`).
 
     Parameters
     ----------
@@ -358,6 +361,7 @@ def efficientnet_lite0_unet(*, input_size=(224, 224), in_channels: int = 1, out_
         Must be False (``'auto'`` is taken as False): the network is built in float32.
     """
     from ._backend import keras as _keras
+    from .networks import MCDropout
 
     keras = _keras()
     layers = keras.layers
@@ -376,9 +380,9 @@ def efficientnet_lite0_unet(*, input_size=(224, 224), in_channels: int = 1, out_
     inp = keras.Input((*size, in_channels))
     rgb = layers.Concatenate(name="grey_to_rgb")([inp, inp, inp]) if in_channels == 1 else inp
     blocks = _effnet_trunk(rgb, last_block)
-    x = blocks[last_block]
+    x = layers.Identity(name="bottleneck")(blocks[last_block])  # the default Grad-CAM layer
     if dropout:
-        x = layers.Dropout(dropout)(x)
+        x = MCDropout(dropout, name="bottleneck_dropout")(x)
     for level, (skip, filters) in enumerate(zip((blocks[4], blocks[2], blocks[0], inp), decoder_filters)):
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}")(x)
         x = layers.Concatenate(name=f"skip{level}")([x, skip])
@@ -386,7 +390,7 @@ def efficientnet_lite0_unet(*, input_size=(224, 224), in_channels: int = 1, out_
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"dec{level}_conv{j}")(x)
             x = layers.ReLU()(layers.BatchNormalization(name=f"dec{level}_bn{j}")(x))
         if dropout:
-            x = layers.Dropout(dropout)(x)
+            x = MCDropout(dropout, name=f"dec{level}_dropout")(x)
     out = layers.Conv2D(out_channels, 1, name="logits")(x)
     out = layers.Activation("softmax", dtype="float32", name="probabilities")(out)
     return keras.Model(inp, out, name=name)
