@@ -228,6 +228,22 @@ def test_save_pretrained_round_trip_through_the_atomic_writer(tmp_path):
     assert back.info["test"] == {"mad_mm": 1.5, "mad_unflagged_mm": None, "ci": [None, 2.0]}
 
 
+def test_save_weights_in_float16_halves_the_file_and_loads_back_rounded(tmp_path):
+    mm.set_seed(3)
+    net = mm.unet(depth=3, base_filters=16, mixed_precision=False)
+    full = mm.io.save_weights(net, tmp_path / "full.weights.h5")
+    half = mm.io.save_weights(net, tmp_path / "half.weights.h5", storage="float16")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.weights.h5", "half.weights.h5"]  # no temporary left
+    assert half.stat().st_size < 0.75 * full.stat().st_size
+    back = mm.unet(depth=3, base_filters=16, mixed_precision=False)
+    back.load_weights(half)
+    for mine, theirs in zip(back.get_weights(), net.get_weights(), strict=True):
+        assert mine.dtype == np.float32  # loaded back into float32 ...
+        np.testing.assert_array_equal(mine, theirs.astype(np.float16).astype(np.float32))  # ... rounded once
+    with pytest.raises(ValueError, match="storage"):
+        mm.io.save_weights(net, tmp_path / "x.weights.h5", storage="bfloat16")
+
+
 def test_save_and_load_errors(tmp_path):
     net = mm.unet(depth=1, base_filters=2, mixed_precision=False)
     with pytest.raises(ValueError, match=r"must end in '\.keras'"):

@@ -348,25 +348,6 @@ def fold_head(pipeline, slope: float = 1.0, intercept: float = 0.0) -> tuple[np.
 # --------------------------------------------------------------------------------- commands
 
 
-def _half_h5(path) -> None:
-    """Rewrite a Keras weights file with its float32 arrays stored as float16 (atomically)."""
-    import h5py
-
-    from medlab._atomic import atomic_path
-
-    with h5py.File(path, "r") as src, atomic_path(path, suffix=".weights.h5") as tmp, h5py.File(tmp, "w") as dst:
-        def copy(s_grp, d_grp):
-            d_grp.attrs.update(dict(s_grp.attrs))
-            for key, item in s_grp.items():
-                if isinstance(item, h5py.Group):
-                    copy(item, d_grp.create_group(key))
-                else:
-                    data = item[()]
-                    ds = d_grp.create_dataset(key, data=data.astype(np.float16) if data.dtype == np.float32 else data)
-                    ds.attrs.update(dict(item.attrs))
-        copy(src, dst)
-
-
 def cmd_select(args):
     from medlab import models as mm
 
@@ -483,8 +464,7 @@ def cmd_ship(args):
         "operating_point": _round(op),
     }
     folder = Path(args.out) if args.out else WEIGHTS_DIR
-    weights, meta = save_pretrained(tm, "busi_effnet", builder, folder=folder)
-    _half_h5(weights)  # float16 storage: half the size; Keras loads it back into float32
+    weights, meta = save_pretrained(tm, "busi_effnet", builder, folder=folder, storage="float16")  # half the size
     print("wrote", weights, weights.stat().st_size, "bytes;", meta, flush=True)
     print(json.dumps(tm.info["dev_cv"], indent=1))
 

@@ -195,7 +195,7 @@ def train_hc18(args):
 
     from medlab import datasets
     from medlab import models as mm
-    from medlab.models.io import WEIGHTS_DIR, build_network
+    from medlab.models.io import WEIGHTS_DIR, build_network, save_pretrained
 
     import keras
 
@@ -246,7 +246,7 @@ def train_hc18(args):
         if "refine" in old:
             tm.info["refine"] = old["refine"]
             print("kept the second pass named in", meta_path, flush=True)
-    for p in _save_hc18(tm, builder, args.out):
+    for p in save_pretrained(tm, "hc18_unet", builder, folder=args.out, storage=tm.info["recipe"]["storage"]):
         print("wrote", p, p.stat().st_size, "bytes", flush=True)
     if not args.no_summary:
         summarise_hc18(args)
@@ -260,19 +260,6 @@ def _imagenet_init(net) -> str:
 
     n_layers = load_effnet_weights(net, pretrained("busi_effnet").model)
     return f"EfficientNet-Lite0 blocks 0-10 from ImageNet (busi_effnet's backbone, {n_layers} layers); decoder random"
-
-
-def _save_hc18(tm, builder, folder):
-    """save_pretrained for hc18_unet's first pass, in the storage its recipe names (float16 for the
-    EfficientNet encoder: half the size; Keras loads it back into float32)."""
-    from busi_experiments import _half_h5
-
-    from medlab.models.io import save_pretrained
-
-    weights, meta = save_pretrained(tm, "hc18_unet", builder, folder=folder)
-    if tm.info["recipe"].get("storage") == "float16":
-        _half_h5(weights)
-    return weights, meta
 
 
 # the second pass of hc18_unet (medlab.models.measure_head): a U-Net on a square crop around the head
@@ -411,14 +398,10 @@ def train_hc18_refine(args):
     print(f"trained {result.epochs} epochs in {result.seconds:.0f} s (load average {load})", flush=True)
     if args.dry_run:
         return
-    from medlab.models.io import _uncompiled
+    from medlab.models.io import save_weights
 
-    weights = folder / "hc18_unet.refine.weights.h5"
-    _uncompiled(net).save_weights(weights)
-    if args.refine_arch == "effnet":  # float16 storage (2.2 instead of 4.1 MB); Keras loads it back into float32
-        from busi_experiments import _half_h5
-
-        _half_h5(weights)
+    storage = "float16" if args.refine_arch == "effnet" else "float32"  # float16: 2.2 instead of 4.1 MB
+    weights = save_weights(net, folder / "hc18_unet.refine.weights.h5", storage=storage)
     meta_path = folder / "hc18_unet.json"
     meta = json.loads(meta_path.read_text())
     meta["info"]["refine"] = {
@@ -429,7 +412,7 @@ def train_hc18_refine(args):
                             f"size {list(size)}, margin {HC18_REFINE['margin']}, centre shift up to "
                             f"{HC18_REFINE['shift']} of the side; heads over 250 mm or cut by the border "
                             f"{HC18_REFINE['oversample']} times ({n_over} images)", "n_crops": len(x),
-                   "init": init, "storage": "float16" if args.refine_arch == "effnet" else "float32",
+                   "init": init, "storage": storage,
                    "epochs": result.epochs, "batch_size": 8, "loss": "dice_ce",
                    "learning_rate": f"cosine decay from {lr0:g} to {0.04 * lr0:g}", "augment": repr(augment),
                    "seed": 0},
@@ -495,7 +478,7 @@ def summarise_hc18(args):
 
     from medlab import datasets
     from medlab import models as mm
-    from medlab.models.io import WEIGHTS_DIR, pretrained
+    from medlab.models.io import WEIGHTS_DIR, pretrained, save_pretrained
 
     from medlab.models.cards import input_domain
     from medlab.segmentation import fit_ellipse
@@ -575,7 +558,8 @@ def summarise_hc18(args):
     print(json.dumps({"val": summary_val["overall"], "test": summary_test}, indent=1, default=float), flush=True)
     if "refine" in tm.info:
         tm.info["refine"].pop("folder")
-    _save_hc18(tm, builder, folder)
+    # in the storage the recipe names (float16 for the EfficientNet encoder; the U-Net's recipe predates the key)
+    save_pretrained(tm, "hc18_unet", builder, folder=folder, storage=tm.info["recipe"].get("storage", "float32"))
     if args.csv:
         val.assign(part="val").to_csv(args.csv, index=False)
         test.assign(part="test").to_csv(args.csv.with_suffix(".test.csv"), index=False)

@@ -30,7 +30,8 @@ from medlab._options import check_choice
 from ._backend import keras as _keras
 from .cards import card
 
-__all__ = ["TrainedModel", "save", "load", "pretrained", "list_pretrained", "save_pretrained", "WEIGHTS_DIR"]
+__all__ = ["TrainedModel", "save", "load", "pretrained", "list_pretrained", "save_pretrained", "save_weights",
+           "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _META = "medlab.json"
@@ -260,19 +261,49 @@ def _json_safe(value):
     return value
 
 
-def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None) -> tuple[Path, Path]:
-    """Write ``NAME.weights.h5`` and ``NAME.json`` (used by ``tools/train_pretrained.py``).
+def save_weights(model, path, *, storage: str = "float32") -> Path:
+    """Write ``model``'s weights to the Keras weights file ``path`` (``*.weights.h5``), atomically.
+
+    ``storage='float16'`` stores its float32 arrays as float16: half the size; Keras loads them
+    back into float32 (the pretrained EfficientNet-Lite0 networks are shipped so).
+    """
+    import h5py
+    import numpy as np
+
+    check_choice("storage", storage, ["float32", "float16"])
+    path = Path(path)
+    with atomic_path(path, suffix=".weights.h5") as tmp:  # Keras wants that ending
+        with _quiet_numpy_copy_warning():
+            _uncompiled(model).save_weights(tmp)
+        if storage == "float16":
+            def copy(s_grp, d_grp):
+                d_grp.attrs.update(dict(s_grp.attrs))
+                for key, item in s_grp.items():
+                    if isinstance(item, h5py.Group):
+                        copy(item, d_grp.create_group(key))
+                    else:
+                        data = item[()]
+                        data = data.astype(np.float16) if data.dtype == np.float32 else data
+                        d_grp.create_dataset(key, data=data).attrs.update(dict(item.attrs))
+
+            with atomic_path(tmp, suffix=".weights.h5") as half:  # both files closed before the rename
+                with h5py.File(tmp, "r") as src, h5py.File(half, "w") as dst:
+                    copy(src, dst)
+    return path
+
+
+def save_pretrained(trained: TrainedModel, name: str, builder: dict, folder=None, *,
+                    storage: str = "float32") -> tuple[Path, Path]:
+    """Write ``NAME.weights.h5`` (:func:`save_weights`, in ``storage``) and ``NAME.json`` (used by
+    ``tools/train_pretrained.py``).
 
     ``builder`` is ``{"function": NAME, "kwargs": {...}}``, the call that rebuilds the architecture
     (:func:`build_network`).
     """
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
-    weights = folder / f"{name}.weights.h5"
     meta = folder / f"{name}.json"
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(weights, suffix=".weights.h5") as tmp:  # Keras wants that ending
-        with _quiet_numpy_copy_warning():
-            _uncompiled(trained.model).save_weights(tmp)
+    weights = save_weights(trained.model, folder / f"{name}.weights.h5", storage=storage)
     info = {k: v for k, v in trained.info.items() if k not in ("builder", "name")}
     text = json.dumps(_json_safe({"builder": builder, **trained.preprocessing(), "info": info}), indent=1,
                       allow_nan=False)
