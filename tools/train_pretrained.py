@@ -1,6 +1,7 @@
 """Train the pretrained models shipped in medlab/models/weights/ (reproducible, seeded, CPU).
 
-    python tools/train_pretrained.py hc18 [--epochs 60]     # fetal-head U-Net   -> hc18_unet.*
+    python tools/train_pretrained.py hc18                   # fetal-head first pass -> hc18_unet.*
+    python tools/train_pretrained.py hc18 --refine          # its second pass   -> hc18_unet.refine.*
     python tools/train_pretrained.py busi [--epochs 120]    # breast US ResNet   -> busi_resnet.*
 
 Data come through the dataset registry (``medlab.datasets``; on the development machines the
@@ -12,7 +13,7 @@ HC18 (``hc18_unet``)
     Split: :func:`medlab.models.hc18_split` (seed 0): by subject (first three digits of the case
     id), stratified by 25 mm bands of head circumference, 70 / 15 / 15 % train / validation /
     test, so every part spans the three trimesters (HC18 is ordered by gestational age).
-    First pass (``--arch effnet --lr 5e-4 --epochs 18``; shipped since session 9): the
+    First pass (the defaults, ``--arch effnet --lr 5e-4 --epochs 18``; shipped since session 9): the
     second pass's architecture below (an EfficientNet-Lite0 encoder from ImageNet, 0.94 M
     parameters, float16 storage) on the whole image resampled to 160 x 240 (y, x; the 540 x 800
     frames keep their aspect ratio), z-score intensities. Dice + cross-entropy, Adam with cosine
@@ -178,6 +179,8 @@ if "MEDLAB_DATA_STORE" not in os.environ and (ROOT.parent / "shared" / "data").i
 
 
 HC18_SIZE = (160, 240)
+# weights storage by architecture (--arch / --refine-arch): the EfficientNet encoders in float16, half the size
+STORAGE = {"effnet": "float16", "unet": "float32"}
 
 
 def _round(d):
@@ -233,7 +236,7 @@ def train_hc18(args):
                   **{f"n_subjects_{k}": len({c[:3] for c in v}) for k, v in split.items()}},
         "recipe": {"epochs": result.epochs, "batch_size": 8, "loss": "dice_ce",
                    "learning_rate": f"cosine decay from {args.lr:g} to {0.02 * args.lr:g}", "augment": repr(augment), "seed": 0,
-                   "limit": args.limit, "init": init, "storage": "float16" if args.arch == "effnet" else "float32"},
+                   "limit": args.limit, "init": init, "storage": STORAGE[args.arch]},
         "training": {"seconds": round(result.seconds, 1), "images_per_second": round(result.images_per_second, 2),
                      "final_loss": round(result.history["loss"][-1], 4), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "backend": mm.backend()},
@@ -400,7 +403,7 @@ def train_hc18_refine(args):
         return
     from medlab.models.io import save_weights
 
-    storage = "float16" if args.refine_arch == "effnet" else "float32"  # float16: 2.2 instead of 4.1 MB
+    storage = STORAGE[args.refine_arch]
     weights = save_weights(net, folder / "hc18_unet.refine.weights.h5", storage=storage)
     meta_path = folder / "hc18_unet.json"
     meta = json.loads(meta_path.read_text())
@@ -822,7 +825,9 @@ def main(argv=None):
     parser.add_argument("--base-filters", type=int, default=8, help="U-Net base filters (hc18)")
     parser.add_argument("--depth", type=int, default=5, help="U-Net resolution levels (hc18)")
     parser.add_argument("--filters", type=int, nargs="+", default=[16, 32, 64, 128], help="classifier stages (busi)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (busi; hc18 starts its cosine decay there)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Adam learning rate (busi, default 1e-3; hc18 starts its cosine decay there, default 5e-4 "
+                             "for --arch effnet, 1e-3 for unet)")
     parser.add_argument("--patience", type=int, default=20, help="early stopping patience (busi)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke test)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default medlab/models/weights)")
@@ -835,11 +840,11 @@ def main(argv=None):
                         help="hc18 --refine: crop grid (y x; default that of HC18_REFINE)")
     parser.add_argument("--refine-init", choices=["first", "refine"], default="first",
                         help="hc18 --refine: start from the first pass's weights or fine-tune the second pass's")
-    parser.add_argument("--refine-arch", choices=["unet", "effnet"], default="unet",
+    parser.add_argument("--refine-arch", choices=["unet", "effnet"], default="effnet",
                         help="hc18 --refine: the first pass's U-Net or an ImageNet EfficientNet-Lite0 encoder U-Net")
     parser.add_argument("--refine-lr", type=float, default=None,
                         help="hc18 --refine: start of the cosine decay (default that of HC18_REFINE)")
-    parser.add_argument("--arch", choices=["unet", "effnet"], default="unet",
+    parser.add_argument("--arch", choices=["unet", "effnet"], default="effnet",
                         help="hc18 first pass: a U-Net or an ImageNet EfficientNet-Lite0 encoder U-Net")
     parser.add_argument("--no-summary", action="store_true",
                         help="hc18: write the weights and info only (no validation/test measurement)")
@@ -849,10 +854,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     t0 = time.time()
     if args.model == "hc18":
-        args.epochs = args.epochs or (16 if args.refine else 30)
+        # the defaults are the shipped recipes (hc18_unet.json's 'recipe' and 'refine')
+        args.epochs = args.epochs or (16 if args.refine else 18)
+        args.lr = args.lr or (5e-4 if args.arch == "effnet" else 1e-3)
         summarise_hc18(args) if args.summary_only else train_hc18_refine(args) if args.refine else train_hc18(args)
     else:
         args.epochs = args.epochs or 120
+        args.lr = args.lr or 1e-3
         experiment_busi_birads(args) if args.birads else card_busi(args) if args.card_only else train_busi(args)
     print(f"done in {time.time() - t0:.0f} s", file=sys.stderr)
 
